@@ -1,0 +1,38 @@
+# Confide: two commands on a fresh machine.
+#   make run   - create .venv if missing, install, run the main job
+#   make test  - create .venv with the test extras, lint, run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+
+.PHONY: run test lint bench conformance clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/confide conformance
+
+lint: $(TSTAMP)
+	$(VENV)/bin/ruff check server protocol crypto federation client tests bench
+
+test: $(TSTAMP) lint
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+conformance: $(STAMP)
+	$(VENV)/bin/confide conformance
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Server-to-server API: signed requests, durable queues, hub and follower rooms."""

@@ -1,0 +1,1 @@
+"""Confide's wire model: identifiers, events, validation, signed envelopes. Pure, no I/O."""

@@ -1,0 +1,1 @@
+"""The homeserver: aiohttp application, storage, and the composition root."""
