@@ -1,30 +1,10 @@
-"""IETF ``tree-math.json``: root, left, right, parent and sibling for every node of trees of 1..512 leaves."""
+"""Tree math beyond the IETF vectors (which run in test_vectors.py): index types, paths, ancestors."""
 
 from __future__ import annotations
 
 import pytest
 
 from crypto.mls import tree_math as tm
-from tests.conftest import vector_params
-
-
-def _or_none(fn, *args):
-    try:
-        return int(fn(*args))
-    except tm.TreeMathError:
-        return None
-
-
-@pytest.mark.parametrize("case", vector_params("mls/tree-math.json", suites=None))
-def test_tree_math_vector(case):
-    n = case["n_leaves"]
-    assert tm.node_width(n) == case["n_nodes"]
-    assert tm.root(n) == case["root"]
-    for i in range(case["n_nodes"]):
-        assert _or_none(tm.left, i) == case["left"][i]
-        assert _or_none(tm.right, i) == case["right"][i]
-        assert _or_none(tm.parent, i, n) == case["parent"][i]
-        assert _or_none(tm.sibling, i, n) == case["sibling"][i]
 
 
 def test_leaf_and_node_indexes_convert():
