@@ -83,8 +83,9 @@ def test_strictness():
                 msgpack.packb({**good, "device": b"DEV1"}, use_bin_type=True)]:
         with pytest.raises(MalformedEntry):
             audit.decode_entry(bad)
-    wide = data.replace(_pack("time") + _pack(good["time"]), _pack("time") + b"\xcf" + good["time"].to_bytes(8, "big"))
-    assert wide != data
+    policy = samples()[5].to_bytes()
+    wide = policy.replace(_pack("version") + b"\x02", _pack("version") + b"\xcc\x02")
+    assert wide != policy and msgpack.unpackb(wide) == msgpack.unpackb(policy)
     with pytest.raises(MalformedEntry):
         audit.decode_entry(wide)
     with pytest.raises(MalformedEntry):
