@@ -245,7 +245,7 @@ def unprotect_private(
     signature_pub: bytes | SignatureKeyLookup,
     message: PrivateMessage,
 ) -> AuthenticatedContent:
-    """Decrypt and verify a PrivateMessage; consumes the ratchet key it used."""
+    """Decrypt and verify a PrivateMessage; the ratchet key it used is consumed only on success."""
     suite, context = keys.suite, keys.context
     _check_group_epoch(context, message.group_id, message.epoch)
     sd_key, sd_nonce = sender_data_key_nonce(suite, keys.sender_data_secret, message.ciphertext)
@@ -253,7 +253,9 @@ def unprotect_private(
     sender_data = SenderData.from_bytes(suite.aead_open(sd_key, sd_nonce, sd_aad, message.encrypted_sender_data))
     if sender_data.leaf_index >= keys.secret_tree.n_leaves:
         raise InvalidSender(f"sender leaf {sender_data.leaf_index} outside the tree")
-    ratchet = keys.secret_tree.key_for(sender_data.leaf_index, _ratchet_for(message.content_type), sender_data.generation)
+    ratchet, consume = keys.secret_tree.prepare_key(
+        sender_data.leaf_index, _ratchet_for(message.content_type), sender_data.generation
+    )
     aad = PrivateContentAAD(message.group_id, message.epoch, message.content_type, message.authenticated_data)
     nonce = _xor_reuse_guard(ratchet.nonce, sender_data.reuse_guard)
     plaintext = suite.aead_open(ratchet.key, nonce, aad.to_bytes(), message.ciphertext)
@@ -265,6 +267,7 @@ def unprotect_private(
     ac = AuthenticatedContent(WireFormat.MLS_PRIVATE_MESSAGE, content, pmc.auth)
     key = signature_pub if isinstance(signature_pub, bytes) else signature_pub(sender_data.leaf_index)
     verify_framed_content(suite, key, ac, context)
+    consume()
     return ac
 
 

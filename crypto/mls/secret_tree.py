@@ -14,6 +14,7 @@ once: asking for it again raises :class:`KeyAlreadyUsed`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -157,23 +158,39 @@ class SecretTree:
         Raises :class:`GenerationTooFarAhead`, :class:`GenerationExpired` or
         :class:`KeyAlreadyUsed` as described in the module docstring.
         """
-        ratchet = self._ratchet(leaf, kind)
+        key, consume = self.prepare_key(leaf, kind, generation)
+        consume()
+        return key
+
+    def prepare_key(self, leaf: int, kind: RatchetType, generation: int) -> tuple[RatchetKey, Callable[[], None]]:
+        """Like :meth:`key_for`, but the ratchet moves only when the returned ``consume()`` is called.
+
+        A receiver calls ``consume`` once the message has decrypted and verified,
+        so that a forged message cannot burn a key or advance the ratchet.
+        """
+        current = self._ratchet(leaf, kind)
+        ratchet = _Ratchet(current.secret, current.generation, dict(current.skipped))
         if generation < ratchet.generation:
             kept = ratchet.skipped.pop(generation, None)
-            if kept is not None:
-                return kept
-            if generation < ratchet.generation - self.out_of_order:
-                raise GenerationExpired(f"generation {generation} is older than the window")
-            raise KeyAlreadyUsed(f"generation {generation} already used")
-        if generation - ratchet.generation > self.max_forward:
-            raise GenerationTooFarAhead(
-                f"generation {generation} is {generation - ratchet.generation} ahead (max {self.max_forward})"
-            )
-        while ratchet.generation < generation:
-            skipped = self._derive(ratchet)
-            ratchet.skipped[skipped.generation] = skipped
-        out = self._derive(ratchet)
-        floor = ratchet.generation - self.out_of_order
-        for g in [g for g in ratchet.skipped if g < floor]:
-            del ratchet.skipped[g]
-        return out
+            if kept is None:
+                if generation < ratchet.generation - self.out_of_order:
+                    raise GenerationExpired(f"generation {generation} is older than the window")
+                raise KeyAlreadyUsed(f"generation {generation} already used")
+            out = kept
+        else:
+            if generation - ratchet.generation > self.max_forward:
+                raise GenerationTooFarAhead(
+                    f"generation {generation} is {generation - ratchet.generation} ahead (max {self.max_forward})"
+                )
+            while ratchet.generation < generation:
+                skipped = self._derive(ratchet)
+                ratchet.skipped[skipped.generation] = skipped
+            out = self._derive(ratchet)
+            floor = ratchet.generation - self.out_of_order
+            for g in [g for g in ratchet.skipped if g < floor]:
+                del ratchet.skipped[g]
+
+        def consume() -> None:
+            self._ratchets[(leaf, kind)] = ratchet
+
+        return out, consume
