@@ -28,8 +28,15 @@ lint: $(TSTAMP)
 test: $(TSTAMP) lint
 	$(PY) -m pytest
 
-bench: $(STAMP)
-	$(PY) -m bench.run
+BSTAMP := $(VENV)/.installed-bench
+
+$(BSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(BSTAMP)
+	$(PY) -m bench.crypto_ops
+	$(PY) -m bench.hpke_compare
 
 conformance: $(STAMP)
 	$(VENV)/bin/confide conformance
