@@ -18,6 +18,7 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS = (
     "client.conformance",
     "client.audit_cli",
+    "client.interop",
 )
 
 

@@ -31,7 +31,8 @@ import {
   joinGroupExternal,
   makePskIndex,
   mlsExporter,
-  processMessage,
+  processPrivateMessage,
+  processPublicMessage,
 } from "ts-mls";
 import { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js";
 import { signLeafNodeCommit } from "ts-mls/leafNode.js";
@@ -104,8 +105,15 @@ function decodeMessage(bytes, field, wireformat) {
   return msg;
 }
 
+// ts-mls 1.6.4 decodes the external_senders extension as one ExternalSender, not as
+// the vector `ExternalSender external_senders<V>` of RFC 9420 section 12.1.8.1, so it
+// rejects (and would mis-encode) any RFC-conformant value: refuse it up front.
 function extensionFromJson(e) {
   const number = need(e, "extension_type");
+  if (number === 5) {
+    throw new DriverError("unsupported",
+      "ts-mls 1.6.4 decodes external_senders as a single ExternalSender, not the RFC 9420 vector");
+  }
   const name = Object.keys(defaultExtensionTypes).find((k) => defaultExtensionTypes[k] === number);
   return { extensionType: name ?? number, extensionData: unhex(need(e, "extension_data"), "extension_data") };
 }
@@ -193,6 +201,15 @@ function randomBytes(n) {
   return webcrypto.getRandomValues(new Uint8Array(n));
 }
 
+// processMessage of ts-mls 1.6.4 hands PrivateMessages an empty PSK index, so a
+// PrivateMessage commit with PSK proposals fails there: dispatch by hand instead.
+async function processMessage(msg, state, psks, impl) {
+  if (msg.wireformat === "mls_public_message") {
+    return { ...(await processPublicMessage(state, msg.publicMessage, psks, impl, acceptAll)), kind: "newState" };
+  }
+  return processPrivateMessage(state, msg.privateMessage, psks, impl, acceptAll);
+}
+
 // Re-install exactly the by-reference proposals of a commit, in order, into the
 // state's proposal cache: our own from ownProposals, the others by processing them.
 async function installProposals(m, proposals) {
@@ -206,7 +223,7 @@ async function installProposals(m, proposals) {
       continue;
     }
     const msg = decodeMessage(unhex(p, "proposal"), "proposal", ["mls_public_message", "mls_private_message"]);
-    const result = await processMessage(msg, state, makePskIndex(state, m.psks), acceptAll, m.impl);
+    const result = await processMessage(msg, state, makePskIndex(state, m.psks), m.impl);
     if (result.kind !== "newState") throw new DriverError("bad_request", "by-reference item is not a proposal");
     state = result.newState;
   }
@@ -359,7 +376,7 @@ const handlers = {
   async unprotect(req) {
     const m = member(req);
     const msg = decodeMessage(unhex(need(req, "ciphertext"), "ciphertext"), "ciphertext", ["mls_private_message"]);
-    const result = await processMessage(msg, m.state, pskIndex(m), acceptAll, m.impl);
+    const result = await processMessage(msg, m.state, pskIndex(m), m.impl);
     if (result.kind !== "applicationMessage") throw new DriverError("bad_request", "not an application message");
     m.state = result.newState;
     return { authenticated_data: hex(msg.privateMessage.authenticatedData), plaintext: hex(result.message) };
@@ -448,7 +465,7 @@ const handlers = {
     const { state, leafKey } = await installProposals(m, req.proposals ?? []);
     const prepared = leafKey === undefined ? state : { ...state, privatePath: updateLeafKey(state.privatePath, leafKey) };
     const msg = decodeMessage(unhex(need(req, "commit"), "commit"), "commit", ["mls_public_message", "mls_private_message"]);
-    const result = await processMessage(msg, prepared, makePskIndex(prepared, m.psks), acceptAll, m.impl);
+    const result = await processMessage(msg, prepared, makePskIndex(prepared, m.psks), m.impl);
     if (result.kind !== "newState") throw new DriverError("bad_request", "not a commit");
     m.state = result.newState;
     m.pending = null;
@@ -489,8 +506,8 @@ async function answer(line) {
   try {
     return { id, ok: true, ...(await handler(req)) };
   } catch (e) {
-    const code = e instanceof DriverError ? e.code : "mls_error";
-    return { id, ok: false, error: { code, message: `${e?.name ?? "Error"}: ${e?.message ?? e}` } };
+    if (e instanceof DriverError) return { id, ok: false, error: { code: e.code, message: e.message } };
+    return { id, ok: false, error: { code: "mls_error", message: `${e?.name ?? "Error"}: ${e?.message ?? e}` } };
   }
 }
 
