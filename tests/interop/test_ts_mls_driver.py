@@ -178,13 +178,15 @@ def test_actor_order_and_assignments():
 EXPECTED_UNSUPPORTED = {
     "commit": {"group_context_extensions", "all_together_alice_proposes", "all_together_bob_proposes"},
     "external_join": {"with_psk"},
+    "branch": {"with_extensions"},
 }
 
 
 @needs_ts_mls
 @needs_configs
 @pytest.mark.parametrize("suite", SUITES)
-@pytest.mark.parametrize("script", ["welcome_join", "commit", "application", "external_join"])
+@pytest.mark.parametrize("script", ["welcome_join", "commit", "application", "external_join", "branch",
+                                    "external_proposals/joiner_signed_add"])
 async def test_runner_all_ts_mls(script, suite):
     interop = Interop()
     try:
@@ -192,7 +194,8 @@ async def test_runner_all_ts_mls(script, suite):
     finally:
         await interop.close()
     cell = results[script]["all-ts-mls"][str(suite)]
-    subscripts = set(load_script_file(configs_dir(), script))
+    file, _, only = script.partition("/")
+    subscripts = {only} if only else set(load_script_file(configs_dir(), file))
     unsupported = {u.split("[", 1)[0] for u in cell["unsupported"]}
     assert cell["failures"] == [] and cell["failed"] == 0
     assert unsupported == EXPECTED_UNSUPPORTED.get(script, set())

@@ -4,8 +4,8 @@
 // order. Bytes are lowercase hex. Test-only: ts-mls is Confide's independent
 // peer in the IETF interop scripts, never a runtime dependency.
 //
-// Supported: cipher suites 1 and 3; every op of the protocol except the reinit,
-// branch and external-signer families, which answer "unsupported".
+// Supported: cipher suites 1 and 3; every op of the protocol except the reinit and
+// external-signer families, which answer "unsupported".
 // Known limitations of ts-mls 1.6.4 honoured here:
 //   - force_path is advisory: ts-mls adds a path exactly when RFC 9420 requires one;
 //   - external_join with psks is unsupported (no PSK proposals in external commits).
@@ -33,7 +33,9 @@ import {
   mlsExporter,
   processPrivateMessage,
   processPublicMessage,
+  proposeAddExternal,
 } from "ts-mls";
+import { makeResumptionPsk, joinGroupFromBranch } from "ts-mls/resumption.js";
 import { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js";
 import { signLeafNodeCommit } from "ts-mls/leafNode.js";
 import { updateLeafKey } from "ts-mls/privateKeyPath.js";
@@ -49,7 +51,8 @@ const OPS = [
   "group_info", "state_auth", "export", "protect", "unprotect", "store_psk",
   "add_proposal", "update_proposal", "remove_proposal", "external_psk_proposal",
   "resumption_psk_proposal", "group_context_extensions_proposal", "commit",
-  "handle_commit", "handle_pending_commit", "free",
+  "handle_commit", "handle_pending_commit", "free", "new_member_add_proposal",
+  "create_branch", "handle_branch",
 ];
 
 class DriverError extends Error {
@@ -135,6 +138,12 @@ async function suiteImpl(suite) {
   if (!(suite in SUITES)) throw new DriverError("unsupported", `cipher suite ${suite} not supported`);
   if (!impls.has(suite)) impls.set(suite, await getCiphersuiteImpl(getCiphersuiteFromName(SUITES[suite])));
   return impls.get(suite);
+}
+
+function suiteOfName(name) {
+  const suite = Object.keys(SUITES).map(Number).find((s) => SUITES[s] === name);
+  if (suite === undefined) throw new DriverError("unsupported", `cipher suite ${name} not supported`);
+  return suite;
 }
 
 function capabilities() {
@@ -326,8 +335,8 @@ const handlers = {
       throw new DriverError("unsupported", "ts-mls 1.6.4 cannot put PSK proposals in an external commit");
     }
     const msg = decodeMessage(unhex(need(req, "group_info"), "group_info"), "group_info", ["mls_group_info"]);
-    const suite = Object.keys(SUITES).map(Number).find((s) => SUITES[s] === msg.groupInfo.groupContext.cipherSuite);
-    const impl = await suiteImpl(suite ?? -1);
+    const suite = suiteOfName(msg.groupInfo.groupContext.cipherSuite);
+    const impl = await suiteImpl(suite);
     const { publicPackage, privatePackage } = await newKeyPackage(suite, unhex(need(req, "identity"), "identity"));
     const treeBytes = optHex(req, "ratchet_tree");
     const tree = treeBytes === undefined ? undefined : decodeRatchetTree(treeBytes, 0)[0];
@@ -472,6 +481,53 @@ const handlers = {
     return { state_id: req.state_id, epoch_authenticator: epochAuthenticator(m) };
   },
 
+  async new_member_add_proposal(req) {
+    const msg = decodeMessage(unhex(need(req, "group_info"), "group_info"), "group_info", ["mls_group_info"]);
+    const suite = suiteOfName(msg.groupInfo.groupContext.cipherSuite);
+    const impl = await suiteImpl(suite);
+    const { publicPackage, privatePackage } = await newKeyPackage(suite, unhex(need(req, "identity"), "identity"));
+    const proposal = await proposeAddExternal(msg.groupInfo, publicPackage, privatePackage, impl);
+    const id = nextId++;
+    transactions.set(id, { suite, publicPackage, privatePackage, psks: {} });
+    return { proposal: wire(proposal), transaction_id: id };
+  },
+
+  // ts-mls's branchGroup neither embeds the tree nor takes extensions: compose it here.
+  async create_branch(req) {
+    const m = member(req);
+    const own = m.state.ratchetTree[m.state.privatePath.leafIndex * 2].leaf;
+    const { publicPackage, privatePackage } = await newKeyPackage(m.suite, own.credential.identity);
+    const fresh = await createGroup(unhex(need(req, "group_id"), "group_id"), publicPackage, privatePackage,
+      (req.extensions ?? []).map(extensionFromJson), m.impl);
+    const adds = need(req, "key_packages").map((kp) => proposalFromDescription(m, { proposal_type: "add", key_package: kp }));
+    const psk = { proposalType: "psk", psk: { preSharedKeyId: makeResumptionPsk(m.state, "branch", m.impl).id } };
+    const result = await createCommit(
+      { state: fresh, cipherSuite: m.impl, pskIndex: makePskIndex(m.state, {}) },
+      { extraProposals: [...adds, psk], ratchetTreeExtension: !req.external_tree, wireAsPublicMessage: !m.encrypt },
+    );
+    const b = { state: result.newState, impl: m.impl, suite: m.suite, encrypt: m.encrypt, psks: { ...m.psks }, pending: null };
+    return {
+      state_id: addMember(b),
+      welcome: wire({ version: "mls10", wireformat: "mls_welcome", welcome: result.welcome }),
+      ratchet_tree: hex(encodeRatchetTree(result.newState.ratchetTree)),
+      epoch_authenticator: epochAuthenticator(b),
+    };
+  },
+
+  async handle_branch(req) {
+    const m = member(req);
+    const tid = need(req, "transaction_id");
+    const tx = transactions.get(tid);
+    if (tx === undefined) throw new DriverError("unknown_state", `no transaction ${tid}`);
+    const welcome = decodeMessage(unhex(need(req, "welcome"), "welcome"), "welcome", ["mls_welcome"]).welcome;
+    const treeBytes = optHex(req, "ratchet_tree");
+    const tree = treeBytes === undefined ? undefined : decodeRatchetTree(treeBytes, 0)[0];
+    const state = await joinGroupFromBranch(m.state, welcome, tx.publicPackage, tx.privatePackage, tree, m.impl);
+    transactions.delete(tid);
+    const b = { state, impl: m.impl, suite: m.suite, encrypt: m.encrypt, psks: { ...m.psks }, pending: null };
+    return { state_id: addMember(b), epoch_authenticator: epochAuthenticator(b) };
+  },
+
   async free(req) {
     if ("transaction_id" in req) transactions.delete(req.transaction_id);
     if ("state_id" in req) states.delete(req.state_id);
@@ -481,11 +537,16 @@ const handlers = {
 
 for (const op of [
   "reinit_proposal", "reinit_commit", "handle_pending_reinit_commit", "handle_reinit_commit",
-  "reinit_welcome", "handle_reinit_welcome", "create_branch", "handle_branch",
-  "new_member_add_proposal", "create_external_signer", "add_external_signer", "external_signer_proposal",
+  "reinit_welcome", "handle_reinit_welcome",
 ]) {
   handlers[op] = async () => {
     throw new DriverError("unsupported", `${op} is not implemented by the ts-mls driver`);
+  };
+}
+for (const op of ["create_external_signer", "add_external_signer", "external_signer_proposal"]) {
+  handlers[op] = async () => {
+    throw new DriverError("unsupported", `${op}: external signers live in external_senders, `
+      + "which ts-mls 1.6.4 encodes as a single ExternalSender, not the RFC 9420 vector");
   };
 }
 
