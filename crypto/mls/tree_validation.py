@@ -149,17 +149,20 @@ def validate_ratchet_tree(
 ) -> None:
     """Check every rule of the module table; ``tree_hash`` and ``now`` checks run only when given.
 
+    Order: tree hash, unmerged-leaves structure, parent hashes, each leaf's signature and
+    lifetime, key uniqueness, capabilities.
+
     Raises the :class:`TreeValidationError` subclass of the first rule broken.
     """
     if tree_hash is not None and tree.tree_hash() != tree_hash:
         raise TreeHashMismatch("the ratchet tree's root hash differs from the GroupContext's")
+    _check_unmerged_leaves(tree)
     tree.verify_parent_hashes()
     for i, leaf in tree.members():
         verify_leaf_signature(tree, leaf, i, group_id)
         if now is not None:
             check_leaf_lifetime(leaf, i, now)
     _check_unique_keys(tree)
-    _check_unmerged_leaves(tree)
     _check_capabilities(tree)
 
 
