@@ -1,0 +1,617 @@
+"""The MLS group state machine (RFC 9420 sections 6, 8, 11, 12), sans-I/O.
+
+A :class:`Group` is one member's view of one group. It is driven by calls and
+returns messages to send; it never touches a network, clock or global RNG
+(randomness comes from an ``rng`` argument).
+
+State changes follow one rule: **merging a StagedCommit is the only way the
+epoch advances.**
+
+* The committer calls :meth:`Group.stage_commit`: it gets a
+  :class:`StagedCommit` holding the Commit (an MLSMessage to send), the
+  Welcome for new members, the ratchet tree when it is not in the Welcome,
+  and the new epoch's state. Once the delivery service accepted the Commit,
+  :meth:`Group.merge_staged_commit` applies it.
+* Every other member calls :meth:`Group.process_message`: application data
+  comes back at once; a Commit comes back as a StagedCommit to inspect
+  (``added``, ``removed``, ``updated``) and then merge.
+* A new member calls :meth:`Group.join` with the Welcome.
+
+Processing works on copies: a message that fails any check raises a typed
+error (:mod:`crypto.mls.group_errors`, and the errors of protection, the
+secret tree, TreeKEM and tree validation) and leaves the Group as it was.
+
+Keys of the last ``max_past_epochs`` epochs are kept so that application
+messages sent just before a Commit still decrypt; handshake messages are only
+accepted for the current epoch (:class:`~crypto.mls.protection.WrongEpoch`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from ..codec import Writer
+from ..errors import InternalError
+from ..primitives import constant_time_equal
+from ..rng import Rng, system_rng
+from .ciphersuite import CipherSuite, get_suite
+from .commit import Commit
+from .credential import Credential
+from .extensions import Extension, ExtensionType, find_extension
+from .framing import (
+    AuthenticatedContent,
+    ContentType,
+    FramedContent,
+    PrivateMessage,
+    PublicMessage,
+    Sender,
+    SenderType,
+    WireFormat,
+)
+from .group_context import GroupContext
+from .group_errors import (
+    ConfirmationTagMismatch,
+    EpochNotRetained,
+    GroupInactive,
+    MissingRatchetTree,
+    MissingUpdatePath,
+    NonMemberSender,
+    OwnLeafNotFound,
+    StaleStagedCommit,
+    UnexpectedMessage,
+    UnknownProposalRef,
+)
+from .group_proposals import CommittedProposal, apply_proposals
+from .group_welcome import build_welcome, open_welcome, sign_group_info, verify_group_info
+from .key_package import KeyPackage
+from .key_package_gen import KeyPackagePrivate
+from .key_schedule import (
+    EpochSecrets,
+    confirmation_tag,
+    epoch_secrets,
+    epoch_secrets_from_joiner,
+    mls_exporter,
+)
+from .leaf_node import LeafNode
+from .message import MLSMessage
+from .proposals import Add as AddProposal
+from .proposals import Proposal, ProposalOrRef, Remove
+from .protection import (
+    EpochKeys,
+    WrongEpoch,
+    WrongGroup,
+    confirmed_transcript_hash_input,
+    protect_private,
+    protect_public,
+    sign_framed_content,
+    unprotect_private,
+    unprotect_public,
+)
+from .ratchet_tree import RatchetTree
+from .secret_tree import SecretTree
+from .transcript import confirmed_transcript_hash, interim_transcript_hash
+from .tree_math import LeafIndex
+from .tree_validation import validate_tree_for_group
+from .treekem import TreePrivateKeys, create_update_path, joiner_private_keys, process_update_path
+from .welcome import GroupInfo, Welcome
+
+__all__ = [
+    "Group",
+    "Member",
+    "StagedCommit",
+    "ProcessedMessage",
+    "MessageKind",
+    "DEFAULT_MAX_PAST_EPOCHS",
+]
+
+DEFAULT_MAX_PAST_EPOCHS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member as the tree shows it."""
+
+    leaf_index: LeafIndex
+    credential: Credential
+    signature_key: bytes
+    encryption_key: bytes
+
+    @property
+    def identity(self) -> bytes | None:
+        return self.credential.identity
+
+
+@dataclass
+class _State:
+    """One epoch of one member's group state (replaced, never mutated, by a Commit; only the
+    secret tree's ratchets move inside an epoch)."""
+
+    suite: CipherSuite
+    context: GroupContext
+    tree: RatchetTree
+    keys: TreePrivateKeys
+    signature_priv: bytes
+    secrets: EpochSecrets
+    confirmation_tag: bytes
+    interim_transcript_hash: bytes
+    secret_tree: SecretTree
+
+    @property
+    def own_leaf(self) -> LeafIndex:
+        return self.keys.leaf_index
+
+    def epoch_keys(self) -> EpochKeys:
+        return EpochKeys(self.suite, self.context, self.secrets.membership_key,
+                         self.secrets.sender_data_secret, self.secret_tree)
+
+
+@dataclass
+class _PastEpoch:
+    keys: EpochKeys
+    tree: RatchetTree
+
+
+def _secrets_from_epoch_secret(suite: CipherSuite, epoch: bytes) -> EpochSecrets:
+    """The derived secrets of an epoch whose epoch_secret is given (group creation, 11)."""
+
+    def d(label: str) -> bytes:
+        return suite.derive_secret(epoch, label)
+
+    return EpochSecrets(
+        joiner_secret=b"", welcome_secret=b"", epoch_secret=epoch,
+        sender_data_secret=d("sender data"), encryption_secret=d("encryption"),
+        exporter_secret=d("exporter"), epoch_authenticator=d("authentication"),
+        external_secret=d("external"), confirmation_key=d("confirm"),
+        membership_key=d("membership"), resumption_psk=d("resumption"), init_secret=d("init"),
+    )
+
+
+def _signature_key_lookup(tree: RatchetTree):
+    def lookup(leaf: int) -> bytes:
+        node = tree.leaf(leaf) if 0 <= leaf < tree.n_leaves else None
+        if node is None:
+            raise NonMemberSender(f"sender leaf {leaf} is not a member")
+        return node.signature_key
+
+    return lookup
+
+
+def _confirmed_input(wire_format: WireFormat, content: FramedContent, signature: bytes) -> bytes:
+    w = Writer()
+    w.u16(wire_format)
+    content.encode(w)
+    w.opaque(signature)
+    return w.getvalue()
+
+
+class MessageKind(Enum):
+    APPLICATION = "application"
+    PROPOSAL = "proposal"
+    COMMIT = "commit"
+
+
+@dataclass
+class StagedCommit:
+    """A Commit whose effects are computed but not applied; see the module docstring.
+
+    For the committer, ``commit`` is the MLSMessage to send, ``welcome`` the Welcome for
+    the new members (None without Adds), ``ratchet_tree`` the tree to hand to them out of
+    band when it is not in the Welcome, and ``group_info`` the signed GroupInfo of the new
+    epoch. For a receiver these are None. ``self_removed`` is set when the Commit removes
+    this member: merging it makes the Group inactive.
+    """
+
+    committer: LeafIndex
+    epoch: int  # the new epoch
+    added: list[tuple[LeafIndex, KeyPackage]]
+    removed: list[tuple[LeafIndex, LeafNode]]
+    updated: list[LeafIndex]
+    has_path: bool
+    self_removed: bool
+    commit: MLSMessage | None = None
+    welcome: MLSMessage | None = None
+    ratchet_tree: RatchetTree | None = None
+    group_info: GroupInfo | None = None
+    _base: _State | None = field(default=None, repr=False)
+    _new: _State | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ProcessedMessage:
+    """The result of :meth:`Group.process_message`.
+
+    ``application_data`` is set for application messages, ``proposal`` for proposals
+    (kept for the next Commit), ``staged_commit`` for commits (merge it to apply it).
+    """
+
+    kind: MessageKind
+    sender: LeafIndex
+    epoch: int
+    authenticated_data: bytes = b""
+    application_data: bytes | None = None
+    proposal: Proposal | None = None
+    staged_commit: StagedCommit | None = None
+
+
+class Group:
+    """One member's state of one MLS group (see the module docstring)."""
+
+    def __init__(self, state: _State, *, max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS) -> None:
+        self._state = state
+        self._past: OrderedDict[int, _PastEpoch] = OrderedDict()
+        self._max_past_epochs = max_past_epochs
+        self._active = True
+        self._proposals: dict[bytes, CommittedProposal] = {}
+
+    # -- creation and joining -------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        suite: CipherSuite | int,
+        group_id: bytes,
+        key_package: KeyPackage,
+        private: KeyPackagePrivate,
+        *,
+        extensions: Sequence[Extension] = (),
+        rng: Rng = system_rng,
+        max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
+    ) -> Group:
+        """A one-member group at epoch 0 (section 11), the creator at leaf 0 with the leaf of
+        ``key_package`` (its init key is not used)."""
+        suite = get_suite(suite) if isinstance(suite, int) else suite
+        tree = RatchetTree.one_member(suite, key_package.leaf_node)
+        context = GroupContext(suite.id, group_id, 0, tree.tree_hash(), b"", tuple(extensions))
+        secrets = _secrets_from_epoch_secret(suite, rng(suite.hash_len))
+        tag = confirmation_tag(suite, secrets.confirmation_key, b"")
+        state = _State(
+            suite=suite, context=context, tree=tree,
+            keys=TreePrivateKeys.for_leaf(0, private.encryption_priv),
+            signature_priv=private.signature_priv, secrets=secrets, confirmation_tag=tag,
+            interim_transcript_hash=interim_transcript_hash(suite, b"", tag),
+            secret_tree=SecretTree(suite, secrets.encryption_secret, tree.n_leaves),
+        )
+        return cls(state, max_past_epochs=max_past_epochs)
+
+    @classmethod
+    def join(
+        cls,
+        welcome: MLSMessage | Welcome,
+        key_package: KeyPackage,
+        private: KeyPackagePrivate,
+        ratchet_tree: RatchetTree | None = None,
+        *,
+        max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
+    ) -> Group:
+        """Join from a Welcome (section 12.4.3.1).
+
+        The tree comes from the GroupInfo's ratchet_tree extension, else ``ratchet_tree``.
+        Raises :class:`~crypto.mls.group_errors.WelcomeNotForUs`,
+        :class:`~crypto.mls.group_errors.WelcomeSuiteMismatch`,
+        :class:`~crypto.mls.group_errors.MissingRatchetTree`,
+        :class:`~crypto.errors.InvalidSignature` (GroupInfo),
+        :class:`~crypto.mls.tree_errors.TreeValidationError` subclasses,
+        :class:`~crypto.mls.group_errors.OwnLeafNotFound`,
+        :class:`~crypto.mls.tree_errors.PrivateKeyMismatch` (path secret),
+        :class:`~crypto.mls.group_errors.ConfirmationTagMismatch`, DecryptError, decode errors.
+        """
+        if isinstance(welcome, MLSMessage):
+            if not isinstance(welcome.body, Welcome):
+                raise UnexpectedMessage("join needs a Welcome")
+            welcome = welcome.body
+        suite = get_suite(key_package.cipher_suite)
+        secrets_in, info = open_welcome(suite, welcome, key_package, private)
+        context = info.group_context
+        ext = find_extension(info.extensions, ExtensionType.RATCHET_TREE)
+        if ext is not None:
+            tree = RatchetTree.from_bytes(suite, ext.extension_data)
+        elif ratchet_tree is not None:
+            tree = ratchet_tree.copy()
+        else:
+            raise MissingRatchetTree("no ratchet_tree extension and no tree given")
+        verify_group_info(suite, tree, info)
+        validate_tree_for_group(tree, context)
+        own = tree.find_leaf(lambda leaf: leaf == key_package.leaf_node)
+        if own is None:
+            raise OwnLeafNotFound("the KeyPackage's leaf is not in the tree")
+        path_secret = secrets_in.path_secret.path_secret if secrets_in.path_secret else None
+        keys = joiner_private_keys(tree, own, private.encryption_priv,
+                                   info.signer if path_secret is not None else None, path_secret)
+        secrets = epoch_secrets_from_joiner(suite, secrets_in.joiner_secret, None, context.to_bytes())
+        want = confirmation_tag(suite, secrets.confirmation_key, context.confirmed_transcript_hash)
+        if not constant_time_equal(want, info.confirmation_tag):
+            raise ConfirmationTagMismatch("GroupInfo confirmation tag does not verify")
+        state = _State(
+            suite=suite, context=context, tree=tree, keys=keys,
+            signature_priv=private.signature_priv, secrets=secrets,
+            confirmation_tag=info.confirmation_tag,
+            interim_transcript_hash=interim_transcript_hash(
+                suite, context.confirmed_transcript_hash, info.confirmation_tag),
+            secret_tree=SecretTree(suite, secrets.encryption_secret, tree.n_leaves),
+        )
+        return cls(state, max_past_epochs=max_past_epochs)
+
+    # -- properties -------------------------------------------------------------------
+
+    @property
+    def suite(self) -> CipherSuite:
+        return self._state.suite
+
+    @property
+    def group_id(self) -> bytes:
+        return self._state.context.group_id
+
+    @property
+    def epoch(self) -> int:
+        return self._state.context.epoch
+
+    @property
+    def group_context(self) -> GroupContext:
+        return self._state.context
+
+    @property
+    def own_leaf_index(self) -> LeafIndex:
+        return self._state.own_leaf
+
+    @property
+    def is_active(self) -> bool:
+        """False once a merged Commit removed this member."""
+        return self._active
+
+    @property
+    def epoch_authenticator(self) -> bytes:
+        return self._state.secrets.epoch_authenticator
+
+    @property
+    def ratchet_tree(self) -> RatchetTree:
+        """A copy of the public tree (safe to hand to a joiner out of band)."""
+        return self._state.tree.copy()
+
+    @property
+    def members(self) -> list[Member]:
+        return [Member(i, leaf.credential, leaf.signature_key, leaf.encryption_key)
+                for i, leaf in self._state.tree.members()]
+
+    def exporter(self, label: str | bytes, context: bytes, length: int) -> bytes:
+        """MLS-Exporter (section 8.5) of the current epoch."""
+        return mls_exporter(self.suite, self._state.secrets.exporter_secret, label, context, length)
+
+    def group_info(self, *, with_ratchet_tree: bool = True) -> GroupInfo:
+        """A signed GroupInfo of the current epoch."""
+        s = self._state
+        exts = (Extension(ExtensionType.RATCHET_TREE, s.tree.to_bytes()),) if with_ratchet_tree else ()
+        return sign_group_info(s.suite, s.signature_priv,
+                               GroupInfo(s.context, exts, s.confirmation_tag, s.own_leaf))
+
+    def _require_active(self) -> None:
+        if not self._active:
+            raise GroupInactive("this member was removed from the group")
+
+    # -- application messages --------------------------------------------------------
+
+    def protect(self, data: bytes, *, authenticated_data: bytes = b"", padding: int = 0,
+                rng: Rng = system_rng) -> MLSMessage:
+        """Application data as a PrivateMessage of the current epoch (consumes one key)."""
+        self._require_active()
+        s = self._state
+        content = FramedContent(s.context.group_id, s.context.epoch, Sender.member(s.own_leaf),
+                                authenticated_data, ContentType.APPLICATION, data)
+        return MLSMessage(protect_private(s.epoch_keys(), s.signature_priv, content,
+                                          padding=padding, rng=rng))
+
+    # -- receiving --------------------------------------------------------------------
+
+    def process_message(self, message: MLSMessage) -> ProcessedMessage:
+        """Unprotect and interpret a PublicMessage or PrivateMessage; see the module docstring.
+
+        Raises WrongGroup/WrongEpoch, :class:`~crypto.mls.group_errors.EpochNotRetained`,
+        :class:`~crypto.mls.group_errors.NonMemberSender`, UnexpectedMessage, the
+        protection and secret tree errors, and (for a Commit) what processing it raises.
+        The Group is unchanged on any error; a Commit changes it only when merged.
+        """
+        self._require_active()
+        body = message.body
+        s = self._state
+        if isinstance(body, PrivateMessage):
+            if body.group_id != s.context.group_id:
+                raise WrongGroup("message is for another group")
+            if body.epoch != s.context.epoch:
+                return self._process_past_private(body)
+            ac = unprotect_private(s.epoch_keys(), _signature_key_lookup(s.tree), body)
+        elif isinstance(body, PublicMessage):
+            sender = body.content.sender
+            if sender.sender_type != SenderType.MEMBER:
+                raise UnexpectedMessage(f"{sender.sender_type.name} senders are not supported")
+            if body.content.group_id == s.context.group_id and body.content.epoch == s.context.epoch:
+                _signature_key_lookup(s.tree)(sender.leaf_index or 0)
+            ac = unprotect_public(s.suite, s.context, s.secrets.membership_key,
+                                  _signature_key_lookup(s.tree), body)
+        else:
+            raise UnexpectedMessage(f"{type(body).__name__} is not processed by a group")
+        return self._interpret(ac)
+
+    def _process_past_private(self, body: PrivateMessage) -> ProcessedMessage:
+        if body.epoch > self.epoch:
+            raise WrongEpoch(f"message for future epoch {body.epoch}")
+        if body.content_type != ContentType.APPLICATION:
+            raise WrongEpoch(f"handshake message for past epoch {body.epoch}")
+        past = self._past.get(body.epoch)
+        if past is None:
+            raise EpochNotRetained(f"keys of epoch {body.epoch} are no longer kept")
+        ac = unprotect_private(past.keys, _signature_key_lookup(past.tree), body)
+        return ProcessedMessage(MessageKind.APPLICATION, LeafIndex(ac.content.sender.leaf_index or 0),
+                                body.epoch, ac.content.authenticated_data, ac.content.content)  # type: ignore[arg-type]
+
+    def _interpret(self, ac: AuthenticatedContent) -> ProcessedMessage:
+        content = ac.content
+        sender = LeafIndex(content.sender.leaf_index or 0)
+        if content.content_type == ContentType.APPLICATION:
+            return ProcessedMessage(MessageKind.APPLICATION, sender, content.epoch,
+                                    content.authenticated_data, content.content)  # type: ignore[arg-type]
+        if content.content_type == ContentType.PROPOSAL:
+            proposal = content.content
+            ref = self.suite.ref_hash("MLS 1.0 Proposal Reference", ac.to_bytes())
+            self._proposals[ref] = CommittedProposal(proposal, int(sender))  # type: ignore[arg-type]
+            return ProcessedMessage(MessageKind.PROPOSAL, sender, content.epoch,
+                                    content.authenticated_data, proposal=proposal)  # type: ignore[arg-type]
+        if sender == self.own_leaf_index:
+            raise UnexpectedMessage("our own Commit: merge its StagedCommit instead")
+        staged = self._stage_received_commit(ac)
+        return ProcessedMessage(MessageKind.COMMIT, sender, content.epoch,
+                                content.authenticated_data, staged_commit=staged)
+
+    def _resolve(self, commit: Commit, committer: int) -> list[CommittedProposal]:
+        out = []
+        for por in commit.proposals:
+            if isinstance(por.value, Proposal):
+                out.append(CommittedProposal(por.value, committer))
+            else:
+                cached = self._proposals.get(por.value)
+                if cached is None:
+                    raise UnknownProposalRef("Commit references an unknown proposal")
+                out.append(cached)
+        return out
+
+    def _stage_received_commit(self, ac: AuthenticatedContent) -> StagedCommit:
+        s = self._state
+        commit: Commit = ac.content.content  # type: ignore[assignment]
+        committer = LeafIndex(ac.content.sender.leaf_index or 0)
+        applied = apply_proposals(s.suite, s.context, s.tree, committer, self._resolve(commit, committer))
+        if applied.path_required and commit.path is None:
+            raise MissingUpdatePath("this Commit requires an UpdatePath")
+        staged = StagedCommit(committer, s.context.epoch + 1, applied.added, applied.removed,
+                              applied.updated, commit.path is not None,
+                              any(i == s.own_leaf for i, _ in applied.removed), _base=s)
+        provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=applied.tree.tree_hash(),
+                              extensions=applied.extensions)
+        keys = s.keys.copy()
+        keys.prune(applied.tree)
+        joiners = [int(i) for i, _ in applied.added]
+        if staged.self_removed:
+            # We cannot follow the new epoch; still check the path merges publicly.
+            return staged
+        if commit.path is not None:
+            processed = process_update_path(applied.tree, committer, commit.path, keys,
+                                            provisional_context=provisional, joiners=joiners)
+            tree, keys, commit_secret = processed.tree, processed.private_keys, processed.commit_secret
+        else:
+            tree, commit_secret = applied.tree, None
+        confirmed = confirmed_transcript_hash(s.suite, s.interim_transcript_hash,
+                                              confirmed_transcript_hash_input(ac))
+        context = replace(provisional, tree_hash=tree.tree_hash(), confirmed_transcript_hash=confirmed)
+        secrets = epoch_secrets(s.suite, s.secrets.init_secret, commit_secret, None, context.to_bytes())
+        tag = confirmation_tag(s.suite, secrets.confirmation_key, confirmed)
+        received = ac.auth.confirmation_tag or b""
+        if not constant_time_equal(tag, received):
+            raise ConfirmationTagMismatch("Commit confirmation tag does not verify")
+        staged._new = self._new_state(s, context, tree, keys, secrets, tag)
+        return staged
+
+    @staticmethod
+    def _new_state(s: _State, context: GroupContext, tree: RatchetTree, keys: TreePrivateKeys,
+                   secrets: EpochSecrets, tag: bytes) -> _State:
+        return _State(
+            suite=s.suite, context=context, tree=tree, keys=keys, signature_priv=s.signature_priv,
+            secrets=secrets, confirmation_tag=tag,
+            interim_transcript_hash=interim_transcript_hash(s.suite, context.confirmed_transcript_hash, tag),
+            secret_tree=SecretTree(s.suite, secrets.encryption_secret, tree.n_leaves),
+        )
+
+    # -- committing -------------------------------------------------------------------
+
+    def stage_commit(
+        self,
+        proposals: Sequence[Proposal] = (),
+        *,
+        proposal_refs: Sequence[bytes] = (),
+        force_path: bool = False,
+        public: bool = True,
+        ratchet_tree_in_welcome: bool = True,
+        authenticated_data: bytes = b"",
+        rng: Rng = system_rng,
+    ) -> StagedCommit:
+        """Create a Commit of ``proposals`` (by value) and ``proposal_refs`` (received
+        proposals, by reference), sections 12.4, 12.4.3. The Group is not changed: merge
+        the returned StagedCommit once the Commit is accepted.
+
+        The path is included when required (empty Commit, Update, Remove, GCE) or when
+        ``force_path``. ``public`` selects PublicMessage (else PrivateMessage; that consumes
+        one handshake key now). Raises the errors of :func:`apply_proposals`.
+        """
+        self._require_active()
+        s = self._state
+        me = s.own_leaf
+        por = [ProposalOrRef(p) for p in proposals] + [ProposalOrRef(r) for r in proposal_refs]
+        commit = Commit(tuple(por))
+        applied = apply_proposals(s.suite, s.context, s.tree, me, self._resolve(commit, me))
+        provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=applied.tree.tree_hash(),
+                              extensions=applied.extensions)
+        joiners = [int(i) for i, _ in applied.added]
+        path = None
+        if applied.path_required or force_path:
+            path = create_update_path(applied.tree, me, provisional_context=provisional,
+                                      sign=s.signature_priv, joiners=joiners, rng=rng)
+            tree, keys, commit_secret = path.tree, path.private_keys, path.commit_secret
+            commit = Commit(commit.proposals, path.update_path)
+        else:
+            tree, commit_secret = applied.tree, None
+            keys = s.keys.copy()
+            keys.prune(tree)
+        wire_format = WireFormat.MLS_PUBLIC_MESSAGE if public else WireFormat.MLS_PRIVATE_MESSAGE
+        content = FramedContent(s.context.group_id, s.context.epoch, Sender.member(me),
+                                authenticated_data, ContentType.COMMIT, commit)
+        signature = sign_framed_content(s.suite, s.signature_priv, wire_format, content, s.context)
+        confirmed = confirmed_transcript_hash(s.suite, s.interim_transcript_hash,
+                                              _confirmed_input(wire_format, content, signature))
+        context = replace(provisional, tree_hash=tree.tree_hash(), confirmed_transcript_hash=confirmed)
+        secrets = epoch_secrets(s.suite, s.secrets.init_secret, commit_secret, None, context.to_bytes())
+        tag = confirmation_tag(s.suite, secrets.confirmation_key, confirmed)
+        new_state = self._new_state(s, context, tree, keys, secrets, tag)
+        if public:
+            msg = protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv,
+                                 content, tag)
+        else:
+            msg = protect_private(s.epoch_keys(), s.signature_priv, content, tag, rng=rng)
+        exts = (Extension(ExtensionType.RATCHET_TREE, tree.to_bytes()),) if ratchet_tree_in_welcome else ()
+        info = sign_group_info(s.suite, s.signature_priv, GroupInfo(context, exts, tag, me))
+        welcome = None
+        if applied.added:
+            members = [(kp, path.path_secret_for(i) if path is not None else None)
+                       for i, kp in applied.added]
+            welcome = MLSMessage(build_welcome(s.suite, info, secrets.joiner_secret, members, rng))
+        return StagedCommit(
+            me, context.epoch, applied.added, applied.removed, applied.updated, path is not None,
+            False, commit=MLSMessage(msg), welcome=welcome,
+            ratchet_tree=None if ratchet_tree_in_welcome else tree.copy(), group_info=info,
+            _base=s, _new=new_state,
+        )
+
+    def add_members(self, key_packages: Sequence[KeyPackage], **kwargs) -> StagedCommit:
+        """:meth:`stage_commit` of one Add per KeyPackage."""
+        return self.stage_commit([Proposal(AddProposal(kp)) for kp in key_packages], **kwargs)
+
+    def remove_members(self, leaves: Sequence[int], **kwargs) -> StagedCommit:
+        """:meth:`stage_commit` of one Remove per leaf index."""
+        return self.stage_commit([Proposal(Remove(int(i))) for i in leaves], **kwargs)
+
+    def merge_staged_commit(self, staged: StagedCommit) -> None:
+        """Apply ``staged``: the epoch advances. The previous epoch's keys are kept for late
+        application messages. Raises :class:`~crypto.mls.group_errors.StaleStagedCommit` when
+        the group moved on since ``staged`` was made."""
+        self._require_active()
+        if staged._base is not self._state:
+            raise StaleStagedCommit("the StagedCommit was made for another group state")
+        old = self._state
+        self._past[old.context.epoch] = _PastEpoch(old.epoch_keys(), old.tree)
+        while len(self._past) > self._max_past_epochs:
+            self._past.popitem(last=False)
+        self._proposals.clear()
+        if staged.self_removed:
+            self._active = False
+            return
+        if staged._new is None:  # pragma: no cover - built only by this class
+            raise InternalError("StagedCommit without a new state")
+        self._state = staged._new

@@ -1,0 +1,131 @@
+"""Typed errors of the MLS group state machine (RFC 9420 sections 11, 12).
+
+Every error leaves the :class:`~crypto.mls.group.Group` that raised it unchanged.
+Errors from the layers below pass through unchanged as well: message
+protection (:class:`~crypto.mls.protection.WrongEpoch`, ``MembershipTagMismatch``,
+...), the secret tree (``GenerationTooFarAhead``, ``KeyAlreadyUsed``, ...), TreeKEM
+and tree validation (:mod:`crypto.mls.tree_errors`), signatures
+(:class:`~crypto.errors.InvalidSignature`) and AEADs (:class:`~crypto.errors.DecryptError`).
+"""
+
+from __future__ import annotations
+
+from ..errors import CryptoError
+from .protection import InvalidSender
+
+__all__ = [
+    "GroupError",
+    "NonMemberSender",
+    "InvalidProposalList",
+    "UnknownProposalRef",
+    "UnsupportedProposal",
+    "MissingUpdatePath",
+    "ConfirmationTagMismatch",
+    "WelcomeNotForUs",
+    "WelcomeSuiteMismatch",
+    "MissingRatchetTree",
+    "OwnLeafNotFound",
+    "EpochNotRetained",
+    "StaleStagedCommit",
+    "GroupInactive",
+    "UnexpectedMessage",
+    "InvalidGroupState",
+]
+
+
+class GroupError(CryptoError):
+    """Base of the group state machine's own errors."""
+
+    code = "mls_group"
+
+
+class NonMemberSender(InvalidSender):
+    """The message claims a sender leaf that is blank or outside the tree."""
+
+    code = "mls_non_member_sender"
+
+
+class InvalidProposalList(GroupError):
+    """The committed proposal list breaks a rule of RFC 9420 section 12.2 (or a proposal is
+    invalid on its own: a bad KeyPackage in an Add, a Remove of a blank leaf, ...)."""
+
+    code = "mls_invalid_proposal_list"
+
+
+class UnknownProposalRef(GroupError):
+    """A Commit references a proposal this member has not received in the epoch."""
+
+    code = "mls_unknown_proposal_ref"
+
+
+class UnsupportedProposal(GroupError):
+    """A proposal type Confide does not process (ReInit, PSK without a store, ...)."""
+
+    code = "mls_unsupported_proposal"
+
+
+class MissingUpdatePath(GroupError):
+    """A Commit that requires a path (RFC 9420 section 12.4) has none."""
+
+    code = "mls_missing_update_path"
+
+
+class ConfirmationTagMismatch(GroupError):
+    """The confirmation tag of a Commit or GroupInfo does not match the derived one."""
+
+    code = "mls_confirmation_tag_mismatch"
+
+
+class WelcomeNotForUs(GroupError):
+    """No EncryptedGroupSecrets in the Welcome names this client's KeyPackageRef."""
+
+    code = "mls_welcome_not_for_us"
+
+
+class WelcomeSuiteMismatch(GroupError):
+    """The Welcome's or GroupInfo's cipher suite differs from the KeyPackage's."""
+
+    code = "mls_welcome_suite_mismatch"
+
+
+class MissingRatchetTree(GroupError):
+    """A Welcome without a ratchet_tree extension and no tree given out of band."""
+
+    code = "mls_missing_ratchet_tree"
+
+
+class OwnLeafNotFound(GroupError):
+    """The joiner's KeyPackage leaf is not in the group's tree."""
+
+    code = "mls_own_leaf_not_found"
+
+
+class EpochNotRetained(GroupError):
+    """A message for a past epoch whose keys are no longer kept (or a future epoch)."""
+
+    code = "mls_epoch_not_retained"
+
+
+class StaleStagedCommit(GroupError):
+    """A StagedCommit merged into a group whose state moved on since it was staged."""
+
+    code = "mls_stale_staged_commit"
+
+
+class GroupInactive(GroupError):
+    """This member was removed from the group; it can no longer send or process messages."""
+
+    code = "mls_group_inactive"
+
+
+class UnexpectedMessage(GroupError):
+    """A message of a kind the group does not process here (a Welcome to process_message,
+    a handshake message for a past epoch, our own commit echoed back, ...)."""
+
+    code = "mls_unexpected_message"
+
+
+class InvalidGroupState(GroupError):
+    """Serialized group state that does not decode or is inconsistent."""
+
+    code = "mls_invalid_group_state"

@@ -1,0 +1,174 @@
+"""Proposal list validation and application (RFC 9420 sections 12.1, 12.2, 12.3).
+
+:func:`apply_proposals` checks a committed list against the rules of 12.2 for a
+regular (member) Commit, then applies it to a copy of the tree in the order of
+12.3: GroupContextExtensions, Updates, Removes, Adds. It raises
+:class:`~crypto.mls.group_errors.InvalidProposalList` for a broken rule or an
+invalid proposal, and :class:`~crypto.mls.group_errors.UnsupportedProposal` for
+ReInit and PreSharedKey (Confide keeps no PSK store yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import CryptoError
+from .ciphersuite import CipherSuite
+from .extensions import Extension, check_unique_extensions
+from .group_context import GroupContext
+from .group_errors import InvalidProposalList, UnsupportedProposal
+from .key_package import KeyPackage
+from .key_package_gen import validate_key_package
+from .leaf_node import LeafNode, LeafNodeSource
+from .proposals import (
+    Add,
+    ExternalInit,
+    GroupContextExtensions,
+    PreSharedKey,
+    Proposal,
+    ProposalType,
+    ReInit,
+    Remove,
+    Update,
+)
+from .ratchet_tree import RatchetTree
+from .tree_math import LeafIndex
+from .tree_validation import verify_leaf_signature
+
+__all__ = ["CommittedProposal", "AppliedProposals", "apply_proposals", "PATH_REQUIRED_TYPES"]
+
+#: Proposal types whose presence makes the Commit's path mandatory (12.4).
+PATH_REQUIRED_TYPES = frozenset({ProposalType.UPDATE, ProposalType.REMOVE,
+                                 ProposalType.EXTERNAL_INIT, ProposalType.GROUP_CONTEXT_EXTENSIONS})
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedProposal:
+    """A proposal of a Commit and the leaf of the member who proposed it."""
+
+    proposal: Proposal
+    sender: int
+
+
+@dataclass
+class AppliedProposals:
+    """The tree and extensions after the proposals, and what changed."""
+
+    tree: RatchetTree
+    extensions: tuple[Extension, ...]
+    added: list[tuple[LeafIndex, KeyPackage]] = field(default_factory=list)
+    removed: list[tuple[LeafIndex, LeafNode]] = field(default_factory=list)
+    updated: list[LeafIndex] = field(default_factory=list)
+    path_required: bool = True
+
+
+def _check_credential_support(tree: RatchetTree, leaf: LeafNode, what: str) -> None:
+    ctype = int(leaf.credential.credential_type)
+    for i, member in tree.members():
+        if ctype not in member.capabilities.credentials:
+            raise InvalidProposalList(f"{what}: credential type {ctype} unsupported by leaf {int(i)}")
+        other = int(member.credential.credential_type)
+        if other not in leaf.capabilities.credentials:
+            raise InvalidProposalList(f"{what}: does not support credential type {other} in use")
+
+
+def apply_proposals(
+    suite: CipherSuite,
+    context: GroupContext,
+    tree: RatchetTree,
+    committer: int,
+    proposals: Sequence[CommittedProposal],
+) -> AppliedProposals:
+    """Validate ``proposals`` (committed by leaf ``committer``) and apply them to a copy of
+    ``tree``; ``tree`` itself is unchanged. See the module docstring for errors."""
+    gce: list[GroupContextExtensions] = []
+    updates: list[tuple[int, Update]] = []
+    removes: list[Remove] = []
+    adds: list[Add] = []
+    for cp in proposals:
+        body = cp.proposal.body
+        if isinstance(body, Add):
+            adds.append(body)
+        elif isinstance(body, Update):
+            updates.append((cp.sender, body))
+        elif isinstance(body, Remove):
+            removes.append(body)
+        elif isinstance(body, GroupContextExtensions):
+            gce.append(body)
+        elif isinstance(body, ExternalInit):
+            raise InvalidProposalList("ExternalInit in a member Commit")
+        elif isinstance(body, ReInit | PreSharedKey):
+            raise UnsupportedProposal(f"{cp.proposal.proposal_type.name} proposals are not supported")
+        else:  # pragma: no cover - the union is closed
+            raise UnsupportedProposal(f"proposal type {cp.proposal.proposal_type}")
+    if len(gce) > 1:
+        raise InvalidProposalList("more than one GroupContextExtensions proposal")
+
+    touched: set[int] = set()
+    for sender, _ in updates:
+        if sender == committer:
+            raise InvalidProposalList("the committer's own Update proposal")
+        if sender in touched:
+            raise InvalidProposalList(f"two Update/Remove proposals for leaf {sender}")
+        touched.add(sender)
+    for r in removes:
+        if r.removed == committer:
+            raise InvalidProposalList("a Remove of the committer")
+        if r.removed in touched:
+            raise InvalidProposalList(f"two Update/Remove proposals for leaf {r.removed}")
+        touched.add(r.removed)
+
+    new = tree.copy()
+    extensions = context.extensions
+    if gce:
+        try:
+            check_unique_extensions(gce[0].extensions)
+        except CryptoError as exc:
+            raise InvalidProposalList(str(exc)) from None
+        extensions = gce[0].extensions
+    out = AppliedProposals(new, extensions)
+    out.path_required = not proposals or any(
+        cp.proposal.proposal_type in PATH_REQUIRED_TYPES for cp in proposals)
+
+    for sender, upd in updates:
+        leaf = upd.leaf_node
+        old = tree.leaf(sender) if 0 <= sender < tree.n_leaves else None
+        if old is None:
+            raise InvalidProposalList(f"Update from blank leaf {sender}")
+        if leaf.leaf_node_source != LeafNodeSource.UPDATE:
+            raise InvalidProposalList("Update leaf_node_source is not update")
+        if leaf.encryption_key == old.encryption_key:
+            raise InvalidProposalList("Update keeps the old encryption key")
+        try:
+            verify_leaf_signature(tree, leaf, sender, context.group_id)
+        except CryptoError as exc:
+            raise InvalidProposalList(f"Update leaf: {exc}") from None
+        new.update_leaf(sender, leaf)
+        out.updated.append(LeafIndex(sender))
+
+    for r in removes:
+        if not 0 <= r.removed < new.n_leaves or new.leaf(r.removed) is None:
+            raise InvalidProposalList(f"Remove of blank or absent leaf {r.removed}")
+        out.removed.append((LeafIndex(r.removed), new.leaf(r.removed)))  # type: ignore[arg-type]
+        new.remove_leaf(r.removed)
+
+    seen_sig: set[bytes] = set()
+    for add in adds:
+        kp = add.key_package
+        try:
+            validate_key_package(suite, kp)
+        except CryptoError as exc:
+            raise InvalidProposalList(f"Add: {exc.code}: {exc}") from None
+        leaf = kp.leaf_node
+        if leaf.signature_key in seen_sig:
+            raise InvalidProposalList("two Adds with the same signature key")
+        seen_sig.add(leaf.signature_key)
+        keys_in_tree = {new.encryption_key(x) for x in range(new.width)}
+        if leaf.encryption_key in keys_in_tree or kp.init_key in keys_in_tree:
+            raise InvalidProposalList("Add of a KeyPackage whose key is already in the tree")
+        if any(m.signature_key == leaf.signature_key for _, m in new.members()):
+            raise InvalidProposalList("Add of a client already in the group")
+        _check_credential_support(new, leaf, "Add")
+        out.added.append((new.add_leaf(leaf), kp))
+    return out

@@ -1,0 +1,97 @@
+"""GroupInfo signing, Welcome creation and opening (RFC 9420 sections 12.4.3, 12.4.3.1).
+
+:func:`sign_group_info` and :func:`verify_group_info` cover ``GroupInfoTBS``.
+:func:`build_welcome` encrypts the GroupInfo under the welcome key and nonce and
+one GroupSecrets per new member to its KeyPackage's ``init_key``, with the
+encrypted GroupInfo as HPKE context. :func:`open_welcome` is the joiner's side:
+find its entry (:class:`WelcomeNotForUs`), decrypt the GroupSecrets and the
+GroupInfo (:class:`~crypto.errors.DecryptError`, decode errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ..errors import CryptoError, InvalidSignature
+from ..rng import Rng, system_rng
+from .ciphersuite import CipherSuite
+from .group_errors import UnsupportedProposal, WelcomeNotForUs, WelcomeSuiteMismatch
+from .key_package import KeyPackage
+from .key_package_gen import KeyPackagePrivate, key_package_ref
+from .key_schedule import welcome_key_nonce, welcome_secret
+from .ratchet_tree import RatchetTree
+from .tree_nodes import HPKECiphertext
+from .welcome import EncryptedGroupSecrets, GroupInfo, GroupSecrets, PathSecret, Welcome
+
+__all__ = ["sign_group_info", "verify_group_info", "build_welcome", "open_welcome"]
+
+
+def sign_group_info(suite: CipherSuite, signature_priv: bytes, group_info: GroupInfo) -> GroupInfo:
+    return replace(group_info, signature=suite.sign_with_label(
+        signature_priv, "GroupInfoTBS", group_info.tbs_bytes()))
+
+
+def verify_group_info(suite: CipherSuite, tree: RatchetTree, group_info: GroupInfo) -> None:
+    """Verify the GroupInfo signature with the signer's leaf in ``tree``.
+
+    Raises :class:`~crypto.errors.InvalidSignature` when the signer leaf is blank or
+    absent, or the signature does not verify.
+    """
+    signer = group_info.signer
+    leaf = tree.leaf(signer) if 0 <= signer < tree.n_leaves else None
+    if leaf is None:
+        raise InvalidSignature(f"GroupInfo signer {signer} is not a member")
+    try:
+        suite.verify_with_label(leaf.signature_key, "GroupInfoTBS", group_info.tbs_bytes(),
+                                group_info.signature)
+    except InvalidSignature:
+        raise
+    except CryptoError as exc:
+        raise InvalidSignature(f"GroupInfo signature: {exc.code}") from None
+
+
+def build_welcome(
+    suite: CipherSuite,
+    group_info: GroupInfo,
+    joiner_secret: bytes,
+    new_members: Sequence[tuple[KeyPackage, bytes | None]],
+    rng: Rng = system_rng,
+) -> Welcome:
+    """A Welcome for ``new_members``: (KeyPackage, path secret or None) pairs."""
+    key, nonce = welcome_key_nonce(suite, welcome_secret(suite, joiner_secret))
+    encrypted_group_info = suite.aead_seal(key, nonce, b"", group_info.to_bytes())
+    entries = []
+    for kp, path_secret in new_members:
+        gs = GroupSecrets(joiner_secret, None if path_secret is None else PathSecret(path_secret))
+        kem_output, ct = suite.encrypt_with_label(kp.init_key, "Welcome", encrypted_group_info,
+                                                  gs.to_bytes(), rng)
+        entries.append(EncryptedGroupSecrets(key_package_ref(suite, kp), HPKECiphertext(kem_output, ct)))
+    return Welcome(suite.id, tuple(entries), encrypted_group_info)
+
+
+def open_welcome(
+    suite: CipherSuite, welcome: Welcome, key_package: KeyPackage, private: KeyPackagePrivate
+) -> tuple[GroupSecrets, GroupInfo]:
+    """The joiner's GroupSecrets and the (not yet verified) GroupInfo.
+
+    Raises :class:`WelcomeSuiteMismatch`, :class:`WelcomeNotForUs`,
+    :class:`UnsupportedProposal` (PSKs in GroupSecrets), DecryptError and decode errors.
+    """
+    if welcome.cipher_suite != key_package.cipher_suite or suite.id != key_package.cipher_suite:
+        raise WelcomeSuiteMismatch(f"Welcome suite {welcome.cipher_suite}, KeyPackage suite "
+                                   f"{key_package.cipher_suite}")
+    entry = welcome.secrets_for(key_package_ref(suite, key_package))
+    if entry is None:
+        raise WelcomeNotForUs("no EncryptedGroupSecrets for this KeyPackage")
+    ct = entry.encrypted_group_secrets
+    plaintext = suite.decrypt_with_label(private.init_priv, "Welcome", welcome.encrypted_group_info,
+                                         ct.kem_output, ct.ciphertext)
+    secrets = GroupSecrets.from_bytes(plaintext)
+    if secrets.psks:
+        raise UnsupportedProposal("Welcome needs PSKs; Confide keeps no PSK store")
+    key, nonce = welcome_key_nonce(suite, welcome_secret(suite, secrets.joiner_secret))
+    group_info = GroupInfo.from_bytes(suite.aead_open(key, nonce, b"", welcome.encrypted_group_info))
+    if group_info.group_context.cipher_suite != key_package.cipher_suite:
+        raise WelcomeSuiteMismatch("GroupInfo suite differs from the KeyPackage's")
+    return secrets, group_info

@@ -1,0 +1,481 @@
+"""The MLS group state machine (crypto/mls/group.py) driven by an in-memory harness of N members.
+
+Every test runs for suites 1 and 3. After each Commit every member must agree on
+the epoch, the epoch authenticator, an exporter value and the tree hash; each
+rejection must leave the rejecting Group exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from crypto.errors import CryptoError, DecryptError, InvalidSignature
+from crypto.mls.ciphersuite import get_suite
+from crypto.mls.commit import Commit
+from crypto.mls.extensions import ExtensionType, find_extension
+from crypto.mls.framing import ContentType, FramedContent, PrivateMessage, PublicMessage, Sender
+from crypto.mls.group import Group, MessageKind, StagedCommit
+from crypto.mls.group_errors import (
+    ConfirmationTagMismatch,
+    EpochNotRetained,
+    GroupInactive,
+    InvalidProposalList,
+    MissingRatchetTree,
+    MissingUpdatePath,
+    NonMemberSender,
+    StaleStagedCommit,
+    UnexpectedMessage,
+    WelcomeNotForUs,
+)
+from crypto.mls.key_package import KeyPackage
+from crypto.mls.key_package_gen import (
+    KeyPackageInvalid,
+    generate_key_package,
+    is_last_resort,
+    key_package_ref,
+    validate_key_package,
+)
+from crypto.mls.message import MLSMessage
+from crypto.mls.proposals import Add, Proposal, Remove
+from crypto.mls.protection import (
+    MembershipTagMismatch,
+    WrongEpoch,
+    protect_public,
+    unprotect_private,
+)
+from crypto.mls.secret_tree import GenerationTooFarAhead, KeyAlreadyUsed
+from crypto.mls.welcome import Welcome
+from crypto.rng import SeededRng
+
+SUITES = [1, 3]
+
+
+class Harness:
+    """N members of one group, in memory; the delivery service is a loop over the members."""
+
+    def __init__(self, suite_id: int, seed: str = "h") -> None:
+        self.suite = get_suite(suite_id)
+        self.rng = SeededRng(f"{seed}-{suite_id}")
+        self.members: dict[int, Group] = {}
+        self.names: dict[int, bytes] = {}
+        self._n = 0
+        kp, priv = self.key_package()
+        g = Group.create(self.suite, b"group-" + seed.encode(), kp, priv, rng=self.rng)
+        self.members[0] = g
+        self.names[0] = kp.leaf_node.credential.identity or b""
+
+    def key_package(self, **kwargs):
+        self._n += 1
+        return generate_key_package(self.suite, b"member-%d" % self._n, self.rng, **kwargs)
+
+    def deliver_commit(self, committer: int, staged: StagedCommit) -> None:
+        for i, g in list(self.members.items()):
+            if i == committer:
+                continue
+            processed = g.process_message(staged.commit)
+            assert processed.kind == MessageKind.COMMIT
+            g.merge_staged_commit(processed.staged_commit)
+        self.members[committer].merge_staged_commit(staged)
+        removed = [int(i) for i, _ in staged.removed]
+        for i in removed:
+            assert not self.members[i].is_active
+            del self.members[i]
+
+    def add(self, committer: int, count: int = 1, **kwargs) -> list[int]:
+        kps = [self.key_package() for _ in range(count)]
+        staged = self.members[committer].add_members([k for k, _ in kps], rng=self.rng, **kwargs)
+        self.deliver_commit(committer, staged)
+        new = []
+        for kp, priv in kps:
+            g = Group.join(staged.welcome, kp, priv, staged.ratchet_tree)
+            self.members[int(g.own_leaf_index)] = g
+            new.append(int(g.own_leaf_index))
+        return new
+
+    def remove(self, committer: int, leaves: list[int], **kwargs) -> None:
+        staged = self.members[committer].remove_members(leaves, rng=self.rng, **kwargs)
+        self.deliver_commit(committer, staged)
+
+    def empty_commit(self, committer: int, **kwargs) -> None:
+        staged = self.members[committer].stage_commit(rng=self.rng, **kwargs)
+        self.deliver_commit(committer, staged)
+
+    def assert_agree(self) -> None:
+        groups = list(self.members.values())
+        assert len({g.epoch for g in groups}) == 1
+        assert len({g.epoch_authenticator for g in groups}) == 1
+        assert len({g.exporter("test", b"ctx", 32) for g in groups}) == 1
+        assert len({g.group_context.to_bytes() for g in groups}) == 1
+        assert len({g.ratchet_tree.to_bytes() for g in groups}) == 1
+        leaves = sorted(self.members)
+        for g in groups:
+            assert [int(m.leaf_index) for m in g.members] == leaves
+
+    def assert_messages(self) -> None:
+        for i, sender in self.members.items():
+            msg = sender.protect(b"from %d at %d" % (i, sender.epoch), rng=self.rng)
+            for j, g in self.members.items():
+                if j != i:
+                    out = g.process_message(msg)
+                    assert out.kind == MessageKind.APPLICATION
+                    assert out.application_data == b"from %d at %d" % (i, sender.epoch)
+                    assert out.sender == i
+
+
+def snapshot(g: Group) -> tuple:
+    return (g.epoch, g.epoch_authenticator, g.group_context.to_bytes(), g.ratchet_tree.to_bytes(),
+            g.exporter("snap", b"", 16), g.is_active)
+
+
+# -- key packages -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_key_package_generation_and_validation(suite_id):
+    suite = get_suite(suite_id)
+    kp, priv = generate_key_package(suite, b"alice", SeededRng(1))
+    validate_key_package(suite, kp)
+    assert kp.init_key != kp.leaf_node.encryption_key
+    assert suite.signature_public_key(priv.signature_priv) == kp.leaf_node.signature_key
+    assert not is_last_resort(kp)
+    assert KeyPackage.from_bytes(kp.to_bytes()) == kp
+    ref = key_package_ref(suite, kp)
+    assert len(ref) == 32 and ref != key_package_ref(suite, generate_key_package(suite, b"alice", SeededRng(2))[0])
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_last_resort_key_package(suite_id):
+    suite = get_suite(suite_id)
+    kp, _ = generate_key_package(suite, b"alice", SeededRng(1), last_resort=True)
+    assert is_last_resort(kp)
+    assert find_extension(kp.extensions, ExtensionType.LAST_RESORT) is not None
+    assert ExtensionType.LAST_RESORT in kp.leaf_node.capabilities.extensions
+    validate_key_package(suite, kp)
+
+
+def test_key_package_rejections():
+    suite = get_suite(1)
+    kp, _ = generate_key_package(suite, b"alice", SeededRng(1))
+    with pytest.raises(KeyPackageInvalid):
+        validate_key_package(get_suite(3), kp)
+    with pytest.raises(InvalidSignature):
+        validate_key_package(suite, replace(kp, signature=bytes(64)))
+    with pytest.raises(KeyPackageInvalid):  # init_key == encryption_key (re-signed by no one)
+        validate_key_package(suite, replace(kp, init_key=kp.leaf_node.encryption_key))
+    tampered_leaf = replace(kp.leaf_node, credential=replace(kp.leaf_node.credential, identity=b"mallory"))
+    with pytest.raises(InvalidSignature):
+        validate_key_package(suite, replace(kp, leaf_node=tampered_leaf))
+
+
+# -- group life -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_create_one_member_group(suite_id):
+    h = Harness(suite_id)
+    g = h.members[0]
+    assert g.epoch == 0 and g.group_id == b"group-h" and int(g.own_leaf_index) == 0
+    assert [int(m.leaf_index) for m in g.members] == [0]
+    assert len(g.epoch_authenticator) == 32
+    assert g.exporter("a", b"", 16) != g.exporter("b", b"", 16)
+    h.empty_commit(0)
+    assert g.epoch == 1
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_add_several_in_one_commit_then_one_by_one(suite_id):
+    h = Harness(suite_id)
+    assert h.add(0, 3) == [1, 2, 3]
+    h.assert_agree()
+    h.assert_messages()
+    for committer in (2, 4, 1):
+        h.add(committer)
+        h.assert_agree()
+        h.assert_messages()
+    assert sorted(h.members) == [0, 1, 2, 3, 4, 5, 6]
+    assert h.members[0].epoch == 4
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_add_with_path_and_private_commit_and_tree_out_of_band(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    h.add(1, 2, force_path=True, public=False, ratchet_tree_in_welcome=False)
+    h.assert_agree()
+    h.assert_messages()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_remove_member_cannot_read_later_messages(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 3)
+    removed = h.members[2]
+    h.remove(1, [2])
+    assert not removed.is_active
+    assert sorted(h.members) == [0, 1, 3]
+    h.assert_agree()
+    msg = h.members[0].protect(b"secret", rng=h.rng)
+    with pytest.raises(GroupInactive):
+        removed.process_message(msg)
+    # even with its last epoch's keys relabelled to the new epoch, the message does not open
+    keys = removed._state.epoch_keys()
+    keys.context = replace(keys.context, epoch=msg.body.epoch)
+    with pytest.raises(DecryptError):
+        unprotect_private(keys, lambda i: b"", msg.body)
+    h.assert_messages()
+    h.add(3)  # the freed leaf is reused
+    assert 2 in h.members
+    h.assert_agree()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_empty_commits_rotate_keys(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 3)
+    before = h.members[0].epoch_authenticator
+    for committer in (0, 1, 2, 3):
+        h.empty_commit(committer)
+        h.assert_agree()
+    assert h.members[0].epoch == 5
+    assert h.members[0].epoch_authenticator != before
+    h.assert_messages()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_late_application_message_from_previous_epoch(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    late = h.members[2].protect(b"late", rng=h.rng)
+    h.empty_commit(0)
+    out = h.members[1].process_message(late)
+    assert out.application_data == b"late" and out.epoch == 1
+    for _ in range(3):
+        h.empty_commit(1)
+    old = h.members[2]  # its copy of "late" is for epoch 1, now beyond the window of 3
+    with pytest.raises(EpochNotRetained):
+        h.members[0].process_message(late)
+    assert old.epoch == 5
+
+
+# -- rejections leave the state unchanged -------------------------------------------
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_replayed_commit_and_old_epoch_rejected(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    staged = h.members[0].stage_commit(rng=h.rng)
+    h.deliver_commit(0, staged)
+    before = snapshot(h.members[1])
+    with pytest.raises(WrongEpoch):
+        h.members[1].process_message(staged.commit)
+    assert snapshot(h.members[1]) == before
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_stale_staged_commit_cannot_merge(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    first = h.members[0].stage_commit(rng=h.rng)
+    second = h.members[0].stage_commit(rng=h.rng)
+    h.deliver_commit(0, first)
+    before = snapshot(h.members[0])
+    with pytest.raises(StaleStagedCommit):
+        h.members[0].merge_staged_commit(second)
+    assert snapshot(h.members[0]) == before
+    # the receiver's staged commit is also bound to its state
+    staged = h.members[1].stage_commit(rng=h.rng)
+    processed = h.members[0].process_message(staged.commit)
+    h.members[0].merge_staged_commit(processed.staged_commit)
+    with pytest.raises(StaleStagedCommit):
+        h.members[0].merge_staged_commit(processed.staged_commit)
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_commit_from_non_member_rejected(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    a = h.members[0]
+    s = a._state
+    content = FramedContent(a.group_id, a.epoch, Sender.member(5), b"", ContentType.COMMIT, Commit())
+    forged = protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv, content,
+                            bytes(32))
+    before = snapshot(h.members[1])
+    with pytest.raises(NonMemberSender):
+        h.members[1].process_message(MLSMessage(forged))
+    assert snapshot(h.members[1]) == before
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_tampered_commit_rejected(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    staged = h.members[0].stage_commit(rng=h.rng)
+    pub: PublicMessage = staged.commit.body
+    before = snapshot(h.members[1])
+    bad_tag = replace(pub, auth=replace(pub.auth, confirmation_tag=bytes(32)))
+    with pytest.raises(MembershipTagMismatch):  # the membership tag covers the confirmation tag
+        h.members[1].process_message(MLSMessage(bad_tag))
+    assert snapshot(h.members[1]) == before
+    h.deliver_commit(0, staged)
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_wrong_confirmation_tag_rejected(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    a = h.members[0]
+    s = a._state
+    content = FramedContent(a.group_id, a.epoch, Sender.member(0), b"", ContentType.COMMIT,
+                            Commit((), h.members[0].stage_commit(rng=h.rng).commit.body.content.content.path))
+    forged = protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv, content,
+                            bytes(32))
+    before = snapshot(h.members[1])
+    with pytest.raises(ConfirmationTagMismatch):
+        h.members[1].process_message(MLSMessage(forged))
+    assert snapshot(h.members[1]) == before
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_invalid_proposal_lists(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    a = h.members[0]
+    before = snapshot(a)
+    with pytest.raises(InvalidProposalList):
+        a.remove_members([0], rng=h.rng)  # remove the committer
+    with pytest.raises(InvalidProposalList):
+        a.remove_members([1, 1], rng=h.rng)
+    with pytest.raises(InvalidProposalList):
+        a.remove_members([7], rng=h.rng)
+    kp, _ = h.key_package()
+    with pytest.raises(InvalidProposalList):
+        a.add_members([kp, kp], rng=h.rng)
+    with pytest.raises(InvalidProposalList):
+        a.add_members([replace(kp, signature=bytes(64))], rng=h.rng)
+    assert snapshot(a) == before
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_commit_without_required_path_rejected(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    a = h.members[0]
+    s = a._state
+    content = FramedContent(a.group_id, a.epoch, Sender.member(0), b"", ContentType.COMMIT,
+                            Commit((Proposal_remove(2),)))
+    forged = protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv, content,
+                            bytes(32))
+    before = snapshot(h.members[1])
+    with pytest.raises(MissingUpdatePath):
+        h.members[1].process_message(MLSMessage(forged))
+    assert snapshot(h.members[1]) == before
+
+
+def Proposal_remove(leaf: int):
+    from crypto.mls.proposals import ProposalOrRef
+    return ProposalOrRef(Proposal(Remove(leaf)))
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_generation_too_far_ahead_and_replay(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    a, b = h.members[0], h.members[1]
+    msgs = [a.protect(b"m%d" % i, rng=h.rng) for i in range(4)]
+    assert b.process_message(msgs[3]).application_data == b"m3"
+    before = snapshot(b)
+    with pytest.raises(KeyAlreadyUsed):
+        b.process_message(msgs[3])
+    assert b.process_message(msgs[0]).application_data == b"m0"  # out of order is fine
+    assert snapshot(b) == before
+    a._state.secret_tree.max_forward = 10**6
+    for _ in range(1100):
+        a._state.secret_tree.next_key(0, __import__("crypto.mls.secret_tree", fromlist=["x"]).RatchetType.APPLICATION)
+    far = a.protect(b"far", rng=h.rng)
+    with pytest.raises(GenerationTooFarAhead):
+        b.process_message(far)
+    assert b.process_message(msgs[1]).application_data == b"m1"
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_tampered_private_message_rejected(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    msg = h.members[0].protect(b"x", rng=h.rng)
+    body: PrivateMessage = msg.body
+    bad = replace(body, ciphertext=body.ciphertext[:-1] + bytes([body.ciphertext[-1] ^ 1]))
+    with pytest.raises(DecryptError):
+        h.members[1].process_message(MLSMessage(bad))
+    assert h.members[1].process_message(msg).application_data == b"x"
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_own_commit_echo_and_welcome_to_process_message(suite_id):
+    h = Harness(suite_id)
+    kp, _ = h.key_package()
+    staged = h.members[0].add_members([kp], rng=h.rng)
+    with pytest.raises(UnexpectedMessage):
+        h.members[0].process_message(staged.commit)
+    with pytest.raises(UnexpectedMessage):
+        h.members[0].process_message(staged.welcome)
+
+
+# -- joining --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_welcome_rejections(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    kp, priv = h.key_package()
+    other_kp, other_priv = h.key_package()
+    staged = h.members[0].add_members([kp], rng=h.rng, ratchet_tree_in_welcome=False)
+    with pytest.raises(WelcomeNotForUs):
+        Group.join(staged.welcome, other_kp, other_priv, staged.ratchet_tree)
+    with pytest.raises(MissingRatchetTree):
+        Group.join(staged.welcome, kp, priv)
+    welcome: Welcome = staged.welcome.body
+    flipped = welcome.encrypted_group_info[:-1] + bytes([welcome.encrypted_group_info[-1] ^ 1])
+    with pytest.raises(CryptoError):  # the HPKE context binds the encrypted GroupInfo
+        Group.join(MLSMessage(replace(welcome, encrypted_group_info=flipped)), kp, priv,
+                   staged.ratchet_tree)
+    g = Group.join(staged.welcome, kp, priv, staged.ratchet_tree)
+    assert g.epoch == 2
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_welcome_with_bad_group_info_signature(suite_id):
+    from crypto.mls.group_welcome import build_welcome
+    from crypto.mls.welcome import GroupSecrets  # noqa: F401 - documents the structure re-built
+
+    h = Harness(suite_id)
+    kp, priv = h.key_package()
+    staged = h.members[0].add_members([kp], rng=h.rng)
+    info = staged.group_info
+    bad_info = replace(info, signature=bytes(64))
+    joiner = staged._new.secrets.joiner_secret
+    welcome = build_welcome(h.suite, bad_info, joiner, [(kp, None)], h.rng)
+    with pytest.raises(InvalidSignature):
+        Group.join(welcome, kp, priv)
+    good = build_welcome(h.suite, info, joiner, [(kp, None)], h.rng)
+    assert Group.join(good, kp, priv).epoch == 1
+
+
+# -- Add by value with an explicit Proposal list --------------------------------------------
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_add_and_remove_in_one_commit(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 3)
+    kp, priv = h.key_package()
+    staged = h.members[1].stage_commit([Proposal(Add(kp)), Proposal(Remove(3))], rng=h.rng)
+    assert [int(i) for i, _ in staged.added] == [3] and [int(i) for i, _ in staged.removed] == [3]
+    h.deliver_commit(1, staged)
+    g = Group.join(staged.welcome, kp, priv)
+    h.members[int(g.own_leaf_index)] = g
+    h.assert_agree()
+    h.assert_messages()
