@@ -380,7 +380,7 @@ class RatchetTree:
         return value
 
     def _node_parent_hash(self, x: int) -> bytes | None:
-        node = self._nodes[x]
+        node = self.node(x)  # an unmerged leaf outside the tree: LeafIndexOutOfRange
         return None if node is None else node.value.parent_hash
 
     def parent_hash_valid_children(self, p: int) -> list[NodeIndex]:
