@@ -29,7 +29,7 @@ accepted for the current epoch (:class:`~crypto.mls.protection.WrongEpoch`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -63,9 +63,16 @@ from .group_errors import (
     StaleStagedCommit,
     UnexpectedMessage,
     UnknownProposalRef,
+    UnknownPsk,
 )
 from .group_proposals import CommittedProposal, apply_proposals
-from .group_welcome import build_welcome, open_welcome, sign_group_info, verify_group_info
+from .group_welcome import (
+    build_welcome,
+    compute_psk_secret,
+    open_welcome,
+    sign_group_info,
+    verify_group_info,
+)
 from .key_package import KeyPackage
 from .key_package_gen import KeyPackagePrivate
 from .key_schedule import (
@@ -78,7 +85,7 @@ from .key_schedule import (
 from .leaf_node import LeafNode
 from .message import MLSMessage
 from .proposals import Add as AddProposal
-from .proposals import Proposal, ProposalOrRef, Remove
+from .proposals import PreSharedKey, PreSharedKeyID, Proposal, ProposalOrRef, PSKType, Remove
 from .protection import (
     EpochKeys,
     WrongEpoch,
@@ -108,6 +115,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_PAST_EPOCHS = 3
+#: How many epochs' resumption PSKs are kept.
+RESUMPTION_PSKS_KEPT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +248,43 @@ class ProcessedMessage:
 class Group:
     """One member's state of one MLS group (see the module docstring)."""
 
-    def __init__(self, state: _State, *, max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS) -> None:
+    def __init__(self, state: _State, *, max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
+                 external_psks: Mapping[bytes, bytes] | None = None) -> None:
         self._state = state
         self._past: OrderedDict[int, _PastEpoch] = OrderedDict()
         self._max_past_epochs = max_past_epochs
         self._active = True
         self._proposals: dict[bytes, CommittedProposal] = {}
+        self._pending_leaf_keys: dict[bytes, bytes] = {}
+        self._external_psks: dict[bytes, bytes] = dict(external_psks or {})
+        self._resumption_psks: OrderedDict[int, bytes] = OrderedDict()
+        self._remember_resumption_psk()
+
+    def _remember_resumption_psk(self) -> None:
+        s = self._state
+        self._resumption_psks[s.context.epoch] = s.secrets.resumption_psk
+        while len(self._resumption_psks) > RESUMPTION_PSKS_KEPT:
+            self._resumption_psks.popitem(last=False)
+
+    def add_external_psk(self, psk_id: bytes, psk: bytes) -> None:
+        """Make an external PSK available to PreSharedKey proposals and Welcomes."""
+        self._external_psks[psk_id] = psk
+
+    def _psk_lookup(self, psk_id: PreSharedKeyID) -> bytes:
+        if psk_id.psktype == PSKType.EXTERNAL:
+            psk = self._external_psks.get(psk_id.psk_id or b"")
+        elif psk_id.psk_group_id == self.group_id:
+            psk = self._resumption_psks.get(psk_id.psk_epoch or 0)
+        else:
+            psk = None
+        if psk is None:
+            raise UnknownPsk("PSK not available")
+        return psk
+
+    def psk_proposal(self, psk_id: bytes, rng: Rng = system_rng) -> Proposal:
+        """A PreSharedKey proposal for the external PSK ``psk_id`` with a fresh nonce."""
+        return Proposal(PreSharedKey(PreSharedKeyID(PSKType.EXTERNAL, rng(self.suite.hash_len),
+                                                    psk_id=psk_id)))
 
     # -- creation and joining -------------------------------------------------------
 
@@ -284,6 +324,7 @@ class Group:
         private: KeyPackagePrivate,
         ratchet_tree: RatchetTree | None = None,
         *,
+        external_psks: Mapping[bytes, bytes] | None = None,
         max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
     ) -> Group:
         """Join from a Welcome (section 12.4.3.1).
@@ -303,7 +344,15 @@ class Group:
                 raise UnexpectedMessage("join needs a Welcome")
             welcome = welcome.body
         suite = get_suite(key_package.cipher_suite)
-        secrets_in, info = open_welcome(suite, welcome, key_package, private)
+        store = dict(external_psks or {})
+
+        def lookup(psk_id: PreSharedKeyID) -> bytes:
+            psk = store.get(psk_id.psk_id or b"") if psk_id.psktype == PSKType.EXTERNAL else None
+            if psk is None:
+                raise UnknownPsk("the Welcome needs a PSK this client does not hold")
+            return psk
+
+        secrets_in, info, psk = open_welcome(suite, welcome, key_package, private, lookup)
         context = info.group_context
         ext = find_extension(info.extensions, ExtensionType.RATCHET_TREE)
         if ext is not None:
@@ -320,7 +369,7 @@ class Group:
         path_secret = secrets_in.path_secret.path_secret if secrets_in.path_secret else None
         keys = joiner_private_keys(tree, own, private.encryption_priv,
                                    info.signer if path_secret is not None else None, path_secret)
-        secrets = epoch_secrets_from_joiner(suite, secrets_in.joiner_secret, None, context.to_bytes())
+        secrets = epoch_secrets_from_joiner(suite, secrets_in.joiner_secret, psk, context.to_bytes())
         want = confirmation_tag(suite, secrets.confirmation_key, context.confirmed_transcript_hash)
         if not constant_time_equal(want, info.confirmation_tag):
             raise ConfirmationTagMismatch("GroupInfo confirmation tag does not verify")
@@ -332,7 +381,7 @@ class Group:
                 suite, context.confirmed_transcript_hash, info.confirmation_tag),
             secret_tree=SecretTree(suite, secrets.encryption_secret, tree.n_leaves),
         )
-        return cls(state, max_past_epochs=max_past_epochs)
+        return cls(state, max_past_epochs=max_past_epochs, external_psks=store)
 
     # -- properties -------------------------------------------------------------------
 
@@ -502,7 +551,8 @@ class Group:
         confirmed = confirmed_transcript_hash(s.suite, s.interim_transcript_hash,
                                               confirmed_transcript_hash_input(ac))
         context = replace(provisional, tree_hash=tree.tree_hash(), confirmed_transcript_hash=confirmed)
-        secrets = epoch_secrets(s.suite, s.secrets.init_secret, commit_secret, None, context.to_bytes())
+        psk = compute_psk_secret(s.suite, applied.psks, self._psk_lookup)
+        secrets = epoch_secrets(s.suite, s.secrets.init_secret, commit_secret, psk, context.to_bytes())
         tag = confirmation_tag(s.suite, secrets.confirmation_key, confirmed)
         received = ac.auth.confirmation_tag or b""
         if not constant_time_equal(tag, received):
@@ -567,7 +617,8 @@ class Group:
         confirmed = confirmed_transcript_hash(s.suite, s.interim_transcript_hash,
                                               _confirmed_input(wire_format, content, signature))
         context = replace(provisional, tree_hash=tree.tree_hash(), confirmed_transcript_hash=confirmed)
-        secrets = epoch_secrets(s.suite, s.secrets.init_secret, commit_secret, None, context.to_bytes())
+        psk = compute_psk_secret(s.suite, applied.psks, self._psk_lookup)
+        secrets = epoch_secrets(s.suite, s.secrets.init_secret, commit_secret, psk, context.to_bytes())
         tag = confirmation_tag(s.suite, secrets.confirmation_key, confirmed)
         new_state = self._new_state(s, context, tree, keys, secrets, tag)
         if public:
@@ -581,7 +632,8 @@ class Group:
         if applied.added:
             members = [(kp, path.path_secret_for(i) if path is not None else None)
                        for i, kp in applied.added]
-            welcome = MLSMessage(build_welcome(s.suite, info, secrets.joiner_secret, members, rng))
+            welcome = MLSMessage(build_welcome(s.suite, info, secrets.joiner_secret, members, rng,
+                                               psks=applied.psks, psk=psk))
         return StagedCommit(
             me, context.epoch, applied.added, applied.removed, applied.updated, path is not None,
             False, commit=MLSMessage(msg), welcome=welcome,
@@ -615,3 +667,5 @@ class Group:
         if staged._new is None:  # pragma: no cover - built only by this class
             raise InternalError("StagedCommit without a new state")
         self._state = staged._new
+        self._pending_leaf_keys.clear()
+        self._remember_resumption_psk()

@@ -20,6 +20,7 @@ __all__ = [
     "UnknownProposalRef",
     "UnsupportedProposal",
     "MissingUpdatePath",
+    "UnknownPsk",
     "ConfirmationTagMismatch",
     "WelcomeNotForUs",
     "WelcomeSuiteMismatch",
@@ -62,6 +63,12 @@ class UnsupportedProposal(GroupError):
     """A proposal type Confide does not process (ReInit, PSK without a store, ...)."""
 
     code = "mls_unsupported_proposal"
+
+
+class UnknownPsk(GroupError):
+    """A PreSharedKey proposal or GroupSecrets names a PSK this member does not hold."""
+
+    code = "mls_unknown_psk"
 
 
 class MissingUpdatePath(GroupError):

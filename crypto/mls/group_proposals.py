@@ -5,7 +5,9 @@ regular (member) Commit, then applies it to a copy of the tree in the order of
 12.3: GroupContextExtensions, Updates, Removes, Adds. It raises
 :class:`~crypto.mls.group_errors.InvalidProposalList` for a broken rule or an
 invalid proposal, and :class:`~crypto.mls.group_errors.UnsupportedProposal` for
-ReInit and PreSharedKey (Confide keeps no PSK store yet).
+ReInit. PreSharedKey proposals are checked (nonce length, no duplicate, resumption
+usage ``application``) and listed in order in ``AppliedProposals.psks``; the caller
+looks the keys up.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from .proposals import (
     ExternalInit,
     GroupContextExtensions,
     PreSharedKey,
+    PreSharedKeyID,
     Proposal,
     ProposalType,
     ReInit,
     Remove,
+    ResumptionPSKUsage,
     Update,
 )
 from .ratchet_tree import RatchetTree
@@ -60,6 +64,7 @@ class AppliedProposals:
     added: list[tuple[LeafIndex, KeyPackage]] = field(default_factory=list)
     removed: list[tuple[LeafIndex, LeafNode]] = field(default_factory=list)
     updated: list[LeafIndex] = field(default_factory=list)
+    psks: list[PreSharedKeyID] = field(default_factory=list)
     path_required: bool = True
 
 
@@ -86,6 +91,7 @@ def apply_proposals(
     updates: list[tuple[int, Update]] = []
     removes: list[Remove] = []
     adds: list[Add] = []
+    psks: list[PreSharedKeyID] = []
     for cp in proposals:
         body = cp.proposal.body
         if isinstance(body, Add):
@@ -98,7 +104,9 @@ def apply_proposals(
             gce.append(body)
         elif isinstance(body, ExternalInit):
             raise InvalidProposalList("ExternalInit in a member Commit")
-        elif isinstance(body, ReInit | PreSharedKey):
+        elif isinstance(body, PreSharedKey):
+            psks.append(body.psk)
+        elif isinstance(body, ReInit):
             raise UnsupportedProposal(f"{cp.proposal.proposal_type.name} proposals are not supported")
         else:  # pragma: no cover - the union is closed
             raise UnsupportedProposal(f"proposal type {cp.proposal.proposal_type}")
@@ -119,6 +127,17 @@ def apply_proposals(
             raise InvalidProposalList(f"two Update/Remove proposals for leaf {r.removed}")
         touched.add(r.removed)
 
+    seen_psk: set[bytes] = set()
+    for psk in psks:
+        encoded = psk.to_bytes()
+        if encoded in seen_psk:
+            raise InvalidProposalList("two PreSharedKey proposals for the same PreSharedKeyID")
+        seen_psk.add(encoded)
+        if len(psk.psk_nonce) != suite.hash_len:
+            raise InvalidProposalList("psk_nonce is not KDF.Nh bytes")
+        if psk.usage is not None and psk.usage != ResumptionPSKUsage.APPLICATION:
+            raise InvalidProposalList(f"resumption PSK with usage {psk.usage.name} in a Commit")
+
     new = tree.copy()
     extensions = context.extensions
     if gce:
@@ -127,7 +146,7 @@ def apply_proposals(
         except CryptoError as exc:
             raise InvalidProposalList(str(exc)) from None
         extensions = gce[0].extensions
-    out = AppliedProposals(new, extensions)
+    out = AppliedProposals(new, extensions, psks=psks)
     out.path_required = not proposals or any(
         cp.proposal.proposal_type in PATH_REQUIRED_TYPES for cp in proposals)
 

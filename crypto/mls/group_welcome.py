@@ -10,21 +10,33 @@ GroupInfo (:class:`~crypto.errors.DecryptError`, decode errors).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ..errors import CryptoError, InvalidSignature
 from ..rng import Rng, system_rng
 from .ciphersuite import CipherSuite
-from .group_errors import UnsupportedProposal, WelcomeNotForUs, WelcomeSuiteMismatch
+from .group_errors import WelcomeNotForUs, WelcomeSuiteMismatch
 from .key_package import KeyPackage
 from .key_package_gen import KeyPackagePrivate, key_package_ref
-from .key_schedule import welcome_key_nonce, welcome_secret
+from .key_schedule import psk_secret, welcome_key_nonce, welcome_secret
+from .proposals import PreSharedKeyID
 from .ratchet_tree import RatchetTree
 from .tree_nodes import HPKECiphertext
 from .welcome import EncryptedGroupSecrets, GroupInfo, GroupSecrets, PathSecret, Welcome
 
-__all__ = ["sign_group_info", "verify_group_info", "build_welcome", "open_welcome"]
+__all__ = ["sign_group_info", "verify_group_info", "build_welcome", "open_welcome", "PskLookup",
+           "compute_psk_secret"]
+
+#: Returns the PSK named by a PreSharedKeyID, or raises UnknownPsk.
+PskLookup = Callable[[PreSharedKeyID], bytes]
+
+
+def compute_psk_secret(suite: CipherSuite, psks: Sequence[PreSharedKeyID], lookup: PskLookup) -> bytes | None:
+    """``psk_secret`` (8.4) of ``psks`` in order, None when there are none (all-zero)."""
+    if not psks:
+        return None
+    return psk_secret(suite, [(p.to_bytes(), lookup(p)) for p in psks])
 
 
 def sign_group_info(suite: CipherSuite, signature_priv: bytes, group_info: GroupInfo) -> GroupInfo:
@@ -57,13 +69,18 @@ def build_welcome(
     joiner_secret: bytes,
     new_members: Sequence[tuple[KeyPackage, bytes | None]],
     rng: Rng = system_rng,
+    *,
+    psks: Sequence[PreSharedKeyID] = (),
+    psk: bytes | None = None,
 ) -> Welcome:
-    """A Welcome for ``new_members``: (KeyPackage, path secret or None) pairs."""
-    key, nonce = welcome_key_nonce(suite, welcome_secret(suite, joiner_secret))
+    """A Welcome for ``new_members``: (KeyPackage, path secret or None) pairs; ``psks`` are
+    the Commit's PreSharedKeyIDs in order and ``psk`` their psk_secret."""
+    key, nonce = welcome_key_nonce(suite, welcome_secret(suite, joiner_secret, psk))
     encrypted_group_info = suite.aead_seal(key, nonce, b"", group_info.to_bytes())
     entries = []
     for kp, path_secret in new_members:
-        gs = GroupSecrets(joiner_secret, None if path_secret is None else PathSecret(path_secret))
+        gs = GroupSecrets(joiner_secret, None if path_secret is None else PathSecret(path_secret),
+                          tuple(psks))
         kem_output, ct = suite.encrypt_with_label(kp.init_key, "Welcome", encrypted_group_info,
                                                   gs.to_bytes(), rng)
         entries.append(EncryptedGroupSecrets(key_package_ref(suite, kp), HPKECiphertext(kem_output, ct)))
@@ -71,12 +88,13 @@ def build_welcome(
 
 
 def open_welcome(
-    suite: CipherSuite, welcome: Welcome, key_package: KeyPackage, private: KeyPackagePrivate
-) -> tuple[GroupSecrets, GroupInfo]:
-    """The joiner's GroupSecrets and the (not yet verified) GroupInfo.
+    suite: CipherSuite, welcome: Welcome, key_package: KeyPackage, private: KeyPackagePrivate,
+    lookup: PskLookup,
+) -> tuple[GroupSecrets, GroupInfo, bytes | None]:
+    """The joiner's GroupSecrets, the (not yet verified) GroupInfo and the psk_secret.
 
-    Raises :class:`WelcomeSuiteMismatch`, :class:`WelcomeNotForUs`,
-    :class:`UnsupportedProposal` (PSKs in GroupSecrets), DecryptError and decode errors.
+    Raises :class:`WelcomeSuiteMismatch`, :class:`WelcomeNotForUs`, what ``lookup`` raises
+    (UnknownPsk), DecryptError and decode errors.
     """
     if welcome.cipher_suite != key_package.cipher_suite or suite.id != key_package.cipher_suite:
         raise WelcomeSuiteMismatch(f"Welcome suite {welcome.cipher_suite}, KeyPackage suite "
@@ -88,10 +106,9 @@ def open_welcome(
     plaintext = suite.decrypt_with_label(private.init_priv, "Welcome", welcome.encrypted_group_info,
                                          ct.kem_output, ct.ciphertext)
     secrets = GroupSecrets.from_bytes(plaintext)
-    if secrets.psks:
-        raise UnsupportedProposal("Welcome needs PSKs; Confide keeps no PSK store")
-    key, nonce = welcome_key_nonce(suite, welcome_secret(suite, secrets.joiner_secret))
+    psk = compute_psk_secret(suite, secrets.psks, lookup)
+    key, nonce = welcome_key_nonce(suite, welcome_secret(suite, secrets.joiner_secret, psk))
     group_info = GroupInfo.from_bytes(suite.aead_open(key, nonce, b"", welcome.encrypted_group_info))
     if group_info.group_context.cipher_suite != key_package.cipher_suite:
         raise WelcomeSuiteMismatch("GroupInfo suite differs from the KeyPackage's")
-    return secrets, group_info
+    return secrets, group_info, psk
