@@ -45,6 +45,7 @@ from .framing import (
     AuthenticatedContent,
     ContentType,
     FramedContent,
+    FramedContentAuthData,
     PrivateMessage,
     PublicMessage,
     Sender,
@@ -56,6 +57,7 @@ from .group_errors import (
     ConfirmationTagMismatch,
     EpochNotRetained,
     GroupInactive,
+    InvalidProposalList,
     MissingRatchetTree,
     MissingUpdatePath,
     NonMemberSender,
@@ -82,10 +84,18 @@ from .key_schedule import (
     epoch_secrets_from_joiner,
     mls_exporter,
 )
-from .leaf_node import LeafNode
+from .leaf_node import LeafNode, LeafNodeSource
 from .message import MLSMessage
 from .proposals import Add as AddProposal
-from .proposals import PreSharedKey, PreSharedKeyID, Proposal, ProposalOrRef, PSKType, Remove
+from .proposals import (
+    PreSharedKey,
+    PreSharedKeyID,
+    Proposal,
+    ProposalOrRef,
+    PSKType,
+    Remove,
+    Update,
+)
 from .protection import (
     EpochKeys,
     WrongEpoch,
@@ -538,6 +548,12 @@ class Group:
                               extensions=applied.extensions)
         keys = s.keys.copy()
         keys.prune(applied.tree)
+        if s.own_leaf in applied.updated:
+            own = applied.tree.leaf(s.own_leaf)
+            priv = self._pending_leaf_keys.get(own.encryption_key) if own is not None else None
+            if priv is None:
+                raise InvalidProposalList("an Update of our leaf that we did not propose")
+            keys.set(2 * s.own_leaf, priv)
         joiners = [int(i) for i, _ in applied.added]
         if staged.self_removed:
             # We cannot follow the new epoch; still check the path merges publicly.
@@ -569,6 +585,50 @@ class Group:
             interim_transcript_hash=interim_transcript_hash(s.suite, context.confirmed_transcript_hash, tag),
             secret_tree=SecretTree(s.suite, secrets.encryption_secret, tree.n_leaves),
         )
+
+    # -- proposing --------------------------------------------------------------------
+
+    @property
+    def pending_proposals(self) -> dict[bytes, tuple[Proposal, LeafIndex]]:
+        """Proposals received or sent in this epoch, by ProposalRef, with their sender."""
+        return {ref: (cp.proposal, LeafIndex(cp.sender)) for ref, cp in self._proposals.items()}
+
+    def propose(self, proposal: Proposal, *, public: bool = True, authenticated_data: bytes = b"",
+                rng: Rng = system_rng) -> tuple[MLSMessage, bytes]:
+        """Send ``proposal`` as a PublicMessage (or PrivateMessage); returns the message and its
+        ProposalRef. The proposal is remembered for a Commit of this epoch (by any member)."""
+        self._require_active()
+        s = self._state
+        content = FramedContent(s.context.group_id, s.context.epoch, Sender.member(s.own_leaf),
+                                authenticated_data, ContentType.PROPOSAL, proposal)
+        if public:
+            body: PublicMessage | PrivateMessage = protect_public(
+                s.suite, s.context, s.secrets.membership_key, s.signature_priv, content)
+            wire_format = WireFormat.MLS_PUBLIC_MESSAGE
+        else:
+            body = protect_private(s.epoch_keys(), s.signature_priv, content, rng=rng)
+            wire_format = WireFormat.MLS_PRIVATE_MESSAGE
+        signature = sign_framed_content(s.suite, s.signature_priv, wire_format, content, s.context)
+        ac = AuthenticatedContent(wire_format, content, FramedContentAuthData(signature))
+        ref = s.suite.ref_hash("MLS 1.0 Proposal Reference", ac.to_bytes())
+        self._proposals[ref] = CommittedProposal(proposal, int(s.own_leaf))
+        return MLSMessage(body), ref
+
+    def propose_update(self, *, public: bool = True, rng: Rng = system_rng) -> tuple[MLSMessage, bytes]:
+        """An Update proposal with a fresh encryption key for our leaf (12.1.2); its private key
+        is kept until a Commit of this epoch applies it (or the epoch ends)."""
+        s = self._state
+        old = s.tree.leaf(s.own_leaf)
+        if old is None:  # pragma: no cover - an active member has a leaf
+            raise InternalError("own leaf is blank")
+        priv, pub = s.suite.generate_hpke_key_pair(rng)
+        leaf = replace(old, encryption_key=pub, leaf_node_source=LeafNodeSource.UPDATE,
+                       lifetime=None, parent_hash=None, signature=b"")
+        leaf = replace(leaf, signature=s.suite.sign_with_label(
+            s.signature_priv, "LeafNodeTBS", leaf.tbs_bytes(s.context.group_id, s.own_leaf)))
+        out = self.propose(Proposal(Update(leaf)), public=public, rng=rng)
+        self._pending_leaf_keys[pub] = priv
+        return out
 
     # -- committing -------------------------------------------------------------------
 

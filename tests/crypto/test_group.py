@@ -14,7 +14,7 @@ import pytest
 from crypto.errors import CryptoError, DecryptError, InvalidSignature
 from crypto.mls.ciphersuite import get_suite
 from crypto.mls.commit import Commit
-from crypto.mls.extensions import ExtensionType, find_extension
+from crypto.mls.extensions import Extension, ExtensionType, find_extension
 from crypto.mls.framing import ContentType, FramedContent, PrivateMessage, PublicMessage, Sender
 from crypto.mls.group import Group, MessageKind, StagedCommit
 from crypto.mls.group_errors import (
@@ -27,6 +27,8 @@ from crypto.mls.group_errors import (
     NonMemberSender,
     StaleStagedCommit,
     UnexpectedMessage,
+    UnknownProposalRef,
+    UnknownPsk,
     WelcomeNotForUs,
 )
 from crypto.mls.key_package import KeyPackage
@@ -39,7 +41,16 @@ from crypto.mls.key_package_gen import (
     validate_key_package,
 )
 from crypto.mls.message import MLSMessage
-from crypto.mls.proposals import Add, Proposal, Remove
+from crypto.mls.proposals import (
+    Add,
+    GroupContextExtensions,
+    PreSharedKey,
+    PreSharedKeyID,
+    Proposal,
+    PSKType,
+    Remove,
+    ResumptionPSKUsage,
+)
 from crypto.mls.protection import (
     MembershipTagMismatch,
     WrongEpoch,
@@ -522,3 +533,126 @@ def test_passive_client_handling_commit(case):
 @pytest.mark.parametrize("case", vector_params("mls/passive-client-random.json"))
 def test_passive_client_random(case):
     _run_passive_client(case)
+
+
+# -- proposals by reference, Update, PSK, GroupContextExtensions -----------------------------
+
+
+def _broadcast_proposal(h: Harness, sender: int, msg: MLSMessage, ref: bytes) -> None:
+    for i, g in h.members.items():
+        if i != sender:
+            out = g.process_message(msg)
+            assert out.kind == MessageKind.PROPOSAL and out.sender == sender
+            assert ref in g.pending_proposals
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+@pytest.mark.parametrize("public", [True, False])
+def test_update_by_reference(suite_id, public):
+    h = Harness(suite_id)
+    h.add(0, 3)
+    old_key = h.members[2].ratchet_tree.leaf(2).encryption_key
+    msg, ref = h.members[2].propose_update(public=public, rng=h.rng)
+    _broadcast_proposal(h, 2, msg, ref)
+    staged = h.members[1].stage_commit(proposal_refs=[ref], rng=h.rng)
+    assert [int(i) for i in staged.updated] == [2]
+    h.deliver_commit(1, staged)
+    h.assert_agree()
+    assert h.members[0].ratchet_tree.leaf(2).encryption_key != old_key
+    h.assert_messages()
+    h.empty_commit(3)  # the updated member's new leaf key decrypts the path
+    h.assert_agree()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_committer_cannot_commit_own_update(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    _, ref = h.members[1].propose_update(rng=h.rng)
+    before = snapshot(h.members[1])
+    with pytest.raises(InvalidProposalList):
+        h.members[1].stage_commit(proposal_refs=[ref], rng=h.rng)
+    assert snapshot(h.members[1]) == before
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_remove_and_add_by_reference(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    kp, priv = h.key_package()
+    m1, r1 = h.members[1].propose(Proposal(Add(kp)), rng=h.rng)
+    _broadcast_proposal(h, 1, m1, r1)
+    m2, r2 = h.members[2].propose(Proposal(Remove(0)), public=False, rng=h.rng)
+    _broadcast_proposal(h, 2, m2, r2)
+    staged = h.members[1].stage_commit(proposal_refs=[r1, r2], rng=h.rng)
+    h.deliver_commit(1, staged)
+    g = Group.join(staged.welcome, kp, priv)
+    h.members[int(g.own_leaf_index)] = g
+    assert sorted(h.members) == [0, 1, 2] and g.own_leaf_index == 0
+    h.assert_agree()
+    h.assert_messages()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_unknown_proposal_ref_rejected(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    msg, ref = h.members[1].propose(Proposal(Remove(2)), rng=h.rng)
+    h.members[0].process_message(msg)
+    staged = h.members[0].stage_commit(proposal_refs=[ref], rng=h.rng)
+    before = snapshot(h.members[2])
+    with pytest.raises(UnknownProposalRef):  # member 2 never saw the proposal
+        h.members[2].process_message(staged.commit)
+    assert snapshot(h.members[2]) == before
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_external_psk_commit_and_welcome(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    for g in h.members.values():
+        g.add_external_psk(b"psk-1", b"shared secret")
+    kp, priv = h.key_package()
+    staged = h.members[0].stage_commit(
+        [h.members[0].psk_proposal(b"psk-1", h.rng), Proposal(Add(kp))], rng=h.rng)
+    h.deliver_commit(0, staged)
+    with pytest.raises(UnknownPsk):
+        Group.join(staged.welcome, kp, priv)
+    g = Group.join(staged.welcome, kp, priv, external_psks={b"psk-1": b"shared secret"})
+    h.members[int(g.own_leaf_index)] = g
+    h.assert_agree()
+    # a member without the PSK cannot process such a commit, and stays as it was
+    staged = h.members[1].stage_commit([h.members[1].psk_proposal(b"psk-1", h.rng)], rng=h.rng)
+    h.members[2]._external_psks.clear()
+    before = snapshot(h.members[2])
+    with pytest.raises(UnknownPsk):
+        h.members[2].process_message(staged.commit)
+    assert snapshot(h.members[2]) == before
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_resumption_psk(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    epoch = h.members[0].epoch
+    h.empty_commit(1)
+    proposal = Proposal(PreSharedKey(PreSharedKeyID(
+        PSKType.RESUMPTION, h.rng(32), usage=ResumptionPSKUsage.APPLICATION,
+        psk_group_id=h.members[0].group_id, psk_epoch=epoch)))
+    h.deliver_commit(0, h.members[0].stage_commit([proposal], rng=h.rng))
+    h.assert_agree()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_group_context_extensions(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    ext = Extension(ExtensionType.APPLICATION_ID, b"confide-room")
+    staged = h.members[2].stage_commit([Proposal(GroupContextExtensions((ext,)))], rng=h.rng)
+    assert staged.has_path
+    h.deliver_commit(2, staged)
+    h.assert_agree()
+    assert h.members[0].group_context.extensions == (ext,)
+    h.add(1)
+    assert h.members[3].group_context.extensions == (ext,)
+    h.assert_agree()
