@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crypto.errors import CryptoError, DecryptError, InvalidSignature
 from crypto.mls.ciphersuite import get_suite
@@ -656,3 +658,37 @@ def test_group_context_extensions(suite_id):
     h.add(1)
     assert h.members[3].group_context.extensions == (ext,)
     h.assert_agree()
+
+
+# -- property: random operation sequences keep every member in agreement --------------------
+
+_ops = st.lists(
+    st.tuples(st.sampled_from(["add", "add2", "remove", "empty", "message", "update"]),
+              st.integers(0, 7), st.integers(0, 7), st.booleans()),
+    min_size=1, max_size=12)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(suite_id=st.sampled_from(SUITES), ops=_ops)
+def test_random_operations_keep_members_in_agreement(suite_id, ops):
+    h = Harness(suite_id, seed="prop")
+    for op, a, b, flag in ops:
+        leaves = sorted(h.members)
+        committer = leaves[a % len(leaves)]
+        if op in ("add", "add2") and len(leaves) + (2 if op == "add2" else 1) <= 8:
+            h.add(committer, 2 if op == "add2" else 1, public=flag, force_path=not flag)
+        elif op == "remove" and len(leaves) > 1:
+            others = [i for i in leaves if i != committer]
+            h.remove(committer, [others[b % len(others)]], public=flag)
+        elif op == "empty":
+            h.empty_commit(committer, public=flag)
+        elif op == "update" and len(leaves) > 1:
+            others = [i for i in leaves if i != committer]
+            updater = others[b % len(others)]
+            msg, ref = h.members[updater].propose_update(public=flag, rng=h.rng)
+            _broadcast_proposal(h, updater, msg, ref)
+            h.deliver_commit(committer, h.members[committer].stage_commit(proposal_refs=[ref], rng=h.rng))
+        elif op == "message":
+            h.assert_messages()
+        h.assert_agree()
+    h.assert_messages()
