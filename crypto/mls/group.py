@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from ..codec import Writer
+from ..codec import Writer, decode_exact
 from ..errors import InternalError
 from ..primitives import constant_time_equal
 from ..rng import Rng, system_rng
@@ -58,6 +58,7 @@ from .group_errors import (
     EpochNotRetained,
     GroupInactive,
     InvalidProposalList,
+    MissingExternalPub,
     MissingRatchetTree,
     MissingUpdatePath,
     NonMemberSender,
@@ -88,6 +89,7 @@ from .leaf_node import LeafNode, LeafNodeSource
 from .message import MLSMessage
 from .proposals import Add as AddProposal
 from .proposals import (
+    ExternalInit,
     PreSharedKey,
     PreSharedKeyID,
     Proposal,
@@ -125,6 +127,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_PAST_EPOCHS = 3
+EXTERNAL_INIT_LABEL = b"MLS 1.0 external init secret"
 #: How many epochs' resumption PSKs are kept.
 RESUMPTION_PSKS_KEPT = 16
 
@@ -198,6 +201,11 @@ def _signature_key_lookup(tree: RatchetTree):
     return lookup
 
 
+def _leftmost_blank_leaf(tree: RatchetTree) -> int:
+    """The leftmost blank leaf, or ``n_leaves`` when there is none (the tree must extend)."""
+    return next((i for i in range(tree.n_leaves) if tree.leaf(i) is None), tree.n_leaves)
+
+
 def _confirmed_input(wire_format: WireFormat, content: FramedContent, signature: bytes) -> bytes:
     w = Writer()
     w.u16(wire_format)
@@ -230,6 +238,7 @@ class StagedCommit:
     updated: list[LeafIndex]
     has_path: bool
     self_removed: bool
+    external: bool = False  # an external Commit: ``committer`` is the joiner's new leaf
     commit: MLSMessage | None = None
     welcome: MLSMessage | None = None
     ratchet_tree: RatchetTree | None = None
@@ -393,6 +402,82 @@ class Group:
         )
         return cls(state, max_past_epochs=max_past_epochs, external_psks=store)
 
+    @classmethod
+    def external_join(
+        cls,
+        group_info: GroupInfo | MLSMessage,
+        key_package: KeyPackage,
+        private: KeyPackagePrivate,
+        ratchet_tree: RatchetTree | None = None,
+        *,
+        remove_prior: int | None = None,
+        authenticated_data: bytes = b"",
+        rng: Rng = system_rng,
+        max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
+    ) -> tuple[Group, MLSMessage]:
+        """Join by an external Commit (12.4.3.2) from a GroupInfo with ``external_pub``.
+
+        The new leaf takes the credential, signature key, capabilities and extensions of
+        ``key_package``'s leaf (the init and encryption keys are not used). ``remove_prior``
+        removes an old appearance of this client (resync). Returns the Group, already in the
+        new epoch, and the Commit to send; if the delivery service refuses the Commit, drop
+        the Group. Raises :class:`~crypto.errors.InvalidSignature`, tree validation errors,
+        :class:`~crypto.mls.group_errors.MissingExternalPub`,
+        :class:`~crypto.mls.group_errors.MissingRatchetTree`, InvalidProposalList.
+        """
+        if isinstance(group_info, MLSMessage):
+            if not isinstance(group_info.body, GroupInfo):
+                raise UnexpectedMessage("external_join needs a GroupInfo")
+            group_info = group_info.body
+        old = group_info.group_context
+        suite = get_suite(old.cipher_suite)
+        ext = find_extension(group_info.extensions, ExtensionType.RATCHET_TREE)
+        if ext is not None:
+            tree = RatchetTree.from_bytes(suite, ext.extension_data)
+        elif ratchet_tree is not None:
+            tree = ratchet_tree.copy()
+        else:
+            raise MissingRatchetTree("no ratchet_tree extension and no tree given")
+        verify_group_info(suite, tree, group_info)
+        validate_tree_for_group(tree, old)
+        pub_ext = find_extension(group_info.extensions, ExtensionType.EXTERNAL_PUB)
+        if pub_ext is None:
+            raise MissingExternalPub("the GroupInfo has no external_pub extension")
+        external_pub = decode_exact(pub_ext.extension_data, lambda r: r.opaque())
+        kem_output, init_secret = suite.hpke.send_export(external_pub, b"", EXTERNAL_INIT_LABEL,
+                                                         suite.hash_len, rng=rng)
+        proposals = [Proposal(ExternalInit(kem_output))]
+        if remove_prior is not None:
+            proposals.append(Proposal(Remove(int(remove_prior))))
+        applied = apply_proposals(suite, old, tree, -1, [CommittedProposal(p, -1) for p in proposals],
+                                  external=True)
+        new_tree = applied.tree
+        me = _leftmost_blank_leaf(new_tree)
+        if me == new_tree.n_leaves:
+            new_tree.extend()
+        provisional = replace(old, epoch=old.epoch + 1, tree_hash=new_tree.tree_hash(),
+                              extensions=applied.extensions)
+        path = create_update_path(new_tree, me, provisional_context=provisional,
+                                  sign=private.signature_priv, leaf_node=key_package.leaf_node, rng=rng)
+        content = FramedContent(old.group_id, old.epoch, Sender(SenderType.NEW_MEMBER_COMMIT),
+                                authenticated_data, ContentType.COMMIT,
+                                Commit(tuple(ProposalOrRef(p) for p in proposals), path.update_path))
+        wire_format = WireFormat.MLS_PUBLIC_MESSAGE
+        signature = sign_framed_content(suite, private.signature_priv, wire_format, content, old)
+        interim = interim_transcript_hash(suite, old.confirmed_transcript_hash, group_info.confirmation_tag)
+        confirmed = confirmed_transcript_hash(suite, interim, _confirmed_input(wire_format, content, signature))
+        context = replace(provisional, tree_hash=path.tree.tree_hash(), confirmed_transcript_hash=confirmed)
+        secrets = epoch_secrets(suite, init_secret, path.commit_secret, None, context.to_bytes())
+        tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
+        message = protect_public(suite, old, None, private.signature_priv, content, tag)
+        state = _State(
+            suite=suite, context=context, tree=path.tree, keys=path.private_keys,
+            signature_priv=private.signature_priv, secrets=secrets, confirmation_tag=tag,
+            interim_transcript_hash=interim_transcript_hash(suite, confirmed, tag),
+            secret_tree=SecretTree(suite, secrets.encryption_secret, path.tree.n_leaves),
+        )
+        return cls(state, max_past_epochs=max_past_epochs), MLSMessage(message)
+
     # -- properties -------------------------------------------------------------------
 
     @property
@@ -438,12 +523,19 @@ class Group:
         """MLS-Exporter (section 8.5) of the current epoch."""
         return mls_exporter(self.suite, self._state.secrets.exporter_secret, label, context, length)
 
-    def group_info(self, *, with_ratchet_tree: bool = True) -> GroupInfo:
-        """A signed GroupInfo of the current epoch."""
+    def group_info(self, *, with_ratchet_tree: bool = True, with_external_pub: bool = True) -> GroupInfo:
+        """A signed GroupInfo of the current epoch; with ``external_pub`` it allows one
+        external join (:meth:`external_join`)."""
         s = self._state
-        exts = (Extension(ExtensionType.RATCHET_TREE, s.tree.to_bytes()),) if with_ratchet_tree else ()
+        exts: list[Extension] = []
+        if with_external_pub:
+            w = Writer()
+            w.opaque(s.secrets.external_key_pair(s.suite)[1])
+            exts.append(Extension(ExtensionType.EXTERNAL_PUB, w.getvalue()))
+        if with_ratchet_tree:
+            exts.append(Extension(ExtensionType.RATCHET_TREE, s.tree.to_bytes()))
         return sign_group_info(s.suite, s.signature_priv,
-                               GroupInfo(s.context, exts, s.confirmation_tag, s.own_leaf))
+                               GroupInfo(s.context, tuple(exts), s.confirmation_tag, s.own_leaf))
 
     def _require_active(self) -> None:
         if not self._active:
@@ -482,6 +574,8 @@ class Group:
             ac = unprotect_private(s.epoch_keys(), _signature_key_lookup(s.tree), body)
         elif isinstance(body, PublicMessage):
             sender = body.content.sender
+            if sender.sender_type == SenderType.NEW_MEMBER_COMMIT:
+                return self._process_external_commit(body)
             if sender.sender_type != SenderType.MEMBER:
                 raise UnexpectedMessage(f"{sender.sender_type.name} senders are not supported")
             if body.content.group_id == s.context.group_id and body.content.epoch == s.context.epoch:
@@ -564,17 +658,63 @@ class Group:
             tree, keys, commit_secret = processed.tree, processed.private_keys, processed.commit_secret
         else:
             tree, commit_secret = applied.tree, None
+        staged._new = self._next_state(ac, provisional, tree, keys, commit_secret, applied.psks,
+                                       s.secrets.init_secret)
+        return staged
+
+    def _next_state(self, ac: AuthenticatedContent, provisional: GroupContext, tree: RatchetTree,
+                    keys: TreePrivateKeys, commit_secret: bytes | None,
+                    psks: Sequence[PreSharedKeyID], init_secret: bytes) -> _State:
+        """Transcript hashes, key schedule and confirmation tag check of a received Commit."""
+        s = self._state
         confirmed = confirmed_transcript_hash(s.suite, s.interim_transcript_hash,
                                               confirmed_transcript_hash_input(ac))
         context = replace(provisional, tree_hash=tree.tree_hash(), confirmed_transcript_hash=confirmed)
-        psk = compute_psk_secret(s.suite, applied.psks, self._psk_lookup)
-        secrets = epoch_secrets(s.suite, s.secrets.init_secret, commit_secret, psk, context.to_bytes())
+        psk = compute_psk_secret(s.suite, psks, self._psk_lookup)
+        secrets = epoch_secrets(s.suite, init_secret, commit_secret, psk, context.to_bytes())
         tag = confirmation_tag(s.suite, secrets.confirmation_key, confirmed)
-        received = ac.auth.confirmation_tag or b""
-        if not constant_time_equal(tag, received):
+        if not constant_time_equal(tag, ac.auth.confirmation_tag or b""):
             raise ConfirmationTagMismatch("Commit confirmation tag does not verify")
-        staged._new = self._new_state(s, context, tree, keys, secrets, tag)
-        return staged
+        return self._new_state(s, context, tree, keys, secrets, tag)
+
+    def _process_external_commit(self, message: PublicMessage) -> ProcessedMessage:
+        """An external Commit (12.4.3.2): signed with the path's leaf key, one ExternalInit,
+        at most one Remove, PSKs; the joiner takes the leftmost blank leaf."""
+        s = self._state
+        content = message.content
+        commit = content.content
+        if content.content_type != ContentType.COMMIT or not isinstance(commit, Commit):
+            raise UnexpectedMessage("a new_member_commit sender sent no Commit")
+        if commit.path is None:
+            raise MissingUpdatePath("an external Commit needs an UpdatePath")
+        ac = unprotect_public(s.suite, s.context, None, commit.path.leaf_node.signature_key, message)
+        if any(not isinstance(p.value, Proposal) for p in commit.proposals):
+            raise InvalidProposalList("an external Commit with proposals by reference")
+        applied = apply_proposals(s.suite, s.context, s.tree, -1,
+                                  [CommittedProposal(p.value, -1) for p in commit.proposals],  # type: ignore[arg-type]
+                                  external=True)
+        tree = applied.tree
+        joiner = _leftmost_blank_leaf(tree)
+        if joiner == tree.n_leaves:
+            tree.extend()
+        staged = StagedCommit(LeafIndex(joiner), s.context.epoch + 1, [], applied.removed, [], True,
+                              any(i == s.own_leaf for i, _ in applied.removed), external=True, _base=s)
+        if staged.self_removed:
+            return ProcessedMessage(MessageKind.COMMIT, LeafIndex(joiner), content.epoch,
+                                    content.authenticated_data, staged_commit=staged)
+        provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=tree.tree_hash(),
+                              extensions=applied.extensions)
+        keys = s.keys.copy()
+        keys.prune(tree)
+        processed = process_update_path(tree, joiner, commit.path, keys, provisional_context=provisional)
+        external_priv, _ = s.secrets.external_key_pair(s.suite)
+        kem_output = applied.external_init.kem_output  # type: ignore[union-attr]
+        init_secret = s.suite.hpke.receive_export(kem_output, external_priv, b"", EXTERNAL_INIT_LABEL,
+                                                  s.suite.hash_len)
+        staged._new = self._next_state(ac, provisional, processed.tree, processed.private_keys,
+                                       processed.commit_secret, applied.psks, init_secret)
+        return ProcessedMessage(MessageKind.COMMIT, LeafIndex(joiner), content.epoch,
+                                content.authenticated_data, staged_commit=staged)
 
     @staticmethod
     def _new_state(s: _State, context: GroupContext, tree: RatchetTree, keys: TreePrivateKeys,

@@ -25,6 +25,7 @@ __all__ = [
     "WelcomeNotForUs",
     "WelcomeSuiteMismatch",
     "MissingRatchetTree",
+    "MissingExternalPub",
     "OwnLeafNotFound",
     "EpochNotRetained",
     "StaleStagedCommit",
@@ -99,6 +100,12 @@ class MissingRatchetTree(GroupError):
     """A Welcome without a ratchet_tree extension and no tree given out of band."""
 
     code = "mls_missing_ratchet_tree"
+
+
+class MissingExternalPub(GroupError):
+    """A GroupInfo used for an external join has no external_pub extension."""
+
+    code = "mls_missing_external_pub"
 
 
 class OwnLeafNotFound(GroupError):

@@ -65,6 +65,7 @@ class AppliedProposals:
     removed: list[tuple[LeafIndex, LeafNode]] = field(default_factory=list)
     updated: list[LeafIndex] = field(default_factory=list)
     psks: list[PreSharedKeyID] = field(default_factory=list)
+    external_init: ExternalInit | None = None
     path_required: bool = True
 
 
@@ -84,9 +85,24 @@ def apply_proposals(
     tree: RatchetTree,
     committer: int,
     proposals: Sequence[CommittedProposal],
+    *,
+    external: bool = False,
 ) -> AppliedProposals:
     """Validate ``proposals`` (committed by leaf ``committer``) and apply them to a copy of
-    ``tree``; ``tree`` itself is unchanged. See the module docstring for errors."""
+    ``tree``; ``tree`` itself is unchanged. See the module docstring for errors.
+
+    ``external`` applies the rules of an external Commit (12.2): exactly one ExternalInit,
+    at most one Remove, PreSharedKeys, nothing else; ``committer`` is then ignored.
+    """
+    if external:
+        kinds = [cp.proposal.proposal_type for cp in proposals]
+        allowed = {ProposalType.EXTERNAL_INIT, ProposalType.REMOVE, ProposalType.PSK}
+        if (kinds.count(ProposalType.EXTERNAL_INIT) != 1 or kinds.count(ProposalType.REMOVE) > 1
+                or any(k not in allowed for k in kinds)):
+            raise InvalidProposalList("an external Commit has one ExternalInit, at most one "
+                                      "Remove and PreSharedKeys only")
+        committer = -1
+    external_init: ExternalInit | None = None
     gce: list[GroupContextExtensions] = []
     updates: list[tuple[int, Update]] = []
     removes: list[Remove] = []
@@ -103,7 +119,9 @@ def apply_proposals(
         elif isinstance(body, GroupContextExtensions):
             gce.append(body)
         elif isinstance(body, ExternalInit):
-            raise InvalidProposalList("ExternalInit in a member Commit")
+            if not external:
+                raise InvalidProposalList("ExternalInit in a member Commit")
+            external_init = body
         elif isinstance(body, PreSharedKey):
             psks.append(body.psk)
         elif isinstance(body, ReInit):
@@ -146,7 +164,7 @@ def apply_proposals(
         except CryptoError as exc:
             raise InvalidProposalList(str(exc)) from None
         extensions = gce[0].extensions
-    out = AppliedProposals(new, extensions, psks=psks)
+    out = AppliedProposals(new, extensions, psks=psks, external_init=external_init)
     out.path_required = not proposals or any(
         cp.proposal.proposal_type in PATH_REQUIRED_TYPES for cp in proposals)
 

@@ -24,6 +24,7 @@ from crypto.mls.group_errors import (
     EpochNotRetained,
     GroupInactive,
     InvalidProposalList,
+    MissingExternalPub,
     MissingRatchetTree,
     MissingUpdatePath,
     NonMemberSender,
@@ -692,3 +693,72 @@ def test_random_operations_keep_members_in_agreement(suite_id, ops):
             h.assert_messages()
         h.assert_agree()
     h.assert_messages()
+
+
+# -- external commits ---------------------------------------------------------------------------
+
+
+def _external_join(h: Harness, publisher: int, **kwargs) -> int:
+    info = h.members[publisher].group_info()
+    kp, priv = h.key_package()
+    g, commit = Group.external_join(MLSMessage(info), kp, priv, rng=h.rng, **kwargs)
+    for i, m in list(h.members.items()):
+        out = m.process_message(commit)
+        assert out.kind == MessageKind.COMMIT and out.staged_commit.external
+        m.merge_staged_commit(out.staged_commit)
+        if not m.is_active:
+            del h.members[i]
+    h.members[int(g.own_leaf_index)] = g
+    return int(g.own_leaf_index)
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_external_join(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    assert _external_join(h, 1) == 3
+    h.assert_agree()
+    h.assert_messages()
+    h.remove(3, [1])
+    assert _external_join(h, 0) == 1  # the leftmost blank leaf
+    h.assert_agree()
+    h.empty_commit(1)
+    h.assert_agree()
+    h.assert_messages()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_external_join_resync_removes_prior_leaf(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    leaf = _external_join(h, 0, remove_prior=2)
+    assert leaf == 2 and sorted(h.members) == [0, 1, 2]
+    h.assert_agree()
+    h.assert_messages()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_external_join_rejections(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    kp, priv = h.key_package()
+    with pytest.raises(MissingExternalPub):
+        Group.external_join(h.members[0].group_info(with_external_pub=False), kp, priv, rng=h.rng)
+    with pytest.raises(MissingRatchetTree):
+        Group.external_join(h.members[0].group_info(with_ratchet_tree=False), kp, priv, rng=h.rng)
+    info = h.members[0].group_info()
+    with pytest.raises(InvalidSignature):
+        Group.external_join(replace(info, signature=bytes(64)), kp, priv, rng=h.rng)
+    # a stale GroupInfo: the group moved on, so its external commit is for an old epoch
+    _, commit = Group.external_join(info, kp, priv, rng=h.rng)
+    h.empty_commit(1)
+    before = snapshot(h.members[0])
+    with pytest.raises(WrongEpoch):
+        h.members[0].process_message(commit)
+    assert snapshot(h.members[0]) == before
+    # a forged external commit (signature by another key) is refused
+    _, commit = Group.external_join(h.members[0].group_info(), kp, priv, rng=h.rng)
+    body: PublicMessage = commit.body
+    forged = replace(body, auth=replace(body.auth, signature=bytes(64)))
+    with pytest.raises(InvalidSignature):
+        h.members[1].process_message(MLSMessage(forged))
