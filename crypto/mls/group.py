@@ -478,6 +478,23 @@ class Group:
         )
         return cls(state, max_past_epochs=max_past_epochs), MLSMessage(message)
 
+    # -- serialization ------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The whole member state, secrets included (store it encrypted); see
+        :mod:`crypto.mls.group_serialization`."""
+        from .group_serialization import encode_group
+
+        return encode_group(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Group:
+        """Restore a Group from :meth:`to_bytes`; raises
+        :class:`~crypto.mls.group_errors.InvalidGroupState`."""
+        from .group_serialization import decode_group
+
+        return decode_group(data, cls)
+
     # -- properties -------------------------------------------------------------------
 
     @property

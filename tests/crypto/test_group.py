@@ -23,6 +23,7 @@ from crypto.mls.group_errors import (
     ConfirmationTagMismatch,
     EpochNotRetained,
     GroupInactive,
+    InvalidGroupState,
     InvalidProposalList,
     MissingExternalPub,
     MissingRatchetTree,
@@ -762,3 +763,79 @@ def test_external_join_rejections(suite_id):
     forged = replace(body, auth=replace(body.auth, signature=bytes(64)))
     with pytest.raises(InvalidSignature):
         h.members[1].process_message(MLSMessage(forged))
+
+
+# -- state serialization ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_state_round_trip_mid_conversation(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 3)
+    late = h.members[1].protect(b"late", rng=h.rng)
+    h.members[2].add_external_psk(b"x", b"y")
+    msg, ref = h.members[3].propose_update(rng=h.rng)
+    _broadcast_proposal(h, 3, msg, ref)
+    h.deliver_commit(0, h.members[0].stage_commit(proposal_refs=[ref], rng=h.rng))
+    sent = h.members[1].protect(b"before save", rng=h.rng)
+    for i in list(h.members):
+        data = h.members[i].to_bytes()
+        restored = Group.from_bytes(data)
+        assert restored.to_bytes() == data
+        assert snapshot(restored) == snapshot(h.members[i])
+        h.members[i] = restored
+    assert h.members[2].process_message(late).application_data == b"late"  # past epoch kept
+    assert h.members[2].process_message(sent).application_data == b"before save"
+    with pytest.raises(KeyAlreadyUsed):  # consumed keys stay consumed
+        h.members[2].process_message(sent)
+    again = h.members[1].protect(b"after", rng=h.rng)  # the sender's ratchet moved on
+    assert again.body.encrypted_sender_data != sent.body.encrypted_sender_data
+    assert h.members[0].process_message(sent).application_data == b"before save"
+    assert h.members[0].process_message(again).application_data == b"after"
+    h.assert_messages()
+    h.empty_commit(3)
+    h.assert_agree()
+
+
+def test_removed_member_state_round_trip():
+    h = Harness(1)
+    h.add(0, 2)
+    removed = h.members[2]
+    h.remove(0, [2])
+    restored = Group.from_bytes(removed.to_bytes())
+    assert not restored.is_active
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_state_decoder_random_bytes(data):
+    with pytest.raises(InvalidGroupState):
+        Group.from_bytes(data)
+
+
+_SAVED: dict[str, bytes] = {}
+
+
+def _saved_state() -> bytes:
+    if "s" not in _SAVED:
+        h = Harness(3, seed="saved")
+        h.add(0, 2)
+        h.members[1].protect(b"x", rng=h.rng)
+        _SAVED["s"] = h.members[1].to_bytes()
+    return _SAVED["s"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(pos=st.integers(0, 10**6), value=st.integers(0, 255), cut=st.booleans())
+def test_state_decoder_mutations(pos, value, cut):
+    data = bytearray(_saved_state())
+    pos %= len(data)
+    if cut:
+        mutated = bytes(data[:pos])
+    else:
+        data[pos] = value
+        mutated = bytes(data)
+    try:
+        Group.from_bytes(mutated)
+    except InvalidGroupState:
+        pass
