@@ -68,7 +68,7 @@ from .group_errors import (
     UnknownProposalRef,
     UnknownPsk,
 )
-from .group_proposals import CommittedProposal, apply_proposals
+from .group_proposals import CommittedProposal, apply_proposals, validate_leaf_for_group
 from .group_welcome import (
     build_welcome,
     compute_psk_secret,
@@ -459,6 +459,8 @@ class Group:
                               extensions=applied.extensions)
         path = create_update_path(new_tree, me, provisional_context=provisional,
                                   sign=private.signature_priv, leaf_node=key_package.leaf_node, rng=rng)
+        validate_leaf_for_group(path.tree, me, path.update_path.leaf_node, applied.extensions,
+                                "external Commit leaf")
         content = FramedContent(old.group_id, old.epoch, Sender(SenderType.NEW_MEMBER_COMMIT),
                                 authenticated_data, ContentType.COMMIT,
                                 Commit(tuple(ProposalOrRef(p) for p in proposals), path.update_path))
@@ -673,6 +675,8 @@ class Group:
             processed = process_update_path(applied.tree, committer, commit.path, keys,
                                             provisional_context=provisional, joiners=joiners)
             tree, keys, commit_secret = processed.tree, processed.private_keys, processed.commit_secret
+            validate_leaf_for_group(tree, committer, commit.path.leaf_node, applied.extensions,
+                                    "UpdatePath leaf")
         else:
             tree, commit_secret = applied.tree, None
         staged._new = self._next_state(ac, provisional, tree, keys, commit_secret, applied.psks,
@@ -724,6 +728,8 @@ class Group:
         keys = s.keys.copy()
         keys.prune(tree)
         processed = process_update_path(tree, joiner, commit.path, keys, provisional_context=provisional)
+        validate_leaf_for_group(processed.tree, joiner, commit.path.leaf_node, applied.extensions,
+                                "external Commit leaf")
         external_priv, _ = s.secrets.external_key_pair(s.suite)
         kem_output = applied.external_init.kem_output  # type: ignore[union-attr]
         init_secret = s.suite.hpke.receive_export(kem_output, external_priv, b"", EXTERNAL_INIT_LABEL,
@@ -822,6 +828,8 @@ class Group:
             path = create_update_path(applied.tree, me, provisional_context=provisional,
                                       sign=s.signature_priv, joiners=joiners, rng=rng)
             tree, keys, commit_secret = path.tree, path.private_keys, path.commit_secret
+            validate_leaf_for_group(tree, me, path.update_path.leaf_node, applied.extensions,
+                                    "UpdatePath leaf")
             commit = Commit(commit.proposals, path.update_path)
         else:
             tree, commit_secret = applied.tree, None

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..codec import Reader, decode_exact
 from ..errors import CryptoError
 from .ciphersuite import CipherSuite
-from .extensions import Extension, check_unique_extensions
+from .extensions import Extension, ExtensionType, check_unique_extensions, find_extension
 from .group_context import GroupContext
 from .group_errors import InvalidProposalList, UnsupportedProposal
 from .key_package import KeyPackage
@@ -38,9 +39,20 @@ from .proposals import (
 )
 from .ratchet_tree import RatchetTree
 from .tree_math import LeafIndex
-from .tree_validation import verify_leaf_signature
+from .tree_validation import DEFAULT_EXTENSION_TYPES, verify_leaf_signature
 
-__all__ = ["CommittedProposal", "AppliedProposals", "apply_proposals", "PATH_REQUIRED_TYPES"]
+__all__ = [
+    "CommittedProposal",
+    "AppliedProposals",
+    "apply_proposals",
+    "validate_leaf_for_group",
+    "required_capabilities",
+    "PATH_REQUIRED_TYPES",
+    "DEFAULT_PROPOSAL_TYPES",
+]
+
+#: Proposal types every client implements (RFC 9420 section 7.2); capabilities need not list them.
+DEFAULT_PROPOSAL_TYPES = frozenset(int(t) for t in ProposalType)
 
 #: Proposal types whose presence makes the Commit's path mandatory (12.4).
 PATH_REQUIRED_TYPES = frozenset({ProposalType.UPDATE, ProposalType.REMOVE,
@@ -69,14 +81,72 @@ class AppliedProposals:
     path_required: bool = True
 
 
-def _check_credential_support(tree: RatchetTree, leaf: LeafNode, what: str) -> None:
+def required_capabilities(extensions: Sequence[Extension]) -> tuple[tuple[int, ...], ...] | None:
+    """The (extension, proposal, credential) types of a required_capabilities extension, or None.
+
+    Raises :class:`InvalidProposalList` when its data does not decode.
+    """
+    ext = find_extension(tuple(extensions), ExtensionType.REQUIRED_CAPABILITIES)
+    if ext is None:
+        return None
+
+    def read(r: Reader) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(r.vector(Reader.u16)) for _ in range(3))
+
+    try:
+        return decode_exact(ext.extension_data, read)
+    except CryptoError as exc:
+        raise InvalidProposalList(f"required_capabilities does not decode: {exc.code}") from None
+
+
+def _supports(leaf: LeafNode, required: tuple[tuple[int, ...], ...] | None,
+              extensions: Sequence[Extension]) -> str | None:
+    """Why ``leaf`` cannot be in a group with these GroupContext extensions, or None."""
+    caps = leaf.capabilities
+    for ext in extensions:
+        if ext.extension_type not in DEFAULT_EXTENSION_TYPES and ext.extension_type not in caps.extensions:
+            return f"group extension {ext.extension_type:#06x} not in its capabilities"
+    if required is not None:
+        ext_types, proposal_types, credential_types = required
+        for t in ext_types:
+            if t not in DEFAULT_EXTENSION_TYPES and t not in caps.extensions:
+                return f"required extension {t:#06x} not supported"
+        for t in proposal_types:
+            if t not in DEFAULT_PROPOSAL_TYPES and t not in caps.proposals:
+                return f"required proposal type {t} not supported"
+        for t in credential_types:
+            if t not in caps.credentials:
+                return f"required credential type {t} not supported"
+    return None
+
+
+def validate_leaf_for_group(tree: RatchetTree, index: int, leaf: LeafNode,
+                            extensions: Sequence[Extension], what: str) -> None:
+    """The group-level checks of LeafNode validation (7.3) for ``leaf`` at leaf ``index`` of
+    ``tree`` (the other members): required capabilities and group extensions, credential
+    types supported both ways, its own extensions in its capabilities, signature and
+    encryption keys unique. Raises :class:`InvalidProposalList` naming ``what``."""
+    why = _supports(leaf, required_capabilities(extensions), extensions)
+    if why is not None:
+        raise InvalidProposalList(f"{what}: {why}")
+    caps = leaf.capabilities
+    for ext in leaf.extensions:
+        if ext.extension_type not in DEFAULT_EXTENSION_TYPES and ext.extension_type not in caps.extensions:
+            raise InvalidProposalList(f"{what}: leaf extension {ext.extension_type:#06x} not in capabilities")
     ctype = int(leaf.credential.credential_type)
     for i, member in tree.members():
+        if int(i) == int(index):
+            continue
         if ctype not in member.capabilities.credentials:
             raise InvalidProposalList(f"{what}: credential type {ctype} unsupported by leaf {int(i)}")
         other = int(member.credential.credential_type)
-        if other not in leaf.capabilities.credentials:
+        if other not in caps.credentials:
             raise InvalidProposalList(f"{what}: does not support credential type {other} in use")
+        if member.signature_key == leaf.signature_key:
+            raise InvalidProposalList(f"{what}: signature key already used by leaf {int(i)}")
+    for x in range(tree.width):
+        if x != 2 * int(index) and tree.encryption_key(x) == leaf.encryption_key:
+            raise InvalidProposalList(f"{what}: encryption key already in the tree")
 
 
 def apply_proposals(
@@ -164,6 +234,13 @@ def apply_proposals(
         except CryptoError as exc:
             raise InvalidProposalList(str(exc)) from None
         extensions = gce[0].extensions
+        required = required_capabilities(extensions)
+        for i, member in tree.members():
+            if int(i) in {r.removed for r in removes}:
+                continue
+            why = _supports(member, required, extensions)
+            if why is not None:
+                raise InvalidProposalList(f"GroupContextExtensions: leaf {int(i)}: {why}")
     out = AppliedProposals(new, extensions, psks=psks, external_init=external_init)
     out.path_required = not proposals or any(
         cp.proposal.proposal_type in PATH_REQUIRED_TYPES for cp in proposals)
@@ -181,6 +258,7 @@ def apply_proposals(
             verify_leaf_signature(tree, leaf, sender, context.group_id)
         except CryptoError as exc:
             raise InvalidProposalList(f"Update leaf: {exc}") from None
+        validate_leaf_for_group(new, sender, leaf, extensions, "Update")
         new.update_leaf(sender, leaf)
         out.updated.append(LeafIndex(sender))
 
@@ -201,11 +279,8 @@ def apply_proposals(
         if leaf.signature_key in seen_sig:
             raise InvalidProposalList("two Adds with the same signature key")
         seen_sig.add(leaf.signature_key)
-        keys_in_tree = {new.encryption_key(x) for x in range(new.width)}
-        if leaf.encryption_key in keys_in_tree or kp.init_key in keys_in_tree:
-            raise InvalidProposalList("Add of a KeyPackage whose key is already in the tree")
-        if any(m.signature_key == leaf.signature_key for _, m in new.members()):
-            raise InvalidProposalList("Add of a client already in the group")
-        _check_credential_support(new, leaf, "Add")
+        if any(new.encryption_key(x) == kp.init_key for x in range(new.width)):
+            raise InvalidProposalList("Add of a KeyPackage whose init key is already in the tree")
+        validate_leaf_for_group(new, -1, leaf, extensions, "Add")
         out.added.append((new.add_leaf(leaf), kp))
     return out

@@ -21,6 +21,7 @@ from .extensions import Extension, ExtensionType, check_unique_extensions
 from .group_context import PROTOCOL_VERSION_MLS10
 from .key_package import KeyPackage
 from .leaf_node import Capabilities, LeafNode, LeafNodeSource, Lifetime
+from .tree_validation import DEFAULT_EXTENSION_TYPES
 
 __all__ = [
     "KeyPackagePrivate",
@@ -31,13 +32,10 @@ __all__ = [
     "key_package_ref",
     "is_last_resort",
     "DEFAULT_LIFETIME",
-    "DEFAULT_EXTENSION_TYPES",
 ]
 
 #: A lifetime that never expires (Confide checks time at the application layer).
 DEFAULT_LIFETIME = Lifetime(0, 2**64 - 1)
-#: Extension types a LeafNode's capabilities need not list (RFC 9420 section 7.2).
-DEFAULT_EXTENSION_TYPES = frozenset({0x0001, 0x0002, 0x0003, 0x0004, 0x0005})
 
 
 class KeyPackageInvalid(CryptoError):

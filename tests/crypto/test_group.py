@@ -39,6 +39,7 @@ from crypto.mls.key_package import KeyPackage
 from crypto.mls.key_package_gen import (
     KeyPackageInvalid,
     KeyPackagePrivate,
+    default_capabilities,
     generate_key_package,
     is_last_resort,
     key_package_ref,
@@ -839,3 +840,35 @@ def test_state_decoder_mutations(pos, value, cut):
         Group.from_bytes(mutated)
     except InvalidGroupState:
         pass
+
+
+def _required(ext_types=(), proposal_types=(), credential_types=()) -> Extension:
+    from crypto.codec import Writer
+
+    w = Writer()
+    for values in (ext_types, proposal_types, credential_types):
+        w.vector(values, lambda w2, v: w2.u16(v))
+    return Extension(ExtensionType.REQUIRED_CAPABILITIES, w.getvalue())
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_required_capabilities(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    need = _required(ext_types=(0xFF00,))
+    before = snapshot(h.members[0])
+    with pytest.raises(InvalidProposalList):  # member 1 does not support 0xff00
+        h.members[0].stage_commit([Proposal(GroupContextExtensions((need,)))], rng=h.rng)
+    assert snapshot(h.members[0]) == before
+    # a group created with the requirement refuses KeyPackages without it
+    caps = replace(default_capabilities(h.suite), extensions=(0xFF00,))
+    kp, priv = h.key_package(capabilities=caps)
+    g = Group.create(h.suite, b"req", kp, priv, extensions=(need,), rng=h.rng)
+    plain, _ = h.key_package()
+    with pytest.raises(InvalidProposalList):
+        g.add_members([plain], rng=h.rng)
+    ok, ok_priv = h.key_package(capabilities=caps)
+    staged = g.add_members([ok], rng=h.rng)
+    g.merge_staged_commit(staged)
+    joined = Group.join(staged.welcome, ok, ok_priv)
+    assert joined.epoch_authenticator == g.epoch_authenticator
