@@ -110,11 +110,17 @@ from .protection import (
     unprotect_public,
 )
 from .ratchet_tree import RatchetTree
-from .secret_tree import SecretTree
+from .secret_tree import SecretTree, _Ratchet
 from .transcript import confirmed_transcript_hash, interim_transcript_hash
 from .tree_math import LeafIndex
 from .tree_validation import validate_tree_for_group
-from .treekem import TreePrivateKeys, create_update_path, joiner_private_keys, process_update_path
+from .treekem import (
+    TreePrivateKeys,
+    create_update_path,
+    joiner_private_keys,
+    merge_update_path,
+    process_update_path,
+)
 from .welcome import GroupInfo, Welcome
 
 __all__ = [
@@ -199,6 +205,16 @@ def _signature_key_lookup(tree: RatchetTree):
         return node.signature_key
 
     return lookup
+
+
+def _copy_secret_tree(tree: SecretTree) -> SecretTree:
+    """An independent copy of ``tree`` (its ratchets move separately)."""
+    out = SecretTree.__new__(SecretTree)
+    out.suite, out.n_leaves = tree.suite, tree.n_leaves
+    out.max_forward, out.out_of_order = tree.max_forward, tree.out_of_order
+    out._nodes = dict(tree._nodes)
+    out._ratchets = {k: _Ratchet(r.secret, r.generation, dict(r.skipped)) for k, r in tree._ratchets.items()}
+    return out
 
 
 def _leftmost_blank_leaf(tree: RatchetTree) -> int:
@@ -590,7 +606,17 @@ class Group:
                 raise WrongGroup("message is for another group")
             if body.epoch != s.context.epoch:
                 return self._process_past_private(body)
-            ac = unprotect_private(s.epoch_keys(), _signature_key_lookup(s.tree), body)
+            if body.content_type == ContentType.APPLICATION:
+                ac = unprotect_private(s.epoch_keys(), _signature_key_lookup(s.tree), body)
+            else:
+                # A handshake message is decrypted on a copy of the secret tree, adopted only
+                # once the proposal or commit has been fully processed.
+                keys = s.epoch_keys()
+                keys.secret_tree = _copy_secret_tree(s.secret_tree)
+                ac = unprotect_private(keys, _signature_key_lookup(s.tree), body)
+                result = self._interpret(ac)
+                s.secret_tree = keys.secret_tree
+                return result
         elif isinstance(body, PublicMessage):
             sender = body.content.sender
             if sender.sender_type == SenderType.NEW_MEMBER_COMMIT:
@@ -669,7 +695,9 @@ class Group:
             keys.set(2 * s.own_leaf, priv)
         joiners = [int(i) for i, _ in applied.added]
         if staged.self_removed:
-            # We cannot follow the new epoch; still check the path merges publicly.
+            # We cannot follow the new epoch; still check that the path merges publicly.
+            if commit.path is not None:
+                merge_update_path(applied.tree, committer, commit.path, group_id=s.context.group_id)
             return staged
         if commit.path is not None:
             processed = process_update_path(applied.tree, committer, commit.path, keys,
@@ -721,6 +749,7 @@ class Group:
         staged = StagedCommit(LeafIndex(joiner), s.context.epoch + 1, [], applied.removed, [], True,
                               any(i == s.own_leaf for i, _ in applied.removed), external=True, _base=s)
         if staged.self_removed:
+            merge_update_path(tree, joiner, commit.path, group_id=s.context.group_id)
             return ProcessedMessage(MessageKind.COMMIT, LeafIndex(joiner), content.epoch,
                                     content.authenticated_data, staged_commit=staged)
         provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=tree.tree_hash(),

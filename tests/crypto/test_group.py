@@ -59,6 +59,7 @@ from crypto.mls.proposals import (
 from crypto.mls.protection import (
     MembershipTagMismatch,
     WrongEpoch,
+    protect_private,
     protect_public,
     unprotect_private,
 )
@@ -872,3 +873,39 @@ def test_required_capabilities(suite_id):
     g.merge_staged_commit(staged)
     joined = Group.join(staged.welcome, ok, ok_priv)
     assert joined.epoch_authenticator == g.epoch_authenticator
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_failed_private_commit_consumes_no_key(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    a = h.members[0]
+    s = a._state
+    path = a.stage_commit(rng=h.rng).commit.body.content.content.path
+    content = FramedContent(a.group_id, a.epoch, Sender.member(0), b"", ContentType.COMMIT, Commit((), path))
+    forged = MLSMessage(protect_private(s.epoch_keys(), s.signature_priv, content, bytes(32), rng=h.rng))
+    before = snapshot(h.members[1])
+    for _ in range(2):  # the same generation is still available: the failure consumed nothing
+        with pytest.raises(ConfirmationTagMismatch):
+            h.members[1].process_message(forged)
+    assert snapshot(h.members[1]) == before
+    staged = a.stage_commit(public=False, rng=h.rng)
+    h.deliver_commit(0, staged)
+    h.assert_agree()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_commit_removing_receiver_makes_it_inactive(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 2)
+    target = h.members[2]
+    staged = h.members[1].remove_members([2], rng=h.rng)
+    out = target.process_message(staged.commit)
+    assert out.staged_commit.self_removed and [int(i) for i, _ in out.staged_commit.removed] == [2]
+    assert target.is_active  # nothing changes until the merge
+    h.deliver_commit(1, staged)
+    assert not target.is_active
+    with pytest.raises(GroupInactive):
+        target.protect(b"x", rng=h.rng)
+    with pytest.raises(GroupInactive):
+        target.stage_commit(rng=h.rng)
