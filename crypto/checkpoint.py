@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
+from .merkle import HASH_SIZE, MAX_PROOF_LEN
 from .note import (
     MalformedNote,
     Signer,
@@ -29,6 +30,9 @@ __all__ = [
     "open_checkpoint",
     "sign_checkpoint",
     "MAX_TREE_SIZE",
+    "TlogProof",
+    "format_tlog_proof",
+    "parse_tlog_proof",
 ]
 
 MAX_TREE_SIZE = (1 << 63) - 1
@@ -97,3 +101,67 @@ def open_checkpoint(
     if origin is not None and checkpoint.origin != origin:
         raise MalformedNote(f"checkpoint origin {checkpoint.origin!r} is not {origin!r}")
     return checkpoint, verified
+
+
+_TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+_MAX_EXTRA = 8192
+
+
+@dataclass(frozen=True)
+class TlogProof:
+    """A c2sp.org/tlog-proof: optional extra data, an index, its inclusion proof and the
+    signed checkpoint (kept as the exact note bytes, to be verified by the reader)."""
+
+    index: int
+    proof: tuple[bytes, ...]
+    checkpoint_note: bytes
+    extra: bytes | None = None
+
+
+def format_tlog_proof(p: TlogProof) -> bytes:
+    lines = [_TLOG_PROOF_HEADER]
+    if p.extra is not None:
+        lines.append("extra " + base64.b64encode(p.extra).decode())
+    lines.append(f"index {p.index}")
+    lines.extend(base64.b64encode(h).decode() for h in p.proof)
+    return ("\n".join(lines) + "\n\n").encode() + p.checkpoint_note
+
+
+def parse_tlog_proof(data: bytes) -> TlogProof:
+    """Parse a tlog-proof strictly; the checkpoint note is returned unverified.
+
+    Raises :class:`MalformedNote` for a wrong header, bad ``extra``/``index``
+    lines, a hash line that is not 32 bytes of canonical base64, too many
+    proof lines, or a missing blank line.
+    """
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedNote("tlog-proof is not UTF-8") from exc
+    head, sep, _ = text.partition("\n\n")
+    if not sep:
+        raise MalformedNote("tlog-proof without a blank line before the checkpoint")
+    lines = head.split("\n")
+    if lines[0] != _TLOG_PROOF_HEADER:
+        raise MalformedNote("not a c2sp.org/tlog-proof@v1")
+    pos = 1
+    extra = None
+    if pos < len(lines) and lines[pos].startswith("extra "):
+        extra = b64decode_strict(lines[pos][len("extra "):])
+        if len(extra) > _MAX_EXTRA:
+            raise MalformedNote("extra data too large")
+        pos += 1
+    if pos >= len(lines) or not lines[pos].startswith("index "):
+        raise MalformedNote("missing index line")
+    index = parse_decimal(lines[pos][len("index "):], "index")
+    hashes = lines[pos + 1 :]
+    if len(hashes) > MAX_PROOF_LEN:
+        raise MalformedNote("inclusion proof too long")
+    proof = []
+    for line in hashes:
+        h = b64decode_strict(line)
+        if len(h) != HASH_SIZE:
+            raise MalformedNote("proof hash is not 32 bytes")
+        proof.append(h)
+    note_bytes = bytes(data)[len((head + "\n\n").encode()):]
+    return TlogProof(index, tuple(proof), note_bytes, extra)

@@ -1,0 +1,170 @@
+"""HTTP routes of the transparency log (C2SP tlog-tiles) and of the witness (tlog-witness).
+
+Mount with ``add_routes(app_or_router, log, witness)``. Paths (``LOG_PREFIX``
+is ``/_confide/log/v1``, ``WITNESS_PREFIX`` is ``/_confide/witness/v1``):
+
+====================================================  ==========================================
+``GET  LOG_PREFIX/checkpoint``                          signed checkpoint with received cosignatures
+``GET  LOG_PREFIX/tile/<L>/<N>[.p/<W>]``                hash tile (tlog-tiles)
+``GET  LOG_PREFIX/tile/entries/<N>[.p/<W>]``            entry bundle (tlog-tiles)
+``GET  LOG_PREFIX/vkey``                                the log's verifier key (for pinning)
+``GET  LOG_PREFIX/proof/inclusion?index=I[&size=S]``    c2sp tlog-proof, entry as ``extra``
+``GET  LOG_PREFIX/proof/inclusion?event=<hex>[&size]``  same, found by room event hash
+``GET  LOG_PREFIX/proof/consistency?old=M&new=N``       one base64 hash per line
+``POST WITNESS_PREFIX/add-checkpoint``                  tlog-witness add-checkpoint
+``GET  WITNESS_PREFIX/<sha256(origin) hex>/checkpoint``  last cosigned checkpoint of that log
+====================================================  ==========================================
+
+Errors are answered here and only here: status plus a ``text/plain`` body
+``<code>: <message>`` and an ``X-Confide-Error: <code>`` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from aiohttp import web
+
+from crypto.checkpoint import parse_decimal
+from crypto.errors import CryptoError
+from crypto.tiles import BundleId, TileId, parse_tile_path
+
+from .service import BadRequest, LogError, NotFound, TransparencyLog
+from .witness import MAX_REQUEST, Witness, WitnessError
+
+__all__ = ["LOG_PREFIX", "WITNESS_PREFIX", "add_routes"]
+
+LOG_PREFIX = "/_confide/log/v1"
+WITNESS_PREFIX = "/_confide/witness/v1"
+
+_TEXT = "text/plain; charset=utf-8"
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.Response(
+        status=status, text=f"{code}: {message}\n", content_type="text/plain",
+        headers={"X-Confide-Error": code},
+    )
+
+
+def _status_of(exc: Exception) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, BadRequest | CryptoError):
+        return 400
+    return 500
+
+
+def _int_param(request: web.Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    return parse_decimal(raw, name)
+
+
+def add_routes(
+    app_or_router: Any,
+    log: TransparencyLog | None,
+    witness: Witness | None,
+    log_prefix: str = LOG_PREFIX,
+    witness_prefix: str = WITNESS_PREFIX,
+) -> None:
+    """Mount the log's and/or the witness's routes on an aiohttp app or router."""
+    router = getattr(app_or_router, "router", app_or_router)
+
+    def guarded(handler):
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except (LogError, CryptoError) as exc:
+                return _error(_status_of(exc), getattr(exc, "code", "error"), str(exc))
+
+        return wrapper
+
+    if log is not None:
+
+        async def checkpoint(request: web.Request) -> web.Response:
+            return web.Response(
+                body=await log.checkpoint(), content_type="text/plain", charset="utf-8",
+                headers={"Cache-Control": "no-cache, max-age=2"},
+            )
+
+        async def vkey(request: web.Request) -> web.Response:
+            return web.Response(text=log.verifier.vkey() + "\n", content_type="text/plain")
+
+        async def tile(request: web.Request) -> web.Response:
+            ident = parse_tile_path("tile/" + request.match_info["path"])
+            if isinstance(ident, TileId):
+                body = await log.read_tile(ident)
+            else:
+                assert isinstance(ident, BundleId)
+                body = await log.read_bundle(ident)
+            return web.Response(
+                body=body, content_type="application/octet-stream",
+                headers={"Cache-Control": _IMMUTABLE},
+            )
+
+        async def inclusion(request: web.Request) -> web.Response:
+            size = _int_param(request, "size")
+            event = request.query.get("event")
+            if event is not None:
+                try:
+                    event_hash = bytes.fromhex(event)
+                except ValueError as exc:
+                    raise BadRequest("event must be a hex hash") from exc
+                if len(event_hash) != 32:
+                    raise BadRequest("event must be a 32-byte hash")
+                proof = await log.inclusion_proof_for_event(event_hash, size)
+            else:
+                index = _int_param(request, "index")
+                if index is None:
+                    raise BadRequest("give index= or event=")
+                proof = await log.inclusion_proof(index, size)
+            return web.Response(body=proof.to_tlog_proof(), content_type="text/plain", charset="utf-8")
+
+        async def consistency(request: web.Request) -> web.Response:
+            old = _int_param(request, "old")
+            new = _int_param(request, "new", log.size)
+            if old is None or new is None:
+                raise BadRequest("give old= (and optionally new=)")
+            proof = await log.consistency_proof(old, new)
+            text = "".join(base64.b64encode(h).decode() + "\n" for h in proof)
+            return web.Response(text=text, content_type="text/plain")
+
+        router.add_get(f"{log_prefix}/checkpoint", guarded(checkpoint))
+        router.add_get(f"{log_prefix}/vkey", guarded(vkey))
+        router.add_get(f"{log_prefix}/tile/{{path:.+}}", guarded(tile))
+        router.add_get(f"{log_prefix}/proof/inclusion", guarded(inclusion))
+        router.add_get(f"{log_prefix}/proof/consistency", guarded(consistency))
+
+    if witness is not None:
+
+        async def add_checkpoint(request: web.Request) -> web.Response:
+            if request.content_length is not None and request.content_length > MAX_REQUEST:
+                return _error(400, "malformed", "request too large")
+            body = await request.content.read(MAX_REQUEST + 1)
+            try:
+                lines = await witness.add_checkpoint(body)
+            except WitnessError as exc:
+                if exc.status == 409:
+                    return web.Response(
+                        status=409, text=f"{exc.current_size}\n", content_type="text/x.tlog.size",
+                        headers={"X-Confide-Error": exc.code},
+                    )
+                return _error(exc.status, exc.code, str(exc))
+            return web.Response(text=lines, content_type="text/plain")
+
+        async def witnessed(request: web.Request) -> web.Response:
+            wanted = request.match_info["origin_hash"]
+            for origin in witness.logs:
+                if hashlib.sha256(origin.encode()).hexdigest() == wanted:
+                    note = await witness.latest(origin)
+                    if note is not None:
+                        return web.Response(body=note, content_type="text/plain", charset="utf-8")
+            return _error(404, "not_found", "no cosigned checkpoint for that origin")
+
+        router.add_post(f"{witness_prefix}/add-checkpoint", add_checkpoint)
+        router.add_get(f"{witness_prefix}/{{origin_hash:[0-9a-f]{{64}}}}/checkpoint", witnessed)
