@@ -30,16 +30,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from dataclasses import replace
 
-from ..codec import Writer, decode_exact
+from ..codec import Writer
 from ..errors import InternalError
 from ..primitives import constant_time_equal
 from ..rng import Rng, system_rng
 from .ciphersuite import CipherSuite, get_suite
 from .commit import Commit
-from .credential import Credential
 from .extensions import Extension, ExtensionType, find_extension
 from .framing import (
     AuthenticatedContent,
@@ -58,10 +56,8 @@ from .group_errors import (
     EpochNotRetained,
     GroupInactive,
     InvalidProposalList,
-    MissingExternalPub,
     MissingRatchetTree,
     MissingUpdatePath,
-    NonMemberSender,
     OwnLeafNotFound,
     StaleStagedCommit,
     UnexpectedMessage,
@@ -69,6 +65,20 @@ from .group_errors import (
     UnknownPsk,
 )
 from .group_proposals import CommittedProposal, apply_proposals, validate_leaf_for_group
+from .group_results import MessageKind, ProcessedMessage, StagedCommit
+from .group_state import (
+    DEFAULT_MAX_PAST_EPOCHS,
+    EXTERNAL_INIT_LABEL,
+    RESUMPTION_PSKS_KEPT,
+    EpochState,
+    Member,
+    PastEpoch,
+    confirmed_input,
+    copy_secret_tree,
+    leftmost_blank_leaf,
+    secrets_from_epoch_secret,
+    signature_key_lookup,
+)
 from .group_welcome import (
     build_welcome,
     compute_psk_secret,
@@ -85,11 +95,10 @@ from .key_schedule import (
     epoch_secrets_from_joiner,
     mls_exporter,
 )
-from .leaf_node import LeafNode, LeafNodeSource
+from .leaf_node import LeafNodeSource
 from .message import MLSMessage
 from .proposals import Add as AddProposal
 from .proposals import (
-    ExternalInit,
     PreSharedKey,
     PreSharedKeyID,
     Proposal,
@@ -99,7 +108,6 @@ from .proposals import (
     Update,
 )
 from .protection import (
-    EpochKeys,
     WrongEpoch,
     WrongGroup,
     confirmed_transcript_hash_input,
@@ -110,7 +118,7 @@ from .protection import (
     unprotect_public,
 )
 from .ratchet_tree import RatchetTree
-from .secret_tree import SecretTree, _Ratchet
+from .secret_tree import SecretTree
 from .transcript import confirmed_transcript_hash, interim_transcript_hash
 from .tree_math import LeafIndex
 from .tree_validation import validate_tree_for_group
@@ -132,161 +140,14 @@ __all__ = [
     "DEFAULT_MAX_PAST_EPOCHS",
 ]
 
-DEFAULT_MAX_PAST_EPOCHS = 3
-EXTERNAL_INIT_LABEL = b"MLS 1.0 external init secret"
-#: How many epochs' resumption PSKs are kept.
-RESUMPTION_PSKS_KEPT = 16
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """A member as the tree shows it."""
-
-    leaf_index: LeafIndex
-    credential: Credential
-    signature_key: bytes
-    encryption_key: bytes
-
-    @property
-    def identity(self) -> bytes | None:
-        return self.credential.identity
-
-
-@dataclass
-class _State:
-    """One epoch of one member's group state (replaced, never mutated, by a Commit; only the
-    secret tree's ratchets move inside an epoch)."""
-
-    suite: CipherSuite
-    context: GroupContext
-    tree: RatchetTree
-    keys: TreePrivateKeys
-    signature_priv: bytes
-    secrets: EpochSecrets
-    confirmation_tag: bytes
-    interim_transcript_hash: bytes
-    secret_tree: SecretTree
-
-    @property
-    def own_leaf(self) -> LeafIndex:
-        return self.keys.leaf_index
-
-    def epoch_keys(self) -> EpochKeys:
-        return EpochKeys(self.suite, self.context, self.secrets.membership_key,
-                         self.secrets.sender_data_secret, self.secret_tree)
-
-
-@dataclass
-class _PastEpoch:
-    keys: EpochKeys
-    tree: RatchetTree
-
-
-def _secrets_from_epoch_secret(suite: CipherSuite, epoch: bytes) -> EpochSecrets:
-    """The derived secrets of an epoch whose epoch_secret is given (group creation, 11)."""
-
-    def d(label: str) -> bytes:
-        return suite.derive_secret(epoch, label)
-
-    return EpochSecrets(
-        joiner_secret=b"", welcome_secret=b"", epoch_secret=epoch,
-        sender_data_secret=d("sender data"), encryption_secret=d("encryption"),
-        exporter_secret=d("exporter"), epoch_authenticator=d("authentication"),
-        external_secret=d("external"), confirmation_key=d("confirm"),
-        membership_key=d("membership"), resumption_psk=d("resumption"), init_secret=d("init"),
-    )
-
-
-def _signature_key_lookup(tree: RatchetTree):
-    def lookup(leaf: int) -> bytes:
-        node = tree.leaf(leaf) if 0 <= leaf < tree.n_leaves else None
-        if node is None:
-            raise NonMemberSender(f"sender leaf {leaf} is not a member")
-        return node.signature_key
-
-    return lookup
-
-
-def _copy_secret_tree(tree: SecretTree) -> SecretTree:
-    """An independent copy of ``tree`` (its ratchets move separately)."""
-    out = SecretTree.__new__(SecretTree)
-    out.suite, out.n_leaves = tree.suite, tree.n_leaves
-    out.max_forward, out.out_of_order = tree.max_forward, tree.out_of_order
-    out._nodes = dict(tree._nodes)
-    out._ratchets = {k: _Ratchet(r.secret, r.generation, dict(r.skipped)) for k, r in tree._ratchets.items()}
-    return out
-
-
-def _leftmost_blank_leaf(tree: RatchetTree) -> int:
-    """The leftmost blank leaf, or ``n_leaves`` when there is none (the tree must extend)."""
-    return next((i for i in range(tree.n_leaves) if tree.leaf(i) is None), tree.n_leaves)
-
-
-def _confirmed_input(wire_format: WireFormat, content: FramedContent, signature: bytes) -> bytes:
-    w = Writer()
-    w.u16(wire_format)
-    content.encode(w)
-    w.opaque(signature)
-    return w.getvalue()
-
-
-class MessageKind(Enum):
-    APPLICATION = "application"
-    PROPOSAL = "proposal"
-    COMMIT = "commit"
-
-
-@dataclass
-class StagedCommit:
-    """A Commit whose effects are computed but not applied; see the module docstring.
-
-    For the committer, ``commit`` is the MLSMessage to send, ``welcome`` the Welcome for
-    the new members (None without Adds), ``ratchet_tree`` the tree to hand to them out of
-    band when it is not in the Welcome, and ``group_info`` the signed GroupInfo of the new
-    epoch. For a receiver these are None. ``self_removed`` is set when the Commit removes
-    this member: merging it makes the Group inactive.
-    """
-
-    committer: LeafIndex
-    epoch: int  # the new epoch
-    added: list[tuple[LeafIndex, KeyPackage]]
-    removed: list[tuple[LeafIndex, LeafNode]]
-    updated: list[LeafIndex]
-    has_path: bool
-    self_removed: bool
-    external: bool = False  # an external Commit: ``committer`` is the joiner's new leaf
-    commit: MLSMessage | None = None
-    welcome: MLSMessage | None = None
-    ratchet_tree: RatchetTree | None = None
-    group_info: GroupInfo | None = None
-    _base: _State | None = field(default=None, repr=False)
-    _new: _State | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class ProcessedMessage:
-    """The result of :meth:`Group.process_message`.
-
-    ``application_data`` is set for application messages, ``proposal`` for proposals
-    (kept for the next Commit), ``staged_commit`` for commits (merge it to apply it).
-    """
-
-    kind: MessageKind
-    sender: LeafIndex
-    epoch: int
-    authenticated_data: bytes = b""
-    application_data: bytes | None = None
-    proposal: Proposal | None = None
-    staged_commit: StagedCommit | None = None
-
 
 class Group:
     """One member's state of one MLS group (see the module docstring)."""
 
-    def __init__(self, state: _State, *, max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
+    def __init__(self, state: EpochState, *, max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
                  external_psks: Mapping[bytes, bytes] | None = None) -> None:
         self._state = state
-        self._past: OrderedDict[int, _PastEpoch] = OrderedDict()
+        self._past: OrderedDict[int, PastEpoch] = OrderedDict()
         self._max_past_epochs = max_past_epochs
         self._active = True
         self._proposals: dict[bytes, CommittedProposal] = {}
@@ -340,9 +201,9 @@ class Group:
         suite = get_suite(suite) if isinstance(suite, int) else suite
         tree = RatchetTree.one_member(suite, key_package.leaf_node)
         context = GroupContext(suite.id, group_id, 0, tree.tree_hash(), b"", tuple(extensions))
-        secrets = _secrets_from_epoch_secret(suite, rng(suite.hash_len))
+        secrets = secrets_from_epoch_secret(suite, rng(suite.hash_len))
         tag = confirmation_tag(suite, secrets.confirmation_key, b"")
-        state = _State(
+        state = EpochState(
             suite=suite, context=context, tree=tree,
             keys=TreePrivateKeys.for_leaf(0, private.encryption_priv),
             signature_priv=private.signature_priv, secrets=secrets, confirmation_tag=tag,
@@ -408,7 +269,7 @@ class Group:
         want = confirmation_tag(suite, secrets.confirmation_key, context.confirmed_transcript_hash)
         if not constant_time_equal(want, info.confirmation_tag):
             raise ConfirmationTagMismatch("GroupInfo confirmation tag does not verify")
-        state = _State(
+        state = EpochState(
             suite=suite, context=context, tree=tree, keys=keys,
             signature_priv=private.signature_priv, secrets=secrets,
             confirmation_tag=info.confirmation_tag,
@@ -431,70 +292,12 @@ class Group:
         rng: Rng = system_rng,
         max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
     ) -> tuple[Group, MLSMessage]:
-        """Join by an external Commit (12.4.3.2) from a GroupInfo with ``external_pub``.
+        """Join by an external Commit; see :func:`crypto.mls.group_external.external_join`."""
+        from .group_external import external_join
 
-        The new leaf takes the credential, signature key, capabilities and extensions of
-        ``key_package``'s leaf (the init and encryption keys are not used). ``remove_prior``
-        removes an old appearance of this client (resync). Returns the Group, already in the
-        new epoch, and the Commit to send; if the delivery service refuses the Commit, drop
-        the Group. Raises :class:`~crypto.errors.InvalidSignature`, tree validation errors,
-        :class:`~crypto.mls.group_errors.MissingExternalPub`,
-        :class:`~crypto.mls.group_errors.MissingRatchetTree`, InvalidProposalList.
-        """
-        if isinstance(group_info, MLSMessage):
-            if not isinstance(group_info.body, GroupInfo):
-                raise UnexpectedMessage("external_join needs a GroupInfo")
-            group_info = group_info.body
-        old = group_info.group_context
-        suite = get_suite(old.cipher_suite)
-        ext = find_extension(group_info.extensions, ExtensionType.RATCHET_TREE)
-        if ext is not None:
-            tree = RatchetTree.from_bytes(suite, ext.extension_data)
-        elif ratchet_tree is not None:
-            tree = ratchet_tree.copy()
-        else:
-            raise MissingRatchetTree("no ratchet_tree extension and no tree given")
-        verify_group_info(suite, tree, group_info)
-        validate_tree_for_group(tree, old)
-        pub_ext = find_extension(group_info.extensions, ExtensionType.EXTERNAL_PUB)
-        if pub_ext is None:
-            raise MissingExternalPub("the GroupInfo has no external_pub extension")
-        external_pub = decode_exact(pub_ext.extension_data, lambda r: r.opaque())
-        kem_output, init_secret = suite.hpke.send_export(external_pub, b"", EXTERNAL_INIT_LABEL,
-                                                         suite.hash_len, rng=rng)
-        proposals = [Proposal(ExternalInit(kem_output))]
-        if remove_prior is not None:
-            proposals.append(Proposal(Remove(int(remove_prior))))
-        applied = apply_proposals(suite, old, tree, -1, [CommittedProposal(p, -1) for p in proposals],
-                                  external=True)
-        new_tree = applied.tree
-        me = _leftmost_blank_leaf(new_tree)
-        if me == new_tree.n_leaves:
-            new_tree.extend()
-        provisional = replace(old, epoch=old.epoch + 1, tree_hash=new_tree.tree_hash(),
-                              extensions=applied.extensions)
-        path = create_update_path(new_tree, me, provisional_context=provisional,
-                                  sign=private.signature_priv, leaf_node=key_package.leaf_node, rng=rng)
-        validate_leaf_for_group(path.tree, me, path.update_path.leaf_node, applied.extensions,
-                                "external Commit leaf")
-        content = FramedContent(old.group_id, old.epoch, Sender(SenderType.NEW_MEMBER_COMMIT),
-                                authenticated_data, ContentType.COMMIT,
-                                Commit(tuple(ProposalOrRef(p) for p in proposals), path.update_path))
-        wire_format = WireFormat.MLS_PUBLIC_MESSAGE
-        signature = sign_framed_content(suite, private.signature_priv, wire_format, content, old)
-        interim = interim_transcript_hash(suite, old.confirmed_transcript_hash, group_info.confirmation_tag)
-        confirmed = confirmed_transcript_hash(suite, interim, _confirmed_input(wire_format, content, signature))
-        context = replace(provisional, tree_hash=path.tree.tree_hash(), confirmed_transcript_hash=confirmed)
-        secrets = epoch_secrets(suite, init_secret, path.commit_secret, None, context.to_bytes())
-        tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
-        message = protect_public(suite, old, None, private.signature_priv, content, tag)
-        state = _State(
-            suite=suite, context=context, tree=path.tree, keys=path.private_keys,
-            signature_priv=private.signature_priv, secrets=secrets, confirmation_tag=tag,
-            interim_transcript_hash=interim_transcript_hash(suite, confirmed, tag),
-            secret_tree=SecretTree(suite, secrets.encryption_secret, path.tree.n_leaves),
-        )
-        return cls(state, max_past_epochs=max_past_epochs), MLSMessage(message)
+        return external_join(cls, group_info, key_package, private, ratchet_tree,
+                             remove_prior=remove_prior, authenticated_data=authenticated_data,
+                             rng=rng, max_past_epochs=max_past_epochs)
 
     # -- serialization ------------------------------------------------------------------
 
@@ -607,13 +410,13 @@ class Group:
             if body.epoch != s.context.epoch:
                 return self._process_past_private(body)
             if body.content_type == ContentType.APPLICATION:
-                ac = unprotect_private(s.epoch_keys(), _signature_key_lookup(s.tree), body)
+                ac = unprotect_private(s.epoch_keys(), signature_key_lookup(s.tree), body)
             else:
                 # A handshake message is decrypted on a copy of the secret tree, adopted only
                 # once the proposal or commit has been fully processed.
                 keys = s.epoch_keys()
-                keys.secret_tree = _copy_secret_tree(s.secret_tree)
-                ac = unprotect_private(keys, _signature_key_lookup(s.tree), body)
+                keys.secret_tree = copy_secret_tree(s.secret_tree)
+                ac = unprotect_private(keys, signature_key_lookup(s.tree), body)
                 result = self._interpret(ac)
                 s.secret_tree = keys.secret_tree
                 return result
@@ -624,9 +427,9 @@ class Group:
             if sender.sender_type != SenderType.MEMBER:
                 raise UnexpectedMessage(f"{sender.sender_type.name} senders are not supported")
             if body.content.group_id == s.context.group_id and body.content.epoch == s.context.epoch:
-                _signature_key_lookup(s.tree)(sender.leaf_index or 0)
+                signature_key_lookup(s.tree)(sender.leaf_index or 0)
             ac = unprotect_public(s.suite, s.context, s.secrets.membership_key,
-                                  _signature_key_lookup(s.tree), body)
+                                  signature_key_lookup(s.tree), body)
         else:
             raise UnexpectedMessage(f"{type(body).__name__} is not processed by a group")
         return self._interpret(ac)
@@ -639,7 +442,7 @@ class Group:
         past = self._past.get(body.epoch)
         if past is None:
             raise EpochNotRetained(f"keys of epoch {body.epoch} are no longer kept")
-        ac = unprotect_private(past.keys, _signature_key_lookup(past.tree), body)
+        ac = unprotect_private(past.keys, signature_key_lookup(past.tree), body)
         return ProcessedMessage(MessageKind.APPLICATION, LeafIndex(ac.content.sender.leaf_index or 0),
                                 body.epoch, ac.content.authenticated_data, ac.content.content)  # type: ignore[arg-type]
 
@@ -713,7 +516,7 @@ class Group:
 
     def _next_state(self, ac: AuthenticatedContent, provisional: GroupContext, tree: RatchetTree,
                     keys: TreePrivateKeys, commit_secret: bytes | None,
-                    psks: Sequence[PreSharedKeyID], init_secret: bytes) -> _State:
+                    psks: Sequence[PreSharedKeyID], init_secret: bytes) -> EpochState:
         """Transcript hashes, key schedule and confirmation tag check of a received Commit."""
         s = self._state
         confirmed = confirmed_transcript_hash(s.suite, s.interim_transcript_hash,
@@ -743,7 +546,7 @@ class Group:
                                   [CommittedProposal(p.value, -1) for p in commit.proposals],  # type: ignore[arg-type]
                                   external=True)
         tree = applied.tree
-        joiner = _leftmost_blank_leaf(tree)
+        joiner = leftmost_blank_leaf(tree)
         if joiner == tree.n_leaves:
             tree.extend()
         staged = StagedCommit(LeafIndex(joiner), s.context.epoch + 1, [], applied.removed, [], True,
@@ -769,9 +572,9 @@ class Group:
                                 content.authenticated_data, staged_commit=staged)
 
     @staticmethod
-    def _new_state(s: _State, context: GroupContext, tree: RatchetTree, keys: TreePrivateKeys,
-                   secrets: EpochSecrets, tag: bytes) -> _State:
-        return _State(
+    def _new_state(s: EpochState, context: GroupContext, tree: RatchetTree, keys: TreePrivateKeys,
+                   secrets: EpochSecrets, tag: bytes) -> EpochState:
+        return EpochState(
             suite=s.suite, context=context, tree=tree, keys=keys, signature_priv=s.signature_priv,
             secrets=secrets, confirmation_tag=tag,
             interim_transcript_hash=interim_transcript_hash(s.suite, context.confirmed_transcript_hash, tag),
@@ -869,7 +672,7 @@ class Group:
                                 authenticated_data, ContentType.COMMIT, commit)
         signature = sign_framed_content(s.suite, s.signature_priv, wire_format, content, s.context)
         confirmed = confirmed_transcript_hash(s.suite, s.interim_transcript_hash,
-                                              _confirmed_input(wire_format, content, signature))
+                                              confirmed_input(wire_format, content, signature))
         context = replace(provisional, tree_hash=tree.tree_hash(), confirmed_transcript_hash=confirmed)
         psk = compute_psk_secret(s.suite, applied.psks, self._psk_lookup)
         secrets = epoch_secrets(s.suite, s.secrets.init_secret, commit_secret, psk, context.to_bytes())
@@ -911,7 +714,7 @@ class Group:
         if staged._base is not self._state:
             raise StaleStagedCommit("the StagedCommit was made for another group state")
         old = self._state
-        self._past[old.context.epoch] = _PastEpoch(old.epoch_keys(), old.tree)
+        self._past[old.context.epoch] = PastEpoch(old.epoch_keys(), old.tree)
         while len(self._past) > self._max_past_epochs:
             self._past.popitem(last=False)
         self._proposals.clear()

@@ -27,6 +27,7 @@ from .ciphersuite import CipherSuite, get_suite
 from .group_context import GroupContext
 from .group_errors import InvalidGroupState
 from .group_proposals import CommittedProposal
+from .group_state import EpochState, PastEpoch
 from .key_schedule import EpochSecrets
 from .proposals import Proposal
 from .protection import EpochKeys
@@ -84,7 +85,7 @@ def _read_secret_tree(r: Reader, suite: CipherSuite) -> SecretTree:
     return st
 
 
-def _write_state(w: Writer, s) -> None:  # s: group._State
+def _write_state(w: Writer, s: EpochState) -> None:
     w.u16(s.suite.id)
     s.context.encode(w)
     w.opaque(s.tree.to_bytes())
@@ -98,8 +99,7 @@ def _write_state(w: Writer, s) -> None:  # s: group._State
     _write_secret_tree(w, s.secret_tree)
 
 
-def _read_state(r: Reader):
-    from .group import _State
+def _read_state(r: Reader) -> EpochState:
 
     suite = get_suite(r.u16())
     context = GroupContext.decode(r)
@@ -113,7 +113,7 @@ def _read_state(r: Reader):
     keys.check_consistent(tree)
     if context.cipher_suite != suite.id or tree.tree_hash() != context.tree_hash:
         raise InvalidGroupState("group context does not match the tree")
-    return _State(suite, context, tree, keys, signature_priv, secrets, tag, interim, secret_tree)
+    return EpochState(suite, context, tree, keys, signature_priv, secrets, tag, interim, secret_tree)
 
 
 def encode_group(g: Group) -> bytes:
@@ -143,7 +143,6 @@ def encode_group(g: Group) -> bytes:
 
 def decode_group(data: bytes, cls: type[Group]) -> Group:
     """Restore a Group; raises :class:`InvalidGroupState` (see the module docstring)."""
-    from .group import _PastEpoch
 
     try:
         r = Reader(data)
@@ -159,7 +158,7 @@ def decode_group(data: bytes, cls: type[Group]) -> Group:
             membership, sender_data = r2.opaque(), r2.opaque()
             st = _read_secret_tree(r2, suite)
             tree = RatchetTree.from_bytes(suite, r2.opaque())
-            return epoch, _PastEpoch(EpochKeys(suite, context, membership, sender_data, st), tree)
+            return epoch, PastEpoch(EpochKeys(suite, context, membership, sender_data, st), tree)
 
         past_epochs = r.vector(past)
         active = r.boolean()
