@@ -58,12 +58,14 @@ from .group_errors import (
     InvalidProposalList,
     MissingRatchetTree,
     MissingUpdatePath,
+    NonMemberSender,
     OwnLeafNotFound,
     StaleStagedCommit,
     UnexpectedMessage,
     UnknownProposalRef,
     UnknownPsk,
 )
+from .group_external import EXTERNAL_PROPOSAL_TYPES, external_join, external_senders
 from .group_proposals import CommittedProposal, apply_proposals, validate_leaf_for_group
 from .group_results import MessageKind, ProcessedMessage, StagedCommit
 from .group_state import (
@@ -293,8 +295,6 @@ class Group:
         max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
     ) -> tuple[Group, MLSMessage]:
         """Join by an external Commit; see :func:`crypto.mls.group_external.external_join`."""
-        from .group_external import external_join
-
         return external_join(cls, group_info, key_package, private, ratchet_tree,
                              remove_prior=remove_prior, authenticated_data=authenticated_data,
                              rng=rng, max_past_epochs=max_past_epochs)
@@ -424,6 +424,8 @@ class Group:
             sender = body.content.sender
             if sender.sender_type == SenderType.NEW_MEMBER_COMMIT:
                 return self._process_external_commit(body)
+            if sender.sender_type in (SenderType.EXTERNAL, SenderType.NEW_MEMBER_PROPOSAL):
+                return self._process_external_proposal(body)
             if sender.sender_type != SenderType.MEMBER:
                 raise UnexpectedMessage(f"{sender.sender_type.name} senders are not supported")
             if body.content.group_id == s.context.group_id and body.content.epoch == s.context.epoch:
@@ -528,6 +530,33 @@ class Group:
         if not constant_time_equal(tag, ac.auth.confirmation_tag or b""):
             raise ConfirmationTagMismatch("Commit confirmation tag does not verify")
         return self._new_state(s, context, tree, keys, secrets, tag)
+
+    def _process_external_proposal(self, message: PublicMessage) -> ProcessedMessage:
+        """A proposal from an ``external_senders`` entry or a joiner's own Add (12.1.8)."""
+        s = self._state
+        content = message.content
+        proposal = content.content
+        if content.content_type != ContentType.PROPOSAL or not isinstance(proposal, Proposal):
+            raise UnexpectedMessage("only proposals come from external senders")
+        sender = content.sender
+        if sender.sender_type == SenderType.EXTERNAL:
+            senders = external_senders(s.context.extensions)
+            index = sender.sender_index or 0
+            if index >= len(senders):
+                raise NonMemberSender(f"external sender {index} is not in external_senders")
+            if proposal.proposal_type not in EXTERNAL_PROPOSAL_TYPES:
+                raise InvalidProposalList(f"{proposal.proposal_type.name} from an external sender")
+            key = senders[index].signature_key
+        else:
+            if not isinstance(proposal.body, AddProposal):
+                raise InvalidProposalList("a new_member_proposal sender may only propose its Add")
+            key = proposal.body.key_package.leaf_node.signature_key
+        ac = unprotect_public(s.suite, s.context, None, key, message)
+        ref = s.suite.ref_hash("MLS 1.0 Proposal Reference", ac.to_bytes())
+        self._proposals[ref] = CommittedProposal(proposal, -1)
+        return ProcessedMessage(MessageKind.PROPOSAL, None, content.epoch, content.authenticated_data,
+                                proposal=proposal, sender_type=sender.sender_type,
+                                external_sender_index=sender.sender_index)
 
     def _process_external_commit(self, message: PublicMessage) -> ProcessedMessage:
         """An external Commit (12.4.3.2): signed with the path's leaf key, one ExternalInit,

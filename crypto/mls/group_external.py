@@ -1,20 +1,34 @@
-"""Joining by an external Commit (RFC 9420 sections 12.4.3.2 and 8.3), the joiner's side.
+"""Messages from outside the group, the sender's side: external Commits (RFC 9420
+sections 12.4.3.2 and 8.3) and external proposals (12.1.8).
 
-The receiving side is :meth:`crypto.mls.group.Group.process_message`.
+* :func:`external_join`: a new member joins by an external Commit from a GroupInfo.
+* :func:`external_proposal`: a proposal from a pre-provisioned ``external_senders`` entry.
+* :func:`new_member_add_proposal`: a joiner's own Add (``new_member_proposal``).
+* :func:`external_senders`: decode the GroupContext's ``external_senders`` extension.
+
+The receiving side of all three is :meth:`crypto.mls.group.Group.process_message`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ..codec import decode_exact
+from ..codec import Reader, Struct, Writer, decode_exact
 from ..rng import Rng, system_rng
 from .ciphersuite import get_suite
 from .commit import Commit
-from .extensions import ExtensionType, find_extension
+from .credential import Credential
+from .extensions import Extension, ExtensionType, find_extension
 from .framing import ContentType, FramedContent, Sender, SenderType, WireFormat
-from .group_errors import MissingExternalPub, MissingRatchetTree, UnexpectedMessage
+from .group_context import GroupContext
+from .group_errors import (
+    InvalidProposalList,
+    MissingExternalPub,
+    MissingRatchetTree,
+    UnexpectedMessage,
+)
 from .group_proposals import CommittedProposal, apply_proposals, validate_leaf_for_group
 from .group_state import (
     DEFAULT_MAX_PAST_EPOCHS,
@@ -28,7 +42,7 @@ from .key_package import KeyPackage
 from .key_package_gen import KeyPackagePrivate
 from .key_schedule import confirmation_tag, epoch_secrets
 from .message import MLSMessage
-from .proposals import ExternalInit, Proposal, ProposalOrRef, Remove
+from .proposals import Add, ExternalInit, Proposal, ProposalOrRef, ProposalType, Remove
 from .protection import protect_public, sign_framed_content
 from .ratchet_tree import RatchetTree
 from .secret_tree import SecretTree
@@ -40,7 +54,67 @@ from .welcome import GroupInfo
 if TYPE_CHECKING:
     from .group import Group
 
-__all__ = ["external_join"]
+__all__ = ["external_join", "external_proposal", "new_member_add_proposal", "ExternalSender",
+           "external_senders", "EXTERNAL_PROPOSAL_TYPES"]
+
+#: Proposal types an ``external`` sender may send (12.1.8).
+EXTERNAL_PROPOSAL_TYPES = frozenset({ProposalType.ADD, ProposalType.REMOVE, ProposalType.PSK,
+                                     ProposalType.REINIT, ProposalType.GROUP_CONTEXT_EXTENSIONS})
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalSender(Struct):
+    signature_key: bytes
+    credential: Credential
+
+    def encode(self, w: Writer) -> None:
+        w.opaque(self.signature_key)
+        self.credential.encode(w)
+
+    @classmethod
+    def decode(cls, r: Reader) -> ExternalSender:
+        return cls(r.opaque(), Credential.decode(r))
+
+
+def external_senders(extensions: Sequence[Extension]) -> list[ExternalSender]:
+    """The ``external_senders`` of a GroupContext (empty without the extension).
+
+    Raises decode errors when the extension data does not decode.
+    """
+    ext = find_extension(tuple(extensions), ExtensionType.EXTERNAL_SENDERS)
+    if ext is None:
+        return []
+    return decode_exact(ext.extension_data, lambda r: r.vector(ExternalSender.decode))
+
+
+def external_senders_extension(senders: Sequence[ExternalSender]) -> Extension:
+    w = Writer()
+    w.vector(senders, Struct.write_item)
+    return Extension(ExtensionType.EXTERNAL_SENDERS, w.getvalue())
+
+
+def external_proposal(group_context: GroupContext, sender_index: int, signature_priv: bytes,
+                      proposal: Proposal, *, authenticated_data: bytes = b"") -> MLSMessage:
+    """A PublicMessage proposal from external sender ``sender_index`` for the group's current
+    epoch. Raises :class:`~crypto.mls.group_errors.InvalidProposalList` for a type an external
+    sender may not send."""
+    if proposal.proposal_type not in EXTERNAL_PROPOSAL_TYPES:
+        raise InvalidProposalList(f"{proposal.proposal_type.name} cannot come from an external sender")
+    suite = get_suite(group_context.cipher_suite)
+    content = FramedContent(group_context.group_id, group_context.epoch, Sender.external(sender_index),
+                            authenticated_data, ContentType.PROPOSAL, proposal)
+    return MLSMessage(protect_public(suite, group_context, None, signature_priv, content))
+
+
+def new_member_add_proposal(group_info: GroupInfo, key_package: KeyPackage, private: KeyPackagePrivate,
+                            *, authenticated_data: bytes = b"") -> MLSMessage:
+    """A joiner's own Add proposal (sender ``new_member_proposal``), signed with its KeyPackage's
+    signature key, for the epoch of ``group_info`` (whose signature the caller has checked)."""
+    ctx = group_info.group_context
+    content = FramedContent(ctx.group_id, ctx.epoch, Sender(SenderType.NEW_MEMBER_PROPOSAL),
+                            authenticated_data, ContentType.PROPOSAL, Proposal(Add(key_package)))
+    return MLSMessage(protect_public(get_suite(ctx.cipher_suite), ctx, None, private.signature_priv,
+                                     content))
 
 
 def external_join(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .framing import SenderType
 from .group_state import EpochState
 from .key_package import KeyPackage
 from .leaf_node import LeafNode
@@ -59,10 +60,12 @@ class ProcessedMessage:
     """
 
     kind: MessageKind
-    sender: LeafIndex
+    sender: LeafIndex | None  # None for an external or new-member proposal
     epoch: int
     authenticated_data: bytes = b""
     application_data: bytes | None = None
     proposal: Proposal | None = None
     staged_commit: StagedCommit | None = None
+    sender_type: SenderType = SenderType.MEMBER
+    external_sender_index: int | None = None  # for sender_type EXTERNAL
 

@@ -55,6 +55,7 @@ from crypto.mls.proposals import (
     PSKType,
     Remove,
     ResumptionPSKUsage,
+    Update,
 )
 from crypto.mls.protection import (
     MembershipTagMismatch,
@@ -909,3 +910,85 @@ def test_commit_removing_receiver_makes_it_inactive(suite_id):
         target.protect(b"x", rng=h.rng)
     with pytest.raises(GroupInactive):
         target.stage_commit(rng=h.rng)
+
+
+# -- external proposals ------------------------------------------------------------------------
+
+
+def _deliver_external_proposal(h: Harness, msg: MLSMessage) -> bytes:
+    """Every member receives ``msg``; returns its ProposalRef (the same for all)."""
+    new_refs = set()
+    for g in h.members.values():
+        before = set(g.pending_proposals)
+        out = g.process_message(msg)
+        assert out.kind == MessageKind.PROPOSAL and out.sender is None
+        new_refs.add(frozenset(set(g.pending_proposals) - before))
+    (refs,) = new_refs
+    (ref,) = refs
+    return ref
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_external_sender_proposals(suite_id):
+    from crypto.mls.credential import Credential
+    from crypto.mls.group_external import (
+        ExternalSender,
+        external_proposal,
+        external_senders_extension,
+    )
+
+    suite = get_suite(suite_id)
+    rng = SeededRng(f"ext-{suite_id}")
+    ds_priv, ds_pub = suite.generate_signature_key_pair(rng)
+    ext = external_senders_extension([ExternalSender(ds_pub, Credential.basic(b"delivery-service"))])
+    h = Harness(suite_id)
+    kp0, priv0 = h.key_package()
+    h.members = {0: Group.create(suite, b"ext-group", kp0, priv0, extensions=(ext,), rng=h.rng)}
+    h.add(0, 2)
+    # the delivery service removes member 1 and adds a newcomer
+    m1 = external_proposal(h.members[0].group_context, 0, ds_priv, Proposal(Remove(1)))
+    r1 = _deliver_external_proposal(h, m1)
+    kp, priv = h.key_package()
+    m2 = external_proposal(h.members[0].group_context, 0, ds_priv, Proposal(Add(kp)))
+    r2 = _deliver_external_proposal(h, m2)
+    staged = h.members[2].stage_commit(proposal_refs=[r1, r2], rng=h.rng)
+    h.deliver_commit(2, staged)
+    g = Group.join(staged.welcome, kp, priv)
+    h.members[int(g.own_leaf_index)] = g
+    h.assert_agree()
+    h.assert_messages()
+    # an unknown external sender index, or a forged signature, is refused
+    before = snapshot(h.members[0])
+    bad = external_proposal(h.members[0].group_context, 1, ds_priv, Proposal(Remove(2)))
+    with pytest.raises(NonMemberSender):
+        h.members[0].process_message(bad)
+    other_priv, _ = suite.generate_signature_key_pair(rng)
+    forged = external_proposal(h.members[0].group_context, 0, other_priv, Proposal(Remove(2)))
+    with pytest.raises(InvalidSignature):
+        h.members[0].process_message(forged)
+    assert snapshot(h.members[0]) == before
+    with pytest.raises(InvalidProposalList):  # Update cannot come from an external sender
+        external_proposal(h.members[0].group_context, 0, ds_priv,
+                          Proposal(Update(h.members[0].ratchet_tree.leaf(0))))
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_new_member_add_proposal(suite_id):
+    from crypto.mls.group_external import new_member_add_proposal
+
+    h = Harness(suite_id)
+    h.add(0, 1)
+    kp, priv = h.key_package()
+    msg = new_member_add_proposal(h.members[0].group_info(), kp, priv)
+    ref = _deliver_external_proposal(h, msg)
+    staged = h.members[1].stage_commit(proposal_refs=[ref], rng=h.rng)
+    h.deliver_commit(1, staged)
+    g = Group.join(staged.welcome, kp, priv)
+    h.members[int(g.own_leaf_index)] = g
+    h.assert_agree()
+    # signed by someone else than the KeyPackage's owner: refused
+    other_kp, other_priv = h.key_package()
+    forged = new_member_add_proposal(h.members[0].group_info(), other_kp, priv)
+    with pytest.raises(InvalidSignature):
+        h.members[0].process_message(forged)
+    del other_priv
