@@ -199,9 +199,12 @@ class Group:
         max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
     ) -> Group:
         """A one-member group at epoch 0 (section 11), the creator at leaf 0 with the leaf of
-        ``key_package`` (its init key is not used)."""
+        ``key_package`` (its init key is not used). Raises
+        :class:`~crypto.mls.group_errors.InvalidProposalList` when that leaf does not support
+        ``extensions`` (or a required_capabilities extension among them)."""
         suite = get_suite(suite) if isinstance(suite, int) else suite
         tree = RatchetTree.one_member(suite, key_package.leaf_node)
+        validate_leaf_for_group(tree, 0, key_package.leaf_node, tuple(extensions), "creator leaf")
         context = GroupContext(suite.id, group_id, 0, tree.tree_hash(), b"", tuple(extensions))
         secrets = secrets_from_epoch_secret(suite, rng(suite.hash_len))
         tag = confirmation_tag(suite, secrets.confirmation_key, b"")
@@ -264,6 +267,7 @@ class Group:
         own = tree.find_leaf(lambda leaf: leaf == key_package.leaf_node)
         if own is None:
             raise OwnLeafNotFound("the KeyPackage's leaf is not in the tree")
+        validate_leaf_for_group(tree, own, key_package.leaf_node, context.extensions, "own leaf")
         path_secret = secrets_in.path_secret.path_secret if secrets_in.path_secret else None
         keys = joiner_private_keys(tree, own, private.encryption_priv,
                                    info.signer if path_secret is not None else None, path_secret)
@@ -583,7 +587,8 @@ class Group:
         if staged.self_removed:
             merge_update_path(tree, joiner, commit.path, group_id=s.context.group_id)
             return ProcessedMessage(MessageKind.COMMIT, LeafIndex(joiner), content.epoch,
-                                    content.authenticated_data, staged_commit=staged)
+                                    content.authenticated_data, staged_commit=staged,
+                                    sender_type=SenderType.NEW_MEMBER_COMMIT)
         provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=tree.tree_hash(),
                               extensions=applied.extensions)
         keys = s.keys.copy()
@@ -598,7 +603,8 @@ class Group:
         staged._new = self._next_state(ac, provisional, processed.tree, processed.private_keys,
                                        processed.commit_secret, applied.psks, init_secret)
         return ProcessedMessage(MessageKind.COMMIT, LeafIndex(joiner), content.epoch,
-                                content.authenticated_data, staged_commit=staged)
+                                content.authenticated_data, staged_commit=staged,
+                                sender_type=SenderType.NEW_MEMBER_COMMIT)
 
     @staticmethod
     def _new_state(s: EpochState, context: GroupContext, tree: RatchetTree, keys: TreePrivateKeys,
@@ -613,9 +619,11 @@ class Group:
     # -- proposing --------------------------------------------------------------------
 
     @property
-    def pending_proposals(self) -> dict[bytes, tuple[Proposal, LeafIndex]]:
-        """Proposals received or sent in this epoch, by ProposalRef, with their sender."""
-        return {ref: (cp.proposal, LeafIndex(cp.sender)) for ref, cp in self._proposals.items()}
+    def pending_proposals(self) -> dict[bytes, tuple[Proposal, LeafIndex | None]]:
+        """Proposals received or sent in this epoch, by ProposalRef, with their sender's leaf
+        (None for external and new-member proposals)."""
+        return {ref: (cp.proposal, LeafIndex(cp.sender) if cp.sender >= 0 else None)
+                for ref, cp in self._proposals.items()}
 
     def propose(self, proposal: Proposal, *, public: bool = True, authenticated_data: bytes = b"",
                 rng: Rng = system_rng) -> tuple[MLSMessage, bytes]:
