@@ -1,0 +1,116 @@
+"""``confide audit verify|export|prove``: the auditor's command line.
+
+- ``confide audit verify SOURCE [--state FILE] [--key VKEY]``: SOURCE is a
+  server URL, an exported bundle directory, or a ``.tlog-proof`` file (from
+  ``prove``). Prints a summary; exit status 1 on any verification failure,
+  naming the entry index or tree size at fault, 2 on usage or I/O errors.
+- ``confide audit export URL OUT``: write an offline bundle directory.
+- ``confide audit prove URL ENTRY|EVENT``: print the tlog-proof of an entry
+  index or a room event hash (64 hex digits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from crypto.note import parse_vkey
+
+from .audit import (
+    AuditFailure,
+    AuditState,
+    BundleSource,
+    HttpSource,
+    export_bundle,
+    fetch_proof,
+    verify_log,
+    verify_tlog_proof,
+)
+
+__all__ = ["register"]
+
+
+def register(subparsers) -> None:
+    audit = subparsers.add_parser("audit", help="verify a server's transparency log")
+    sub = audit.add_subparsers(dest="audit_command", required=True)
+    v = sub.add_parser("verify", help="verify a log (URL), a bundle (directory) or a tlog-proof (file)")
+    v.add_argument("source")
+    v.add_argument("--state", type=Path, help="state file: pinned key and last checkpoint")
+    v.add_argument("--key", help="the log's verifier key (name+id+key)")
+    v.set_defaults(func=_verify)
+    e = sub.add_parser("export", help="write an offline bundle of a live log")
+    e.add_argument("url")
+    e.add_argument("out", type=Path)
+    e.set_defaults(func=_export)
+    p = sub.add_parser("prove", help="print the inclusion proof of an entry index or event hash")
+    p.add_argument("url")
+    p.add_argument("what", metavar="ENTRY|EVENT")
+    p.set_defaults(func=_prove)
+
+
+def _is_url(s: str) -> bool:
+    return s.startswith(("http://", "https://"))
+
+
+async def _verify_async(args) -> int:
+    state = AuditState.load(args.state) if args.state else AuditState()
+    if not _is_url(args.source) and Path(args.source).is_file():
+        key = args.key or state.vkey
+        if key is None:
+            print("audit: a tlog-proof needs --key or a state file with a pinned key", file=sys.stderr)
+            return 2
+        cp, index, entry = verify_tlog_proof(Path(args.source).read_bytes(), parse_vkey(key), state)
+        print(f"entry {index} is in log {cp.origin} at size {cp.size}: OK")
+        print(f"  {entry}")
+        return 0
+    if _is_url(args.source):
+        async with aiohttp.ClientSession() as session:
+            report, new_state = await verify_log(HttpSource(session, args.source), state, args.key)
+    else:
+        if not Path(args.source).is_dir():
+            print(f"audit: {args.source}: not a URL, bundle directory or proof file", file=sys.stderr)
+            return 2
+        report, new_state = await verify_log(BundleSource(Path(args.source)), state, args.key)
+    print(report.summary())
+    if args.state:
+        new_state.save(args.state)
+    return 0
+
+
+def _run(coro) -> int:
+    try:
+        return asyncio.run(coro)
+    except AuditFailure as exc:
+        print(f"audit: FAILED: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, aiohttp.ClientError, ValueError) as exc:
+        print(f"audit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _verify(args) -> int:
+    return _run(_verify_async(args))
+
+
+async def _export_async(args) -> int:
+    async with aiohttp.ClientSession() as session:
+        cp = await export_bundle(HttpSource(session, args.url), args.out)
+    print(f"exported {cp.size} entries of {cp.origin} to {args.out}")
+    return 0
+
+
+def _export(args) -> int:
+    return _run(_export_async(args))
+
+
+async def _prove_async(args) -> int:
+    async with aiohttp.ClientSession() as session:
+        sys.stdout.write((await fetch_proof(session, args.url, args.what)).decode())
+    return 0
+
+
+def _prove(args) -> int:
+    return _run(_prove_async(args))
