@@ -226,9 +226,10 @@ class Group:
         ratchet_tree: RatchetTree | None = None,
         *,
         external_psks: Mapping[bytes, bytes] | None = None,
+        now: int | None = None,
         max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
     ) -> Group:
-        """Join from a Welcome (section 12.4.3.1).
+        """Join from a Welcome (section 12.4.3.1); ``now`` (seconds) also checks leaf lifetimes.
 
         The tree comes from the GroupInfo's ratchet_tree extension, else ``ratchet_tree``.
         Raises :class:`~crypto.mls.group_errors.WelcomeNotForUs`,
@@ -263,7 +264,7 @@ class Group:
         else:
             raise MissingRatchetTree("no ratchet_tree extension and no tree given")
         verify_group_info(suite, tree, info)
-        validate_tree_for_group(tree, context)
+        validate_tree_for_group(tree, context, now=now)
         own = tree.find_leaf(lambda leaf: leaf == key_package.leaf_node)
         if own is None:
             raise OwnLeafNotFound("the KeyPackage's leaf is not in the tree")
@@ -397,8 +398,9 @@ class Group:
 
     # -- receiving --------------------------------------------------------------------
 
-    def process_message(self, message: MLSMessage) -> ProcessedMessage:
+    def process_message(self, message: MLSMessage, *, now: int | None = None) -> ProcessedMessage:
         """Unprotect and interpret a PublicMessage or PrivateMessage; see the module docstring.
+        ``now`` (seconds) also checks the lifetime of KeyPackages a Commit adds.
 
         Raises WrongGroup/WrongEpoch, :class:`~crypto.mls.group_errors.EpochNotRetained`,
         :class:`~crypto.mls.group_errors.NonMemberSender`, UnexpectedMessage, the
@@ -421,7 +423,7 @@ class Group:
                 keys = s.epoch_keys()
                 keys.secret_tree = copy_secret_tree(s.secret_tree)
                 ac = unprotect_private(keys, signature_key_lookup(s.tree), body)
-                result = self._interpret(ac)
+                result = self._interpret(ac, now)
                 s.secret_tree = keys.secret_tree
                 return result
         elif isinstance(body, PublicMessage):
@@ -438,7 +440,7 @@ class Group:
                                   signature_key_lookup(s.tree), body)
         else:
             raise UnexpectedMessage(f"{type(body).__name__} is not processed by a group")
-        return self._interpret(ac)
+        return self._interpret(ac, now)
 
     def _process_past_private(self, body: PrivateMessage) -> ProcessedMessage:
         if body.epoch > self.epoch:
@@ -452,7 +454,7 @@ class Group:
         return ProcessedMessage(MessageKind.APPLICATION, LeafIndex(ac.content.sender.leaf_index or 0),
                                 body.epoch, ac.content.authenticated_data, ac.content.content)  # type: ignore[arg-type]
 
-    def _interpret(self, ac: AuthenticatedContent) -> ProcessedMessage:
+    def _interpret(self, ac: AuthenticatedContent, now: int | None = None) -> ProcessedMessage:
         content = ac.content
         sender = LeafIndex(content.sender.leaf_index or 0)
         if content.content_type == ContentType.APPLICATION:
@@ -466,7 +468,7 @@ class Group:
                                     content.authenticated_data, proposal=proposal)  # type: ignore[arg-type]
         if sender == self.own_leaf_index:
             raise UnexpectedMessage("our own Commit: merge its StagedCommit instead")
-        staged = self._stage_received_commit(ac)
+        staged = self._stage_received_commit(ac, now)
         return ProcessedMessage(MessageKind.COMMIT, sender, content.epoch,
                                 content.authenticated_data, staged_commit=staged)
 
@@ -482,11 +484,12 @@ class Group:
                 out.append(cached)
         return out
 
-    def _stage_received_commit(self, ac: AuthenticatedContent) -> StagedCommit:
+    def _stage_received_commit(self, ac: AuthenticatedContent, now: int | None) -> StagedCommit:
         s = self._state
         commit: Commit = ac.content.content  # type: ignore[assignment]
         committer = LeafIndex(ac.content.sender.leaf_index or 0)
-        applied = apply_proposals(s.suite, s.context, s.tree, committer, self._resolve(commit, committer))
+        applied = apply_proposals(s.suite, s.context, s.tree, committer, self._resolve(commit, committer),
+                                  now=now)
         if applied.path_required and commit.path is None:
             raise MissingUpdatePath("this Commit requires an UpdatePath")
         staged = StagedCommit(committer, s.context.epoch + 1, applied.added, applied.removed,
@@ -673,6 +676,7 @@ class Group:
         public: bool = True,
         ratchet_tree_in_welcome: bool = True,
         authenticated_data: bytes = b"",
+        now: int | None = None,
         rng: Rng = system_rng,
     ) -> StagedCommit:
         """Create a Commit of ``proposals`` (by value) and ``proposal_refs`` (received
@@ -681,14 +685,15 @@ class Group:
 
         The path is included when required (empty Commit, Update, Remove, GCE) or when
         ``force_path``. ``public`` selects PublicMessage (else PrivateMessage; that consumes
-        one handshake key now). Raises the errors of :func:`apply_proposals`.
+        one handshake key now). ``now`` (seconds) checks added KeyPackages' lifetimes (RFC 9420
+        7.3 requires it of the sender). Raises the errors of :func:`apply_proposals`.
         """
         self._require_active()
         s = self._state
         me = s.own_leaf
         por = [ProposalOrRef(p) for p in proposals] + [ProposalOrRef(r) for r in proposal_refs]
         commit = Commit(tuple(por))
-        applied = apply_proposals(s.suite, s.context, s.tree, me, self._resolve(commit, me))
+        applied = apply_proposals(s.suite, s.context, s.tree, me, self._resolve(commit, me), now=now)
         provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=applied.tree.tree_hash(),
                               extensions=applied.extensions)
         joiners = [int(i) for i, _ in applied.added]

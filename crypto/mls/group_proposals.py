@@ -157,12 +157,14 @@ def apply_proposals(
     proposals: Sequence[CommittedProposal],
     *,
     external: bool = False,
+    now: int | None = None,
 ) -> AppliedProposals:
     """Validate ``proposals`` (committed by leaf ``committer``) and apply them to a copy of
     ``tree``; ``tree`` itself is unchanged. See the module docstring for errors.
 
     ``external`` applies the rules of an external Commit (12.2): exactly one ExternalInit,
     at most one Remove, PreSharedKeys, nothing else; ``committer`` is then ignored.
+    ``now`` (seconds since the epoch) also checks each added KeyPackage's lifetime.
     """
     if external:
         kinds = [cp.proposal.proposal_type for cp in proposals]
@@ -272,7 +274,7 @@ def apply_proposals(
     for add in adds:
         kp = add.key_package
         try:
-            validate_key_package(suite, kp)
+            validate_key_package(suite, kp, now=now)
         except CryptoError as exc:
             raise InvalidProposalList(f"Add: {exc.code}: {exc}") from None
         leaf = kp.leaf_node

@@ -992,3 +992,19 @@ def test_new_member_add_proposal(suite_id):
     with pytest.raises(InvalidSignature):
         h.members[0].process_message(forged)
     del other_priv
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_key_package_lifetime_checked_when_now_given(suite_id):
+    from crypto.mls.leaf_node import Lifetime
+
+    h = Harness(suite_id)
+    kp, priv = h.key_package(lifetime=Lifetime(1000, 2000))
+    with pytest.raises(InvalidProposalList):
+        h.members[0].add_members([kp], now=3000, rng=h.rng)
+    staged = h.members[0].add_members([kp], now=1500, rng=h.rng)
+    h.members[0].merge_staged_commit(staged)
+    from crypto.mls.tree_errors import LeafLifetimeInvalid
+    with pytest.raises(LeafLifetimeInvalid):
+        Group.join(staged.welcome, kp, priv, now=3000)
+    assert Group.join(staged.welcome, kp, priv, now=1500).epoch == 1
