@@ -1008,3 +1008,37 @@ def test_key_package_lifetime_checked_when_now_given(suite_id):
     with pytest.raises(LeafLifetimeInvalid):
         Group.join(staged.welcome, kp, priv, now=3000)
     assert Group.join(staged.welcome, kp, priv, now=1500).epoch == 1
+
+
+_FUZZ: dict[int, tuple] = {}
+
+
+def _fuzz_setup(suite_id: int):
+    if suite_id not in _FUZZ:
+        h = Harness(suite_id, seed="fuzz")
+        h.add(0, 2)
+        kp, _ = h.key_package()
+        commit = h.members[0].stage_commit([Proposal(Add(kp))], force_path=True, rng=h.rng).commit
+        private = h.members[1].stage_commit(public=False, rng=h.rng).commit
+        app = h.members[2].protect(b"hello", rng=h.rng)
+        _FUZZ[suite_id] = (h, [commit.to_bytes(), private.to_bytes(), app.to_bytes()])
+    return _FUZZ[suite_id]
+
+
+@settings(max_examples=120, deadline=None)
+@given(suite_id=st.sampled_from(SUITES), which=st.integers(0, 2), pos=st.integers(0, 10**6),
+       value=st.integers(0, 255))
+def test_mutated_messages_raise_typed_errors_and_change_nothing(suite_id, which, pos, value):
+    h, messages = _fuzz_setup(suite_id)
+    receiver = h.members[1] if which != 1 else h.members[0]
+    data = bytearray(messages[which])
+    pos %= len(data)
+    if data[pos] == value:
+        return
+    data[pos] = value
+    before = snapshot(receiver)
+    try:
+        receiver.process_message(MLSMessage.from_bytes(bytes(data)))
+    except CryptoError:
+        pass
+    assert snapshot(receiver) == before
