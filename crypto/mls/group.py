@@ -107,6 +107,7 @@ from .proposals import (
     ProposalOrRef,
     PSKType,
     Remove,
+    ResumptionPSKUsage,
     Update,
 )
 from .protection import (
@@ -183,6 +184,13 @@ class Group:
         """A PreSharedKey proposal for the external PSK ``psk_id`` with a fresh nonce."""
         return Proposal(PreSharedKey(PreSharedKeyID(PSKType.EXTERNAL, rng(self.suite.hash_len),
                                                     psk_id=psk_id)))
+
+    def resumption_psk_proposal(self, epoch: int, rng: Rng = system_rng) -> Proposal:
+        """A PreSharedKey proposal for this group's resumption PSK of ``epoch`` (usage
+        application); the epoch must be one of the last kept (else UnknownPsk on commit)."""
+        return Proposal(PreSharedKey(PreSharedKeyID(
+            PSKType.RESUMPTION, rng(self.suite.hash_len), usage=ResumptionPSKUsage.APPLICATION,
+            psk_group_id=self.group_id, psk_epoch=epoch)))
 
     # -- creation and joining -------------------------------------------------------
 
@@ -295,13 +303,15 @@ class Group:
         ratchet_tree: RatchetTree | None = None,
         *,
         remove_prior: int | None = None,
+        external_psks: Mapping[bytes, bytes] | None = None,
         authenticated_data: bytes = b"",
         rng: Rng = system_rng,
         max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
     ) -> tuple[Group, MLSMessage]:
         """Join by an external Commit; see :func:`crypto.mls.group_external.external_join`."""
         return external_join(cls, group_info, key_package, private, ratchet_tree,
-                             remove_prior=remove_prior, authenticated_data=authenticated_data,
+                             remove_prior=remove_prior, external_psks=external_psks,
+                             authenticated_data=authenticated_data,
                              rng=rng, max_past_epochs=max_past_epochs)
 
     # -- serialization ------------------------------------------------------------------

@@ -11,7 +11,7 @@ The receiving side of all three is :meth:`crypto.mls.group.Group.process_message
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -37,12 +37,22 @@ from .group_state import (
     confirmed_input,
     leftmost_blank_leaf,
 )
-from .group_welcome import verify_group_info
+from .group_welcome import compute_psk_secret, verify_group_info
 from .key_package import KeyPackage
 from .key_package_gen import KeyPackagePrivate
 from .key_schedule import confirmation_tag, epoch_secrets
 from .message import MLSMessage
-from .proposals import Add, ExternalInit, Proposal, ProposalOrRef, ProposalType, Remove
+from .proposals import (
+    Add,
+    ExternalInit,
+    PreSharedKey,
+    PreSharedKeyID,
+    Proposal,
+    ProposalOrRef,
+    ProposalType,
+    PSKType,
+    Remove,
+)
 from .protection import protect_public, sign_framed_content
 from .ratchet_tree import RatchetTree
 from .secret_tree import SecretTree
@@ -125,6 +135,7 @@ def external_join(
     ratchet_tree: RatchetTree | None = None,
     *,
     remove_prior: int | None = None,
+    external_psks: Mapping[bytes, bytes] | None = None,
     authenticated_data: bytes = b"",
     rng: Rng = system_rng,
     max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
@@ -133,9 +144,10 @@ def external_join(
 
     The new leaf takes the credential, signature key, capabilities and extensions of
     ``key_package``'s leaf (the init and encryption keys are not used). ``remove_prior``
-    removes an old appearance of this client (resync). Returns the Group, already in the
-    new epoch, and the Commit to send; if the delivery service refuses the Commit, drop
-    the Group. Raises :class:`~crypto.errors.InvalidSignature`, tree validation errors,
+    removes an old appearance of this client (resync); each of ``external_psks`` (id -> PSK)
+    is injected with a PreSharedKey proposal and kept in the new Group's PSK store.
+    Returns the Group, already in the new epoch, and the Commit to send; if the delivery
+    service refuses the Commit, drop the Group. Raises :class:`~crypto.errors.InvalidSignature`, tree validation errors,
     :class:`~crypto.mls.group_errors.MissingExternalPub`,
     :class:`~crypto.mls.group_errors.MissingRatchetTree`, InvalidProposalList.
     """
@@ -163,6 +175,9 @@ def external_join(
     proposals = [Proposal(ExternalInit(kem_output))]
     if remove_prior is not None:
         proposals.append(Proposal(Remove(int(remove_prior))))
+    store = dict(external_psks or {})
+    psk_ids = [PreSharedKeyID(PSKType.EXTERNAL, rng(suite.hash_len), psk_id=i) for i in store]
+    proposals.extend(Proposal(PreSharedKey(p)) for p in psk_ids)
     applied = apply_proposals(suite, old, tree, -1, [CommittedProposal(p, -1) for p in proposals],
                               external=True)
     new_tree = applied.tree
@@ -183,7 +198,8 @@ def external_join(
     interim = interim_transcript_hash(suite, old.confirmed_transcript_hash, group_info.confirmation_tag)
     confirmed = confirmed_transcript_hash(suite, interim, confirmed_input(wire_format, content, signature))
     context = replace(provisional, tree_hash=path.tree.tree_hash(), confirmed_transcript_hash=confirmed)
-    secrets = epoch_secrets(suite, init_secret, path.commit_secret, None, context.to_bytes())
+    psk = compute_psk_secret(suite, psk_ids, lambda p: store[p.psk_id or b""])
+    secrets = epoch_secrets(suite, init_secret, path.commit_secret, psk, context.to_bytes())
     tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
     message = protect_public(suite, old, None, private.signature_priv, content, tag)
     state = EpochState(
@@ -192,5 +208,5 @@ def external_join(
         interim_transcript_hash=interim_transcript_hash(suite, confirmed, tag),
         secret_tree=SecretTree(suite, secrets.encryption_secret, path.tree.n_leaves),
     )
-    return cls(state, max_past_epochs=max_past_epochs), MLSMessage(message)
+    return cls(state, max_past_epochs=max_past_epochs, external_psks=store), MLSMessage(message)
 

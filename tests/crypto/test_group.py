@@ -646,8 +646,14 @@ def test_resumption_psk(suite_id):
     proposal = Proposal(PreSharedKey(PreSharedKeyID(
         PSKType.RESUMPTION, h.rng(32), usage=ResumptionPSKUsage.APPLICATION,
         psk_group_id=h.members[0].group_id, psk_epoch=epoch)))
+    assert proposal.body.psk.psk_epoch == h.members[0].resumption_psk_proposal(epoch).body.psk.psk_epoch
     h.deliver_commit(0, h.members[0].stage_commit([proposal], rng=h.rng))
     h.assert_agree()
+    h.deliver_commit(1, h.members[1].stage_commit([h.members[1].resumption_psk_proposal(epoch + 1, h.rng)],
+                                                  rng=h.rng))
+    h.assert_agree()
+    with pytest.raises(UnknownPsk):
+        h.members[1].stage_commit([h.members[1].resumption_psk_proposal(99, h.rng)], rng=h.rng)
 
 
 @pytest.mark.parametrize("suite_id", SUITES)
@@ -1042,3 +1048,25 @@ def test_mutated_messages_raise_typed_errors_and_change_nothing(suite_id, which,
     except CryptoError:
         pass
     assert snapshot(receiver) == before
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_external_join_with_psk(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 1)
+    for g in h.members.values():
+        g.add_external_psk(b"ext", b"external psk")
+    kp, priv = h.key_package()
+    g, commit = Group.external_join(h.members[0].group_info(), kp, priv, rng=h.rng,
+                                    external_psks={b"ext": b"external psk"})
+    for m in h.members.values():
+        m.merge_staged_commit(m.process_message(commit).staged_commit)
+    h.members[int(g.own_leaf_index)] = g
+    h.assert_agree()
+    # without the PSK a member cannot follow
+    h2 = Harness(suite_id, seed="nopsk")
+    h2.add(0, 1)
+    _, commit = Group.external_join(h2.members[0].group_info(), kp, priv, rng=h2.rng,
+                                    external_psks={b"ext": b"external psk"})
+    with pytest.raises(UnknownPsk):
+        h2.members[1].process_message(commit)
