@@ -50,12 +50,12 @@ async def open_log(directory: Path, name: str) -> TransparencyLog:
     return await TransparencyLog.open(conn, signer)
 
 
-def demo_entries(n: int, start_time: int, users: int = 3):
-    """A deterministic mix of entries: devices, logins, consents and room events."""
+def demo_entries(n: int, start_time: int, users: int = 3, first: int = 0):
+    """Entries ``first .. n-1`` of a deterministic mix: device registrations, logins, room events."""
     from protocol import audit
 
     out = []
-    for i in range(n):
+    for i in range(first, n):
         user = f"@user{i % users}:demo.example"
         t = start_time + i * 1000
         r = i % 10

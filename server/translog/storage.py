@@ -20,7 +20,7 @@ import aiosqlite
 
 from crypto.merkle import Node
 
-__all__ = ["SCHEMA_VERSION", "StorageCorrupt", "migrate", "open_connection", "LogStorage"]
+__all__ = ["SCHEMA_VERSION", "StorageCorrupt", "migrate", "open_connection", "LogStorage", "node_id"]
 
 SCHEMA_VERSION = 1
 
@@ -28,9 +28,10 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS translog_schema (version INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS translog_entries (
         idx INTEGER PRIMARY KEY, data BLOB NOT NULL)""",
+    # node (level, index) is stored under id = level << 48 | index: one rowid lookup per
+    # node, and a tile (one level, consecutive indexes) is one rowid range.
     """CREATE TABLE IF NOT EXISTS translog_hashes (
-        level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
-        PRIMARY KEY (level, idx)) WITHOUT ROWID""",
+        id INTEGER PRIMARY KEY, hash BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS translog_checkpoints (
         size INTEGER PRIMARY KEY, note BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS translog_events (
@@ -42,6 +43,11 @@ _SCHEMA = [
         origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
         note BLOB NOT NULL, cosignature TEXT NOT NULL)""",
 ]
+
+
+def node_id(level: int, index: int) -> int:
+    """The row id of node ``(level, index)`` in ``translog_hashes``."""
+    return level << 48 | index
 
 
 class StorageCorrupt(Exception):
@@ -101,8 +107,8 @@ class LogStorage:
         """Write one batch and its signed checkpoint atomically."""
         await self._transaction([
             ("INSERT INTO translog_entries (idx, data) VALUES (?, ?)", entries),
-            ("INSERT INTO translog_hashes (level, idx, hash) VALUES (?, ?, ?)",
-             [(n.level, n.index, h) for n, h in hashes]),
+            ("INSERT INTO translog_hashes (id, hash) VALUES (?, ?)",
+             [(node_id(n.level, n.index), h) for n, h in hashes]),
             ("INSERT OR IGNORE INTO translog_events (event_hash, idx) VALUES (?, ?)", events),
             ("INSERT OR REPLACE INTO translog_checkpoints (size, note) VALUES (?, ?)", [checkpoint]),
         ])
@@ -119,29 +125,28 @@ class LogStorage:
 
     async def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
         """The stored hash of each node, in order; :class:`StorageCorrupt` if one is missing."""
-        found: dict[tuple[int, int], bytes] = {}
-        unique = list(dict.fromkeys((n.level, n.index) for n in nodes))
-        for i in range(0, len(unique), 400):
-            chunk = unique[i : i + 400]
-            values = ",".join("(?,?)" for _ in chunk)
-            params = [x for pair in chunk for x in pair]
-            sql = (f"SELECT level, idx, hash FROM translog_hashes WHERE (level, idx) IN "
-                   f"(VALUES {values})")
-            async with self.conn.execute(sql, params) as cur:
-                async for level, idx, h in cur:
-                    found[(level, idx)] = h
+        ids = [node_id(n.level, n.index) for n in nodes]
+        found: dict[int, bytes] = {}
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            sql = f"SELECT id, hash FROM translog_hashes WHERE id IN ({','.join('?' * len(chunk))})"
+            async with self.conn.execute(sql, chunk) as cur:
+                async for row_id, h in cur:
+                    found[row_id] = h
         try:
-            return [found[(n.level, n.index)] for n in nodes]
+            return [found[i] for i in ids]
         except KeyError as exc:
-            raise StorageCorrupt(f"stored hash {exc.args[0]} missing") from exc
+            raise StorageCorrupt(f"stored hash {exc.args[0]:#x} missing") from exc
 
     async def read_hash_range(self, level: int, start: int, count: int) -> list[bytes]:
+        lo = node_id(level, start)
         async with self.conn.execute(
-            "SELECT idx, hash FROM translog_hashes WHERE level = ? AND idx >= ? AND idx < ? "
-            "ORDER BY idx", (level, start, start + count)
+            "SELECT id, hash FROM translog_hashes WHERE id >= ? AND id < ? ORDER BY id",
+            (lo, lo + count),
         ) as cur:
             rows = await cur.fetchall()
-        if [r[0] for r in rows] != list(range(start, start + count)):
+        if [r[0] for r in rows] != list(range(lo, lo + count)):
             raise StorageCorrupt(f"stored hashes at level {level} from {start} are incomplete")
         return [r[1] for r in rows]
 

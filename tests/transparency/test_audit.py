@@ -101,7 +101,7 @@ async def test_rewritten_leaf_hashes_caught_by_root(log):
     forged = entries[42].to_bytes().replace(b"D0", b"D9")
     assert forged != entries[42].to_bytes()
     await sql(log, "UPDATE translog_entries SET data = ? WHERE idx = 42", (forged,))
-    await sql(log, "UPDATE translog_hashes SET hash = ? WHERE level = 0 AND idx = 42", (leaf_hash(forged),))
+    await sql(log, "UPDATE translog_hashes SET hash = ? WHERE id = 42", (leaf_hash(forged),))
     with pytest.raises(AuditFailure) as exc:
         await verify_log(LogSource(log), AuditState(), KEY.verifier.vkey())
     assert exc.value.size == 100
@@ -110,7 +110,7 @@ async def test_rewritten_leaf_hashes_caught_by_root(log):
 async def truncate(log, tmp_path, size) -> TransparencyLog:
     for stmt in (
         f"DELETE FROM translog_entries WHERE idx >= {size}",
-        f"DELETE FROM translog_hashes WHERE ((idx + 1) << level) > {size}",
+        f"DELETE FROM translog_hashes WHERE (((id & {(1 << 48) - 1}) + 1) << (id >> 48)) > {size}",
         f"DELETE FROM translog_checkpoints WHERE size > {size}",
         "DELETE FROM translog_events",
     ):
