@@ -106,7 +106,12 @@ class HttpSource:
                 return None
             if resp.status != 200:
                 raise AuditFailure(f"GET {path}: HTTP {resp.status}")
-            return await resp.content.read(_MAX_RESOURCE)
+            body = bytearray()
+            while chunk := await resp.content.read(65536):
+                body += chunk
+                if len(body) > _MAX_RESOURCE:
+                    raise AuditFailure(f"GET {path}: response larger than {_MAX_RESOURCE} bytes")
+            return bytes(body)
 
     async def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
         body = await self.get(f"proof/consistency?old={old}&new={new}")

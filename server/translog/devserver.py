@@ -11,7 +11,6 @@ adds a log it will cosign.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import time
 from collections.abc import Sequence
@@ -107,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--demo", type=int, default=0, help="append N demo entries to a new log")
     parser.add_argument("--witness-for", action="append", default=[], type=parse_vkey)
     args = parser.parse_args(argv)
-    app = asyncio.run(create_app(args.directory, args.name, args.witness_for, args.demo))
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    web.run_app(create_app(args.directory, args.name, args.witness_for, args.demo),
+                host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":

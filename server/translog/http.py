@@ -145,9 +145,13 @@ def add_routes(
         async def add_checkpoint(request: web.Request) -> web.Response:
             if request.content_length is not None and request.content_length > MAX_REQUEST:
                 return _error(400, "malformed", "request too large")
-            body = await request.content.read(MAX_REQUEST + 1)
+            body = bytearray()
+            while chunk := await request.content.read(MAX_REQUEST + 1 - len(body)):
+                body += chunk
+                if len(body) > MAX_REQUEST:
+                    return _error(400, "malformed", "request too large")
             try:
-                lines = await witness.add_checkpoint(body)
+                lines = await witness.add_checkpoint(bytes(body))
             except WitnessError as exc:
                 if exc.status == 409:
                     return web.Response(

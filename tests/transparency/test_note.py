@@ -187,3 +187,39 @@ def test_fuzz_vkey_and_checkpoint_text(s):
             fn(s)
         except MalformedNote:
             pass
+
+
+PROOF = cp.format_tlog_proof(cp.TlogProof(3, (bytes(32), bytes([1]) * 32), cp.sign_checkpoint(CHECKPOINT, LOG), b"entry"))
+
+
+def test_tlog_proof_roundtrip_and_strictness():
+    p = cp.parse_tlog_proof(PROOF)
+    assert (p.index, p.extra, len(p.proof)) == (3, b"entry", 2)
+    assert cp.open_checkpoint(p.checkpoint_note, [LOG.verifier])[0] == CHECKPOINT
+    assert cp.format_tlog_proof(p) == PROOF
+    for bad in (
+        PROOF.replace(b"tlog-proof@v1", b"tlog-proof@v2"),
+        PROOF.replace(b"index 3", b"index 03"),
+        PROOF.replace(b"index 3\n", b""),
+        PROOF.replace(b"extra ZW50cnk=", b"extra ZW50cnk"),
+        PROOF.replace(b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", b"AAAA"),
+        PROOF.split(b"\n\n")[0],
+        b"\xff" + PROOF,
+    ):
+        with pytest.raises(MalformedNote):
+            cp.parse_tlog_proof(bad)
+
+
+@given(st.data())
+def test_fuzz_tlog_proof(data):
+    raw = bytearray(PROOF)
+    for _ in range(data.draw(st.integers(1, 3))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        cp.parse_tlog_proof(bytes(raw))
+    except MalformedNote:
+        pass
+    try:
+        cp.parse_tlog_proof(data.draw(st.binary(max_size=200)))
+    except MalformedNote:
+        pass

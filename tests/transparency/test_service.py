@@ -7,6 +7,8 @@ import asyncio
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto import merkle, tiles
 from crypto.checkpoint import Checkpoint, open_checkpoint, parse_tlog_proof, sign_checkpoint
@@ -15,6 +17,7 @@ from crypto.tiles import BundleId, TileId
 from protocol import audit
 from server.translog import NotFound, TransparencyLog, Witness, WitnessError, open_connection
 from server.translog.devserver import demo_entries
+from server.translog.witness import parse_add_checkpoint
 
 LOG_KEY = Signer("hub.example", bytes(range(32)))
 OTHER_LOG = Signer("peer.example", bytes([5]) * 32)
@@ -148,3 +151,12 @@ async def test_witness_status_codes_and_cosignature_storage(tmp_path):
     assert b"\n25\n" in latest and open_note(latest, [WITNESS_KEY.verifier])
     for lg in (peer, hub, fork):
         await lg.storage.conn.close()
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200)
+def test_fuzz_add_checkpoint_body(body):
+    try:
+        parse_add_checkpoint(body)
+    except WitnessError as exc:
+        assert exc.status == 400
