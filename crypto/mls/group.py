@@ -55,7 +55,9 @@ from .group_errors import (
     ConfirmationTagMismatch,
     EpochNotRetained,
     GroupInactive,
+    GroupSuspended,
     InvalidProposalList,
+    InvalidResumption,
     MissingRatchetTree,
     MissingUpdatePath,
     NonMemberSender,
@@ -106,6 +108,7 @@ from .proposals import (
     Proposal,
     ProposalOrRef,
     PSKType,
+    ReInit,
     Remove,
     ResumptionPSKUsage,
     Update,
@@ -144,6 +147,39 @@ __all__ = [
 ]
 
 
+def _check_resumption(psks: Sequence[PreSharedKeyID], context: GroupContext, tree: RatchetTree,
+                      prior: Group | None) -> None:
+    """The joiner's checks of a reinit or branch resumption PSK (11.2, 11.3, 12.4.3.1)."""
+    special = [p for p in psks if p.usage in (ResumptionPSKUsage.REINIT, ResumptionPSKUsage.BRANCH)]
+    if not special:
+        return
+    if len(special) > 1:
+        raise InvalidResumption("more than one reinit/branch resumption PSK")
+    if context.epoch != 1:
+        raise InvalidResumption(f"a resumed group starts at epoch 1, not {context.epoch}")
+    if prior is None:  # pragma: no cover - the PSK lookup needs the prior group
+        raise InvalidResumption("no prior group to resume")
+    old_credentials = [m.credential for m in prior.members]
+    new_credentials = [leaf.credential for _, leaf in tree.members()]
+    psk = special[0]
+    if psk.usage == ResumptionPSKUsage.BRANCH:
+        if context.cipher_suite != prior.suite.id or context.version != prior.group_context.version:
+            raise InvalidResumption("a branch keeps the version and cipher suite")
+        if any(c not in old_credentials for c in new_credentials):
+            raise InvalidResumption("a branch member that is not in the prior group")
+        return
+    r = prior.pending_reinit
+    if r is None:
+        raise InvalidResumption("the prior group committed no ReInit")
+    if (context.group_id, context.version, context.cipher_suite, context.extensions) != (
+            r.group_id, r.version, r.cipher_suite, r.extensions):
+        raise InvalidResumption("the new group does not match the ReInit")
+    if psk.psk_epoch != prior.epoch:
+        raise InvalidResumption("the reinit PSK is not of the epoch the ReInit started")
+    if any(c not in new_credentials for c in old_credentials):
+        raise InvalidResumption("a member of the prior group is missing from the new group")
+
+
 class Group:
     """One member's state of one MLS group (see the module docstring)."""
 
@@ -157,6 +193,8 @@ class Group:
         self._pending_leaf_keys: dict[bytes, bytes] = {}
         self._external_psks: dict[bytes, bytes] = dict(external_psks or {})
         self._resumption_psks: OrderedDict[int, bytes] = OrderedDict()
+        self._prior_resumption_psks: dict[tuple[bytes, int], bytes] = {}
+        self._reinit: ReInit | None = None
         self._remember_resumption_psk()
 
     def _remember_resumption_psk(self) -> None:
@@ -175,7 +213,7 @@ class Group:
         elif psk_id.psk_group_id == self.group_id:
             psk = self._resumption_psks.get(psk_id.psk_epoch or 0)
         else:
-            psk = None
+            psk = self._prior_resumption_psks.get((psk_id.psk_group_id or b"", psk_id.psk_epoch or 0))
         if psk is None:
             raise UnknownPsk("PSK not available")
         return psk
@@ -234,10 +272,15 @@ class Group:
         ratchet_tree: RatchetTree | None = None,
         *,
         external_psks: Mapping[bytes, bytes] | None = None,
+        prior: Group | None = None,
         now: int | None = None,
         max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
     ) -> Group:
         """Join from a Welcome (section 12.4.3.1); ``now`` (seconds) also checks leaf lifetimes.
+
+        ``prior`` is this client's Group that a branch or reinit Welcome resumes: its
+        resumption PSKs are available, and the new group is checked against it (11.2, 11.3;
+        :class:`~crypto.mls.group_errors.InvalidResumption`).
 
         The tree comes from the GroupInfo's ratchet_tree extension, else ``ratchet_tree``.
         Raises :class:`~crypto.mls.group_errors.WelcomeNotForUs`,
@@ -257,7 +300,12 @@ class Group:
         store = dict(external_psks or {})
 
         def lookup(psk_id: PreSharedKeyID) -> bytes:
-            psk = store.get(psk_id.psk_id or b"") if psk_id.psktype == PSKType.EXTERNAL else None
+            if psk_id.psktype == PSKType.EXTERNAL:
+                psk = store.get(psk_id.psk_id or b"")
+            elif prior is not None and psk_id.psk_group_id == prior.group_id:
+                psk = prior._resumption_psks.get(psk_id.psk_epoch or 0)
+            else:
+                psk = None
             if psk is None:
                 raise UnknownPsk("the Welcome needs a PSK this client does not hold")
             return psk
@@ -277,6 +325,7 @@ class Group:
         if own is None:
             raise OwnLeafNotFound("the KeyPackage's leaf is not in the tree")
         validate_leaf_for_group(tree, own, key_package.leaf_node, context.extensions, "own leaf")
+        _check_resumption(secrets_in.psks, context, tree, prior)
         path_secret = secrets_in.path_secret.path_secret if secrets_in.path_secret else None
         keys = joiner_private_keys(tree, own, private.encryption_priv,
                                    info.signer if path_secret is not None else None, path_secret)
@@ -393,6 +442,13 @@ class Group:
     def _require_active(self) -> None:
         if not self._active:
             raise GroupInactive("this member was removed from the group")
+        if self._reinit is not None:
+            raise GroupSuspended("the group was reinitialized; move to the new group")
+
+    @property
+    def pending_reinit(self) -> ReInit | None:
+        """The ReInit of the last merged Commit, if any: the group is then suspended."""
+        return self._reinit
 
     # -- application messages --------------------------------------------------------
 
@@ -504,7 +560,8 @@ class Group:
             raise MissingUpdatePath("this Commit requires an UpdatePath")
         staged = StagedCommit(committer, s.context.epoch + 1, applied.added, applied.removed,
                               applied.updated, commit.path is not None,
-                              any(i == s.own_leaf for i, _ in applied.removed), _base=s)
+                              any(i == s.own_leaf for i, _ in applied.removed), applied.reinit,
+                              _base=s)
         provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=applied.tree.tree_hash(),
                               extensions=applied.extensions)
         keys = s.keys.copy()
@@ -699,11 +756,29 @@ class Group:
         7.3 requires it of the sender). Raises the errors of :func:`apply_proposals`.
         """
         self._require_active()
+        return self._stage_commit(proposals, proposal_refs, force_path=force_path, public=public,
+                                  ratchet_tree_in_welcome=ratchet_tree_in_welcome,
+                                  authenticated_data=authenticated_data, now=now, rng=rng)
+
+    def _stage_commit(
+        self,
+        proposals: Sequence[Proposal],
+        proposal_refs: Sequence[bytes],
+        *,
+        force_path: bool,
+        public: bool,
+        ratchet_tree_in_welcome: bool,
+        authenticated_data: bytes,
+        now: int | None,
+        rng: Rng,
+        resumption_usages: frozenset[ResumptionPSKUsage] = frozenset({ResumptionPSKUsage.APPLICATION}),
+    ) -> StagedCommit:
         s = self._state
         me = s.own_leaf
         por = [ProposalOrRef(p) for p in proposals] + [ProposalOrRef(r) for r in proposal_refs]
         commit = Commit(tuple(por))
-        applied = apply_proposals(s.suite, s.context, s.tree, me, self._resolve(commit, me), now=now)
+        applied = apply_proposals(s.suite, s.context, s.tree, me, self._resolve(commit, me), now=now,
+                                  resumption_usages=resumption_usages)
         provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=applied.tree.tree_hash(),
                               extensions=applied.extensions)
         joiners = [int(i) for i, _ in applied.added]
@@ -745,10 +820,74 @@ class Group:
                                                psks=applied.psks, psk=psk))
         return StagedCommit(
             me, context.epoch, applied.added, applied.removed, applied.updated, path is not None,
-            False, commit=MLSMessage(msg), welcome=welcome,
+            False, applied.reinit, commit=MLSMessage(msg), welcome=welcome,
             ratchet_tree=None if ratchet_tree_in_welcome else tree.copy(), group_info=info,
             _base=s, _new=new_state,
         )
+
+    # -- branching and reinitialization (sections 11.2, 11.3) ------------------------------
+
+    def branch(
+        self,
+        group_id: bytes,
+        key_package: KeyPackage,
+        private: KeyPackagePrivate,
+        key_packages: Sequence[KeyPackage],
+        *,
+        extensions: Sequence[Extension] | None = None,
+        force_path: bool = False,
+        ratchet_tree_in_welcome: bool = True,
+        rng: Rng = system_rng,
+    ) -> tuple[Group, StagedCommit]:
+        """A subgroup ``group_id`` of this group's members (11.3): a new group with our leaf
+        from ``key_package``, whose initial Commit adds ``key_packages`` and injects this
+        epoch's resumption PSK with usage branch. Returns the new Group (at epoch 1) and the
+        merged StagedCommit, whose ``welcome`` the new members join with
+        ``Group.join(..., prior=their_old_group)``."""
+        self._require_active()
+        return self._resume(ResumptionPSKUsage.BRANCH, group_id, self.suite.id,
+                            self.group_context.extensions if extensions is None else tuple(extensions),
+                            key_package, private, key_packages, force_path, ratchet_tree_in_welcome, rng)
+
+    def reinit(
+        self,
+        key_package: KeyPackage,
+        private: KeyPackagePrivate,
+        key_packages: Sequence[KeyPackage],
+        *,
+        force_path: bool = False,
+        ratchet_tree_in_welcome: bool = True,
+        rng: Rng = system_rng,
+    ) -> tuple[Group, StagedCommit]:
+        """The new group of a merged ReInit (11.2), with the ReInit's group_id, suite and
+        extensions: our leaf from ``key_package`` (of the new suite), the other members from
+        ``key_packages``, and the resumption PSK (usage reinit) of the epoch the ReInit
+        Commit started. Raises :class:`~crypto.mls.group_errors.InvalidResumption` unless
+        the group is suspended by a ReInit."""
+        if not self._active:
+            raise GroupInactive("this member was removed from the group")
+        r = self._reinit
+        if r is None:
+            raise InvalidResumption("no ReInit was committed")
+        return self._resume(ResumptionPSKUsage.REINIT, r.group_id, r.cipher_suite, r.extensions,
+                            key_package, private, key_packages, force_path, ratchet_tree_in_welcome, rng)
+
+    def _resume(self, usage: ResumptionPSKUsage, group_id: bytes, suite_id: int,
+                extensions: Sequence[Extension], key_package: KeyPackage, private: KeyPackagePrivate,
+                key_packages: Sequence[KeyPackage], force_path: bool, ratchet_tree_in_welcome: bool,
+                rng: Rng) -> tuple[Group, StagedCommit]:
+        new = Group.create(suite_id, group_id, key_package, private, extensions=extensions, rng=rng,
+                           max_past_epochs=self._max_past_epochs)
+        new._external_psks = dict(self._external_psks)
+        new._prior_resumption_psks[(self.group_id, self.epoch)] = self._state.secrets.resumption_psk
+        psk_id = PreSharedKeyID(PSKType.RESUMPTION, rng(new.suite.hash_len), usage=usage,
+                                psk_group_id=self.group_id, psk_epoch=self.epoch)
+        proposals = [Proposal(PreSharedKey(psk_id))] + [Proposal(AddProposal(kp)) for kp in key_packages]
+        staged = new._stage_commit(proposals, (), force_path=force_path, public=True,
+                                   ratchet_tree_in_welcome=ratchet_tree_in_welcome, authenticated_data=b"",
+                                   now=None, rng=rng, resumption_usages=frozenset({usage}))
+        new.merge_staged_commit(staged)
+        return new, staged
 
     def add_members(self, key_packages: Sequence[KeyPackage], **kwargs) -> StagedCommit:
         """:meth:`stage_commit` of one Add per KeyPackage."""
@@ -777,4 +916,5 @@ class Group:
             raise InternalError("StagedCommit without a new state")
         self._state = staged._new
         self._pending_leaf_keys.clear()
+        self._reinit = staged.reinit
         self._remember_resumption_psk()

@@ -30,6 +30,8 @@ __all__ = [
     "EpochNotRetained",
     "StaleStagedCommit",
     "GroupInactive",
+    "GroupSuspended",
+    "InvalidResumption",
     "UnexpectedMessage",
     "InvalidGroupState",
 ]
@@ -130,6 +132,20 @@ class GroupInactive(GroupError):
     """This member was removed from the group; it can no longer send or process messages."""
 
     code = "mls_group_inactive"
+
+
+class GroupSuspended(GroupError):
+    """A Commit with a ReInit was merged: the group sends and processes nothing more; its
+    members move to the new group (:meth:`~crypto.mls.group.Group.reinit`)."""
+
+    code = "mls_group_suspended"
+
+
+class InvalidResumption(GroupError):
+    """A Welcome with a reinit or branch resumption PSK does not match the prior group
+    (RFC 9420 sections 11.2, 11.3, 12.4.3.1)."""
+
+    code = "mls_invalid_resumption"
 
 
 class UnexpectedMessage(GroupError):

@@ -5,9 +5,10 @@ regular (member) Commit, then applies it to a copy of the tree in the order of
 12.3: GroupContextExtensions, Updates, Removes, Adds. It raises
 :class:`~crypto.mls.group_errors.InvalidProposalList` for a broken rule or an
 invalid proposal, and :class:`~crypto.mls.group_errors.UnsupportedProposal` for
-ReInit. PreSharedKey proposals are checked (nonce length, no duplicate, resumption
-usage ``application``) and listed in order in ``AppliedProposals.psks``; the caller
-looks the keys up.
+nothing (every RFC 9420 type is handled). PreSharedKey proposals are checked (nonce
+length, no duplicate, resumption usage ``application``) and listed in order in
+``AppliedProposals.psks``; the caller looks the keys up. A ReInit must be the only
+proposal of its Commit and must not lower the protocol version.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class AppliedProposals:
     updated: list[LeafIndex] = field(default_factory=list)
     psks: list[PreSharedKeyID] = field(default_factory=list)
     external_init: ExternalInit | None = None
+    reinit: ReInit | None = None
     path_required: bool = True
 
 
@@ -158,6 +160,7 @@ def apply_proposals(
     *,
     external: bool = False,
     now: int | None = None,
+    resumption_usages: frozenset[ResumptionPSKUsage] = frozenset({ResumptionPSKUsage.APPLICATION}),
 ) -> AppliedProposals:
     """Validate ``proposals`` (committed by leaf ``committer``) and apply them to a copy of
     ``tree``; ``tree`` itself is unchanged. See the module docstring for errors.
@@ -165,6 +168,8 @@ def apply_proposals(
     ``external`` applies the rules of an external Commit (12.2): exactly one ExternalInit,
     at most one Remove, PreSharedKeys, nothing else; ``committer`` is then ignored.
     ``now`` (seconds since the epoch) also checks each added KeyPackage's lifetime.
+    ``resumption_usages`` widens the allowed resumption PSK usages (only for the initial
+    Commit of a branch or reinitialized group, which nobody else processes).
     """
     if external:
         kinds = [cp.proposal.proposal_type for cp in proposals]
@@ -175,6 +180,7 @@ def apply_proposals(
                                       "Remove and PreSharedKeys only")
         committer = -1
     external_init: ExternalInit | None = None
+    reinit: ReInit | None = None
     gce: list[GroupContextExtensions] = []
     updates: list[tuple[int, Update]] = []
     removes: list[Remove] = []
@@ -197,7 +203,11 @@ def apply_proposals(
         elif isinstance(body, PreSharedKey):
             psks.append(body.psk)
         elif isinstance(body, ReInit):
-            raise UnsupportedProposal(f"{cp.proposal.proposal_type.name} proposals are not supported")
+            if len(proposals) != 1:
+                raise InvalidProposalList("a ReInit proposal together with other proposals")
+            if body.version < context.version:
+                raise InvalidProposalList(f"ReInit to version {body.version}, below the group's")
+            reinit = body
         else:  # pragma: no cover - the union is closed
             raise UnsupportedProposal(f"proposal type {cp.proposal.proposal_type}")
     if len(gce) > 1:
@@ -225,7 +235,7 @@ def apply_proposals(
         seen_psk.add(encoded)
         if len(psk.psk_nonce) != suite.hash_len:
             raise InvalidProposalList("psk_nonce is not KDF.Nh bytes")
-        if psk.usage is not None and psk.usage != ResumptionPSKUsage.APPLICATION:
+        if psk.usage is not None and psk.usage not in resumption_usages:
             raise InvalidProposalList(f"resumption PSK with usage {psk.usage.name} in a Commit")
 
     new = tree.copy()
@@ -243,7 +253,7 @@ def apply_proposals(
             why = _supports(member, required, extensions)
             if why is not None:
                 raise InvalidProposalList(f"GroupContextExtensions: leaf {int(i)}: {why}")
-    out = AppliedProposals(new, extensions, psks=psks, external_init=external_init)
+    out = AppliedProposals(new, extensions, psks=psks, external_init=external_init, reinit=reinit)
     out.path_required = not proposals or any(
         cp.proposal.proposal_type in PATH_REQUIRED_TYPES for cp in proposals)
 

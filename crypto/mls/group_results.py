@@ -10,7 +10,7 @@ from .group_state import EpochState
 from .key_package import KeyPackage
 from .leaf_node import LeafNode
 from .message import MLSMessage
-from .proposals import Proposal
+from .proposals import Proposal, ReInit
 from .ratchet_tree import RatchetTree
 from .tree_math import LeafIndex
 from .welcome import GroupInfo
@@ -42,6 +42,7 @@ class StagedCommit:
     updated: list[LeafIndex]
     has_path: bool
     self_removed: bool
+    reinit: ReInit | None = None  # merging it suspends the group (section 11.2)
     external: bool = False  # an external Commit: ``committer`` is the joiner's new leaf
     commit: MLSMessage | None = None
     welcome: MLSMessage | None = None

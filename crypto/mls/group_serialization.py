@@ -9,7 +9,8 @@ or nonce. Layout, in the TLS presentation language of :mod:`crypto.codec`::
     <epoch state>                 -- see _write_state
     <past epochs>                 -- epoch, context, keys, secret tree, tree
     boolean active; uint32 max_past_epochs;
-    proposals, pending leaf keys, external PSKs, resumption PSKs
+    proposals, pending leaf keys, external PSKs, resumption PSKs (own and prior groups'),
+    optional<ReInit> pending reinit
 
 :func:`decode_group` raises :class:`~crypto.mls.group_errors.InvalidGroupState`
 for anything that does not decode or is inconsistent (e.g. private keys that do
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from ..codec import Reader, Writer
+from ..codec import Reader, Struct, Writer
 from ..errors import CryptoError, InternalError
 from .ciphersuite import CipherSuite, get_suite
 from .group_context import GroupContext
@@ -29,7 +30,7 @@ from .group_errors import InvalidGroupState
 from .group_proposals import CommittedProposal
 from .group_state import EpochState, PastEpoch
 from .key_schedule import EpochSecrets
-from .proposals import Proposal
+from .proposals import Proposal, ReInit
 from .protection import EpochKeys
 from .ratchet_tree import RatchetTree
 from .secret_tree import RatchetKey, RatchetType, SecretTree, _Ratchet
@@ -138,6 +139,9 @@ def encode_group(g: Group) -> bytes:
     w.vector(list(g._pending_leaf_keys.items()), lambda w2, kv: (w2.opaque(kv[0]), w2.opaque(kv[1])))
     w.vector(list(g._external_psks.items()), lambda w2, kv: (w2.opaque(kv[0]), w2.opaque(kv[1])))
     w.vector(list(g._resumption_psks.items()), lambda w2, kv: (w2.u64(kv[0]), w2.opaque(kv[1])))
+    w.vector(list(g._prior_resumption_psks.items()),
+             lambda w2, kv: (w2.opaque(kv[0][0]), w2.u64(kv[0][1]), w2.opaque(kv[1])))
+    w.optional(g._reinit, Struct.write_item)
     return w.getvalue()
 
 
@@ -175,6 +179,8 @@ def decode_group(data: bytes, cls: type[Group]) -> Group:
         g._pending_leaf_keys = dict(r.vector(lambda r2: (r2.opaque(), r2.opaque())))
         g._external_psks = dict(r.vector(lambda r2: (r2.opaque(), r2.opaque())))
         g._resumption_psks = OrderedDict(r.vector(lambda r2: (r2.u64(), r2.opaque())))
+        g._prior_resumption_psks = dict(r.vector(lambda r2: ((r2.opaque(), r2.u64()), r2.opaque())))
+        g._reinit = r.optional(ReInit.decode)
         r.finish()
         return g
     except InvalidGroupState:

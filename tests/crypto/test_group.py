@@ -23,8 +23,10 @@ from crypto.mls.group_errors import (
     ConfirmationTagMismatch,
     EpochNotRetained,
     GroupInactive,
+    GroupSuspended,
     InvalidGroupState,
     InvalidProposalList,
+    InvalidResumption,
     MissingExternalPub,
     MissingRatchetTree,
     MissingUpdatePath,
@@ -53,6 +55,7 @@ from crypto.mls.proposals import (
     PreSharedKeyID,
     Proposal,
     PSKType,
+    ReInit,
     Remove,
     ResumptionPSKUsage,
     Update,
@@ -1070,3 +1073,81 @@ def test_external_join_with_psk(suite_id):
                                     external_psks={b"ext": b"external psk"})
     with pytest.raises(UnknownPsk):
         h2.members[1].process_message(commit)
+
+
+# -- branching and reinitialization ---------------------------------------------------------------
+
+
+def _same_identity_kp(h: Harness, g: Group, suite_id: int | None = None):
+    """A fresh KeyPackage with ``g``'s member's identity (and a fresh signature key)."""
+    suite = get_suite(suite_id) if suite_id is not None else h.suite
+    (ident,) = [m.identity for m in g.members if m.leaf_index == g.own_leaf_index]
+    return generate_key_package(suite, ident, h.rng)
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_branch_subgroup(suite_id):
+    h = Harness(suite_id)
+    h.add(0, 3)
+    old = dict(h.members)
+    kps = {i: _same_identity_kp(h, old[i]) for i in (0, 1, 3)}
+    sub, staged = old[1].branch(b"subgroup", *kps[1], [kps[0][0], kps[3][0]], rng=h.rng)
+    assert sub.epoch == 1 and sub.group_id == b"subgroup"
+    joined = [Group.join(staged.welcome, *kps[i], prior=old[i]) for i in (0, 3)]
+    assert {g.epoch_authenticator for g in joined} == {sub.epoch_authenticator}
+    # without the prior group the resumption PSK is unknown
+    with pytest.raises(UnknownPsk):
+        Group.join(staged.welcome, *kps[0])
+    # a branch may not contain strangers
+    stranger = h.key_package()
+    sub2, staged2 = old[1].branch(b"sub2", *_same_identity_kp(h, old[1]), [stranger[0]], rng=h.rng)
+    with pytest.raises(InvalidResumption):
+        Group.join(staged2.welcome, *stranger, prior=old[0])
+    # the old group goes on
+    h.empty_commit(2)
+    h.assert_agree()
+
+
+@pytest.mark.parametrize("suite_id", SUITES)
+def test_reinit_to_other_suite(suite_id):
+    other = 3 if suite_id == 1 else 1
+    h = Harness(suite_id)
+    h.add(0, 2)
+    reinit = Proposal(ReInit(b"reinit-group", 1, other, ()))
+    msg, ref = h.members[1].propose(reinit, rng=h.rng)
+    _broadcast_proposal(h, 1, msg, ref)
+    staged = h.members[2].stage_commit(proposal_refs=[ref], rng=h.rng)
+    assert staged.reinit == reinit.body
+    h.deliver_commit(2, staged)
+    h.assert_agree()
+    for g in h.members.values():
+        assert g.pending_reinit == reinit.body
+        with pytest.raises(GroupSuspended):
+            g.protect(b"x", rng=h.rng)
+        with pytest.raises(GroupSuspended):
+            g.stage_commit(rng=h.rng)
+    kps = {i: _same_identity_kp(h, g, other) for i, g in h.members.items()}
+    new, welcome_commit = h.members[0].reinit(*kps[0], [kps[1][0], kps[2][0]], rng=h.rng)
+    assert new.suite.id == other and new.group_id == b"reinit-group" and new.epoch == 1
+    for i in (1, 2):
+        g = Group.join(welcome_commit.welcome, *kps[i], prior=h.members[i])
+        assert g.epoch_authenticator == new.epoch_authenticator
+    # a reinit Welcome that leaves a member out is refused
+    partial, st = h.members[0].reinit(*_same_identity_kp(h, h.members[0], other), [kps[1][0]], rng=h.rng)
+    with pytest.raises(InvalidResumption):
+        Group.join(st.welcome, *kps[1], prior=h.members[1])
+    # state round trip keeps the suspension and the prior PSKs
+    restored = Group.from_bytes(h.members[1].to_bytes())
+    assert restored.pending_reinit == reinit.body
+    assert Group.from_bytes(new.to_bytes()).epoch_authenticator == new.epoch_authenticator
+
+
+def test_reinit_must_be_alone():
+    h = Harness(1)
+    h.add(0, 1)
+    with pytest.raises(InvalidProposalList):
+        h.members[0].stage_commit([Proposal(ReInit(b"x", 1, 1, ())), Proposal(Remove(1))], rng=h.rng)
+    with pytest.raises(InvalidProposalList):  # usage reinit/branch PSKs are not for ordinary commits
+        h.members[0].stage_commit([Proposal(PreSharedKey(PreSharedKeyID(
+            PSKType.RESUMPTION, bytes(32), usage=ResumptionPSKUsage.BRANCH,
+            psk_group_id=h.members[0].group_id, psk_epoch=0)))], rng=h.rng)
