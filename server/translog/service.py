@@ -29,7 +29,7 @@ from crypto.checkpoint import (
     parse_checkpoint,
     sign_checkpoint,
 )
-from crypto.merkle import Frontier, Node
+from crypto.merkle import Frontier
 from crypto.note import (
     SIG_ED25519,
     MalformedNote,
@@ -77,14 +77,6 @@ class InclusionProof:
     def to_tlog_proof(self) -> bytes:
         """The c2sp.org/tlog-proof text, with the entry itself as ``extra``."""
         return format_tlog_proof(TlogProof(self.index, self.proof, self.checkpoint_note, self.entry))
-
-
-class _StorageReader:
-    def __init__(self, nodes: Sequence[Node], hashes: Sequence[bytes]) -> None:
-        self._map = dict(zip(nodes, hashes, strict=True))
-
-    def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
-        return [self._map[n] for n in nodes]
 
 
 class TransparencyLog:

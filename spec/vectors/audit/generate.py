@@ -26,6 +26,8 @@ import json
 import sys
 from pathlib import Path
 
+import msgpack
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
@@ -79,10 +81,10 @@ def build() -> dict[str, object]:
     malformed = {
         "trailing_byte": (good + b"\x00").hex(),
         "truncated": good[:-1].hex(),
-        "unknown_kind": audit.msgpack.packb({"kind": "nope", "time": 0}).hex(),
-        "extra_key": audit.msgpack.packb({**entries[2].to_wire(), "x": 1}).hex(),
-        "keys_out_of_order": audit.msgpack.packb(dict(reversed(list(entries[2].to_wire().items())))).hex(),
-        "bad_user_id": audit.msgpack.packb({**entries[2].to_wire(), "user": "ann"}).hex(),
+        "unknown_kind": msgpack.packb({"kind": "nope", "time": 0}).hex(),
+        "extra_key": msgpack.packb({**entries[2].to_wire(), "x": 1}).hex(),
+        "keys_out_of_order": msgpack.packb(dict(reversed(list(entries[2].to_wire().items())))).hex(),
+        "bad_user_id": msgpack.packb({**entries[2].to_wire(), "user": "ann"}).hex(),
         "non_minimal_int": data[3].replace(b"\xa7version\x01", b"\xa7version\xcc\x01").hex(),
     }
     entries_json = {
