@@ -15,7 +15,13 @@ epoch advances.**
 * Every other member calls :meth:`Group.process_message`: application data
   comes back at once; a Commit comes back as a StagedCommit to inspect
   (``added``, ``removed``, ``updated``) and then merge.
-* A new member calls :meth:`Group.join` with the Welcome.
+* A new member calls :meth:`Group.join` with the Welcome, or joins by itself with
+  :meth:`Group.external_join` from a GroupInfo (:meth:`Group.group_info`).
+* Proposals travel on their own (:meth:`Group.propose`, :meth:`Group.propose_update`,
+  external senders in :mod:`crypto.mls.group_external`) and are committed by reference.
+* :meth:`Group.branch` starts a subgroup; a merged ReInit suspends the group until
+  :meth:`Group.reinit` (or a Welcome joined with ``prior=``) moves on to the new one.
+* :meth:`Group.to_bytes` / :meth:`Group.from_bytes` persist the whole member state.
 
 Processing works on copies: a message that fails any check raises a typed
 error (:mod:`crypto.mls.group_errors`, and the errors of protection, the
