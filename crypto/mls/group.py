@@ -427,6 +427,10 @@ class Group:
         return [Member(i, leaf.credential, leaf.signature_key, leaf.encryption_key)
                 for i, leaf in self._state.tree.members()]
 
+    def find_member(self, identity: bytes) -> LeafIndex | None:
+        """The leaf of the (first) member whose basic credential carries ``identity``."""
+        return next((m.leaf_index for m in self.members if m.identity == identity), None)
+
     def exporter(self, label: str | bytes, context: bytes, length: int) -> bytes:
         """MLS-Exporter (section 8.5) of the current epoch."""
         return mls_exporter(self.suite, self._state.secrets.exporter_secret, label, context, length)

@@ -202,6 +202,7 @@ def test_create_one_member_group(suite_id):
     g = h.members[0]
     assert g.epoch == 0 and g.group_id == b"group-h" and int(g.own_leaf_index) == 0
     assert [int(m.leaf_index) for m in g.members] == [0]
+    assert g.find_member(h.names[0]) == 0 and g.find_member(b"nobody") is None
     assert len(g.epoch_authenticator) == 32
     assert g.exporter("a", b"", 16) != g.exporter("b", b"", 16)
     h.empty_commit(0)
