@@ -483,8 +483,14 @@ class Group:
         protection and secret tree errors, and (for a Commit) what processing it raises.
         The Group is unchanged on any error; a Commit changes it only when merged.
         """
-        self._require_active()
         body = message.body
+        if not self._active or self._reinit is not None:
+            # A removed or suspended member still reads late application messages of the
+            # epochs it kept.
+            if (isinstance(body, PrivateMessage) and body.content_type == ContentType.APPLICATION
+                    and body.group_id == self.group_id and body.epoch in self._past):
+                return self._process_past_private(body)
+            self._require_active()
         s = self._state
         if isinstance(body, PrivateMessage):
             if body.group_id != s.context.group_id:

@@ -237,8 +237,10 @@ def test_remove_member_cannot_read_later_messages(suite_id):
     h = Harness(suite_id)
     h.add(0, 3)
     removed = h.members[2]
+    late = h.members[3].protect(b"sent before the removal", rng=h.rng)
     h.remove(1, [2])
     assert not removed.is_active
+    assert removed.process_message(late).application_data == b"sent before the removal"
     assert sorted(h.members) == [0, 1, 3]
     h.assert_agree()
     msg = h.members[0].protect(b"secret", rng=h.rng)
@@ -1119,8 +1121,10 @@ def test_reinit_to_other_suite(suite_id):
     _broadcast_proposal(h, 1, msg, ref)
     staged = h.members[2].stage_commit(proposal_refs=[ref], rng=h.rng)
     assert staged.reinit == reinit.body
+    late = h.members[0].protect(b"late", rng=h.rng)
     h.deliver_commit(2, staged)
     h.assert_agree()
+    assert h.members[1].process_message(late).application_data == b"late"
     for g in h.members.values():
         assert g.pending_reinit == reinit.body
         with pytest.raises(GroupSuspended):
