@@ -76,6 +76,7 @@ from .group_errors import (
 from .group_external import EXTERNAL_PROPOSAL_TYPES, external_join, external_senders
 from .group_proposals import CommittedProposal, apply_proposals, validate_leaf_for_group
 from .group_results import MessageKind, ProcessedMessage, StagedCommit
+from .group_resumption import check_resumption, start_resumed_group
 from .group_state import (
     DEFAULT_MAX_PAST_EPOCHS,
     EXTERNAL_INIT_LABEL,
@@ -151,39 +152,6 @@ __all__ = [
     "MessageKind",
     "DEFAULT_MAX_PAST_EPOCHS",
 ]
-
-
-def _check_resumption(psks: Sequence[PreSharedKeyID], context: GroupContext, tree: RatchetTree,
-                      prior: Group | None) -> None:
-    """The joiner's checks of a reinit or branch resumption PSK (11.2, 11.3, 12.4.3.1)."""
-    special = [p for p in psks if p.usage in (ResumptionPSKUsage.REINIT, ResumptionPSKUsage.BRANCH)]
-    if not special:
-        return
-    if len(special) > 1:
-        raise InvalidResumption("more than one reinit/branch resumption PSK")
-    if context.epoch != 1:
-        raise InvalidResumption(f"a resumed group starts at epoch 1, not {context.epoch}")
-    if prior is None:  # pragma: no cover - the PSK lookup needs the prior group
-        raise InvalidResumption("no prior group to resume")
-    old_credentials = [m.credential for m in prior.members]
-    new_credentials = [leaf.credential for _, leaf in tree.members()]
-    psk = special[0]
-    if psk.usage == ResumptionPSKUsage.BRANCH:
-        if context.cipher_suite != prior.suite.id or context.version != prior.group_context.version:
-            raise InvalidResumption("a branch keeps the version and cipher suite")
-        if any(c not in old_credentials for c in new_credentials):
-            raise InvalidResumption("a branch member that is not in the prior group")
-        return
-    r = prior.pending_reinit
-    if r is None:
-        raise InvalidResumption("the prior group committed no ReInit")
-    if (context.group_id, context.version, context.cipher_suite, context.extensions) != (
-            r.group_id, r.version, r.cipher_suite, r.extensions):
-        raise InvalidResumption("the new group does not match the ReInit")
-    if psk.psk_epoch != prior.epoch:
-        raise InvalidResumption("the reinit PSK is not of the epoch the ReInit started")
-    if any(c not in new_credentials for c in old_credentials):
-        raise InvalidResumption("a member of the prior group is missing from the new group")
 
 
 class Group:
@@ -331,7 +299,7 @@ class Group:
         if own is None:
             raise OwnLeafNotFound("the KeyPackage's leaf is not in the tree")
         validate_leaf_for_group(tree, own, key_package.leaf_node, context.extensions, "own leaf")
-        _check_resumption(secrets_in.psks, context, tree, prior)
+        check_resumption(secrets_in.psks, context, tree, prior)
         path_secret = secrets_in.path_secret.path_secret if secrets_in.path_secret else None
         keys = joiner_private_keys(tree, own, private.encryption_priv,
                                    info.signer if path_secret is not None else None, path_secret)
@@ -861,9 +829,10 @@ class Group:
         merged StagedCommit, whose ``welcome`` the new members join with
         ``Group.join(..., prior=their_old_group)``."""
         self._require_active()
-        return self._resume(ResumptionPSKUsage.BRANCH, group_id, self.suite.id,
-                            self.group_context.extensions if extensions is None else tuple(extensions),
-                            key_package, private, key_packages, force_path, ratchet_tree_in_welcome, rng)
+        exts = self.group_context.extensions if extensions is None else tuple(extensions)
+        return start_resumed_group(self, ResumptionPSKUsage.BRANCH, group_id, self.suite.id, exts,
+                                   key_package, private, key_packages, force_path,
+                                   ratchet_tree_in_welcome, rng)
 
     def reinit(
         self,
@@ -885,25 +854,9 @@ class Group:
         r = self._reinit
         if r is None:
             raise InvalidResumption("no ReInit was committed")
-        return self._resume(ResumptionPSKUsage.REINIT, r.group_id, r.cipher_suite, r.extensions,
-                            key_package, private, key_packages, force_path, ratchet_tree_in_welcome, rng)
-
-    def _resume(self, usage: ResumptionPSKUsage, group_id: bytes, suite_id: int,
-                extensions: Sequence[Extension], key_package: KeyPackage, private: KeyPackagePrivate,
-                key_packages: Sequence[KeyPackage], force_path: bool, ratchet_tree_in_welcome: bool,
-                rng: Rng) -> tuple[Group, StagedCommit]:
-        new = Group.create(suite_id, group_id, key_package, private, extensions=extensions, rng=rng,
-                           max_past_epochs=self._max_past_epochs)
-        new._external_psks = dict(self._external_psks)
-        new._prior_resumption_psks[(self.group_id, self.epoch)] = self._state.secrets.resumption_psk
-        psk_id = PreSharedKeyID(PSKType.RESUMPTION, rng(new.suite.hash_len), usage=usage,
-                                psk_group_id=self.group_id, psk_epoch=self.epoch)
-        proposals = [Proposal(PreSharedKey(psk_id))] + [Proposal(AddProposal(kp)) for kp in key_packages]
-        staged = new._stage_commit(proposals, (), force_path=force_path, public=True,
-                                   ratchet_tree_in_welcome=ratchet_tree_in_welcome, authenticated_data=b"",
-                                   now=None, rng=rng, resumption_usages=frozenset({usage}))
-        new.merge_staged_commit(staged)
-        return new, staged
+        return start_resumed_group(self, ResumptionPSKUsage.REINIT, r.group_id, r.cipher_suite,
+                                   r.extensions, key_package, private, key_packages, force_path,
+                                   ratchet_tree_in_welcome, rng)
 
     def add_members(self, key_packages: Sequence[KeyPackage], **kwargs) -> StagedCommit:
         """:meth:`stage_commit` of one Add per KeyPackage."""
