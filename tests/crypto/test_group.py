@@ -40,7 +40,6 @@ from crypto.mls.group_errors import (
 from crypto.mls.key_package import KeyPackage
 from crypto.mls.key_package_gen import (
     KeyPackageInvalid,
-    KeyPackagePrivate,
     default_capabilities,
     generate_key_package,
     is_last_resort,
@@ -67,11 +66,9 @@ from crypto.mls.protection import (
     protect_public,
     unprotect_private,
 )
-from crypto.mls.ratchet_tree import RatchetTree
 from crypto.mls.secret_tree import GenerationTooFarAhead, KeyAlreadyUsed
 from crypto.mls.welcome import Welcome
 from crypto.rng import SeededRng
-from tests.conftest import vector_params
 
 SUITES = [1, 3]
 
@@ -508,44 +505,7 @@ def test_add_and_remove_in_one_commit(suite_id):
     h.assert_messages()
 
 
-# -- IETF passive-client vectors ------------------------------------------------------------
-
-
-def _run_passive_client(case: dict) -> None:
-    """Join from ``welcome`` (tree in the Welcome or given), check the initial epoch
-    authenticator, then for each epoch process the proposals and the commit (proposals by
-    reference, PSKs, updates, removes) and check the epoch authenticator."""
-    suite = get_suite(case["cipher_suite"])
-    kp = MLSMessage.from_bytes(bytes.fromhex(case["key_package"])).body
-    priv = KeyPackagePrivate(bytes.fromhex(case["init_priv"]), bytes.fromhex(case["encryption_priv"]),
-                             bytes.fromhex(case["signature_priv"]))
-    tree = (RatchetTree.from_bytes(suite, bytes.fromhex(case["ratchet_tree"]))
-            if case["ratchet_tree"] else None)
-    psks = {bytes.fromhex(p["psk_id"]): bytes.fromhex(p["psk"]) for p in case["external_psks"]}
-    g = Group.join(MLSMessage.from_bytes(bytes.fromhex(case["welcome"])), kp, priv, tree,
-                   external_psks=psks)
-    assert g.epoch_authenticator.hex() == case["initial_epoch_authenticator"]
-    for epoch in case["epochs"]:
-        for p in epoch["proposals"]:
-            assert g.process_message(MLSMessage.from_bytes(bytes.fromhex(p))).kind == MessageKind.PROPOSAL
-        processed = g.process_message(MLSMessage.from_bytes(bytes.fromhex(epoch["commit"])))
-        g.merge_staged_commit(processed.staged_commit)
-        assert g.epoch_authenticator.hex() == epoch["epoch_authenticator"]
-
-
-@pytest.mark.parametrize("case", vector_params("mls/passive-client-welcome.json"))
-def test_passive_client_welcome(case):
-    _run_passive_client(case)
-
-
-@pytest.mark.parametrize("case", vector_params("mls/passive-client-handling-commit.json"))
-def test_passive_client_handling_commit(case):
-    _run_passive_client(case)
-
-
-@pytest.mark.parametrize("case", vector_params("mls/passive-client-random.json"))
-def test_passive_client_random(case):
-    _run_passive_client(case)
+# The IETF passive-client vectors run in test_vectors.py through client.conformance.mls_group.
 
 
 # -- proposals by reference, Update, PSK, GroupContextExtensions -----------------------------
