@@ -56,6 +56,12 @@ from .framing import (
     SenderType,
     WireFormat,
 )
+from .group_commit import (
+    apply_commit_proposals,
+    external_proposal_signer,
+    merge_path_publicly,
+    resolve_proposals,
+)
 from .group_context import GroupContext
 from .group_errors import (
     ConfirmationTagMismatch,
@@ -66,14 +72,12 @@ from .group_errors import (
     InvalidResumption,
     MissingRatchetTree,
     MissingUpdatePath,
-    NonMemberSender,
     OwnLeafNotFound,
     StaleStagedCommit,
     UnexpectedMessage,
-    UnknownProposalRef,
     UnknownPsk,
 )
-from .group_external import EXTERNAL_PROPOSAL_TYPES, external_join, external_senders
+from .group_external import external_join
 from .group_proposals import CommittedProposal, apply_proposals, validate_leaf_for_group
 from .group_results import MessageKind, ProcessedMessage, StagedCommit
 from .group_resumption import check_resumption, start_resumed_group
@@ -86,7 +90,6 @@ from .group_state import (
     PastEpoch,
     confirmed_input,
     copy_secret_tree,
-    leftmost_blank_leaf,
     secrets_from_epoch_secret,
     signature_key_lookup,
 )
@@ -139,7 +142,6 @@ from .treekem import (
     TreePrivateKeys,
     create_update_path,
     joiner_private_keys,
-    merge_update_path,
     process_update_path,
 )
 from .welcome import GroupInfo, Welcome
@@ -523,31 +525,19 @@ class Group:
                                 content.authenticated_data, staged_commit=staged)
 
     def _resolve(self, commit: Commit, committer: int) -> list[CommittedProposal]:
-        out = []
-        for por in commit.proposals:
-            if isinstance(por.value, Proposal):
-                out.append(CommittedProposal(por.value, committer))
-            else:
-                cached = self._proposals.get(por.value)
-                if cached is None:
-                    raise UnknownProposalRef("Commit references an unknown proposal")
-                out.append(cached)
-        return out
+        return resolve_proposals(commit, committer, self._proposals)
 
     def _stage_received_commit(self, ac: AuthenticatedContent, now: int | None) -> StagedCommit:
         s = self._state
         commit: Commit = ac.content.content  # type: ignore[assignment]
         committer = LeafIndex(ac.content.sender.leaf_index or 0)
-        applied = apply_proposals(s.suite, s.context, s.tree, committer, self._resolve(commit, committer),
-                                  now=now)
-        if applied.path_required and commit.path is None:
-            raise MissingUpdatePath("this Commit requires an UpdatePath")
+        planned = apply_commit_proposals(s.suite, s.context, s.tree, commit, committer, self._proposals,
+                                         now=now)
+        applied, provisional = planned.applied, planned.provisional
         staged = StagedCommit(committer, s.context.epoch + 1, applied.added, applied.removed,
                               applied.updated, commit.path is not None,
                               any(i == s.own_leaf for i, _ in applied.removed), applied.reinit,
                               _base=s)
-        provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=applied.tree.tree_hash(),
-                              extensions=applied.extensions)
         keys = s.keys.copy()
         keys.prune(applied.tree)
         if s.own_leaf in applied.updated:
@@ -558,9 +548,9 @@ class Group:
             keys.set(2 * s.own_leaf, priv)
         joiners = [int(i) for i, _ in applied.added]
         if staged.self_removed:
-            # We cannot follow the new epoch; still check that the path merges publicly.
+            # We cannot follow the new epoch; still check the path as the server does.
             if commit.path is not None:
-                merge_update_path(applied.tree, committer, commit.path, group_id=s.context.group_id)
+                merge_path_publicly(planned, commit.path)
             return staged
         if commit.path is not None:
             processed = process_update_path(applied.tree, committer, commit.path, keys,
@@ -593,25 +583,12 @@ class Group:
         """A proposal from an ``external_senders`` entry or a joiner's own Add (12.1.8)."""
         s = self._state
         content = message.content
-        proposal = content.content
-        if content.content_type != ContentType.PROPOSAL or not isinstance(proposal, Proposal):
-            raise UnexpectedMessage("only proposals come from external senders")
-        sender = content.sender
-        if sender.sender_type == SenderType.EXTERNAL:
-            senders = external_senders(s.context.extensions)
-            index = sender.sender_index or 0
-            if index >= len(senders):
-                raise NonMemberSender(f"external sender {index} is not in external_senders")
-            if proposal.proposal_type not in EXTERNAL_PROPOSAL_TYPES:
-                raise InvalidProposalList(f"{proposal.proposal_type.name} from an external sender")
-            key = senders[index].signature_key
-        else:
-            if not isinstance(proposal.body, AddProposal):
-                raise InvalidProposalList("a new_member_proposal sender may only propose its Add")
-            key = proposal.body.key_package.leaf_node.signature_key
+        key = external_proposal_signer(s.context, content)
         ac = unprotect_public(s.suite, s.context, None, key, message)
+        proposal: Proposal = content.content  # type: ignore[assignment]
         ref = s.suite.ref_hash("MLS 1.0 Proposal Reference", ac.to_bytes())
         self._proposals[ref] = CommittedProposal(proposal, -1)
+        sender = content.sender
         return ProcessedMessage(MessageKind.PROPOSAL, None, content.epoch, content.authenticated_data,
                                 proposal=proposal, sender_type=sender.sender_type,
                                 external_sender_index=sender.sender_index)
@@ -627,36 +604,28 @@ class Group:
         if commit.path is None:
             raise MissingUpdatePath("an external Commit needs an UpdatePath")
         ac = unprotect_public(s.suite, s.context, None, commit.path.leaf_node.signature_key, message)
-        if any(not isinstance(p.value, Proposal) for p in commit.proposals):
-            raise InvalidProposalList("an external Commit with proposals by reference")
-        applied = apply_proposals(s.suite, s.context, s.tree, -1,
-                                  [CommittedProposal(p.value, -1) for p in commit.proposals],  # type: ignore[arg-type]
-                                  external=True)
-        tree = applied.tree
-        joiner = leftmost_blank_leaf(tree)
-        if joiner == tree.n_leaves:
-            tree.extend()
-        staged = StagedCommit(LeafIndex(joiner), s.context.epoch + 1, [], applied.removed, [], True,
+        planned = apply_commit_proposals(s.suite, s.context, s.tree, commit, None, self._proposals)
+        applied, joiner = planned.applied, planned.sender
+        staged = StagedCommit(joiner, s.context.epoch + 1, [], applied.removed, [], True,
                               any(i == s.own_leaf for i, _ in applied.removed), external=True, _base=s)
         if staged.self_removed:
-            merge_update_path(tree, joiner, commit.path, group_id=s.context.group_id)
-            return ProcessedMessage(MessageKind.COMMIT, LeafIndex(joiner), content.epoch,
+            merge_path_publicly(planned, commit.path)
+            return ProcessedMessage(MessageKind.COMMIT, joiner, content.epoch,
                                     content.authenticated_data, staged_commit=staged,
                                     sender_type=SenderType.NEW_MEMBER_COMMIT)
-        provisional = replace(s.context, epoch=s.context.epoch + 1, tree_hash=tree.tree_hash(),
-                              extensions=applied.extensions)
         keys = s.keys.copy()
-        keys.prune(tree)
-        processed = process_update_path(tree, joiner, commit.path, keys, provisional_context=provisional)
+        keys.prune(applied.tree)
+        processed = process_update_path(applied.tree, joiner, commit.path, keys,
+                                        provisional_context=planned.provisional)
         validate_leaf_for_group(processed.tree, joiner, commit.path.leaf_node, applied.extensions,
                                 "external Commit leaf")
         external_priv, _ = s.secrets.external_key_pair(s.suite)
         kem_output = applied.external_init.kem_output  # type: ignore[union-attr]
         init_secret = s.suite.hpke.receive_export(kem_output, external_priv, b"", EXTERNAL_INIT_LABEL,
                                                   s.suite.hash_len)
-        staged._new = self._next_state(ac, provisional, processed.tree, processed.private_keys,
+        staged._new = self._next_state(ac, planned.provisional, processed.tree, processed.private_keys,
                                        processed.commit_secret, applied.psks, init_secret)
-        return ProcessedMessage(MessageKind.COMMIT, LeafIndex(joiner), content.epoch,
+        return ProcessedMessage(MessageKind.COMMIT, joiner, content.epoch,
                                 content.authenticated_data, staged_commit=staged,
                                 sender_type=SenderType.NEW_MEMBER_COMMIT)
 
