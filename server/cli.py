@@ -19,6 +19,7 @@ COMMANDS = (
     "client.conformance",
     "client.audit_cli",
     "client.interop",
+    "client.mls_driver",
 )
 
 

@@ -8,7 +8,14 @@
 // external-signer families, which answer "unsupported".
 // Known limitations of ts-mls 1.6.4 honoured here:
 //   - force_path is advisory: ts-mls adds a path exactly when RFC 9420 requires one;
-//   - external_join with psks is unsupported (no PSK proposals in external commits).
+//   - external_join with psks is unsupported (no PSK proposals in external commits);
+//   - external_senders (extension 5) is decoded as one ExternalSender, not the RFC 9420
+//     vector: creating it is unsupported, and processing a commit that carries one
+//     answers "unsupported" (ts-mls's CodecError) rather than "mls_error";
+//   - external_pub (extension 4) is written and read as the bare key, without the
+//     HPKEPublicKey<V> length prefix of RFC 9420 section 12.4.3.2: group_info signs an
+//     RFC-conformant GroupInfo itself, and external_join strips the prefix (see
+//     conformantExternalPub) before ts-mls imports the key.
 
 import { createInterface } from "node:readline";
 import { webcrypto } from "node:crypto";
@@ -18,8 +25,6 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
-  createGroupInfoWithExternalPub,
-  createGroupInfoWithExternalPubAndRatchetTree,
   createProposal,
   decodeMlsMessage,
   defaultLifetime,
@@ -35,6 +40,7 @@ import {
   processPublicMessage,
   proposeAddExternal,
 } from "ts-mls";
+import { createGroupInfo } from "ts-mls/createCommit.js";
 import { makeResumptionPsk, joinGroupFromBranch } from "ts-mls/resumption.js";
 import { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js";
 import { signLeafNodeCommit } from "ts-mls/leafNode.js";
@@ -123,6 +129,51 @@ function extensionFromJson(e) {
 
 function equalBytes(a, b) {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+// MLS variable-length integer (RFC 9420 section 2.1.2) framing of an opaque<V>.
+function varLen(data) {
+  const n = data.length;
+  let head;
+  if (n < 0x40) head = [n];
+  else if (n < 0x4000) head = [0x40 | (n >> 8), n & 0xff];
+  else head = [0x80 | (n >>> 24), (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  return new Uint8Array([...head, ...data]);
+}
+
+function unVarLen(data) {
+  if (data.length === 0) return undefined;
+  const prefix = data[0] >> 6;
+  if (prefix === 3) return undefined;
+  const size = 1 << prefix;
+  if (data.length < size) return undefined;
+  let n = data[0] & 0x3f;
+  for (let i = 1; i < size; i++) n = n * 256 + data[i];
+  return data.length - size === n ? data.subarray(size) : undefined;
+}
+
+// The external_pub extension as RFC 9420 section 12.4.3.2 encodes it: HPKEPublicKey<V>.
+async function rfcExternalPub(m) {
+  const pair = await m.impl.hpke.deriveKeyPair(m.state.keySchedule.externalSecret);
+  return varLen(await m.impl.hpke.exportPublicKey(pair.publicKey));
+}
+
+// joinGroupExternal hands external_pub's data straight to importPublicKey and also
+// verifies the GroupInfo signature over it, so the data cannot be rewritten: give it a
+// suite whose importPublicKey unwraps exactly that value.
+function conformantExternalPub(groupInfo, impl) {
+  const ext = groupInfo.extensions.find((e) => e.extensionType === "external_pub");
+  const bare = ext === undefined ? undefined : unVarLen(ext.extensionData);
+  if (bare === undefined) return impl;
+  const wrapped = ext.extensionData;
+  const hpke = new Proxy(impl.hpke, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== "importPublicKey") return typeof value === "function" ? value.bind(target) : value;
+      return (key) => value.call(target, key === wrapped || equalBytes(key, wrapped) ? bare : key);
+    },
+  });
+  return { ...impl, hpke };
 }
 
 // ---------------------------------------------------------------- driver state
@@ -341,7 +392,7 @@ const handlers = {
     const treeBytes = optHex(req, "ratchet_tree");
     const tree = treeBytes === undefined ? undefined : decodeRatchetTree(treeBytes, 0)[0];
     const { publicMessage, newState } = await joinGroupExternal(
-      msg.groupInfo, publicPackage, privatePackage, !!req.remove_prior, impl, tree);
+      msg.groupInfo, publicPackage, privatePackage, !!req.remove_prior, conformantExternalPub(msg.groupInfo, impl), tree);
     const m = { state: newState, impl, suite, encrypt: !!req.encrypt_handshake, psks: {}, pending: null };
     return {
       state_id: addMember(m),
@@ -352,9 +403,11 @@ const handlers = {
 
   async group_info(req) {
     const m = member(req);
-    const groupInfo = req.external_tree
-      ? await createGroupInfoWithExternalPub(m.state, [], m.impl)
-      : await createGroupInfoWithExternalPubAndRatchetTree(m.state, [], m.impl);
+    const extensions = [{ extensionType: "external_pub", extensionData: await rfcExternalPub(m) }];
+    if (!req.external_tree) {
+      extensions.push({ extensionType: "ratchet_tree", extensionData: encodeRatchetTree(m.state.ratchetTree) });
+    }
+    const groupInfo = await createGroupInfo(m.state.groupContext, m.state.confirmationTag, m.state, extensions, m.impl);
     return {
       group_info: wire({ version: "mls10", wireformat: "mls_group_info", groupInfo }),
       ratchet_tree: hex(encodeRatchetTree(m.state.ratchetTree)),
@@ -568,6 +621,10 @@ async function answer(line) {
     return { id, ok: true, ...(await handler(req)) };
   } catch (e) {
     if (e instanceof DriverError) return { id, ok: false, error: { code: e.code, message: e.message } };
+    if (e?.name === "CodecError" && /external_senders/.test(e?.message ?? "")) {
+      return { id, ok: false, error: { code: "unsupported", message:
+        `ts-mls 1.6.4 cannot decode an RFC 9420 external_senders extension (${e.message})` } };
+    }
     return { id, ok: false, error: { code: "mls_error", message: `${e?.name ?? "Error"}: ${e?.message ?? e}` } };
   }
 }
