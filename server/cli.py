@@ -20,6 +20,8 @@ COMMANDS = (
     "client.audit_cli",
     "client.interop",
     "client.mls_driver",
+    "server.cli_serve",
+    "server.cli_admin",
 )
 
 

@@ -1,0 +1,120 @@
+"""The client-server routes of accounts, devices and the key directory.
+
+Handlers are thin: decode the body, authenticate, call one service, encode
+the answer. Paths are under :data:`protocol.api.CLIENT_PREFIX`; each is
+documented in ``spec/client-server.md``. :func:`add_routes` mounts them.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from protocol.api import (
+    CLIENT_PREFIX,
+    ClaimRequest,
+    DeviceKeysRequest,
+    DeviceKeysResponse,
+    Empty,
+    KeyPackageUploadRequest,
+    LoginRequest,
+    RegisterRequest,
+    WhoAmIResponse,
+)
+from protocol.ids import DeviceId, UserId
+from server.appkeys import ACCOUNTS, CONFIG, DEVICES, KEY_DIRECTORY, SESSIONS
+from server.services.sessions import Session
+
+from .body import read_request
+from .responses import respond
+
+__all__ = ["add_routes", "authenticate"]
+
+
+def _max_body(request: web.Request) -> int:
+    return request.app[CONFIG].limits.max_body
+
+
+async def authenticate(request: web.Request) -> Session:
+    """The caller's session; raises :class:`~protocol.errors.Unauthorized`."""
+    return await request.app[SESSIONS].authenticate(request.headers.get("Authorization"))
+
+
+def _address(request: web.Request) -> str:
+    return request.remote or "-"
+
+
+async def register(request: web.Request) -> web.Response:
+    req = await read_request(request, RegisterRequest, _max_body(request))
+    return respond(await request.app[ACCOUNTS].register(req))
+
+
+async def login(request: web.Request) -> web.Response:
+    req = await read_request(request, LoginRequest, _max_body(request))
+    return respond(await request.app[ACCOUNTS].login(req, _address(request)))
+
+
+async def logout(request: web.Request) -> web.Response:
+    await read_request(request, Empty, _max_body(request), optional=True)
+    session = await authenticate(request)
+    await request.app[SESSIONS].revoke(session)
+    return respond(Empty())
+
+
+async def whoami(request: web.Request) -> web.Response:
+    s = await authenticate(request)
+    return respond(WhoAmIResponse(s.user_id, s.device_id, s.role))
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    session = await authenticate(request)
+    return respond(await request.app[DEVICES].list(session))
+
+
+async def remove_device(request: web.Request) -> web.Response:
+    session = await authenticate(request)
+    device_id = DeviceId.parse(request.match_info["device_id"])
+    await request.app[DEVICES].remove(session, device_id)
+    return respond(Empty())
+
+
+async def register_device_keys(request: web.Request) -> web.Response:
+    req = await read_request(request, DeviceKeysRequest, _max_body(request))
+    session = await authenticate(request)
+    return respond(DeviceKeysResponse(await request.app[DEVICES].register_keys(session, req)))
+
+
+async def user_devices(request: web.Request) -> web.Response:
+    await authenticate(request)
+    user = UserId.parse(request.match_info["user_id"])
+    return respond(await request.app[DEVICES].user_devices(user))
+
+
+async def upload_key_packages(request: web.Request) -> web.Response:
+    req = await read_request(request, KeyPackageUploadRequest, _max_body(request))
+    session = await authenticate(request)
+    return respond(await request.app[KEY_DIRECTORY].upload(session, req))
+
+
+async def count_key_packages(request: web.Request) -> web.Response:
+    session = await authenticate(request)
+    return respond(await request.app[KEY_DIRECTORY].count(session))
+
+
+async def claim_key_packages(request: web.Request) -> web.Response:
+    req = await read_request(request, ClaimRequest, _max_body(request))
+    await authenticate(request)
+    return respond(await request.app[KEY_DIRECTORY].claim(req.user))
+
+
+def add_routes(router: web.UrlDispatcher, prefix: str = CLIENT_PREFIX) -> None:
+    router.add_post(f"{prefix}/register", register)
+    router.add_post(f"{prefix}/login", login)
+    router.add_post(f"{prefix}/logout", logout)
+    router.add_get(f"{prefix}/account/whoami", whoami)
+    router.add_get(f"{prefix}/devices", list_devices)
+    router.add_delete(f"{prefix}/devices/{{device_id}}", remove_device)
+    router.add_put(f"{prefix}/keys/device", register_device_keys)
+    router.add_get(f"{prefix}/users/{{user_id}}/devices", user_devices)
+    router.add_post(f"{prefix}/keys/packages", upload_key_packages)
+    router.add_get(f"{prefix}/keys/packages/count", count_key_packages)
+    router.add_post(f"{prefix}/keys/claim", claim_key_packages)

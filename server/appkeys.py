@@ -1,0 +1,35 @@
+"""The application's typed slots (aiohttp ``AppKey``): what the composition root built.
+
+Handlers take exactly the service they need from ``request.app[...]``; the
+services themselves receive their collaborators by constructor. Rooms and
+delivery add their own keys beside these.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.config import Config
+from server.services.accounts import Accounts
+from server.services.audit import AuditTrail
+from server.services.devices import Devices
+from server.services.key_directory import KeyDirectory
+from server.services.sessions import Sessions
+from server.storage import Database
+from server.translog import TransparencyLog
+
+__all__ = [
+    "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
+    "KEY_DIRECTORY", "SIGNING_KEY",
+]
+
+CONFIG = web.AppKey("confide.config", Config)
+DATABASE = web.AppKey("confide.database", Database)
+TRANSPARENCY_LOG = web.AppKey("confide.transparency_log", TransparencyLog)
+AUDIT = web.AppKey("confide.audit", AuditTrail)
+SESSIONS = web.AppKey("confide.sessions", Sessions)
+ACCOUNTS = web.AppKey("confide.accounts", Accounts)
+DEVICES = web.AppKey("confide.devices", Devices)
+KEY_DIRECTORY = web.AppKey("confide.key_directory", KeyDirectory)
+#: The server's Ed25519 signing key seed (32 bytes): hub event signatures, federation.
+SIGNING_KEY = web.AppKey("confide.signing_key", bytes)

@@ -1,0 +1,64 @@
+"""``confide serve [--config FILE]``: run the homeserver until SIGTERM or SIGINT.
+
+On first start it creates the data directory, the database and the key files
+(``keys/server.key``, ``keys/log.key``, mode 0600). It prints one line,
+``Confide <server_name> listening on http://HOST:PORT/`` (the real port when
+the config says 0), then serves; on SIGTERM/SIGINT it stops accepting,
+finishes the requests in flight, flushes the log, closes the database and
+exits with status 0. A bad config exits with status 2 and the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from server.config import Config, ConfigError, load_config
+
+__all__ = ["register", "run", "serve"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="run the homeserver")
+    p.add_argument("--config", type=Path, default=None, help="TOML config (defaults apply without)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from server.logging import configure_logging
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"confide serve: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level)
+    return asyncio.run(serve(config))
+
+
+async def serve(config: Config) -> int:
+    from server.app import create_app
+
+    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False,
+                           shutdown_timeout=10.0)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, config.listen.host, config.listen.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"Confide {config.server_name} listening on http://{shown}:{port}/", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0

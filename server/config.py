@@ -1,0 +1,211 @@
+"""The homeserver's configuration: a frozen dataclass, loaded from TOML and validated once.
+
+Every key has a safe default, so an empty file (or none) gives a loopback
+server named ``localhost`` with its data in ``./var``. Unknown keys, wrong
+types and out-of-range values raise :class:`ConfigError` at start, naming
+the key. The TOML layout (all keys optional)::
+
+    server_name = "localhost"          # the :server part of user and room ids
+    data_dir = "./var"                 # database, keys (created on first start)
+
+    [listen]
+    host = "127.0.0.1"
+    port = 8480
+
+    [limits]
+    max_body = 1048576                 # bytes of one request body
+
+    [sessions]
+    idle_timeout = 604800              # seconds without use before a token expires (7 days)
+    touch_interval = 300               # seconds: last use is written at most this often
+
+    [login]
+    max_failures_per_user = 5          # failed logins in `window` before rate limiting
+    max_failures_per_address = 20
+    window = 900                       # seconds
+    password_hash = "interactive"      # Argon2id limits: "interactive" or "moderate"
+
+    [invites]
+    lifetime = 604800                  # seconds an invite code stays valid
+
+    [key_packages]
+    max_one_time_per_device = 200      # one-time KeyPackages kept per device
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from protocol.errors import InvalidIdentifier
+from protocol.ids import parse_server_name
+
+__all__ = [
+    "ConfigError",
+    "Listen",
+    "Limits",
+    "Sessions",
+    "LoginPolicy",
+    "Invites",
+    "KeyPackageLimits",
+    "Config",
+    "load_config",
+    "config_from_dict",
+]
+
+DAY = 86400
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable, has unknown keys or invalid values."""
+
+    code = "config_error"
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {msg}")
+
+
+def _int(v: Any, key: str, lo: int, hi: int) -> None:
+    _check(type(v) is int and lo <= v <= hi, key, f"must be an integer {lo}..{hi}")
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = 8480
+
+    def validate(self) -> None:
+        _check(isinstance(self.host, str) and 0 < len(self.host) <= 255, "listen.host", "must be a host")
+        _int(self.port, "listen.port", 0, 65535)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = 1024 * 1024
+
+    def validate(self) -> None:
+        _int(self.max_body, "limits.max_body", 1024, 64 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Sessions:
+    idle_timeout: int = 7 * DAY
+    touch_interval: int = 300
+
+    def validate(self) -> None:
+        _int(self.idle_timeout, "sessions.idle_timeout", 60, 365 * DAY)
+        _int(self.touch_interval, "sessions.touch_interval", 1, 3600)
+        _check(self.touch_interval < self.idle_timeout, "sessions.touch_interval",
+               "must be shorter than idle_timeout")
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures_per_user: int = 5
+    max_failures_per_address: int = 20
+    window: int = 900
+    password_hash: str = "interactive"
+
+    def validate(self) -> None:
+        _int(self.max_failures_per_user, "login.max_failures_per_user", 1, 1000)
+        _int(self.max_failures_per_address, "login.max_failures_per_address", 1, 100000)
+        _int(self.window, "login.window", 1, DAY)
+        _check(self.password_hash in ("interactive", "moderate"), "login.password_hash",
+               'must be "interactive" or "moderate"')
+
+
+@dataclass(frozen=True)
+class Invites:
+    lifetime: int = 7 * DAY
+
+    def validate(self) -> None:
+        _int(self.lifetime, "invites.lifetime", 60, 365 * DAY)
+
+
+@dataclass(frozen=True)
+class KeyPackageLimits:
+    max_one_time_per_device: int = 200
+
+    def validate(self) -> None:
+        _int(self.max_one_time_per_device, "key_packages.max_one_time_per_device", 1, 10000)
+
+
+_SECTIONS: dict[str, type] = {
+    "listen": Listen, "limits": Limits, "sessions": Sessions, "login": LoginPolicy,
+    "invites": Invites, "key_packages": KeyPackageLimits,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    server_name: str = "localhost"
+    data_dir: Path = Path("./var")
+    listen: Listen = field(default_factory=Listen)
+    limits: Limits = field(default_factory=Limits)
+    sessions: Sessions = field(default_factory=Sessions)
+    login: LoginPolicy = field(default_factory=LoginPolicy)
+    invites: Invites = field(default_factory=Invites)
+    key_packages: KeyPackageLimits = field(default_factory=KeyPackageLimits)
+
+    def __post_init__(self) -> None:
+        try:
+            parse_server_name(self.server_name)
+        except InvalidIdentifier as exc:
+            raise ConfigError(f"server_name: {exc.message}") from None
+        _check(isinstance(self.data_dir, Path), "data_dir", "must be a path")
+        for name in _SECTIONS:
+            getattr(self, name).validate()
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "confide.sqlite"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def _section(cls: type, raw: Any, key: str) -> Any:
+    _check(isinstance(raw, dict), key, "must be a table")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - names)
+    _check(not unknown, key, f"unknown keys {', '.join(unknown)}")
+    return cls(**raw)
+
+
+def config_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Config:
+    """Build and validate a :class:`Config`; raises :class:`ConfigError`.
+
+    A relative ``data_dir`` is taken relative to ``base_dir`` (the config
+    file's directory) when given, else to the working directory.
+    """
+    allowed = {"server_name", "data_dir", *_SECTIONS}
+    unknown = sorted(set(raw) - allowed)
+    _check(not unknown, "config", f"unknown keys {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    if "server_name" in raw:
+        _check(isinstance(raw["server_name"], str), "server_name", "must be a string")
+        kwargs["server_name"] = raw["server_name"]
+    if "data_dir" in raw:
+        _check(isinstance(raw["data_dir"], str) and raw["data_dir"], "data_dir", "must be a path string")
+        path = Path(raw["data_dir"])
+        kwargs["data_dir"] = base_dir / path if base_dir is not None and not path.is_absolute() else path
+    for name, cls in _SECTIONS.items():
+        if name in raw:
+            kwargs[name] = _section(cls, raw[name], name)
+    return Config(**kwargs)
+
+
+def load_config(path: Path | None) -> Config:
+    """The config in ``path`` (TOML), or the defaults when ``path`` is None."""
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config_from_dict(raw, path.parent)

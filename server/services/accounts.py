@@ -1,0 +1,130 @@
+"""Registration from an invite, password login, logout: the account side of sessions.
+
+Errors (all typed, see ``spec/client-server.md``): :class:`InviteInvalid`,
+:class:`UserExists`, :class:`InvalidLogin`, :class:`RateLimited`,
+:class:`InvalidIdentifier`, :class:`NotFound` (re-login into a device that
+does not exist). A failed registration writes nothing: the invite, account,
+device and token are one transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from crypto.rng import Rng
+from protocol.api import LoginRequest, RegisterRequest, SessionResponse
+from protocol.audit import AccessAction, AccessEvent
+from protocol.errors import (
+    ApiError,
+    BadRequest,
+    InvalidIdentifier,
+    InviteInvalid,
+    NotFound,
+    UserExists,
+)
+from protocol.ids import DeviceId, UserId
+from server.storage import (
+    Database,
+    InviteUnusable,
+    UserAlreadyExists,
+    accounts,
+    devices,
+    invites,
+    tokens,
+)
+
+from .audit import AuditTrail
+from .clock import Clock, now_ms
+from .passwords import PasswordHasher
+from .provisioning import invite_hash
+from .ratelimit import LoginLimiter
+from .sessions import Sessions
+
+__all__ = ["Accounts", "InvalidLogin", "new_device_id"]
+
+
+class InvalidLogin(ApiError):
+    """Unknown user or wrong password (one answer for both)."""
+
+    code = "invalid_login"
+    status = 403
+
+
+def new_device_id(rng: Rng) -> str:
+    """13 characters of base32 (64 random bits)."""
+    return base64.b32encode(rng(8)).decode().rstrip("=")
+
+
+class Accounts:
+    def __init__(
+        self, db: Database, sessions: Sessions, hasher: PasswordHasher, limiter: LoginLimiter,
+        audit: AuditTrail, server_name: str, clock: Clock, rng: Rng,
+    ) -> None:
+        self.db = db
+        self.sessions = sessions
+        self.hasher = hasher
+        self.limiter = limiter
+        self.audit = audit
+        self.server_name = server_name
+        self.clock = clock
+        self.rng = rng
+
+    def _user_id(self, text: str) -> UserId:
+        """A localpart or a full user id of this server."""
+        user = UserId.parse(text) if text.startswith("@") else UserId.of(text, self.server_name)
+        if user.server != self.server_name:
+            raise BadRequest("that user id belongs to another server")
+        return user
+
+    async def register(self, req: RegisterRequest) -> SessionResponse:
+        user = UserId.of(req.user, self.server_name)
+        password_hash = await self.hasher.hash(req.password)
+        device_id = new_device_id(self.rng)
+        now = now_ms(self.clock)
+        try:
+            async with self.db.transaction() as tx:
+                role = await invites.consume(tx, invite_hash(req.invite), str(user), now)
+                await accounts.create(tx, str(user), role, password_hash, now)
+                await devices.create(tx, str(user), device_id, req.device_name, now)
+                token = await self.sessions.issue(tx, str(user), device_id)
+                await self.audit.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user)))
+                await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
+        except InviteUnusable:
+            raise InviteInvalid("invite code unknown, used or expired") from None
+        except UserAlreadyExists:
+            raise UserExists(f"{user} is taken") from None
+        await self.audit.flush()
+        return SessionResponse(user, DeviceId(device_id), token)
+
+    async def login(self, req: LoginRequest, address: str) -> SessionResponse:
+        try:
+            user = self._user_id(req.user)
+        except InvalidIdentifier:
+            raise InvalidLogin("wrong user id or password") from None
+        self.limiter.check(str(user), address)
+        async with self.db.read() as conn:
+            account = await accounts.get(conn, str(user))
+        ok = await self.hasher.verify(account.password_hash if account else None, req.password)
+        now = now_ms(self.clock)
+        if not ok or account is None:
+            self.limiter.failed(str(user), address)
+            if account is not None:
+                async with self.db.transaction() as tx:
+                    await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN_FAILED, str(user)))
+                await self.audit.flush()
+            raise InvalidLogin("wrong user id or password")
+        self.limiter.succeeded(str(user))
+        async with self.db.transaction() as tx:
+            if req.device_id is not None:
+                device_id = str(req.device_id)
+                if await devices.get(tx, str(user), device_id) is None:
+                    raise NotFound("no such device")
+                await tokens.delete_for_device(tx, str(user), device_id)
+                await devices.touch(tx, str(user), device_id, now)
+            else:
+                device_id = new_device_id(self.rng)
+                await devices.create(tx, str(user), device_id, req.device_name, now)
+            token = await self.sessions.issue(tx, str(user), device_id)
+            await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
+        await self.audit.flush()
+        return SessionResponse(user, DeviceId(device_id), token)

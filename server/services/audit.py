@@ -1,0 +1,58 @@
+"""How the homeserver's services write to its transparency log.
+
+Two paths, both ending in :meth:`server.translog.TransparencyLog.append`:
+
+- :meth:`AuditTrail.record` queues an entry in ``audit_outbox`` inside the
+  caller's write transaction, so the entry exists exactly when the change it
+  records does; :meth:`AuditTrail.flush` (called before answering) appends
+  queued entries and deletes them. A crash in between leaves them queued, and
+  the next flush (at start, periodically, or by the next request) appends
+  them: at least once, never lost. Used for access and removal events, and
+  by the offline ``confide admin`` commands.
+- :meth:`AuditTrail.append_now` appends at once and returns the index: for a
+  device registration, which must be in the log before the key is usable.
+
+Room and delivery services use the same two calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiosqlite
+
+from protocol.audit import AuditEntry, encode_entry
+from server.storage import Database, outbox
+from server.translog import TransparencyLog
+
+__all__ = ["AuditTrail"]
+
+
+class AuditTrail:
+    def __init__(self, db: Database, log: TransparencyLog) -> None:
+        self.db = db
+        self.log = log
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    async def record(tx: aiosqlite.Connection, entry: AuditEntry) -> None:
+        """Queue ``entry`` in the caller's transaction (raises the entry's typed errors if invalid)."""
+        await outbox.push(tx, encode_entry(entry))
+
+    async def append_now(self, entry: AuditEntry) -> int:
+        """Append and return the log index once the entry is under a signed checkpoint."""
+        return await self.log.append(entry)
+
+    async def flush(self) -> int:
+        """Append every queued entry, oldest first; returns how many were appended."""
+        done = 0
+        async with self._lock:
+            while True:
+                async with self.db.read() as conn:
+                    rows = await outbox.peek(conn)
+                if not rows:
+                    return done
+                await self.log.append_many([entry for _, entry in rows])
+                async with self.db.transaction() as tx:
+                    await outbox.remove(tx, [i for i, _ in rows])
+                done += len(rows)

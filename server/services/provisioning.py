@@ -1,0 +1,60 @@
+"""Invites and admin-created accounts (used by ``confide admin`` and by registration).
+
+An invite code is 10 random bytes in base32, shown as four groups of four
+(``ABCD-EFGH-JKLM-NPQR``, 80 bits). Only SHA-256 of the normalized code
+(upper case, without dashes or spaces) is stored. Codes are single-use and
+expire after ``invites.lifetime``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from crypto.rng import Rng
+from protocol.api import INVITE_ROLES, ROLES
+from protocol.audit import AccessAction, AccessEvent
+from protocol.ids import UserId
+from server.storage import Database, accounts, invites
+
+from .audit import AuditTrail
+from .clock import Clock, now_ms
+
+__all__ = ["new_invite_code", "invite_hash", "create_invite", "create_account"]
+
+_INVITE_LABEL = b"confide.invite.v1\x00"
+
+
+def new_invite_code(rng: Rng) -> str:
+    text = base64.b32encode(rng(10)).decode()
+    return "-".join(text[i : i + 4] for i in range(0, 16, 4))
+
+
+def invite_hash(code: str) -> bytes:
+    """SHA-256 over a label and the normalized code (case, dashes and spaces ignored)."""
+    normalized = code.upper().replace("-", "").replace(" ", "")
+    return hashlib.sha256(_INVITE_LABEL + normalized.encode()).digest()
+
+
+async def create_invite(db: Database, role: str, lifetime_s: int, clock: Clock, rng: Rng) -> str:
+    """Store a new single-use invite for ``role``; returns the code (shown once, never stored)."""
+    if role not in INVITE_ROLES:
+        raise ValueError(f"role must be one of {INVITE_ROLES}")
+    code = new_invite_code(rng)
+    now = now_ms(clock)
+    async with db.transaction() as tx:
+        await invites.insert(tx, invite_hash(code), role, now, now + lifetime_s * 1000)
+    return code
+
+
+async def create_account(db: Database, user_id: UserId, role: str, password_hash: str, clock: Clock) -> None:
+    """Create an account without a device (admin command); queues ``account_created`` for the log.
+
+    Raises :class:`~server.storage.errors.UserAlreadyExists`.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    now = now_ms(clock)
+    async with db.transaction() as tx:
+        await accounts.create(tx, str(user_id), role, password_hash, now)
+        await AuditTrail.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user_id)))

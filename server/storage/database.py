@@ -1,0 +1,84 @@
+"""The homeserver's SQLite database: one aiosqlite connection, serialized transactions.
+
+:meth:`Database.open` connects in autocommit mode with WAL, ``synchronous=FULL``
+(a committed transaction is on disk, so an answered request is durable),
+foreign keys on and a busy timeout for the other writers of the same file
+(the transparency log's own connection, the ``confide admin`` commands), then
+applies the numbered migrations of :mod:`server.storage.migrations`.
+
+Every use goes through :meth:`Database.transaction` (``BEGIN IMMEDIATE`` ..
+``COMMIT``, rolled back on any exception) or :meth:`Database.read` (a
+consistent snapshot). Both hold one asyncio lock, so coroutines never see each
+other's half-done work on the shared connection. Repositories are functions
+that take the connection handed out by these context managers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from .migrations import migrate
+
+__all__ = ["Database", "connect"]
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+async def connect(path: Path | str) -> aiosqlite.Connection:
+    """An autocommit connection with Confide's pragmas (WAL, synchronous=FULL, foreign keys)."""
+    conn = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=FULL")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+class Database:
+    """The connection plus the lock that serializes its transactions. Build with :meth:`open`."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Database:
+        """Connect and migrate; raises :class:`~server.storage.errors.SchemaTooNew` for a newer schema."""
+        conn = await connect(path)
+        try:
+            await migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, Path(path))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: committed (and fsynced) on exit, rolled back on an exception."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A read-only snapshot (``BEGIN DEFERRED``); nothing it does is kept."""
+        async with self._lock:
+            await self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                await self.conn.execute("ROLLBACK")
+
+    async def close(self) -> None:
+        await self.conn.close()

@@ -1,0 +1,114 @@
+"""Numbered schema migrations of the homeserver's tables.
+
+:data:`MIGRATIONS` is a list; migration ``n`` (1-based) is ``MIGRATIONS[n-1]``,
+a tuple of SQL statements. ``schema_version`` holds the number applied last.
+:func:`migrate` applies the missing ones, each in its own transaction together
+with the version bump, so a crash leaves a whole migration or none. Later
+parts (rooms, delivery, federation) append their migrations here; never edit
+one that has shipped.
+
+The transparency log keeps its own ``translog_`` tables in the same file
+(:func:`server.translog.migrate`); :func:`migrate` runs that too.
+
+Times are milliseconds since the Unix epoch, except KeyPackage lifetimes
+(seconds, as MLS writes them).
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from server.translog import migrate as migrate_translog
+
+from .errors import SchemaTooNew
+
+__all__ = ["MIGRATIONS", "migrate", "schema_version"]
+
+_V1 = (
+    """CREATE TABLE accounts (
+        user_id TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'staff', 'client')),
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL)""",
+    """CREATE TABLE devices (
+        user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+        device_id TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        signature_key BLOB UNIQUE,          -- NULL until the device registers its keys
+        credential BLOB,
+        key_log_index INTEGER,              -- index of its device_added log entry
+        PRIMARY KEY (user_id, device_id),
+        CHECK ((signature_key IS NULL) = (credential IS NULL)))""",
+    """CREATE TABLE access_tokens (
+        token_hash BLOB PRIMARY KEY,        -- SHA-256 of the token; the token itself is never stored
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used INTEGER NOT NULL,
+        FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, device_id) ON DELETE CASCADE)""",
+    "CREATE INDEX access_tokens_by_device ON access_tokens (user_id, device_id)",
+    """CREATE TABLE invites (
+        code_hash BLOB PRIMARY KEY,         -- SHA-256 of the normalized code
+        role TEXT NOT NULL CHECK (role IN ('clinician', 'staff', 'client')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        used_by TEXT)""",
+    """CREATE TABLE key_packages (
+        id INTEGER PRIMARY KEY,             -- upload order: one-time packages go out oldest first
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        ref BLOB NOT NULL UNIQUE,           -- KeyPackageRef (RFC 9420 section 5.2)
+        data BLOB NOT NULL,                 -- the MLSMessage exactly as uploaded
+        last_resort INTEGER NOT NULL CHECK (last_resort IN (0, 1)),
+        not_before INTEGER NOT NULL,        -- seconds (the leaf's lifetime)
+        not_after INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, device_id) ON DELETE CASCADE)""",
+    "CREATE INDEX key_packages_by_device ON key_packages (user_id, device_id, last_resort, id)",
+    "CREATE UNIQUE INDEX one_last_resort_per_device ON key_packages (user_id, device_id) "
+    "WHERE last_resort = 1",
+    """CREATE TABLE server_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL)                -- e.g. server_name, fixed at first start""",
+    """CREATE TABLE audit_outbox (
+        id INTEGER PRIMARY KEY,
+        entry BLOB NOT NULL)                -- encoded protocol.audit entry, written by offline commands""",
+)
+
+#: Migration n is MIGRATIONS[n - 1].
+MIGRATIONS: list[tuple[str, ...]] = [_V1]
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    async with conn.execute("SELECT version FROM schema_version") as cur:
+        row = await cur.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def migrate(conn: aiosqlite.Connection) -> int:
+    """Apply every missing migration (autocommit connection); returns the version reached.
+
+    Raises :class:`SchemaTooNew` when the database is newer than this code.
+    """
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = await schema_version(conn)
+        if current > len(MIGRATIONS):
+            raise SchemaTooNew(f"database schema {current}, this Confide knows {len(MIGRATIONS)}")
+        for number in range(current + 1, len(MIGRATIONS) + 1):
+            for stmt in MIGRATIONS[number - 1]:
+                await conn.execute(stmt)
+            if number == 1:
+                await conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+            else:
+                await conn.execute("UPDATE schema_version SET version = ?", (number,))
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await migrate_translog(conn)
+    return len(MIGRATIONS)

@@ -1,0 +1,27 @@
+"""Audit entries written by offline commands (``confide admin``), appended by the server.
+
+The admin commands must not append to the transparency log themselves (the
+running server owns the log's in-memory tree), so they queue the encoded
+entry in ``audit_outbox`` in the same transaction as the change it records.
+The server drains the outbox at start and periodically
+(:class:`server.services.audit.AuditLog`).
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+__all__ = ["push", "peek", "remove"]
+
+
+async def push(tx: aiosqlite.Connection, entry: bytes) -> None:
+    await tx.execute("INSERT INTO audit_outbox (entry) VALUES (?)", (entry,))
+
+
+async def peek(conn: aiosqlite.Connection, limit: int = 256) -> list[tuple[int, bytes]]:
+    async with conn.execute("SELECT id, entry FROM audit_outbox ORDER BY id LIMIT ?", (limit,)) as cur:
+        return [(row[0], bytes(row[1])) for row in await cur.fetchall()]
+
+
+async def remove(tx: aiosqlite.Connection, ids: list[int]) -> None:
+    await tx.executemany("DELETE FROM audit_outbox WHERE id = ?", [(i,) for i in ids])
