@@ -12,6 +12,7 @@ server refuses exactly the proposal lists and paths that members refuse:
 * :func:`merge_path_publicly`: what a party without private keys checks of the
   UpdatePath: :func:`~crypto.mls.treekem.merge_update_path` (leaf, keys, parent hash),
   one ciphertext per resolution member, and the leaf's group checks.
+* :func:`check_proposal`: a proposal on its own, as it would be checked in a Commit.
 * :func:`external_proposal_signer`: the signature key of an ``external`` or
   ``new_member_proposal`` sender, and what such a sender may propose.
 """
@@ -40,7 +41,7 @@ from .group_proposals import (
     validate_leaf_for_group,
 )
 from .group_state import leftmost_blank_leaf
-from .proposals import Add, Proposal
+from .proposals import Add, ExternalInit, Proposal
 from .ratchet_tree import RatchetTree
 from .tree_errors import UpdatePathLengthMismatch
 from .tree_math import LeafIndex
@@ -52,6 +53,7 @@ __all__ = [
     "resolve_proposals",
     "apply_commit_proposals",
     "merge_path_publicly",
+    "check_proposal",
     "external_proposal_signer",
 ]
 
@@ -176,3 +178,16 @@ def external_proposal_signer(context: GroupContext, content: FramedContent) -> b
             raise InvalidProposalList("a new_member_proposal sender may only propose its Add")
         return proposal.body.key_package.leaf_node.signature_key
     raise UnexpectedMessage(f"{sender.sender_type.name} is not an external proposal sender")
+
+
+def check_proposal(suite: CipherSuite, context: GroupContext, tree: RatchetTree, proposal: Proposal,
+                   sender: int, *, now: int | None = None) -> None:
+    """Check ``proposal`` from leaf ``sender`` (-1 for a non-member sender) as
+    :func:`apply_proposals` would check it alone in a Commit of this epoch (by another
+    member). An ExternalInit is never sent on its own (12.1.5: only in an external Commit).
+
+    Raises :class:`InvalidProposalList`.
+    """
+    if isinstance(proposal.body, ExternalInit):
+        raise InvalidProposalList("an ExternalInit proposal travels only inside an external Commit")
+    apply_proposals(suite, context, tree, -1, [CommittedProposal(proposal, sender)], now=now)

@@ -11,7 +11,7 @@ and tree validation (:mod:`crypto.mls.tree_errors`), signatures
 from __future__ import annotations
 
 from ..errors import CryptoError
-from .protection import InvalidSender
+from .protection import InvalidSender, ProtectionError, WrongEpoch
 
 __all__ = [
     "GroupError",
@@ -34,6 +34,10 @@ __all__ = [
     "InvalidResumption",
     "UnexpectedMessage",
     "InvalidGroupState",
+    "EpochMismatch",
+    "HandshakeNotPublic",
+    "NotHandshake",
+    "GroupInfoMismatch",
 ]
 
 
@@ -159,3 +163,38 @@ class InvalidGroupState(GroupError):
     """Serialized group state that does not decode or is inconsistent."""
 
     code = "mls_invalid_group_state"
+
+
+# -- the server's public view (crypto.mls.public_group) ---------------------------------
+
+
+class EpochMismatch(WrongEpoch):
+    """A handshake message for another epoch than the public view's current one (code
+    ``mls_wrong_epoch``, as its base): ``current_epoch`` tells the sender where to re-base."""
+
+    def __init__(self, message: str, *, current_epoch: int, message_epoch: int) -> None:
+        super().__init__(message)
+        self.current_epoch = current_epoch
+        self.message_epoch = message_epoch
+
+
+class HandshakeNotPublic(ProtectionError):
+    """A proposal or commit sent as PrivateMessage: the server follows handshake messages
+    only as PublicMessage."""
+
+    code = "mls_handshake_not_public"
+
+
+class NotHandshake(ProtectionError):
+    """An application message given to the server's public view, which follows proposals and
+    commits only (application data is a PrivateMessage it cannot read)."""
+
+    code = "mls_not_handshake"
+
+
+class GroupInfoMismatch(GroupError):
+    """A GroupInfo that does not describe the public view's current epoch: another
+    GroupContext, a confirmation tag that is not the last Commit's, a ratchet_tree
+    extension with another tree, or a malformed or repeated extension."""
+
+    code = "mls_group_info_mismatch"
