@@ -4,8 +4,8 @@
 // order. Bytes are lowercase hex. Test-only: ts-mls is Confide's independent
 // peer in the IETF interop scripts, never a runtime dependency.
 //
-// Supported: cipher suites 1 and 3; every op of the protocol except the reinit and
-// external-signer families, which answer "unsupported".
+// Supported: cipher suites 1 and 3; every op of the protocol except the external-signer
+// family, which answers "unsupported".
 // Known limitations of ts-mls 1.6.4 honoured here:
 //   - force_path is advisory: ts-mls adds a path exactly when RFC 9420 requires one;
 //   - external_join with psks is unsupported (no PSK proposals in external commits);
@@ -41,7 +41,7 @@ import {
   proposeAddExternal,
 } from "ts-mls";
 import { createGroupInfo } from "ts-mls/createCommit.js";
-import { makeResumptionPsk, joinGroupFromBranch } from "ts-mls/resumption.js";
+import { makeResumptionPsk, joinGroupFromBranch, joinGroupFromReinit } from "ts-mls/resumption.js";
 import { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js";
 import { signLeafNodeCommit } from "ts-mls/leafNode.js";
 import { updateLeafKey } from "ts-mls/privateKeyPath.js";
@@ -58,7 +58,8 @@ const OPS = [
   "add_proposal", "update_proposal", "remove_proposal", "external_psk_proposal",
   "resumption_psk_proposal", "group_context_extensions_proposal", "commit",
   "handle_commit", "handle_pending_commit", "free", "new_member_add_proposal",
-  "create_branch", "handle_branch",
+  "create_branch", "handle_branch", "reinit_proposal", "reinit_commit",
+  "handle_pending_reinit_commit", "handle_reinit_commit", "reinit_welcome", "handle_reinit_welcome",
 ];
 
 class DriverError extends Error {
@@ -183,6 +184,7 @@ const signers = new Map(); // `${suite}/${identity hex}` -> {signKey, publicKey}
 const states = new Map(); // state_id -> Member
 const transactions = new Map(); // transaction_id -> {suite, publicPackage, privatePackage, psks}
 const ownProposals = new Map(); // proposal hex -> {ref, entry, leafKey?}
+const reinits = new Map(); // reinit_id -> {m (suspended member), suite, publicPackage, privatePackage}
 let nextId = 1;
 
 async function suiteImpl(suite) {
@@ -341,6 +343,30 @@ async function sendProposal(m, proposal, extra = {}) {
     });
   }
   return { proposal: bytes };
+}
+
+// A merged ReInit commit: the member's state is suspended; a key package of the new
+// suite (same identity, hence same signature key per suite) waits under a reinit_id.
+async function suspended(m) {
+  const active = m.state.groupActiveState;
+  if (active?.kind !== "suspendedPendingReinit") throw new DriverError("mls_error", "the commit carried no ReInit");
+  const suite = suiteOfName(active.reinit.cipherSuite);
+  const own = m.state.ratchetTree[m.state.privatePath.leafIndex * 2].leaf;
+  const { publicPackage, privatePackage } = await newKeyPackage(suite, own.credential.identity);
+  const id = nextId++;
+  reinits.set(id, { m, suite, publicPackage, privatePackage });
+  return {
+    reinit_id: id,
+    key_package: wire({ version: "mls10", wireformat: "mls_key_package", keyPackage: publicPackage }),
+    epoch_authenticator: epochAuthenticator(m),
+  };
+}
+
+function reinitOf(req) {
+  const id = need(req, "reinit_id");
+  const r = reinits.get(id);
+  if (r === undefined) throw new DriverError("unknown_state", `no reinit ${id}`);
+  return r;
 }
 
 // ---------------------------------------------------------------- operations
@@ -581,21 +607,83 @@ const handlers = {
     return { state_id: addMember(b), epoch_authenticator: epochAuthenticator(b) };
   },
 
+  async reinit_proposal(req) {
+    const m = member(req);
+    const suite = need(req, "cipher_suite");
+    await suiteImpl(suite);
+    return sendProposal(m, {
+      proposalType: "reinit",
+      reinit: {
+        groupId: unhex(need(req, "group_id"), "group_id"), version: "mls10", cipherSuite: SUITES[suite],
+        extensions: (req.extensions ?? []).map(extensionFromJson),
+      },
+    });
+  },
+
+  async reinit_commit(req) {
+    const m = member(req);
+    const { state } = await installProposals(m, [need(req, "proposal")]);
+    const result = await createCommit(
+      { state, cipherSuite: m.impl, pskIndex: makePskIndex(state, m.psks) },
+      { wireAsPublicMessage: !m.encrypt },
+    );
+    m.state = state;
+    m.pending = result.newState;
+    return { commit: wire(result.commit) };
+  },
+
+  async handle_pending_reinit_commit(req) {
+    await handlers.handle_pending_commit(req);
+    return suspended(member(req));
+  },
+
+  async handle_reinit_commit(req) {
+    await handlers.handle_commit(req);
+    return suspended(member(req));
+  },
+
+  // ts-mls's reinitCreateNewGroup cannot embed the tree: compose it as create_branch does.
+  async reinit_welcome(req) {
+    const r = reinitOf(req);
+    const { reinit } = r.m.state.groupActiveState;
+    const impl = await suiteImpl(r.suite);
+    const fresh = await createGroup(reinit.groupId, r.publicPackage, r.privatePackage, reinit.extensions, impl);
+    const adds = need(req, "key_packages").map((kp) => ({
+      proposalType: "add",
+      add: { keyPackage: decodeMessage(unhex(kp, "key_package"), "key_package", ["mls_key_package"]).keyPackage },
+    }));
+    const psk = { proposalType: "psk", psk: { preSharedKeyId: makeResumptionPsk(r.m.state, "reinit", impl).id } };
+    const result = await createCommit(
+      { state: fresh, cipherSuite: impl, pskIndex: makePskIndex(r.m.state, {}) },
+      { extraProposals: [...adds, psk], ratchetTreeExtension: !req.external_tree, wireAsPublicMessage: !r.m.encrypt },
+    );
+    const n = { state: result.newState, impl, suite: r.suite, encrypt: r.m.encrypt, psks: { ...r.m.psks }, pending: null };
+    return {
+      state_id: addMember(n),
+      welcome: wire({ version: "mls10", wireformat: "mls_welcome", welcome: result.welcome }),
+      ratchet_tree: hex(encodeRatchetTree(result.newState.ratchetTree)),
+      epoch_authenticator: epochAuthenticator(n),
+    };
+  },
+
+  async handle_reinit_welcome(req) {
+    const r = reinitOf(req);
+    const welcome = decodeMessage(unhex(need(req, "welcome"), "welcome"), "welcome", ["mls_welcome"]).welcome;
+    const treeBytes = optHex(req, "ratchet_tree");
+    const tree = treeBytes === undefined ? undefined : decodeRatchetTree(treeBytes, 0)[0];
+    const state = await joinGroupFromReinit(r.m.state, welcome, r.publicPackage, r.privatePackage, tree);
+    const n = { state, impl: await suiteImpl(r.suite), suite: r.suite, encrypt: r.m.encrypt, psks: { ...r.m.psks }, pending: null };
+    return { state_id: addMember(n), epoch_authenticator: epochAuthenticator(n) };
+  },
+
   async free(req) {
     if ("transaction_id" in req) transactions.delete(req.transaction_id);
     if ("state_id" in req) states.delete(req.state_id);
+    if ("reinit_id" in req) reinits.delete(req.reinit_id);
     return {};
   },
 };
 
-for (const op of [
-  "reinit_proposal", "reinit_commit", "handle_pending_reinit_commit", "handle_reinit_commit",
-  "reinit_welcome", "handle_reinit_welcome",
-]) {
-  handlers[op] = async () => {
-    throw new DriverError("unsupported", `${op} is not implemented by the ts-mls driver`);
-  };
-}
 for (const op of ["create_external_signer", "add_external_signer", "external_signer_proposal"]) {
   handlers[op] = async () => {
     throw new DriverError("unsupported", `${op}: external signers live in external_senders, `
