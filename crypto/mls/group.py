@@ -186,9 +186,10 @@ class Group:
     def _psk_lookup(self, psk_id: PreSharedKeyID) -> bytes:
         if psk_id.psktype == PSKType.EXTERNAL:
             psk = self._external_psks.get(psk_id.psk_id or b"")
-        elif psk_id.psk_group_id == self.group_id:
+        elif psk_id.psk_group_id == self.group_id and psk_id.usage == ResumptionPSKUsage.APPLICATION:
             psk = self._resumption_psks.get(psk_id.psk_epoch or 0)
         else:
+            # A reinit or branch PSK names the prior group, which may share our group_id (11.2).
             psk = self._prior_resumption_psks.get((psk_id.psk_group_id or b"", psk_id.psk_epoch or 0))
         if psk is None:
             raise UnknownPsk("PSK not available")
