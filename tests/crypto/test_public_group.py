@@ -54,11 +54,13 @@ from crypto.mls.key_package_gen import generate_key_package
 from crypto.mls.message import MLSMessage
 from crypto.mls.proposals import (
     Add,
+    ExternalInit,
     GroupContextExtensions,
     Proposal,
     ProposalOrRef,
     ReInit,
     Remove,
+    Update,
 )
 from crypto.mls.protection import (
     ApplicationNotPrivate,
@@ -121,6 +123,7 @@ class Room:
         self.members[committer].merge_staged_commit(staged)
         for i, _ in staged.removed:
             del self.members[int(i)]
+        self.hub.check_group_info(staged.group_info)  # what the committer uploads for the new epoch
         if check:
             self.assert_agree()
         return processed
@@ -169,6 +172,7 @@ class Room:
             if not m.is_active:
                 del self.members[i]
         self.members[int(g.own_leaf_index)] = g
+        self.hub.check_group_info(g.group_info())
         self.assert_agree()
         return int(g.own_leaf_index)
 
@@ -437,9 +441,13 @@ def test_proposal_lists_the_members_refuse_are_refused(suite_id):
                             Commit((ProposalOrRef(bytes(room.suite.hash_len)),), path))
     assert_refused(room, forge(a, unknown), UnknownProposalRef, members_too=True)
     # proposals on their own, checked as in a Commit
-    proposal = FramedContent(a.group_id, a.epoch, Sender.member(1), b"", ContentType.PROPOSAL,
-                             Proposal(Remove(9)))
-    assert_refused(room, forge(room.members[1], proposal), InvalidProposalList)
+    b = room.members[1]
+    leaf = b.ratchet_tree.leaf(1)
+    for bad in [Remove(9), ExternalInit(bytes(32)), Update(leaf),
+                ReInit(b"x", 0, suite_id, ()), Add(replace(kp, signature=bytes(64)))]:
+        proposal = FramedContent(a.group_id, a.epoch, Sender.member(1), b"", ContentType.PROPOSAL,
+                                 Proposal(bad))
+        assert_refused(room, forge(b, proposal), InvalidProposalList)
     room.empty_commit(0)
 
 
@@ -565,7 +573,8 @@ def test_from_bytes_mutated_state_raises_only_invalid_group_state(pos, value, cu
 # -- property: random operations, the view always agrees with the members -----------------------
 
 _ops = st.lists(
-    st.tuples(st.sampled_from(["add", "add2", "remove", "empty", "update", "external", "race"]),
+    st.tuples(st.sampled_from(["add", "add2", "remove", "empty", "update", "external", "race",
+                               "propose"]),
               st.integers(0, 5), st.integers(0, 5)),
     min_size=1, max_size=14)
 
@@ -586,6 +595,12 @@ def test_random_operations_the_view_agrees_with_the_members(suite_id, ops):
             room.update(others[b % len(others)], committer)
         elif op == "external" and len(leaves) < 6:
             room.external_join(committer)
+        elif op == "propose" and len(others) >= 2:
+            proposer, target = others[b % len(others)], others[(b + 1) % len(others)]
+            msg, ref = room.members[proposer].propose(Proposal(Remove(target)), rng=room.rng)
+            assert room.deliver_proposal(proposer, msg) == ref
+            room.deliver_commit(committer, room.members[committer].stage_commit(proposal_refs=[ref],
+                                                                                rng=room.rng))
         elif op == "race" and others:
             loser = room.members[others[b % len(others)]].stage_commit(rng=room.rng)
             room.empty_commit(committer)
