@@ -8,6 +8,7 @@ stalest are dropped first), so a flood of distinct names cannot grow it.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
@@ -71,7 +72,7 @@ class LoginLimiter:
         """Raises :class:`~protocol.errors.RateLimited` (with ``retry_after_ms``) when either is over."""
         wait = max(self.per_user.retry_after(user), self.per_address.retry_after(address))
         if wait > 0:
-            raise RateLimited("too many failed logins; try again later", int(wait * 1000) + 1)
+            raise RateLimited("too many failed logins; try again later", math.ceil(wait * 1000))
 
     def failed(self, user: str, address: str) -> None:
         self.per_user.record(user)

@@ -1,0 +1,23 @@
+"""Fixtures of the homeserver tests: a started in-process server per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from .helpers import FakeClock, start
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "net: opens local sockets or starts processes")
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+async def hs(tmp_path, clock):
+    harness = await start(tmp_path, clock)
+    yield harness
+    await harness.client.close()
