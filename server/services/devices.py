@@ -89,8 +89,7 @@ class Devices:
         async with self._lock:
             async with self.db.read() as conn:
                 current = await devices.get(conn, user, device)
-                taken = await conn.execute_fetchall(
-                    "SELECT 1 FROM devices WHERE signature_key = ?", (req.signature_key,))
+                taken = await devices.key_in_use(conn, req.signature_key)
             if current is None:
                 raise NotFound("device removed")
             if current.signature_key is not None:

@@ -14,7 +14,7 @@ import aiosqlite
 
 from .errors import AlreadyExists, NoSuchRow
 
-__all__ = ["Device", "create", "get", "list_for_user", "set_keys", "touch", "delete"]
+__all__ = ["Device", "create", "get", "list_for_user", "set_keys", "key_in_use", "touch", "delete"]
 
 _COLUMNS = "user_id, device_id, display_name, created_at, last_seen, signature_key, credential, key_log_index"
 
@@ -83,6 +83,12 @@ async def set_keys(
         if await get(tx, user_id, device_id) is None:
             raise NoSuchRow(f"device {device_id} does not exist")
         raise AlreadyExists(f"device {device_id} already registered its keys")
+
+
+async def key_in_use(conn: aiosqlite.Connection, signature_key: bytes) -> bool:
+    """Whether any device registered ``signature_key``."""
+    async with conn.execute("SELECT 1 FROM devices WHERE signature_key = ?", (signature_key,)) as cur:
+        return await cur.fetchone() is not None
 
 
 async def touch(tx: aiosqlite.Connection, user_id: str, device_id: str, now_ms: int) -> None:
