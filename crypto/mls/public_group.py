@@ -31,6 +31,9 @@ member's PublicMessage (membership_key), the Commit's confirmation tag
 (confirmation_key), the path secrets' ciphertexts, PSKs, and the
 ``external_pub`` of an external join. A member who holds the secrets still refuses
 a Commit that fails those; the server's view is an outer filter, not a substitute.
+A view that drifted from the members (say, started from a GroupInfo with a wrong
+confirmation tag) does not follow another group silently: a member's signature
+covers the GroupContext, so it refuses their next message (InvalidSignature).
 
 Every error leaves the view unchanged. Errors: those of
 :mod:`crypto.mls.group_errors` (:class:`HandshakeNotPublic`, :class:`NotHandshake`,
