@@ -1,5 +1,5 @@
 # Confide: two commands on a fresh machine.
-#   make run   - create .venv if missing, install, run the main job
+#   make run   - create .venv if missing, install, start the homeserver (SQLite in ./var)
 #   make test  - create .venv with the test extras, lint, run the whole suite
 PYTHON ?= python3
 VENV   := .venv
@@ -20,7 +20,7 @@ $(TSTAMP): $(STAMP)
 	touch $@
 
 run: $(STAMP)
-	$(VENV)/bin/confide conformance
+	$(VENV)/bin/confide serve
 
 lint: $(TSTAMP)
 	$(VENV)/bin/ruff check server protocol crypto federation client tests bench
