@@ -30,6 +30,25 @@ the key. The TOML layout (all keys optional)::
 
     [key_packages]
     max_one_time_per_device = 200      # one-time KeyPackages kept per device
+
+    [federation]                       # spec/server-server.md
+    enabled = true                     # false: every peer is refused, nothing is sent
+    max_clock_skew = 300               # seconds between a request's ts and our clock
+    allow = []                         # if non-empty, only these servers are peers
+    deny = []                          # always refused (peer_denied)
+    public_base_url = ""               # served at /.well-known/confide/server if set
+    request_timeout = 30               # seconds per federation request
+    connect_timeout = 10
+    batch_items = 50                   # items per outbound transaction (1..100)
+    retry_initial_ms = 1000            # first backoff step; doubles per failure
+    retry_max_ms = 3600000             # backoff cap
+    key_cache_ttl = 3600               # seconds a peer's key document is trusted
+    key_refetch_interval = 30          # min seconds between fetches of one peer's keys
+    discovery_ttl = 3600               # seconds a discovered base URL is cached
+    replay_cache_size = 65536          # (origin, signature) pairs remembered
+
+    [federation.peers]                 # static discovery: server name -> base URL
+    "b.example" = "http://127.0.0.1:8481"
 """
 
 from __future__ import annotations
@@ -39,7 +58,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from protocol.errors import InvalidIdentifier
+from protocol.errors import InvalidIdentifier, MalformedBody
+from protocol.federation import parse_base_url
 from protocol.ids import parse_server_name
 
 __all__ = [
@@ -50,6 +70,7 @@ __all__ = [
     "LoginPolicy",
     "Invites",
     "KeyPackageLimits",
+    "Federation",
     "Config",
     "load_config",
     "config_from_dict",
@@ -134,9 +155,85 @@ class KeyPackageLimits:
         _int(self.max_one_time_per_device, "key_packages.max_one_time_per_device", 1, 10000)
 
 
+@dataclass(frozen=True)
+class Federation:
+    """``[federation]``: peers, limits and the outbound queue's schedule.
+
+    ``allow``/``deny`` (lists in TOML) become tuples and ``peers`` (a table)
+    becomes a tuple of ``(name, base_url)`` pairs; :attr:`peer_table` is the dict.
+    """
+
+    enabled: bool = True
+    max_clock_skew: int = 300
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    peers: Any = ()
+    public_base_url: str = ""
+    request_timeout: int = 30
+    connect_timeout: int = 10
+    batch_items: int = 50
+    retry_initial_ms: int = 1000
+    retry_max_ms: int = 3_600_000
+    key_cache_ttl: int = 3600
+    key_refetch_interval: int = 30
+    discovery_ttl: int = 3600
+    replay_cache_size: int = 65536
+
+    def __post_init__(self) -> None:
+        for name in ("allow", "deny"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.peers, dict):
+            object.__setattr__(self, "peers", tuple(sorted(self.peers.items())))
+
+    @property
+    def peer_table(self) -> dict[str, str]:
+        return dict(self.peers)
+
+    def validate(self) -> None:
+        _check(type(self.enabled) is bool, "federation.enabled", "must be a boolean")
+        _int(self.max_clock_skew, "federation.max_clock_skew", 1, DAY)
+        for name in ("allow", "deny"):
+            names = getattr(self, name)
+            _check(isinstance(names, tuple) and all(_is_server_name(n) for n in names),
+                   f"federation.{name}", "must be a list of server names")
+        _check(isinstance(self.peers, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2 and _is_server_name(p[0]) and _is_base_url(p[1])
+            for p in self.peers), "federation.peers", "must map server names to http(s)://host[:port]")
+        _check(self.public_base_url == "" or _is_base_url(self.public_base_url),
+               "federation.public_base_url", "must be empty or http(s)://host[:port]")
+        _int(self.request_timeout, "federation.request_timeout", 1, 600)
+        _int(self.connect_timeout, "federation.connect_timeout", 1, 600)
+        _int(self.batch_items, "federation.batch_items", 1, 100)
+        _int(self.retry_initial_ms, "federation.retry_initial_ms", 1, DAY * 1000)
+        _int(self.retry_max_ms, "federation.retry_max_ms", 1, 7 * DAY * 1000)
+        _check(self.retry_initial_ms <= self.retry_max_ms, "federation.retry_initial_ms",
+               "must not exceed retry_max_ms")
+        _int(self.key_cache_ttl, "federation.key_cache_ttl", 1, 30 * DAY)
+        _int(self.key_refetch_interval, "federation.key_refetch_interval", 0, DAY)
+        _int(self.discovery_ttl, "federation.discovery_ttl", 1, 30 * DAY)
+        _int(self.replay_cache_size, "federation.replay_cache_size", 16, 10_000_000)
+
+
+def _is_server_name(v: Any) -> bool:
+    try:
+        parse_server_name(v)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
+def _is_base_url(v: Any) -> bool:
+    try:
+        parse_base_url(v)
+    except MalformedBody:
+        return False
+    return True
+
+
 _SECTIONS: dict[str, type] = {
     "listen": Listen, "limits": Limits, "sessions": Sessions, "login": LoginPolicy,
-    "invites": Invites, "key_packages": KeyPackageLimits,
+    "invites": Invites, "key_packages": KeyPackageLimits, "federation": Federation,
 }
 
 
@@ -150,6 +247,7 @@ class Config:
     login: LoginPolicy = field(default_factory=LoginPolicy)
     invites: Invites = field(default_factory=Invites)
     key_packages: KeyPackageLimits = field(default_factory=KeyPackageLimits)
+    federation: Federation = field(default_factory=Federation)
 
     def __post_init__(self) -> None:
         try:
