@@ -78,8 +78,39 @@ _V1 = (
         entry BLOB NOT NULL)                -- encoded protocol.audit entry, written by offline commands""",
 )
 
+# Federation (federation/, spec/server-server.md): the server's own signing keys (seeds in
+# keys/federation/), the durable outbound queue, per-destination retry state, applied
+# inbound transactions (idempotency on (origin, txn_id)).
+_V2_FEDERATION = (
+    """CREATE TABLE federation_server_keys (
+        key_id TEXT PRIMARY KEY,            -- ed25519:<8 base64url>
+        public_key BLOB NOT NULL UNIQUE,
+        valid_from INTEGER NOT NULL,        -- ms; signatures made at valid_from <= t < valid_until
+        valid_until INTEGER)                -- NULL: the current key""",
+    """CREATE TABLE federation_outbox (
+        id INTEGER PRIMARY KEY,             -- enqueue order = delivery order per destination
+        destination TEXT NOT NULL,
+        txn_id TEXT,                        -- NULL until batched; then fixed across retries
+        kind TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created INTEGER NOT NULL)""",
+    "CREATE INDEX federation_outbox_by_destination ON federation_outbox (destination, id)",
+    """CREATE TABLE federation_destinations (
+        destination TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL DEFAULT 0,    -- consecutive failures of the head transaction
+        next_attempt INTEGER NOT NULL DEFAULT 0,  -- ms
+        last_error TEXT,
+        last_success INTEGER)""",
+    """CREATE TABLE federation_inbound_txns (
+        origin TEXT NOT NULL,
+        txn_id TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        results BLOB NOT NULL,              -- the msgpack TransactionResponse first answered
+        PRIMARY KEY (origin, txn_id))""",
+)
+
 #: Migration n is MIGRATIONS[n - 1].
-MIGRATIONS: list[tuple[str, ...]] = [_V1]
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:
