@@ -1,0 +1,46 @@
+"""Confide's client SDK (async, aiohttp): accounts, device keys, rooms, messages.
+
+Modules, one responsibility each:
+
+* :mod:`.http`: msgpack requests, server errors mapped to typed ones;
+* :mod:`.store`: the SDK's records in the encrypted profile;
+* :mod:`.keys`: device keys, KeyPackages, claims and log verification of peers;
+* :mod:`.timeline`: applying one room event to the group state;
+* :mod:`.sync`: long-poll sync, history catch-up, Welcomes;
+* :mod:`.rooms`: create, invite, remove, leave, rotate, send (the commit pipeline);
+* :mod:`.payload`: the application payloads inside MLS, attachment encryption;
+* :mod:`.session`: :class:`Client`, composing the above.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    InvalidPayload,
+    NotAMember,
+    NotSignedIn,
+    RetriesExhausted,
+    SdkError,
+    ServerError,
+    StaleEpoch,
+    TransportError,
+    UnknownRoom,
+    VerificationFailed,
+)
+from .session import Client, RoomSummary
+from .sync import SyncResult
+
+__all__ = [
+    "Client",
+    "RoomSummary",
+    "SyncResult",
+    "SdkError",
+    "ServerError",
+    "StaleEpoch",
+    "TransportError",
+    "NotSignedIn",
+    "UnknownRoom",
+    "NotAMember",
+    "VerificationFailed",
+    "InvalidPayload",
+    "RetriesExhausted",
+]

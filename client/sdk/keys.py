@@ -1,0 +1,193 @@
+"""Device keys, KeyPackages and peer-key verification.
+
+* :meth:`Keys.register_device_keys`: ``PUT /keys/device`` with the device's
+  Ed25519 key, its basic credential ``@user:server/DEVICE`` and the self-signature
+  of ``protocol.audit.device_registration_message``; pins the server's
+  transparency-log key (``/_confide/log/v1/vkey``) on first use.
+* :meth:`Keys.top_up`: keeps at least ``threshold`` one-time KeyPackages on the
+  server (uploads up to ``batch``) and a last-resort one. Privates are stored in
+  the profile *before* the upload, by KeyPackageRef.
+* :meth:`Keys.for_welcome`: the stored KeyPackage a Welcome is addressed to.
+* :meth:`Keys.claim`: one KeyPackage per device of a user (``POST /keys/claim``),
+  each checked against the device's registered keys and its registration's
+  inclusion in the log (:meth:`Keys.verify_device`) before it is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from client.audit import AuditFailure, fetch_proof, verify_device_inclusion
+from crypto.errors import CryptoError
+from crypto.mls import Credential, KeyPackage, KeyPackagePrivate, MLSMessage, Welcome, get_suite
+from crypto.mls.key_package_gen import generate_key_package, key_package_ref
+from crypto.note import parse_vkey
+from crypto.primitives import ed25519_public_key, ed25519_sign
+from crypto.rng import Rng, system_rng
+from protocol.audit import device_registration_message
+
+from .errors import VerificationFailed
+from .http import Http, quote_path
+from .store import Store, StoredKeyPackage
+
+__all__ = ["Keys", "SUITE", "device_identity", "split_identity"]
+
+#: New rooms and KeyPackages use cipher suite 3 (X25519, ChaCha20-Poly1305, SHA-256, Ed25519).
+SUITE = 3
+
+
+def device_identity(user_id: str, device_id: str) -> bytes:
+    return f"{user_id}/{device_id}".encode()
+
+
+def split_identity(identity: bytes) -> tuple[str, str]:
+    """``(user_id, device_id)`` of a credential identity; raises VerificationFailed."""
+    try:
+        user, _, device = identity.decode().rpartition("/")
+    except UnicodeDecodeError:
+        raise VerificationFailed("a credential identity is not UTF-8") from None
+    if not user.startswith("@") or ":" not in user or not device:
+        raise VerificationFailed(f"credential identity {identity!r} is not @user:server/DEVICE")
+    return user, device
+
+
+class Keys:
+    def __init__(self, http: Http, store: Store, rng: Rng = system_rng, *,
+                 batch: int = 20, threshold: int = 10) -> None:
+        self.http = http
+        self.store = store
+        self.rng = rng
+        self.batch = batch
+        self.threshold = threshold
+
+    # -- own device ----------------------------------------------------------------------
+
+    async def register_device_keys(self) -> int:
+        """Register this device's keys; returns the log index. Idempotent."""
+        acct = self.store.account()
+        if acct.log_vkey is None:
+            acct.log_vkey = (await self.http.get_raw("/_confide/log/v1/vkey")).decode().strip()
+            self.store.save_account(acct)
+        pk = ed25519_public_key(acct.signature_seed)
+        cred = Credential.basic(device_identity(acct.user_id, acct.device_id)).to_bytes()
+        sig = ed25519_sign(acct.signature_seed,
+                           device_registration_message(acct.user_id, acct.device_id, pk, cred))
+        out = await self.http.call("PUT", "/keys/device",
+                                   {"signature_key": pk, "credential": cred, "signature": sig})
+        acct.log_index = out["log_index"]
+        acct.keys_registered = True
+        self.store.save_account(acct)
+        return acct.log_index
+
+    def _generate(self, last_resort: bool) -> tuple[bytes, str, StoredKeyPackage]:
+        acct = self.store.account()
+        suite = get_suite(SUITE)
+        kp, priv = generate_key_package(suite, device_identity(acct.user_id, acct.device_id),
+                                        self.rng, last_resort=last_resort,
+                                        signature_priv=acct.signature_seed)
+        ref = key_package_ref(suite, kp).hex()
+        stored = StoredKeyPackage(kp.to_bytes(), priv.init_priv, priv.encryption_priv, last_resort)
+        return MLSMessage(kp).to_bytes(), ref, stored
+
+    async def count(self) -> dict:
+        return await self.http.call("GET", "/keys/packages/count")
+
+    async def top_up(self, *, force: bool = False) -> dict:
+        """Upload KeyPackages when the server holds fewer than ``threshold`` one-time ones
+        (or ``force``); always with a fresh last-resort one. Returns the count."""
+        count = await self.count()
+        if not force and count["one_time"] >= self.threshold and count["last_resort"]:
+            return count
+        n = max(0, min(100, self.batch - count["one_time"]))
+        made = [self._generate(False) for _ in range(n)]
+        last = self._generate(True)
+        kps = self.store.key_packages()
+        # A new last-resort package replaces the old one on the server.
+        kps = {r: v for r, v in kps.items() if not v.last_resort}
+        for _, ref, stored in (*made, last):
+            kps[ref] = stored
+        self.store.save_key_packages(kps)
+        return await self.http.call("POST", "/keys/packages", {
+            "one_time": [m for m, _, _ in made], "last_resort": last[0]})
+
+    def for_welcome(self, welcome: Welcome) -> tuple[str, KeyPackage, KeyPackagePrivate] | None:
+        """The stored KeyPackage (ref, package, privates) named by ``welcome``, if any."""
+        acct = self.store.account()
+        kps = self.store.key_packages()
+        for secret in welcome.secrets:
+            stored = kps.get(secret.new_member.hex())
+            if stored is not None:
+                kp = KeyPackage.from_bytes(stored.key_package)
+                return (secret.new_member.hex(), kp,
+                        KeyPackagePrivate(stored.init_priv, stored.encryption_priv, acct.signature_seed))
+        return None
+
+    def consume(self, ref: str) -> None:
+        """Forget a one-time KeyPackage once a Welcome used it (a last-resort one stays)."""
+        kps = self.store.key_packages()
+        if ref in kps and not kps[ref].last_resort:
+            del kps[ref]
+            self.store.save_key_packages(kps)
+
+    # -- peers ---------------------------------------------------------------------------
+
+    async def user_devices(self, user_id: str) -> list[dict]:
+        out = await self.http.call("GET", f"/users/{quote_path(user_id)}/devices")
+        return list(out["devices"])
+
+    async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
+                            log_index: int | None = None) -> None:
+        """Check that (user, device, key) is registered in the server's log before trusting
+        it: fetch the registration's inclusion proof and verify it against the pinned log
+        key. Results are cached in the profile. Raises :class:`VerificationFailed`."""
+        identity = device_identity(user_id, device_id).decode()
+        if self.store.verified().get(identity) == signature_key:
+            return
+        acct = self.store.account()
+        if user_id.split(":", 1)[1] != acct.user_id.split(":", 1)[1]:
+            raise VerificationFailed(f"{user_id} is on another server: its log is not checked yet")
+        if log_index is None:
+            match = [d for d in await self.user_devices(user_id) if d["device_id"] == device_id]
+            if not match:
+                raise VerificationFailed(f"{identity} is not a registered device")
+            if match[0]["signature_key"] != signature_key:
+                raise VerificationFailed(f"{identity} uses a key other than the registered one")
+            log_index = match[0]["log_index"]
+        if acct.log_vkey is None:
+            raise VerificationFailed("no transparency-log key pinned in this profile")
+        try:
+            proof = await fetch_proof(self.http.session, self.http.base_url, str(log_index))
+            verify_device_inclusion(proof, parse_vkey(acct.log_vkey), user_id, device_id, signature_key)
+        except (AuditFailure, CryptoError) as exc:
+            raise VerificationFailed(f"{identity}: {exc}") from None
+        self.store.add_verified(identity, signature_key)
+
+    async def claim(self, user_id: str) -> list[tuple[str, KeyPackage]]:
+        """One verified KeyPackage per device of ``user_id``: ``[(device_id, KeyPackage)]``.
+
+        Raises :class:`~client.sdk.errors.ServerError` (``key_package_exhausted``, ``not_found``) and
+        :class:`VerificationFailed` (a package whose key or credential is not the
+        device's registered one, or a registration not proven in the log)."""
+        claimed = await self.http.call("POST", "/keys/claim", {"user": user_id})
+        registered = {d["device_id"]: d for d in await self.user_devices(user_id)}
+        out: list[tuple[str, KeyPackage]] = []
+        for item in claimed["key_packages"]:
+            device = item["device_id"]
+            try:
+                msg = MLSMessage.from_bytes(item["key_package"])
+            except CryptoError:
+                raise VerificationFailed(f"the KeyPackage of {device} does not decode") from None
+            kp = msg.body
+            if not isinstance(kp, KeyPackage):
+                raise VerificationFailed(f"the claimed item of {device} is not a KeyPackage")
+            reg = registered.get(device)
+            leaf = kp.leaf_node
+            if reg is None or leaf.signature_key != reg["signature_key"] \
+                    or leaf.credential.to_bytes() != reg["credential"] \
+                    or leaf.credential.identity != device_identity(user_id, device):
+                raise VerificationFailed(f"the KeyPackage of {user_id}/{device} is not bound to "
+                                         "the device's registered keys")
+            out.append((device, kp))
+        await asyncio.gather(*(self.verify_device(user_id, d, kp.leaf_node.signature_key,
+                                                  registered[d]["log_index"]) for d, kp in out))
+        return out

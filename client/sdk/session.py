@@ -1,0 +1,286 @@
+"""The SDK's entry point: :class:`Client`, one device's session with its homeserver.
+
+A Client is built on an open :class:`client.profile.Profile` (the encrypted
+local state) and composes the transport (:mod:`.http`), keys (:mod:`.keys`),
+delivery (:mod:`.sync`) and room operations (:mod:`.rooms`). Every public
+method that reads or changes local state runs under the profile lock (an
+asyncio lock within the process, ``flock`` across processes), re-reading the
+state from disk, so several processes may share one profile.
+
+Start: :meth:`Client.register` (an invite code), :meth:`Client.login` (password;
+a profile that already has an account logs the same device in again), or
+:meth:`Client.open` (the stored session). Both register and login register the
+device's keys and upload KeyPackages.
+
+Second devices: a user's new device is *added by an existing device* of the same
+user (:meth:`Client.add_own_devices`, also run by :meth:`Client.sync` at most
+every ``own_devices_interval`` seconds when ``auto_add_own_devices``), after its
+registration is proven in the server's transparency log. See ``client/sdk/README.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from client.profile import Profile
+from crypto.mls import Group
+from crypto.rng import Rng, system_rng
+
+from .errors import VerificationFailed
+from .http import Http
+from .keys import Keys, split_identity
+from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
+from .rooms import Rooms
+from .store import Account, Store
+from .sync import Sync, SyncResult
+
+__all__ = ["Client", "RoomSummary"]
+
+
+@dataclass(frozen=True)
+class RoomSummary:
+    room_id: str
+    name: str | None
+    status: str
+    epoch: int | None
+    members: tuple[str, ...]
+    last_seq: int
+    warnings: tuple[str, ...]
+
+
+class Client:
+    """One device's session; see the module docstring."""
+
+    def __init__(self, profile: Profile, *, session: aiohttp.ClientSession | None = None,
+                 rng: Rng = system_rng, auto_add_own_devices: bool = True,
+                 own_devices_interval: float = 30.0) -> None:
+        self.profile = profile
+        self.store = Store(profile)
+        self.rng = rng
+        server, token = None, None
+        if self.store.has_account():
+            acct = self.store.account()
+            server, token = acct.server, acct.access_token
+        self.http = Http(server or "http://invalid", token, session=session)
+        self.keys = Keys(self.http, self.store, rng)
+        self.sync_engine = Sync(self.http, self.store, self.keys)
+        self.rooms_engine = Rooms(self.http, self.store, self.keys, self.sync_engine, rng)
+        self.auto_add_own_devices = auto_add_own_devices
+        self.own_devices_interval = own_devices_interval
+        self._last_own_devices = 0.0
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, profile: Profile, **kw: Any) -> Client:
+        """A client on the session stored in ``profile`` (raises NotSignedIn without one)."""
+        client = cls(profile, **kw)
+        client.store.account()
+        return client
+
+    @classmethod
+    async def register(cls, profile: Profile, server: str, invite: str, user: str, password: str,
+                       device_name: str = "confide", **kw: Any) -> Client:
+        """Create an account from an invite; this device's keys and KeyPackages are uploaded."""
+        client = cls(profile, **kw)
+        client.http.base_url = server.rstrip("/")
+        out = await client.http.call("POST", "/register", {
+            "invite": invite, "user": user, "password": password, "device_name": device_name})
+        await client._start(server, out)
+        return client
+
+    @classmethod
+    async def login(cls, profile: Profile, server: str, user: str, password: str,
+                    device_name: str = "confide", **kw: Any) -> Client:
+        """Log in; a profile with an account logs its device in again (same keys)."""
+        client = cls(profile, **kw)
+        client.http.base_url = server.rstrip("/")
+        body: dict[str, Any] = {"user": user, "password": password, "device_name": device_name}
+        old = client.store.account() if client.store.has_account() else None
+        if old is not None:
+            body["device_id"] = old.device_id
+        out = await client.http.call("POST", "/login", body)
+        await client._start(server, out, old)
+        return client
+
+    async def _start(self, server: str, out: dict[str, Any], old: Account | None = None) -> None:
+        async with self._exclusive():
+            if old is not None and old.device_id == out["device_id"]:
+                acct = old
+                acct.access_token, acct.server = out["access_token"], server.rstrip("/")
+            else:
+                acct = Account(server.rstrip("/"), out["user_id"], out["device_id"],
+                               out["access_token"], self.rng(32))
+            self.store.save_account(acct)
+            self.http.token = acct.access_token
+            await self.keys.register_device_keys()
+            await self.keys.top_up()
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def logout(self) -> None:
+        """Revoke this device's token (the device and its keys stay)."""
+        await self.http.call("POST", "/logout", {})
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        async with self._lock:
+            with self.profile.locked():
+                yield
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @property
+    def user_id(self) -> str:
+        return self.store.account().user_id
+
+    @property
+    def device_id(self) -> str:
+        return self.store.account().device_id
+
+    # -- rooms -----------------------------------------------------------------------------------
+
+    async def create_room(self, name: str | None = None) -> str:
+        async with self._exclusive():
+            return await self.rooms_engine.create(name)
+
+    async def invite(self, room_id: str, user_id: str) -> list[str]:
+        """Add all of ``user_id``'s devices; returns the identities added."""
+        async with self._exclusive():
+            return await self.rooms_engine.invite(room_id, user_id)
+
+    async def remove_member(self, room_id: str, user_id: str) -> int:
+        async with self._exclusive():
+            return await self.rooms_engine.remove_member(room_id, user_id)
+
+    async def leave(self, room_id: str) -> None:
+        async with self._exclusive():
+            await self.rooms_engine.leave(room_id)
+
+    async def rotate_keys(self, room_id: str) -> int:
+        async with self._exclusive():
+            return await self.rooms_engine.rotate_keys(room_id)
+
+    async def add_own_devices(self) -> dict[str, list[str]]:
+        async with self._exclusive():
+            return await self.rooms_engine.add_own_devices()
+
+    def rooms(self) -> list[RoomSummary]:
+        out = []
+        for room_id in self.store.room_ids():
+            r = self.store.room(room_id)
+            g = Group.from_bytes(r.group) if r.group is not None else None
+            members = tuple(sorted(m.identity.decode() for m in g.members)) if g else ()
+            out.append(RoomSummary(room_id, r.name, r.status, g.epoch if g else None, members,
+                                   r.last_seq, tuple(r.warnings)))
+        return out
+
+    def room(self, room_id: str) -> RoomSummary:
+        return next(r for r in self.rooms() if r.room_id == room_id)
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    async def send_text(self, room_id: str, text: str) -> int:
+        """Send a text message; returns its seq."""
+        payload = encode_text(text)
+        async with self._exclusive():
+            return await self.rooms_engine.send_payload(room_id, payload, {"type": "text", "body": text})
+
+    async def send_attachment(self, room_id: str, data: bytes, name: str) -> int:
+        """Encrypt ``data`` under a fresh key, upload the ciphertext, send the key in MLS."""
+        blob, key, nonce = seal_attachment(data, self.rng)
+        out = await self.http.call("POST", "/attachments", raw=blob)
+        att = Attachment(out["content_id"], key, nonce, name, len(data))
+        payload = encode_attachment(att)
+        local = att.to_payload()
+        async with self._exclusive():
+            return await self.rooms_engine.send_payload(room_id, payload, local)
+
+    async def download_attachment(self, message: dict[str, Any]) -> bytes:
+        """The plaintext of an attachment message (checked against its content id and key)."""
+        blob = await self.http.get_bytes(f"/attachments/{message['content_id']}")
+        return open_attachment(message, blob)
+
+    def messages(self, room_id: str, after_seq: int = -1) -> list[dict[str, Any]]:
+        """The room's messages this device has read or sent, in seq order."""
+        return [m for m in self.store.messages(room_id) if m["seq"] > after_seq]
+
+    async def sync(self, timeout_ms: int = 0) -> SyncResult:
+        """One sync round: fetch (long-poll up to ``timeout_ms``), then apply under the lock;
+        then commit others' pending proposals, verify added members, add own devices and top
+        up KeyPackages as needed."""
+        async with self._exclusive():
+            for room_id in self.store.room_ids():
+                await self.rooms_engine.resolve_pending(room_id)
+        body = await self.sync_engine.fetch(timeout_ms)
+        async with self._exclusive():
+            result = await self.sync_engine.apply(body)
+            await self._after_sync(result)
+        return result
+
+    async def _after_sync(self, result: SyncResult) -> None:
+        for room_id in self.store.room_ids():
+            room = self.store.room(room_id)
+            if room.status == "joined" and room.group is not None:
+                g = Group.from_bytes(room.group)
+                if any(sender != g.own_leaf_index for _, sender in g.pending_proposals.values()):
+                    await self.rooms_engine.commit_pending_proposals(room_id)
+        for room_id in result.joined:
+            room = self.store.room(room_id)
+            if room.group is not None:
+                ids = [m.identity for m in Group.from_bytes(room.group).members]
+                result.added.setdefault(room_id, []).extend(ids)
+        await self._verify_identities(result.added)
+        if result.welcomes_used:
+            await self.keys.top_up()
+        now = time.monotonic()
+        if self.auto_add_own_devices and now - self._last_own_devices >= self.own_devices_interval:
+            self._last_own_devices = now
+            await self.rooms_engine.add_own_devices()
+
+    async def _verify_identities(self, by_room: dict[str, list[bytes]]) -> None:
+        acct = self.store.account()
+        for room_id, identities in by_room.items():
+            room = self.store.room(room_id)
+            g = Group.from_bytes(room.group) if room.group is not None else None
+            keys = {m.identity: m.signature_key for m in g.members} if g else {}
+            changed = False
+            for identity in identities:
+                if identity not in keys or identity == f"{acct.user_id}/{acct.device_id}".encode():
+                    continue
+                try:
+                    user, device = split_identity(identity)
+                    await self.keys.verify_device(user, device, keys[identity])
+                except VerificationFailed as exc:
+                    room.warnings.append(f"unverified member {identity.decode(errors='replace')}: {exc}")
+                    changed = True
+            if changed:
+                self.store.save_room(room)
+
+    async def verify_room_members(self, room_id: str) -> list[str]:
+        """Check every member's device registration in the log; returns the failures."""
+        async with self._exclusive():
+            room = self.store.room(room_id)
+            before = len(room.warnings)
+            g = Group.from_bytes(room.group) if room.group is not None else None
+            await self._verify_identities({room_id: [m.identity for m in g.members] if g else []})
+            return self.store.room(room_id).warnings[before:]
+
+    async def ensure_key_packages(self) -> dict[str, Any]:
+        async with self._exclusive():
+            return await self.keys.top_up()

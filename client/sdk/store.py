@@ -1,0 +1,150 @@
+"""The SDK's records in the encrypted profile (:class:`client.profile.Profile`).
+
+Records and what they hold (all sealed at rest):
+
+* ``account``: :class:`Account` (server URL, ids, access token, the device's
+  Ed25519 seed, the pinned transparency-log key, the registration's log index);
+* ``key_packages``: KeyPackage privates by KeyPackageRef (hex), with the KeyPackage;
+* ``room/<room_id>``: :class:`RoomState` (MLS group state, last processed seq,
+  status, a commit awaiting the hub's answer);
+* ``messages/<room_id>``: the decrypted messages of the room, in seq order;
+* ``sync``: the since-token of the last sync;
+* ``verified``: peer devices whose registration was proven in the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from client.profile import Profile
+
+from .errors import NotSignedIn, UnknownRoom
+
+__all__ = ["Account", "RoomState", "PendingCommit", "StoredKeyPackage", "Store"]
+
+
+@dataclass
+class Account:
+    server: str
+    user_id: str
+    device_id: str
+    access_token: str
+    signature_seed: bytes
+    log_vkey: str | None = None
+    log_index: int | None = None
+    keys_registered: bool = False
+
+
+@dataclass
+class PendingCommit:
+    """A commit sent (or about to be) whose answer is not known yet; see rooms.py."""
+
+    txn_id: str
+    message: bytes
+    welcome: bytes | None
+    group_info: bytes
+    new_group: bytes
+
+
+@dataclass
+class RoomState:
+    room_id: str
+    group: bytes | None  # Group.to_bytes(); None once left or removed
+    last_seq: int = -1  # every event up to here has been processed, in order
+    last_event_id: bytes | None = None  # id of event last_seq (for the prev chain)
+    joined_epoch: int = 0  # events of earlier epochs cannot be read by this device
+    status: str = "joined"  # joined | left | removed
+    name: str | None = None
+    pending: PendingCommit | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_record(self) -> dict[str, Any]:
+        d = asdict(self)
+        return d
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> RoomState:
+        d = dict(d)
+        p = d.pop("pending", None)
+        return cls(**d, pending=PendingCommit(**p) if p else None)
+
+
+@dataclass
+class StoredKeyPackage:
+    key_package: bytes  # KeyPackage (not MLSMessage) encoding
+    init_priv: bytes
+    encryption_priv: bytes
+    last_resort: bool
+
+
+class Store:
+    """Typed access to the profile's records."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+
+    # -- account -----------------------------------------------------------------------
+    def account(self) -> Account:
+        d = self.profile.get("account")
+        if d is None:
+            raise NotSignedIn("this profile has no account: register or log in first")
+        return Account(**d)
+
+    def has_account(self) -> bool:
+        return self.profile.get("account") is not None
+
+    def save_account(self, account: Account) -> None:
+        self.profile.put("account", asdict(account))
+
+    # -- key packages ----------------------------------------------------------------
+    def key_packages(self) -> dict[str, StoredKeyPackage]:
+        return {ref: StoredKeyPackage(**v) for ref, v in self.profile.get("key_packages", {}).items()}
+
+    def save_key_packages(self, kps: dict[str, StoredKeyPackage]) -> None:
+        self.profile.put("key_packages", {ref: asdict(v) for ref, v in kps.items()})
+
+    # -- rooms ---------------------------------------------------------------------------
+    def room(self, room_id: str) -> RoomState:
+        d = self.profile.get(f"room/{room_id}")
+        if d is None:
+            raise UnknownRoom(f"this device has no state for room {room_id}")
+        return RoomState.from_record(d)
+
+    def has_room(self, room_id: str) -> bool:
+        return self.profile.get(f"room/{room_id}") is not None
+
+    def save_room(self, room: RoomState) -> None:
+        self.profile.put(f"room/{room.room_id}", room.to_record())
+
+    def room_ids(self) -> list[str]:
+        return [n.removeprefix("room/") for n in self.profile.names("room/")]
+
+    # -- messages ----------------------------------------------------------------------
+    def messages(self, room_id: str) -> list[dict[str, Any]]:
+        return self.profile.get(f"messages/{room_id}", [])
+
+    def add_messages(self, room_id: str, new: list[dict[str, Any]]) -> None:
+        if not new:
+            return
+        have = self.messages(room_id)
+        seen = {m["seq"] for m in have}
+        have.extend(m for m in new if m["seq"] not in seen)
+        have.sort(key=lambda m: m["seq"])
+        self.profile.put(f"messages/{room_id}", have)
+
+    # -- sync and verification -----------------------------------------------------------
+    def sync_token(self) -> str | None:
+        return self.profile.get("sync", {}).get("token")
+
+    def save_sync_token(self, token: str | None) -> None:
+        self.profile.put("sync", {"token": token})
+
+    def verified(self) -> dict[str, bytes]:
+        """``"@user:server/DEVICE"`` -> signature key proven in the log."""
+        return self.profile.get("verified", {})
+
+    def add_verified(self, identity: str, key: bytes) -> None:
+        v = self.verified()
+        v[identity] = key
+        self.profile.put("verified", v)

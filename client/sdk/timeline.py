@@ -1,0 +1,131 @@
+"""Applying a room's signed events, in seq order, to this device's group state.
+
+:func:`apply_event` takes one event (:class:`protocol.events.SignedEvent`) that
+directly follows ``room.last_seq`` and returns what it produced:
+
+* our own events: an application message or proposal we sent is skipped (we
+  stored it when sending); our own commit was merged when the hub accepted it,
+  or, if the answer was lost, the commit waiting in ``room.pending`` is adopted
+  when its exact bytes appear;
+* others' application messages: decrypted and decoded into message dicts;
+* others' proposals: remembered by the group for the next commit;
+* others' commits: staged and merged; a commit that removes us ends the room
+  (status ``removed``, group state dropped); the added and removed members
+  become a ``membership`` message;
+* events this device cannot read (epochs before it joined, undecryptable
+  messages) are skipped; failures other than "before we joined" are noted in
+  ``room.warnings``.
+
+The chain is checked: each event's ``prev`` must be the id of the event before
+it (``BrokenEventChain``, a :class:`~client.sdk.errors.VerificationFailed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from crypto.errors import CryptoError
+from crypto.mls import Group, MessageKind, MLSMessage
+from protocol.events import SignedEvent
+
+from .errors import InvalidPayload, VerificationFailed
+from .payload import decode_payload
+from .store import RoomState
+
+__all__ = ["Applied", "apply_event", "message_epoch"]
+
+_MAX_WARNINGS = 50
+
+
+@dataclass
+class Applied:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    added: list[bytes] = field(default_factory=list)  # identities a commit added
+
+
+def message_epoch(msg: MLSMessage) -> int | None:
+    body = msg.body
+    epoch = getattr(body, "epoch", None)
+    if epoch is None:
+        content = getattr(body, "content", None)
+        epoch = getattr(content, "epoch", None)
+    return epoch if isinstance(epoch, int) else None
+
+
+def _warn(room: RoomState, text: str) -> None:
+    room.warnings.append(text)
+    del room.warnings[:-_MAX_WARNINGS]
+
+
+def _base(ev: SignedEvent, kind: str) -> dict[str, Any]:
+    c = ev.content
+    return {"room_id": c.room_id, "seq": c.seq, "sender_user": c.sender_user,
+            "sender_device": c.sender_device, "ts": c.ts, "epoch": c.epoch, "type": kind}
+
+
+def apply_event(room: RoomState, ev: SignedEvent, own_device: str, own_user: str) -> Applied:
+    """Apply ``ev`` (seq ``room.last_seq + 1``) to ``room`` in place; see the module docstring."""
+    c = ev.content
+    if room.last_event_id is not None and c.prev != room.last_event_id:
+        raise VerificationFailed(f"room {room.room_id}: event {c.seq} does not link to event "
+                                 f"{room.last_seq} (the hub's history changed)")
+    out = Applied()
+    try:
+        _apply(room, ev, own_device, own_user, out)
+    finally:
+        room.last_seq = c.seq
+        room.last_event_id = ev.event_id
+    return out
+
+
+def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out: Applied) -> None:
+    c = ev.content
+    kind = c.kind.value
+    if kind == "create" or room.group is None:
+        return
+    mine = c.sender_device == own_device and c.sender_user == own_user
+    if mine:
+        if kind == "commit" and room.pending is not None and room.pending.message == c.message:
+            room.group, room.pending = room.pending.new_group, None
+        return
+    if c.epoch < room.joined_epoch:
+        return  # sent before this device joined: MLS gives us no keys for it
+    try:
+        msg = MLSMessage.from_bytes(c.message)
+        group = Group.from_bytes(room.group)
+        if kind in ("commit", "proposal") and message_epoch(msg) != group.epoch:
+            _warn(room, f"seq {c.seq}: a {kind} for epoch {message_epoch(msg)} "
+                        f"at our epoch {group.epoch} was skipped")
+            return
+        processed = group.process_message(msg)
+    except CryptoError as exc:
+        _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
+        return
+    if processed.kind == MessageKind.APPLICATION:
+        try:
+            payload = decode_payload(processed.application_data or b"")
+        except InvalidPayload as exc:
+            _warn(room, f"seq {c.seq}: {exc}")
+            room.group = group.to_bytes()
+            return
+        m = _base(ev, payload.pop("type"))
+        m.update(payload)
+        out.messages.append(m)
+    elif processed.kind == MessageKind.COMMIT:
+        staged = processed.staged_commit
+        assert staged is not None
+        if room.pending is not None:
+            room.pending = None  # our commit for this epoch lost the race
+        group.merge_staged_commit(staged)
+        added = [kp.leaf_node.credential.identity for _, kp in staged.added]
+        removed = [leaf.credential.identity for _, leaf in staged.removed]
+        out.added.extend(added)
+        if added or removed:
+            m = _base(ev, "membership")
+            m.update({"added": [i.decode() for i in added], "removed": [i.decode() for i in removed]})
+            out.messages.append(m)
+        if staged.self_removed or not group.is_active:
+            room.group, room.status = None, "removed"
+            return
+    room.group = group.to_bytes()
