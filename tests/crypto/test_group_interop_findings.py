@@ -1,8 +1,14 @@
 """Group-engine bugs found by the IETF interop scripts (``confide interop``), reduced to the
-engine alone. Each test is ``xfail(strict=True)`` until the engine is fixed, so that the fix
-turns it into a failure that asks for the marker to go.
+engine alone. An open finding is ``xfail(strict=True)`` (the fix turns it into a failure
+that asks for the marker to go); a fixed one stays as a regression test.
 
 Source of each finding: ``confide interop --scripts <file> --assignments all-confide``.
+
+Fixed:
+
+- reinit.json change_ciphersuite / change_extensions: ``Group.reinit`` into a new group
+  with the *same* group_id raised UnknownPsk, because ``Group._psk_lookup`` looked the
+  reinit resumption PSK up in the new group's own PSKs (fixed in 9635058).
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ import pytest
 
 from crypto.mls.ciphersuite import get_suite
 from crypto.mls.group import Group
-from crypto.mls.group_errors import UnknownPsk
 from crypto.mls.key_package_gen import generate_key_package
 from crypto.mls.proposals import Proposal, ReInit
 from crypto.rng import SeededRng
@@ -28,13 +33,9 @@ def _two_members(suite_id: int, group_id: bytes, rng: SeededRng):
     return alice, bob, (priv_a.signature_priv, priv_b.signature_priv)
 
 
-@pytest.mark.xfail(strict=True, raises=UnknownPsk, reason=(
-    "engine bug: Group._psk_lookup (crypto/mls/group.py) looks a resumption PSK whose "
-    "psk_group_id equals the *new* group's id up in the new group's own resumption PSKs, so "
-    "Group.reinit() to a group with the same group_id (RFC 9420 11.2 allows it: reinit.json "
-    "change_ciphersuite, change_extensions) raises UnknownPsk"))
 @pytest.mark.parametrize("suite_id", [1, 3])
 def test_reinit_keeping_the_group_id(suite_id):
+    """RFC 9420 11.2 lets a ReInit keep the group_id (to change suite or extensions)."""
     rng = SeededRng(f"reinit-same-id-{suite_id}")
     group_id = b"same-group-id"
     alice, bob, (sig_a, sig_b) = _two_members(suite_id, group_id, rng)
@@ -47,7 +48,7 @@ def test_reinit_keeping_the_group_id(suite_id):
     new_suite = get_suite(other)
     kp_a, priv_a = generate_key_package(new_suite, b"alice", rng, signature_priv=sig_a)
     kp_b, priv_b = generate_key_package(new_suite, b"bob", rng, signature_priv=sig_b)
-    new_bob, welcome_commit = bob.reinit(kp_b, priv_b, [kp_a], rng=rng)  # UnknownPsk today
+    new_bob, welcome_commit = bob.reinit(kp_b, priv_b, [kp_a], rng=rng)
     new_alice = Group.join(welcome_commit.welcome, kp_a, priv_a, prior=alice)
     assert new_alice.group_id == new_bob.group_id == group_id
     assert new_alice.epoch_authenticator == new_bob.epoch_authenticator

@@ -528,16 +528,6 @@ EXPECTED_UNSUPPORTED: dict[tuple[str, str], set[str]] = {
                                    "group_context_extensions", "multiple_external", "external_reinit"}
        for a in ("all-ts-mls", "alternating", "ts-mls-as-creator")},
 }
-#: Runs that fail on a Confide group-engine bug (tests/crypto/test_group_interop_findings.py):
-#: Group.reinit to a new group with the same group_id raises UnknownPsk.
-ENGINE_BUG_REINIT_SAME_GROUP_ID = "Group._psk_lookup: reinit keeping the group id raises mls_unknown_psk"
-EXPECTED_ENGINE_FAILURES: dict[tuple[str, str], set[str]] = {
-    ("reinit", "all-confide"): {"change_ciphersuite", "change_extensions"},
-    ("reinit", "alternating"): {"change_ciphersuite", "change_extensions"},
-    ("reinit", "ts-mls-as-creator"): {"change_ciphersuite"},
-}
-
-
 def _play(scripts, handshakes) -> dict:
     async def main() -> dict:
         interop = Interop()
@@ -572,21 +562,16 @@ def more_results() -> dict:
 def _check_cell(cell: dict, script: str, assignment: str, handshakes: int) -> None:
     names = set(load_script_file(configs_dir(), script))
     unsupported = {u.split("[", 1)[0] for u in cell["unsupported"]}
-    failed = {f.split("[", 1)[0] for f in cell["failures"]}
-    known_bugs = EXPECTED_ENGINE_FAILURES.get((script, assignment), set())
-    assert failed <= known_bugs, cell["failures"]
-    assert all("mls_unknown_psk" in f for f in cell["failures"]), cell["failures"]
+    assert cell["failures"] == [] and cell["failed"] == 0
     assert unsupported == EXPECTED_UNSUPPORTED.get((script, assignment), set()), cell["unsupported"]
-    assert cell["passed"] == len(names - unsupported - known_bugs) * handshakes > 0
+    assert cell["passed"] == len(names - unsupported) * handshakes > 0
 
 
 @pytest.mark.parametrize("suite", SUITES)
 @pytest.mark.parametrize("assignment", ALL_ASSIGNMENTS)
 @pytest.mark.parametrize("script", CORE_SCRIPTS)
 def test_runner_core_scripts(core_results, script, assignment, suite):
-    cell = core_results[script][assignment][str(suite)]
-    assert cell["failures"] == [] and cell["failed"] == 0
-    _check_cell(cell, script, assignment, handshakes=2)
+    _check_cell(core_results[script][assignment][str(suite)], script, assignment, handshakes=2)
 
 
 @pytest.mark.parametrize("suite", SUITES)
@@ -596,9 +581,17 @@ def test_runner_more_scripts(more_results, script, assignment, suite):
     _check_cell(more_results[script][assignment][str(suite)], script, assignment, handshakes=1)
 
 
-@pytest.mark.xfail(strict=True, reason=f"engine bug: {ENGINE_BUG_REINIT_SAME_GROUP_ID}")
-@pytest.mark.parametrize("suite", SUITES)
-@pytest.mark.parametrize("assignment", sorted({a for _, a in EXPECTED_ENGINE_FAILURES}))
-def test_runner_reinit_keeping_the_group_id(more_results, assignment, suite):
-    cell = more_results["reinit"][assignment][str(suite)]
-    assert cell["failed"] == 0, cell["failures"]
+# ---------------------------------------------------------------- bench/mls_groups.py
+
+
+def test_bench_scenarios_measure_the_same_things():
+    """The bench's two sides play their scenario on a small group and report every figure."""
+    from bench.mls_groups import ROWS, confide_scenario, table, ts_mls_scenario
+
+    ours = confide_scenario(3, 3, reps=1, messages=2)
+    assert {k for k, _, _ in ROWS} <= set(ours) and all(ours[k] > 0 for k, _, _ in ROWS)
+    if _SKIP is None:
+        theirs = ts_mls_scenario(3, 3, reps=1, messages=2)
+        assert isinstance(theirs, dict), theirs
+        assert {k for k, _, _ in ROWS} <= set(theirs)
+        assert "| empty commit with path: committer (ms) | 3 |" in table({3: (ours, theirs)})
