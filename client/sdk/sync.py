@@ -49,6 +49,7 @@ class SyncResult:
     joined: list[str] = field(default_factory=list)
     added: dict[str, list[bytes]] = field(default_factory=dict)  # room -> identities added
     welcomes_used: int = 0
+    raw_count: int = 0  # events and inbox items the server returned
 
 
 class Sync:
@@ -91,7 +92,7 @@ class Sync:
 
     async def apply(self, body: dict[str, Any]) -> SyncResult:
         """Apply one sync answer (the caller holds the profile lock)."""
-        result = SyncResult()
+        result = SyncResult(raw_count=len(body.get("events", [])) + len(body.get("inbox", [])))
         for item in body.get("inbox", []):
             if item.get("kind") == "welcome":
                 room_id = await self._join(item, result)

@@ -1,0 +1,387 @@
+"""The client commands of ``confide``, on the SDK (:mod:`client.sdk`).
+
+Commands (every one takes ``--profile DIR``, the encrypted local state)::
+
+    confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N]
+    confide login    --server URL --user NAME --profile DIR [--device-name N]
+    confide room create --profile DIR [--name N]          prints the room id
+    confide room invite --profile DIR ROOM USER           adds all of USER's devices
+    confide room remove --profile DIR ROOM USER
+    confide room leave  --profile DIR ROOM
+    confide room rotate --profile DIR ROOM                 an empty commit: fresh keys
+    confide room list   --profile DIR [--json]
+    confide send --profile DIR ROOM TEXT | --file PATH
+    confide read --profile DIR ROOM [--json] [--follow] [--timeout S]
+    confide device add  --profile DIR                      add your other devices to your rooms
+    confide device list --profile DIR [--json]
+    confide attachment get --profile DIR ROOM SEQ --out PATH
+
+The profile passphrase comes from ``CONFIDE_PASSPHRASE`` or a prompt; the
+account password from ``CONFIDE_PASSWORD`` or a prompt. (``CONFIDE_PROFILE_KDF=minimum``
+makes new profiles with Argon2id's minimum limits: for tests only.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "EXIT_CODES"]
+
+#: Exit statuses of the client commands.
+EXIT_CODES = {
+    0: "success",
+    1: "the server refused the request (its error code is printed)",
+    2: "usage error",
+    3: "profile error (missing, wrong passphrase, damaged)",
+    4: "the server could not be reached",
+    5: "verification failed (a peer's keys are not proven in the transparency log, or a broken room history)",
+    6: "not possible with this device's state (unknown room, not a member, retries exhausted)",
+}
+
+_EPILOG = "exit codes:\n" + "\n".join(f"  {k}  {v}" for k, v in EXIT_CODES.items()) + (
+    "\n\nCONFIDE_PASSPHRASE: the profile passphrase (else prompted); "
+    "CONFIDE_PASSWORD: the account password (else prompted)")
+
+
+def _parser(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, epilog=_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _profile_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", type=Path, required=True, help="the profile directory (encrypted)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = _parser(subparsers, "register", "create an account from an invite code")
+    p.add_argument("--server", required=True, help="homeserver URL, e.g. http://127.0.0.1:8008")
+    p.add_argument("--invite", required=True)
+    p.add_argument("--user", required=True, help="the localpart to register")
+    p.add_argument("--device-name", default="confide-cli")
+    _profile_arg(p)
+    p.set_defaults(func=_cmd(_register, needs_account=False))
+
+    p = _parser(subparsers, "login", "log in (a new device, or this profile's device again)")
+    p.add_argument("--server", required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--device-name", default="confide-cli")
+    _profile_arg(p)
+    p.set_defaults(func=_cmd(_login, needs_account=False))
+
+    room = _parser(subparsers, "room", "create rooms and manage their members")
+    rs = room.add_subparsers(dest="room_command", required=True)
+    p = _parser(rs, "create", "create a room; prints its id")
+    _profile_arg(p)
+    p.add_argument("--name", default=None, help="a local name (never sent to the server)")
+    p.set_defaults(func=_cmd(_room_create))
+    for name, fn, help in (("invite", _room_invite, "add all devices of USER"),
+                           ("remove", _room_remove, "remove all devices of USER")):
+        p = _parser(rs, name, help)
+        _profile_arg(p)
+        p.add_argument("room")
+        p.add_argument("user")
+        p.set_defaults(func=_cmd(fn))
+    for name, fn, help in (("leave", _room_leave, "propose your removal and forget the room's keys"),
+                           ("rotate", _room_rotate, "renew this device's keys in the room")):
+        p = _parser(rs, name, help)
+        _profile_arg(p)
+        p.add_argument("room")
+        p.set_defaults(func=_cmd(fn))
+    p = _parser(rs, "list", "list this device's rooms")
+    _profile_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd(_room_list))
+
+    p = _parser(subparsers, "send", "send a text message or a file")
+    _profile_arg(p)
+    p.add_argument("room")
+    p.add_argument("text", nargs="?")
+    p.add_argument("--file", type=Path, default=None, help="send this file as an attachment")
+    p.set_defaults(func=_cmd(_send))
+
+    p = _parser(subparsers, "read", "sync and print a room's messages")
+    _profile_arg(p)
+    p.add_argument("room")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--follow", action="store_true", help="keep waiting for new messages")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="with --follow: stop after this many seconds")
+    p.set_defaults(func=_cmd(_read))
+
+    dev = _parser(subparsers, "device", "this account's devices")
+    ds = dev.add_subparsers(dest="device_command", required=True)
+    p = _parser(ds, "add", "add your other devices (proven in the log) to your rooms")
+    _profile_arg(p)
+    p.set_defaults(func=_cmd(_device_add))
+    p = _parser(ds, "list", "list your account's devices")
+    _profile_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd(_device_list))
+
+    att = _parser(subparsers, "attachment", "attachments")
+    ats = att.add_subparsers(dest="attachment_command", required=True)
+    p = _parser(ats, "get", "download and decrypt the attachment of message SEQ")
+    _profile_arg(p)
+    p.add_argument("room")
+    p.add_argument("seq", type=int)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd(_attachment_get))
+
+
+# -- plumbing --------------------------------------------------------------------------------
+
+
+def _secret(env: str, prompt: str) -> str:
+    value = os.environ.get(env)
+    if value is not None:
+        return value
+    return getpass.getpass(prompt)
+
+
+def _kdf_limits():
+    from client.profile import INTERACTIVE, MINIMUM
+
+    return MINIMUM if os.environ.get("CONFIDE_PROFILE_KDF") == "minimum" else INTERACTIVE
+
+
+def _open_profile(path: Path, create: bool):
+    from client.profile import Profile
+
+    passphrase = _secret("CONFIDE_PASSPHRASE", "Profile passphrase: ")
+    if Profile.exists(path):
+        return Profile.open(path, passphrase)
+    if not create:
+        return Profile.open(path, passphrase)  # raises ProfileMissing
+    return Profile.create(path, passphrase, _kdf_limits())
+
+
+def _fail(code: int, text: str) -> int:
+    print(f"confide: {text}", file=sys.stderr)
+    return code
+
+
+def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from client.profile import ProfileError
+        from client.sdk import (
+            Client,
+            SdkError,
+            ServerError,
+            TransportError,
+            VerificationFailed,
+        )
+
+        try:
+            profile = _open_profile(args.profile, create=not needs_account)
+        except ProfileError as exc:
+            return _fail(3, f"{exc.code}: {exc}")
+
+        async def main() -> int:
+            client = Client.open(profile) if needs_account else None
+            try:
+                return await fn(args, client, profile)
+            finally:
+                if client is not None:
+                    await client.close()
+
+        try:
+            return asyncio.run(main())
+        except ServerError as exc:
+            return _fail(1, f"server refused: {exc.code} (HTTP {exc.status}): {exc.message}")
+        except TransportError as exc:
+            return _fail(4, f"cannot reach the server: {exc}")
+        except VerificationFailed as exc:
+            return _fail(5, f"verification failed: {exc}")
+        except ProfileError as exc:
+            return _fail(3, f"{exc.code}: {exc}")
+        except SdkError as exc:
+            return _fail(6, f"{exc.code}: {exc}")
+        except KeyboardInterrupt:
+            return 130
+
+    return run
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+async def _register(args, _client, profile) -> int:
+    from client.sdk import Client
+
+    password = _secret("CONFIDE_PASSWORD", "Password: ")
+    client = await Client.register(profile, args.server, args.invite, args.user, password,
+                                   device_name=args.device_name)
+    try:
+        print(f"registered {client.user_id} device {client.device_id}")
+    finally:
+        await client.close()
+    return 0
+
+
+async def _login(args, _client, profile) -> int:
+    from client.sdk import Client
+
+    password = _secret("CONFIDE_PASSWORD", "Password: ")
+    client = await Client.login(profile, args.server, args.user, password, device_name=args.device_name)
+    try:
+        print(f"logged in {client.user_id} device {client.device_id}")
+    finally:
+        await client.close()
+    return 0
+
+
+async def _room_create(args, client, _profile) -> int:
+    print(await client.create_room(args.name))
+    return 0
+
+
+async def _room_invite(args, client, _profile) -> int:
+    await client.sync()
+    added = await client.invite(args.room, args.user)
+    print(f"added {len(added)} device(s) of {args.user}")
+    return 0
+
+
+async def _room_remove(args, client, _profile) -> int:
+    await client.sync()
+    n = await client.remove_member(args.room, args.user)
+    print(f"removed {n} device(s) of {args.user}")
+    return 0
+
+
+async def _room_leave(args, client, _profile) -> int:
+    await client.sync()
+    await client.leave(args.room)
+    print(f"left {args.room} (the removal completes with another member's next commit)")
+    return 0
+
+
+async def _room_rotate(args, client, _profile) -> int:
+    await client.sync()
+    epoch = await client.rotate_keys(args.room)
+    print(f"new keys in epoch {epoch}")
+    return 0
+
+
+async def _room_list(args, client, _profile) -> int:
+    await client.sync()
+    rooms = client.rooms()
+    if args.json:
+        for r in rooms:
+            print(json.dumps({"room_id": r.room_id, "name": r.name, "status": r.status,
+                              "epoch": r.epoch, "members": list(r.members)}))
+    else:
+        for r in rooms:
+            name = f" ({r.name})" if r.name else ""
+            print(f"{r.room_id}{name} {r.status} epoch {r.epoch} members {len(r.members)}")
+    return 0
+
+
+async def _send(args, client, _profile) -> int:
+    if (args.text is None) == (args.file is None):
+        return _fail(2, "give either TEXT or --file")
+    await client.sync()
+    if args.file is not None:
+        seq = await client.send_attachment(args.room, args.file.read_bytes(), args.file.name)
+    else:
+        seq = await client.send_text(args.room, args.text)
+    print(f"sent as event {seq}")
+    return 0
+
+
+def _jsonable(m: dict[str, Any]) -> dict[str, Any]:
+    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in m.items()}
+
+
+def _line(m: dict[str, Any]) -> str:
+    when = datetime.datetime.fromtimestamp(m["ts"] / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    who = m["sender_user"]
+    kind = m["type"]
+    if kind == "text":
+        what = m["body"]
+    elif kind == "attachment":
+        what = f"[attachment {m['name']}, {m['size']} bytes; confide attachment get ... {m['seq']}]"
+    elif kind == "membership":
+        parts = [f"added {', '.join(m['added'])}" if m["added"] else "",
+                 f"removed {', '.join(m['removed'])}" if m["removed"] else ""]
+        what = "* " + "; ".join(p for p in parts if p)
+    else:
+        what = f"[{kind}]"
+    return f"[{m['seq']}] {when} {who}: {what}"
+
+
+async def _drain(client) -> None:
+    """Sync until the server has nothing more right now."""
+    for _ in range(1000):
+        result = await client.sync(0)
+        if not result.messages and not result.joined and not result.raw_count:
+            return
+
+
+async def _read(args, client, _profile) -> int:
+    import time
+
+    await _drain(client)
+    client.store.room(args.room)  # UnknownRoom if this device never joined it
+    shown = -1
+
+    def show() -> None:
+        nonlocal shown
+        for m in client.messages(args.room, shown):
+            print(json.dumps(_jsonable(m)) if args.json else _line(m), flush=True)
+            shown = m["seq"]
+
+    show()
+    if not args.follow:
+        for w in client.room(args.room).warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        return 0
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    while deadline is None or time.monotonic() < deadline:
+        left = 25.0 if deadline is None else max(0.0, min(25.0, deadline - time.monotonic()))
+        await client.sync(int(left * 1000))
+        show()
+    return 0
+
+
+async def _device_add(args, client, _profile) -> int:
+    await client.sync()
+    added = await client.add_own_devices()
+    for room, ids in added.items():
+        print(f"{room}: added {', '.join(ids)}")
+    if not added:
+        print("nothing to add")
+    return 0
+
+
+async def _device_list(args, client, _profile) -> int:
+    devices = await client.keys.user_devices(client.user_id)
+    for d in devices:
+        me = " (this device)" if d["device_id"] == client.device_id else ""
+        key = base64.b64encode(d["signature_key"]).decode()
+        if args.json:
+            print(json.dumps({"device_id": d["device_id"], "signature_key": key,
+                              "log_index": d["log_index"], "this": bool(me)}))
+        else:
+            print(f"{d['device_id']}{me} key {key[:16]}... log entry {d['log_index']}")
+    return 0
+
+
+async def _attachment_get(args, client, _profile) -> int:
+    await client.sync()
+    match = [m for m in client.messages(args.room) if m["seq"] == args.seq and m["type"] == "attachment"]
+    if not match:
+        return _fail(6, f"no attachment at event {args.seq} in {args.room}")
+    args.out.write_bytes(await client.download_attachment(match[0]))
+    print(f"wrote {args.out}")
+    return 0
