@@ -1,1 +1,41 @@
-"""Server-to-server API: signed requests, durable queues, hub and follower rooms."""
+"""Server-to-server API: server keys, discovery, signed requests, durable queues (``spec/server-server.md``).
+
+Public seams (room federation builds on these):
+
+- :func:`setup_federation` (called by :func:`server.app.create_app`);
+- item kinds: ``app[FEDERATION_ITEMS].register(kind, handler)`` with
+  ``async handler(item: InboundItem)`` (:mod:`federation.inbound`);
+- outbound queue: ``await app[FEDERATION_SENDER].enqueue(destination, kind, data)``,
+  or :func:`federation.store.enqueue` in your own transaction then ``sender.wake()``;
+- synchronous signed calls: ``await app[FEDERATION_CLIENT].call(method, destination,
+  target, body)``; endpoints of your own verify callers with :func:`authenticate_peer`;
+- server signatures: ``app[FEDERATION_KEYRING].current()`` signs;
+  ``await app[FEDERATION_PEER_KEYS].public_key(server, key_id, t_ms)`` verifies a peer's.
+"""
+
+from .appkeys import (
+    FEDERATION_CLIENT,
+    FEDERATION_ITEMS,
+    FEDERATION_KEYRING,
+    FEDERATION_PEER_KEYS,
+    FEDERATION_POLICY,
+    FEDERATION_RECEIVER,
+    FEDERATION_SENDER,
+    FEDERATION_VERIFIER,
+)
+from .client import FederationClient
+from .inbound import InboundItem, ItemHandler, ItemRegistry, TransactionReceiver
+from .keyring import ServerKeyring, SigningKey
+from .peer_keys import PeerKeys
+from .routes import authenticate_peer
+from .sender import FederationSender
+from .setup import setup_federation
+from .verifier import RequestVerifier, VerifiedRequest
+
+__all__ = [
+    "FEDERATION_CLIENT", "FEDERATION_ITEMS", "FEDERATION_KEYRING", "FEDERATION_PEER_KEYS",
+    "FEDERATION_POLICY", "FEDERATION_RECEIVER", "FEDERATION_SENDER", "FEDERATION_VERIFIER",
+    "FederationClient", "InboundItem", "ItemHandler", "ItemRegistry", "TransactionReceiver",
+    "ServerKeyring", "SigningKey", "PeerKeys", "authenticate_peer", "FederationSender",
+    "setup_federation", "RequestVerifier", "VerifiedRequest",
+]

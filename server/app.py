@@ -34,6 +34,7 @@ from aiohttp import web
 
 from crypto.note import Signer
 from crypto.rng import Rng, system_rng
+from federation import setup_federation
 from server.api import access_log_middleware, add_routes, error_middleware
 from server.appkeys import (
     ACCOUNTS,
@@ -94,6 +95,7 @@ def create_app(
     app.cleanup_ctx.append(_maintenance(clock))
     add_routes(app.router)
     add_log_routes(app, _LateLog(app), None)  # type: ignore[arg-type]
+    setup_federation(app, config, clock, rng)
     return app
 
 

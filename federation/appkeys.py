@@ -1,0 +1,32 @@
+"""The federation services' slots in the application (aiohttp ``AppKey``).
+
+:data:`FEDERATION_ITEMS` exists from :func:`federation.setup_federation` on
+(register item kinds at any time before the app starts serving); the others
+are filled when the application starts (``cleanup_ctx``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .client import FederationClient
+from .inbound import ItemRegistry, TransactionReceiver
+from .keyring import ServerKeyring
+from .peer_keys import PeerKeys
+from .policy import PeerPolicy
+from .sender import FederationSender
+from .verifier import RequestVerifier
+
+__all__ = [
+    "FEDERATION_ITEMS", "FEDERATION_KEYRING", "FEDERATION_PEER_KEYS", "FEDERATION_POLICY",
+    "FEDERATION_CLIENT", "FEDERATION_SENDER", "FEDERATION_VERIFIER", "FEDERATION_RECEIVER",
+]
+
+FEDERATION_ITEMS = web.AppKey("confide.federation.items", ItemRegistry)
+FEDERATION_KEYRING = web.AppKey("confide.federation.keyring", ServerKeyring)
+FEDERATION_PEER_KEYS = web.AppKey("confide.federation.peer_keys", PeerKeys)
+FEDERATION_POLICY = web.AppKey("confide.federation.policy", PeerPolicy)
+FEDERATION_CLIENT = web.AppKey("confide.federation.client", FederationClient)
+FEDERATION_SENDER = web.AppKey("confide.federation.sender", FederationSender)
+FEDERATION_VERIFIER = web.AppKey("confide.federation.verifier", RequestVerifier)
+FEDERATION_RECEIVER = web.AppKey("confide.federation.receiver", TransactionReceiver)

@@ -1,0 +1,109 @@
+"""Wiring of the federation services into the homeserver application.
+
+:func:`setup_federation` is called once by the composition root
+(:func:`server.app.create_app`), after the storage context is registered. It
+creates the item registry at once (so other parts can register item kinds),
+mounts the routes, and adds a ``cleanup_ctx`` that, on start, opens the
+keyring (creating the first key), an aiohttp client session, discovery,
+peer-key cache, replay cache, verifier, receiver, client and sender, and
+starts the sender and the keyring reload tasks; on cleanup it stops them and
+closes the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from crypto.rng import Rng
+from server.appkeys import DATABASE
+from server.config import Config
+
+from . import store
+from .appkeys import (
+    FEDERATION_CLIENT,
+    FEDERATION_ITEMS,
+    FEDERATION_KEYRING,
+    FEDERATION_PEER_KEYS,
+    FEDERATION_POLICY,
+    FEDERATION_RECEIVER,
+    FEDERATION_SENDER,
+    FEDERATION_VERIFIER,
+)
+from .client import FederationClient
+from .discovery import Discovery
+from .inbound import INBOUND_RETENTION_MS, ItemRegistry, TransactionReceiver
+from .keyring import ServerKeyring
+from .peer_keys import PeerKeys
+from .policy import PeerPolicy
+from .replay import ReplayCache
+from .routes import add_routes
+from .sender import FederationSender
+from .verifier import RequestVerifier
+
+__all__ = ["setup_federation"]
+
+#: Seconds between prunes of remembered inbound transaction ids.
+PRUNE_INTERVAL = 3600.0
+
+
+def setup_federation(app: web.Application, config: Config, clock: Callable[[], float], rng: Rng) -> None:
+    """Register the federation routes, the item registry and the services' start/stop."""
+    app[FEDERATION_ITEMS] = ItemRegistry()
+    add_routes(app.router)
+    app.cleanup_ctx.append(_federation(config, clock, rng))
+
+
+def _federation(config: Config, clock: Callable[[], float], rng: Rng):
+    fed = config.federation
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        db = app[DATABASE]
+        keyring = await ServerKeyring.open(db, config.keys_dir, config.server_name, clock, rng)
+        session = aiohttp.ClientSession(auto_decompress=False)
+        try:
+            policy = PeerPolicy(fed.enabled, fed.allow, fed.deny)
+            discovery = Discovery(session, fed.peer_table, fed.discovery_ttl, clock, fed.connect_timeout)
+            client = FederationClient(session, config.server_name, keyring, discovery, policy, clock,
+                                      fed.request_timeout, fed.connect_timeout)
+            peer_keys = PeerKeys(client.fetch_server_keys, clock, fed.key_cache_ttl, fed.key_refetch_interval)
+            sender = FederationSender(db, client, config.server_name, clock, rng, fed.batch_items,
+                                      fed.retry_initial_ms, fed.retry_max_ms)
+            verifier = RequestVerifier(config.server_name, policy, peer_keys,
+                                       ReplayCache(fed.replay_cache_size, fed.max_clock_skew * 1000),
+                                       clock, fed.max_clock_skew, sender.peer_alive)
+            app[FEDERATION_KEYRING] = keyring
+            app[FEDERATION_POLICY] = policy
+            app[FEDERATION_CLIENT] = client
+            app[FEDERATION_PEER_KEYS] = peer_keys
+            app[FEDERATION_SENDER] = sender
+            app[FEDERATION_VERIFIER] = verifier
+            app[FEDERATION_RECEIVER] = TransactionReceiver(db, app[FEDERATION_ITEMS], clock)
+            tasks = [asyncio.create_task(keyring.reload_forever())]
+            if fed.enabled:
+                tasks.append(asyncio.create_task(sender.run()))
+            tasks.append(asyncio.create_task(_prune(db, clock)))
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        finally:
+            await session.close()
+
+    return ctx
+
+
+async def _prune(db, clock: Callable[[], float]) -> None:
+    while True:
+        with contextlib.suppress(Exception):
+            async with db.transaction() as tx:
+                await store.prune_inbound(tx, int(clock() * 1000) - INBOUND_RETENTION_MS)
+        await asyncio.sleep(PRUNE_INTERVAL)
