@@ -92,9 +92,13 @@ class Client:
         """Create an account from an invite; this device's keys and KeyPackages are uploaded."""
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
-        out = await client.http.call("POST", "/register", {
-            "invite": invite, "user": user, "password": password, "device_name": device_name})
-        await client._start(server, out)
+        try:
+            out = await client.http.call("POST", "/register", {
+                "invite": invite, "user": user, "password": password, "device_name": device_name})
+            await client._start(server, out)
+        except BaseException:
+            await client.close()
+            raise
         return client
 
     @classmethod
@@ -107,8 +111,12 @@ class Client:
         old = client.store.account() if client.store.has_account() else None
         if old is not None:
             body["device_id"] = old.device_id
-        out = await client.http.call("POST", "/login", body)
-        await client._start(server, out, old)
+        try:
+            out = await client.http.call("POST", "/login", body)
+            await client._start(server, out, old)
+        except BaseException:
+            await client.close()
+            raise
         return client
 
     async def _start(self, server: str, out: dict[str, Any], old: Account | None = None) -> None:

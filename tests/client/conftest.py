@@ -72,3 +72,7 @@ async def hs(tmp_path):
     for c in h.clients:
         await c.close()
     await server.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "net: opens local sockets or starts processes")
