@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from client.interop import (
     IMPLEMENTATIONS,
@@ -595,3 +597,68 @@ def test_bench_scenarios_measure_the_same_things():
         assert isinstance(theirs, dict), theirs
         assert {k for k, _, _ in ROWS} <= set(theirs)
         assert "| empty commit with path: committer (ms) | 3 |" in table({3: (ours, theirs)})
+
+
+# ---------------------------------------------------------------- hostile requests
+
+_CODES = {"bad_request", "unknown_state", "unsupported", "mls_error"}
+
+
+@pytest.fixture(scope="module")
+def two_member_flow() -> tuple[MlsDriver, dict]:
+    """A driver with alice and bob in one group, and one message of each kind to mutate."""
+    d = _Confide()
+    alice = d.new_group(3, "alice")
+    kp = d.request("create_key_package", cipher_suite=3, identity=b"bob".hex())
+    c = d.request("commit", state_id=alice, by_reference=[],
+                  by_value=[{"proposal_type": "add", "key_package": kp["key_package"]}], force_path=True,
+                  external_tree=False)
+    d.request("handle_pending_commit", state_id=alice)
+    bob = d.request("join_group", transaction_id=kp["transaction_id"], welcome=c["welcome"],
+                    encrypt_handshake=False)["state_id"]
+    upd = d.request("update_proposal", state_id=bob)["proposal"]
+    c2 = d.request("commit", state_id=alice, by_reference=[upd], by_value=[], force_path=False,
+                   external_tree=False)
+    ct = d.request("protect", state_id=alice, authenticated_data="", plaintext="00")["ciphertext"]
+    gi = d.request("group_info", state_id=alice, external_tree=False)["group_info"]
+    kp2 = d.request("create_key_package", cipher_suite=3, identity=b"carol".hex())
+    return d.driver, {"alice": alice, "bob": bob, "proposal": upd, "commit": c2["commit"], "ciphertext": ct,
+                      "group_info": gi, "welcome": c["welcome"], "key_package": kp2["key_package"],
+                      "transaction_id": kp2["transaction_id"]}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_confide_hostile_requests_get_typed_errors(two_member_flow, data):
+    """Mutated messages and junk fields: the driver answers every request, never with
+    ``internal``, and a refused request leaves bob's epoch authenticator as it was."""
+    driver, f = two_member_flow
+    bob = f["bob"]
+    kind = data.draw(st.sampled_from(["proposal", "commit", "ciphertext", "group_info", "welcome", "key_package"]))
+    raw = bytearray(bytes.fromhex(f[kind]))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    raw = raw[:data.draw(st.integers(0, len(raw)))] if data.draw(st.booleans()) else raw
+    blob = bytes(raw).hex()
+    junk = data.draw(st.one_of(st.none(), st.integers(-3, 10**6), st.text(max_size=8), st.lists(st.integers(), max_size=3)))
+    requests = [
+        {"op": "handle_commit", "state_id": bob, "proposals": [blob], "commit": f["commit"]},
+        {"op": "handle_commit", "state_id": bob, "proposals": [f["proposal"]], "commit": blob},
+        {"op": "unprotect", "state_id": bob, "ciphertext": blob},
+        {"op": "external_join", "group_info": blob, "identity": "6464", "remove_prior": False, "psks": []},
+        {"op": "join_group", "transaction_id": f["transaction_id"], "welcome": blob},
+        {"op": "add_proposal", "state_id": bob, "key_package": blob},
+        {"op": data.draw(st.sampled_from(OPS)), "state_id": junk, "transaction_id": junk, "welcome": junk,
+         "commit": junk, "cipher_suite": junk, "identity": junk, "proposals": junk, "extensions": junk},
+    ]
+    before = driver.handle({"id": 0, "op": "state_auth", "state_id": bob})["epoch_authenticator"]
+    for req in requests:
+        resp = driver.handle({"id": 1, **req})
+        assert resp["id"] == 1
+        if not resp["ok"]:
+            assert resp["error"]["code"] in _CODES, resp
+        json.dumps(resp)
+    after = driver.handle({"id": 0, "op": "state_auth", "state_id": bob})
+    assert after["ok"]
+    assert after["epoch_authenticator"] == before or after["epoch"] == 2
