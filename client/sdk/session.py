@@ -33,7 +33,7 @@ from client.profile import Profile
 from crypto.mls import Group
 from crypto.rng import Rng, system_rng
 
-from .errors import VerificationFailed
+from .errors import RetriesExhausted, ServerError, VerificationFailed
 from .http import Http
 from .keys import Keys, split_identity
 from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
@@ -247,7 +247,10 @@ class Client:
             if room.status == "joined" and room.group is not None:
                 g = Group.from_bytes(room.group)
                 if any(sender != g.own_leaf_index for _, sender in g.pending_proposals.values()):
-                    await self.rooms_engine.commit_pending_proposals(room_id)
+                    try:
+                        await self.rooms_engine.commit_pending_proposals(room_id)
+                    except (ServerError, RetriesExhausted) as exc:
+                        self._warn(room_id, f"could not commit others' proposals: {exc}")
         for room_id in result.joined:
             room = self.store.room(room_id)
             if room.group is not None:
@@ -259,7 +262,17 @@ class Client:
         now = time.monotonic()
         if self.auto_add_own_devices and now - self._last_own_devices >= self.own_devices_interval:
             self._last_own_devices = now
-            await self.rooms_engine.add_own_devices()
+            try:
+                await self.rooms_engine.add_own_devices()
+            except (ServerError, RetriesExhausted, VerificationFailed) as exc:
+                for room_id in self.store.room_ids():
+                    self._warn(room_id, f"could not add this user's other devices: {exc}")
+
+    def _warn(self, room_id: str, text: str) -> None:
+        room = self.store.room(room_id)
+        if room.status == "joined" and text not in room.warnings[-5:]:
+            room.warnings.append(text)
+            self.store.save_room(room)
 
     async def _verify_identities(self, by_room: dict[str, list[bytes]]) -> None:
         acct = self.store.account()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import time
 
 import pytest
+import structlog
 from aiohttp import web
 
 from crypto.rng import system_rng
@@ -51,12 +53,15 @@ class LoopbackServer:
 
 @pytest.fixture
 def server(tmp_path, monkeypatch):
+    # the server's logs go to a buffer, so stdout holds only what the commands print
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=io.StringIO()))
     monkeypatch.setenv("CONFIDE_PASSPHRASE", "profile pass")
     monkeypatch.setenv("CONFIDE_PASSWORD", PASSWORD)
     monkeypatch.setenv("CONFIDE_PROFILE_KDF", "minimum")
     s = LoopbackServer(tmp_path)
     yield s
     s.stop()
+    structlog.reset_defaults()
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
