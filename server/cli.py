@@ -22,6 +22,7 @@ COMMANDS = (
     "client.mls_driver",
     "server.cli_serve",
     "server.cli_admin",
+    "federation.cli",
     "client.cli_client",
 )
 
