@@ -1,0 +1,117 @@
+"""``confide admin rotate-key`` and ``confide admin federation``: offline federation administration.
+
+- ``confide admin rotate-key --data DIR [--overlap SECONDS]`` retires the
+  current federation signing key at now + overlap (default 300 s: requests the
+  running server signs before it reloads its keys, within 10 s, stay valid)
+  and creates a new current key; prints the new key id.
+- ``confide admin federation --data DIR`` lists each destination with its
+  queue depth, oldest item, consecutive failures, next retry and last error.
+
+Both work while the server runs (they use the database like the server does).
+They are added under the ``admin`` command of :mod:`server.cli_admin`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["register", "format_states"]
+
+
+def _admin_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    admin = subparsers.choices.get("admin")
+    if admin is None:
+        admin = subparsers.add_parser("admin", help="administer a data directory")
+        return admin.add_subparsers(dest="admin_command", required=True)
+    for action in admin._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return admin.add_subparsers(dest="admin_command", required=True)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sub = _admin_subparsers(subparsers)
+    rk = sub.add_parser("rotate-key", help="rotate the federation signing key")
+    rk.add_argument("--data", type=Path, required=True, help="the server's data directory")
+    rk.add_argument("--overlap", type=int, default=300,
+                    help="seconds the old key stays valid for signatures (default 300)")
+    rk.set_defaults(func=_run_rotate)
+    fd = sub.add_parser("federation", help="list federation destinations and their queues")
+    fd.add_argument("--data", type=Path, required=True)
+    fd.set_defaults(func=_run_federation)
+
+
+async def _open(data: Path):
+    from server.config import Config
+    from server.storage import Database
+
+    if not (data / "confide.sqlite").exists():
+        raise FileNotFoundError(f"{data} holds no Confide database")
+    return await Database.open(Config(data_dir=data).database_path)
+
+
+def _run_rotate(args: argparse.Namespace) -> int:
+    from crypto.rng import system_rng
+
+    from .keyring import rotate
+
+    if not 0 <= args.overlap <= 7 * 86400:
+        print("confide admin rotate-key: --overlap must be 0..604800 seconds", file=sys.stderr)
+        return 2
+
+    async def go() -> str:
+        db = await _open(args.data)
+        try:
+            return await rotate(db, args.data / "keys", system_rng, int(time.time() * 1000), args.overlap * 1000)
+        finally:
+            await db.close()
+
+    try:
+        print(asyncio.run(go()))
+    except FileNotFoundError as exc:
+        print(f"confide admin rotate-key: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _when(ms: int | None, now_ms: int) -> str:
+    if ms is None:
+        return "-"
+    if ms <= now_ms:
+        return "now"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_states(states, now_ms: int) -> str:
+    """The table ``confide admin federation`` prints."""
+    rows = [("destination", "queued", "oldest", "attempts", "next_retry", "last_error")]
+    for s in states:
+        rows.append((s.destination, str(s.queued), _when(s.oldest, -1) if s.oldest else "-", str(s.attempts),
+                     _when(s.next_attempt, now_ms) if s.queued else "-", s.last_error or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def _run_federation(args: argparse.Namespace) -> int:
+    from . import store
+
+    async def go():
+        db = await _open(args.data)
+        try:
+            async with db.read() as conn:
+                return await store.destination_states(conn)
+        finally:
+            await db.close()
+
+    try:
+        states = asyncio.run(go())
+    except FileNotFoundError as exc:
+        print(f"confide admin federation: {exc}", file=sys.stderr)
+        return 2
+    print(format_states(states, int(time.time() * 1000)))
+    return 0
