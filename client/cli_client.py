@@ -7,6 +7,7 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
     confide room create --profile DIR [--name N]          prints the room id
     confide room invite --profile DIR ROOM USER           adds all of USER's devices
     confide room remove --profile DIR ROOM USER
+    confide room join   --profile DIR ROOM                 (a room another of your devices is in)
     confide room leave  --profile DIR ROOM
     confide room rotate --profile DIR ROOM                 an empty commit: fresh keys
     confide room list   --profile DIR [--json]
@@ -91,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("room")
         p.add_argument("user")
         p.set_defaults(func=_cmd(fn))
-    for name, fn, help in (("leave", _room_leave, "propose your removal and forget the room's keys"),
+    for name, fn, help in (("join", _room_join, "join a room another of your devices is in"),
+                           ("leave", _room_leave, "propose your removal and forget the room's keys"),
                            ("rotate", _room_rotate, "renew this device's keys in the room")):
         p = _parser(rs, name, help)
         _profile_arg(p)
@@ -256,6 +258,12 @@ async def _room_remove(args, client, _profile) -> int:
     await client.sync()
     n = await client.remove_member(args.room, args.user)
     print(f"removed {n} device(s) of {args.user}")
+    return 0
+
+
+async def _room_join(args, client, _profile) -> int:
+    epoch = await client.join_external(args.room)
+    print(f"joined {args.room} at epoch {epoch}")
     return 0
 
 

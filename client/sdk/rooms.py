@@ -32,8 +32,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from crypto.mls import Add, Group, GroupInfo, KeyPackage, MLSMessage, Proposal, Remove, StagedCommit
+from crypto.errors import CryptoError
+from crypto.mls import (
+    Add,
+    Group,
+    GroupInfo,
+    KeyPackage,
+    MLSMessage,
+    Proposal,
+    RatchetTree,
+    Remove,
+    StagedCommit,
+)
 from crypto.mls.ciphersuite import get_suite
+from crypto.mls.extensions import ExtensionType, find_extension
 from crypto.mls.key_package_gen import generate_key_package
 from crypto.rng import Rng, system_rng
 
@@ -277,6 +289,32 @@ class Rooms:
                 out[room_id] = await self._add(room_id, claimed)
         return out
 
+    async def join_external(self, room_id: str) -> int:
+        """Join a room of which another device of this user is a member, by an external
+        commit from the GroupInfo the hub serves; returns the epoch joined. The hub admits
+        it only for a user that already has a member device. Raises ServerError
+        (``not_member`` for other users), :class:`RetriesExhausted`."""
+        acct = self.store.account()
+        suite = get_suite(SUITE)
+        me = device_identity(acct.user_id, acct.device_id)
+        for _ in range(MAX_ATTEMPTS):
+            info = await self.group_info(room_id)
+            kp, priv = generate_key_package(suite, me, self.rng, signature_priv=acct.signature_seed)
+            prior = _own_leaf(info, suite, me)  # a re-join replaces our old leaf
+            group, commit = Group.external_join(info, kp, priv, remove_prior=prior, rng=self.rng)
+            new_info = MLSMessage(group.group_info(with_ratchet_tree=True))
+            body = {"txn_id": _txn(self.rng), "message": commit.to_bytes(),
+                    "group_info": new_info.to_bytes()}
+            try:
+                await self._post_retrying(room_id, body)
+            except StaleEpoch:
+                continue
+            room = RoomState(room_id, group.to_bytes(), joined_epoch=group.epoch)
+            self.store.save_room(room)
+            await self.sync.catch_up(room_id)
+            return group.epoch
+        raise RetriesExhausted(f"{room_id}: the epoch kept changing during the external join")
+
     # -- application messages ----------------------------------------------------------------
 
     async def send_payload(self, room_id: str, payload: bytes, local: dict[str, Any]) -> int:
@@ -310,3 +348,15 @@ class Rooms:
         body = MLSMessage.from_bytes(out["group_info"]).body
         assert isinstance(body, GroupInfo)
         return body
+
+
+def _own_leaf(info: GroupInfo, suite, identity: bytes) -> int | None:
+    ext = find_extension(info.extensions, ExtensionType.RATCHET_TREE)
+    if ext is None:
+        return None
+    try:
+        tree = RatchetTree.from_bytes(suite, ext.extension_data)
+    except CryptoError:
+        return None  # external_join reports the bad tree
+    leaf = tree.find_leaf(lambda node: node.credential.identity == identity)
+    return None if leaf is None else int(leaf)

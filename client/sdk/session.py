@@ -188,6 +188,15 @@ class Client:
         async with self._exclusive():
             return await self.rooms_engine.add_own_devices()
 
+    async def join_external(self, room_id: str) -> int:
+        """Join a room where another device of this user is a member (external commit from
+        the hub's GroupInfo); returns the epoch. The alternative to :meth:`add_own_devices`."""
+        async with self._exclusive():
+            epoch = await self.rooms_engine.join_external(room_id)
+            g = Group.from_bytes(self.store.room(room_id).group)  # type: ignore[arg-type]
+            await self._verify_identities({room_id: [m.identity for m in g.members]})
+            return epoch
+
     def rooms(self) -> list[RoomSummary]:
         out = []
         for room_id in self.store.room_ids():

@@ -8,7 +8,9 @@ from disk and
    found by the KeyPackageRef the Welcome names; a one-time one is then
    forgotten), and catches each new room up from its history;
 2. applies the room events of each known room in seq order; a gap (an event
-   past ``last_seq + 1``) is filled from ``GET /rooms/{id}/events`` first;
+   past ``last_seq + 1``) is filled from ``GET /rooms/{id}/events`` first (a room
+   just joined starts at its first visible event: the hub shows a device only
+   the events after the commit that added it);
    events up to ``last_seq`` were seen and are skipped, which also makes
    at-least-once delivery harmless;
 3. stores the new since-token *after* all of that is on disk: the next sync
@@ -123,9 +125,16 @@ class Sync:
             seq = ev.content.seq
             if seq <= room.last_seq:
                 continue
-            if seq > room.last_seq + 1:
+            if seq > room.last_seq + 1 and room.last_event_id is not None:
                 for missing in await self.history(room_id, room.last_seq + 1, seq):
                     self._one(room, missing, acct.device_id, acct.user_id, result)
+            if seq > room.last_seq + 1:
+                # The hub shows a device only the events of its membership: a fresh room
+                # starts at the first event after the commit that added us.
+                if room.last_event_id is not None:
+                    room.warnings.append(f"events {room.last_seq + 1}..{seq - 1} are not "
+                                         "visible to this device")
+                room.last_seq, room.last_event_id = seq - 1, None
             self._one(room, ev, acct.device_id, acct.user_id, result)
         self.store.save_room(room)
 

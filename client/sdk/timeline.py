@@ -119,6 +119,8 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
             room.pending = None  # our commit for this epoch lost the race
         group.merge_staged_commit(staged)
         added = [kp.leaf_node.credential.identity for _, kp in staged.added]
+        if staged.external and group.is_active:
+            added += [m.identity for m in group.members if m.leaf_index == staged.committer]
         removed = [leaf.credential.identity for _, leaf in staged.removed]
         out.added.extend(added)
         if added or removed:

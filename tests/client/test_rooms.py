@@ -179,3 +179,27 @@ async def test_the_server_stores_no_plaintext(hs):
             data = p.read_bytes()
             for needle in (b"hello bob", b"hi alice", b"private sentence 4711", b"therapy"):
                 assert needle not in data, (p, needle)
+
+
+async def test_second_device_joins_by_itself_with_an_external_commit(hs):
+    alice, bob, room = await converse(hs)
+    tablet = await hs.device("alice", "tablet", auto_add_own_devices=False)
+    epoch = await tablet.join_external(room)
+    assert epoch == group(alice, room).epoch + 1
+    await alice.sync()
+    await bob.sync()
+    assert group(bob, room).epoch_authenticator == group(tablet, room).epoch_authenticator
+    [m] = [m for m in bob.messages(room) if m["type"] == "membership" and m["added"]][-1:]
+    assert m["added"] == [f"{alice.user_id}/{tablet.device_id}"]
+    await bob.send_text(room, "hello tablet")
+    await tablet.sync()
+    assert texts(tablet, room) == ["hello tablet"]
+    assert bob.room(room).warnings == ()
+
+
+async def test_an_external_join_by_another_user_is_refused(hs):
+    alice, bob, room = await converse(hs)
+    mallory = await hs.user("mallory")
+    with pytest.raises(ServerError) as e:
+        await mallory.join_external(room)
+    assert e.value.code == "not_member"
