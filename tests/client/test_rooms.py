@@ -203,3 +203,18 @@ async def test_an_external_join_by_another_user_is_refused(hs):
     with pytest.raises(ServerError) as e:
         await mallory.join_external(room)
     assert e.value.code == "not_member"
+
+
+async def test_profiles_hold_no_plaintext_secrets_or_messages(hs):
+    alice, bob, room = await converse(hs)
+    acct = alice.store.account()
+    kp = next(iter(alice.store.key_packages().values()))
+    needles = [b"hello bob", b"hi alice", b"therapy", acct.access_token.encode(), acct.signature_seed,
+               kp.init_priv, kp.encryption_priv, room.encode(), acct.user_id.encode(),
+               acct.device_id.encode()]
+    files = [p for p in alice.profile.directory.rglob("*") if p.is_file()]
+    assert len(files) > 3
+    for p in files:
+        data = p.read_bytes()
+        for needle in needles:
+            assert needle not in data, (p.name, needle)
