@@ -363,6 +363,7 @@ async def _read(args, client, _profile) -> int:
 
 
 async def _device_add(args, client, _profile) -> int:
+    client.auto_add_own_devices = False  # done explicitly below, to report it
     await client.sync()
     added = await client.add_own_devices()
     for room, ids in added.items():

@@ -152,7 +152,7 @@ class Rooms:
                 info.to_bytes(), tentative.to_bytes())
             self.store.save_room(room)
             try:
-                await self._post_retrying(room_id, self._commit_body(room.pending))
+                out = await self._post_retrying(room_id, self._commit_body(room.pending))
             except StaleEpoch:
                 room.pending = None
                 self.store.save_room(room)
@@ -164,8 +164,20 @@ class Rooms:
                 raise
             room.group, room.pending = room.pending.new_group, None
             self.store.save_room(room)
+            self._record_membership(room_id, out, staged)
             return staged
         raise RetriesExhausted(f"{room_id}: lost the race for {MAX_ATTEMPTS} epochs in a row")
+
+    def _record_membership(self, room_id: str, out: dict[str, Any], staged: StagedCommit) -> None:
+        added = [kp.leaf_node.credential.identity.decode() for _, kp in staged.added]
+        removed = [leaf.credential.identity.decode() for _, leaf in staged.removed]
+        if not added and not removed:
+            return
+        acct = self.store.account()
+        self.store.add_messages(room_id, [{
+            "room_id": room_id, "seq": out["seq"], "sender_user": acct.user_id,
+            "sender_device": acct.device_id, "ts": int(time.time() * 1000),
+            "epoch": staged.epoch - 1, "type": "membership", "added": added, "removed": removed}])
 
     # -- operations ---------------------------------------------------------------------------
 

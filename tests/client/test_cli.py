@@ -123,3 +123,35 @@ def test_help_documents_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["send", "--help"])
     assert "exit codes" in capsys.readouterr().out
+
+
+def test_second_device_attachments_remove_and_rotate(server, tmp_path, capsys):
+    phone, laptop, b = str(tmp_path / "phone"), str(tmp_path / "laptop"), str(tmp_path / "b")
+    for user, prof in (("alice", phone), ("bob", b)):
+        assert run(capsys, "register", "--server", server.url, "--invite", server.invite(),
+                   "--user", user, "--profile", prof)[0] == 0
+    room = run(capsys, "room", "create", "--profile", phone)[1].strip()
+    assert run(capsys, "room", "invite", "--profile", phone, room, "@bob:test.example")[0] == 0
+    code, out, _ = run(capsys, "login", "--server", server.url, "--user", "alice", "--profile", laptop)
+    assert code == 0 and "logged in @alice:test.example" in out
+    code, out, _ = run(capsys, "device", "add", "--profile", phone)
+    assert code == 0 and room in out
+    f = tmp_path / "notes.txt"
+    f.write_bytes(b"session notes, private")
+    code, out, _ = run(capsys, "send", "--profile", laptop, room, "--file", str(f))
+    assert code == 0
+    seq = out.split()[-1]
+    code, out, _ = run(capsys, "read", "--profile", b, room)
+    assert "attachment notes.txt" in out
+    dest = tmp_path / "got.txt"
+    assert run(capsys, "attachment", "get", "--profile", b, room, seq, "--out", str(dest))[0] == 0
+    assert dest.read_bytes() == b"session notes, private"
+    assert run(capsys, "room", "rotate", "--profile", b, room)[0] == 0
+    assert run(capsys, "room", "remove", "--profile", phone, room, "@bob:test.example")[0] == 0
+    assert run(capsys, "send", "--profile", laptop, room, "bob is gone")[0] == 0
+    code, out, _ = run(capsys, "read", "--profile", b, room)
+    assert "bob is gone" not in out
+    code, _, err = run(capsys, "send", "--profile", b, room, "still here?")
+    assert code == 6 and "not_a_member" in err
+    code, out, _ = run(capsys, "read", "--profile", phone, room)
+    assert "bob is gone" in out and "removed @bob:test.example" in out
