@@ -301,7 +301,16 @@ class ErrorResponse(Message):
     error: ErrorDetail
 
 
+def _room_request_types() -> tuple[type[Message], ...]:
+    """Rooms, inbox and delivery bodies (:mod:`protocol.rooms_api`, which does not import this
+    module)."""
+    from .rooms_api import ROOM_REQUEST_TYPES
+
+    return ROOM_REQUEST_TYPES
+
+
 #: Request bodies by name, for the decoder property tests and the spec.
 REQUEST_TYPES: tuple[type[Message], ...] = (
     RegisterRequest, LoginRequest, Empty, DeviceKeysRequest, KeyPackageUploadRequest, ClaimRequest,
+    *_room_request_types(),
 )

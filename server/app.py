@@ -7,6 +7,8 @@ audit outbox, builds each service with exactly its collaborators and stores
 them under the :mod:`server.appkeys` keys; on cleanup it stops the
 background task, flushes the log and closes both connections.
 
+Rooms, delivery and attachments are mounted by :func:`server.messaging.setup_messaging`.
+
 Seams for rooms, delivery and federation:
 
 - routes: add a module like :mod:`server.api.routes` with its own
@@ -49,6 +51,7 @@ from server.appkeys import (
 )
 from server.config import Config
 from server.keyfiles import load_or_create_seed
+from server.messaging import setup_messaging
 from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
 from server.services.devices import Devices
@@ -95,6 +98,7 @@ def create_app(
     app.cleanup_ctx.append(_maintenance(clock))
     add_routes(app.router)
     add_log_routes(app, _LateLog(app), None)  # type: ignore[arg-type]
+    setup_messaging(app, config, clock, rng)
     setup_federation(app, config, clock, rng)
     return app
 

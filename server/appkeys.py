@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.attachments.store import BlobStore
 from server.config import Config
+from server.delivery.sync import Delivery
+from server.delivery.wakeups import Wakeups
+from server.rooms.hub import Hub
 from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
 from server.services.devices import Devices
@@ -20,7 +24,7 @@ from server.translog import TransparencyLog
 
 __all__ = [
     "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
-    "KEY_DIRECTORY", "SIGNING_KEY",
+    "KEY_DIRECTORY", "SIGNING_KEY", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
 ]
 
 CONFIG = web.AppKey("confide.config", Config)
@@ -33,3 +37,8 @@ DEVICES = web.AppKey("confide.devices", Devices)
 KEY_DIRECTORY = web.AppKey("confide.key_directory", KeyDirectory)
 #: The server's Ed25519 signing key seed (32 bytes): hub event signatures, federation.
 SIGNING_KEY = web.AppKey("confide.signing_key", bytes)
+#: Rooms, delivery and attachments (built by :func:`server.messaging.setup_messaging`).
+HUB = web.AppKey("confide.hub", Hub)
+DELIVERY = web.AppKey("confide.delivery", Delivery)
+WAKEUPS = web.AppKey("confide.wakeups", Wakeups)
+ATTACHMENTS = web.AppKey("confide.attachments", BlobStore)

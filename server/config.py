@@ -31,6 +31,9 @@ the key. The TOML layout (all keys optional)::
     [key_packages]
     max_one_time_per_device = 200      # one-time KeyPackages kept per device
 
+    [attachments]
+    max_size = 10485760                # bytes of one encrypted attachment (10 MiB)
+
     [federation]                       # spec/server-server.md
     enabled = true                     # false: every peer is refused, nothing is sent
     max_clock_skew = 300               # seconds between a request's ts and our clock
@@ -70,6 +73,7 @@ __all__ = [
     "LoginPolicy",
     "Invites",
     "KeyPackageLimits",
+    "Attachments",
     "Federation",
     "Config",
     "load_config",
@@ -156,6 +160,14 @@ class KeyPackageLimits:
 
 
 @dataclass(frozen=True)
+class Attachments:
+    max_size: int = 10 * 1024 * 1024
+
+    def validate(self) -> None:
+        _int(self.max_size, "attachments.max_size", 1024, 1024 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
 class Federation:
     """``[federation]``: peers, limits and the outbound queue's schedule.
 
@@ -233,7 +245,8 @@ def _is_base_url(v: Any) -> bool:
 
 _SECTIONS: dict[str, type] = {
     "listen": Listen, "limits": Limits, "sessions": Sessions, "login": LoginPolicy,
-    "invites": Invites, "key_packages": KeyPackageLimits, "federation": Federation,
+    "invites": Invites, "key_packages": KeyPackageLimits, "attachments": Attachments,
+    "federation": Federation,
 }
 
 
@@ -247,6 +260,7 @@ class Config:
     login: LoginPolicy = field(default_factory=LoginPolicy)
     invites: Invites = field(default_factory=Invites)
     key_packages: KeyPackageLimits = field(default_factory=KeyPackageLimits)
+    attachments: Attachments = field(default_factory=Attachments)
     federation: Federation = field(default_factory=Federation)
 
     def __post_init__(self) -> None:
@@ -265,6 +279,10 @@ class Config:
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
 
 
 def _section(cls: type, raw: Any, key: str) -> Any:

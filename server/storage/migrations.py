@@ -109,8 +109,72 @@ _V2_FEDERATION = (
         PRIMARY KEY (origin, txn_id))""",
 )
 
+# Rooms (server/rooms: the hub side), the delivery stream and device inboxes (server/delivery).
+# One stream position orders room events and inbox items together; sync tokens are positions.
+_V3_ROOMS = (
+    """CREATE TABLE stream_position (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pos INTEGER NOT NULL)               -- last position handed out""",
+    "INSERT INTO stream_position (id, pos) VALUES (1, 0)",
+    """CREATE TABLE rooms (
+        room_id TEXT PRIMARY KEY,
+        group_id BLOB NOT NULL UNIQUE,
+        cipher_suite INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        last_event_id BLOB NOT NULL,        -- SHA-256 of the last event's signed bytes
+        view BLOB NOT NULL,                 -- crypto.mls.PublicGroup.to_bytes(): public only
+        group_info BLOB NOT NULL,           -- latest GroupInfo MLSMessage uploaded by a member
+        group_info_epoch INTEGER NOT NULL,
+        created_at INTEGER NOT NULL)""",
+    """CREATE TABLE room_events (
+        stream_pos INTEGER PRIMARY KEY,     -- position in the delivery stream
+        room_id TEXT NOT NULL REFERENCES rooms (room_id),
+        seq INTEGER NOT NULL,
+        prev BLOB NOT NULL,
+        epoch INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('create', 'commit', 'proposal', 'application')),
+        sender_user TEXT NOT NULL,
+        sender_device TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        message BLOB NOT NULL,              -- the MLSMessage as submitted (never plaintext)
+        event_id BLOB NOT NULL UNIQUE,
+        hub_signature BLOB NOT NULL,
+        UNIQUE (room_id, seq))""",
+    "CREATE INDEX room_events_by_room_pos ON room_events (room_id, stream_pos)",
+    """CREATE TABLE room_members (
+        room_id TEXT NOT NULL REFERENCES rooms (room_id),
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,         -- first event the device may read
+        last_seq INTEGER,                   -- the last (the commit removing it); NULL while a member
+        PRIMARY KEY (room_id, user_id, device_id, first_seq))""",
+    "CREATE INDEX room_members_by_device ON room_members (user_id, device_id, room_id)",
+    """CREATE TABLE txn_ids (
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        scope TEXT NOT NULL,                -- 'create', 'send:<room_id>', 'to_device'
+        txn_id TEXT NOT NULL,
+        response BLOB NOT NULL,             -- the msgpack answer given the first time
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, device_id, scope, txn_id))""",
+    "CREATE INDEX txn_ids_by_age ON txn_ids (created_at)",
+    """CREATE TABLE inbox (
+        stream_pos INTEGER PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('welcome', 'to_device')),
+        sender_user TEXT,
+        sender_device TEXT,
+        room_id TEXT,
+        payload BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, device_id) ON DELETE CASCADE)""",
+    "CREATE INDEX inbox_by_device ON inbox (user_id, device_id, stream_pos)",
+)
+
 #: Migration n is MIGRATIONS[n - 1].
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION]
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

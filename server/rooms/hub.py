@@ -1,0 +1,422 @@
+"""The hub: rooms created here are ordered here (``spec/client-server.md`` section 8).
+
+:meth:`Hub.create_room` starts a room from its creator's GroupInfo;
+:meth:`Hub.submit` accepts one MLSMessage for a room. Submissions to one room
+are serialized by a per-room :class:`asyncio.Lock`, so of two racing commits
+for an epoch exactly one is processed against that epoch and the other meets
+the next one (``stale_epoch``). An accepted message becomes the room's next
+signed event (:mod:`protocol.events`); the event, the public group view, the
+memberships derived from it, the Welcome's inbox items, the transaction id and
+the transparency-log entry (queued in the audit outbox) are written in one
+database transaction, and the log entry is appended before the answer.
+
+The public view (:class:`crypto.mls.PublicGroup`) of recently used rooms is
+kept in memory with the room's head (last seq, last event id, members). Only
+code holding the room's lock touches it; any failure after the view was
+changed drops the cached copy, so the next submission reloads it from the
+database, where nothing changed.
+
+Errors: :mod:`protocol.room_errors` (``unknown_room``, ``not_member``,
+``sender_mismatch``, ``not_mls``, ``wrong_wire_format``, ``handshake_not_public``,
+``application_not_private``, ``message_too_large``, ``stale_epoch``,
+``mls_rejected``, ``welcome_invalid``, ``group_info_invalid``,
+``member_identity_invalid``), :class:`~protocol.errors.BadRequest` for fields
+that do not go with the message, ``conflict`` for a group that already has a room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import structlog
+
+from crypto.errors import CryptoError
+from crypto.mls.framing import PublicMessage, SenderType
+from crypto.mls.group_errors import EpochMismatch
+from crypto.mls.key_package_gen import key_package_ref
+from crypto.mls.public_group import PublicGroup, PublicProcessed
+from crypto.primitives import ed25519_public_key, sha256
+from crypto.rng import Rng
+from protocol.audit import RoomEvent
+from protocol.errors import BadRequest
+from protocol.events import (
+    GENESIS_PREV,
+    MAX_EVENT_MESSAGE,
+    EventContent,
+    EventKind,
+    SignedEvent,
+    sign_event,
+)
+from protocol.ids import RoomId, device_identity
+from protocol.room_errors import (
+    GroupInfoInvalid,
+    MessageTooLarge,
+    MlsRejected,
+    NotMember,
+    SenderMismatch,
+    StaleEpoch,
+    UnknownRoom,
+    WelcomeInvalid,
+)
+from protocol.rooms_api import (
+    CreateRoomRequest,
+    CreateRoomResponse,
+    Envelope,
+    EventsResponse,
+    GroupInfoResponse,
+    RoomsResponse,
+    RoomSummary,
+    SendRequest,
+    SendResponse,
+)
+from protocol.schema import decode_body, pack_body
+from server.delivery import inbox
+from server.delivery.wakeups import Wakeups, device_key
+from server.services.audit import AuditTrail
+from server.services.clock import Clock, now_ms, now_s
+from server.services.sessions import Session
+from server.storage import Database, devices
+
+from . import storage
+from .classify import (
+    Classified,
+    classify_message,
+    decode_group_info,
+    decode_welcome,
+    parse_device_identity,
+)
+
+__all__ = ["Hub", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS"]
+
+log = structlog.get_logger("confide.rooms")
+
+#: Application messages are accepted for the current epoch and this many before it.
+APPLICATION_PAST_EPOCHS = 3
+#: Rooms whose public view stays in memory (least recently used ones are dropped).
+MAX_CACHED_ROOMS = 1024
+
+Member = tuple[str, str]  # (user id, device id)
+
+
+@dataclass
+class _Room:
+    """A room's head and public view, as of its last committed event."""
+
+    room_id: str
+    group_id: bytes
+    cipher_suite: int
+    view: PublicGroup
+    last_seq: int
+    last_event_id: bytes
+    members: set[Member]
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """What one accepted submission writes, besides the event itself."""
+
+    new_view: bytes | None = None
+    group_info: tuple[bytes, int] | None = None
+    added: frozenset[Member] = frozenset()
+    removed: frozenset[Member] = frozenset()
+    welcome: bytes | None = None
+    welcome_to: tuple[Member, ...] = ()
+    members_after: frozenset[Member] | None = None
+
+
+class Hub:
+    def __init__(self, db: Database, audit: AuditTrail, signing_seed: bytes, server_name: str,
+                 wakeups: Wakeups, clock: Clock, rng: Rng) -> None:
+        self.db = db
+        self.audit = audit
+        self._seed = signing_seed
+        self.server_name = server_name
+        self.wakeups = wakeups
+        self.clock = clock
+        self.rng = rng
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._rooms: OrderedDict[str, _Room] = OrderedDict()
+
+    @property
+    def public_key(self) -> bytes:
+        """The Ed25519 key that verifies this hub's event signatures."""
+        return ed25519_public_key(self._seed)
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    # -- creation ----------------------------------------------------------------------------
+
+    async def create_room(self, session: Session, req: CreateRoomRequest) -> CreateRoomResponse:
+        """A new room whose only member is the calling device (see the module docstring)."""
+        user, device = str(session.user_id), str(session.device_id)
+        async with self._lock(f"create:{user}/{device}"):
+            async with self.db.read() as conn:
+                stored = await storage.find_txn(conn, user, device, "create", req.txn_id)
+            if stored is not None:
+                return decode_body(stored, CreateRoomResponse)
+            msg = decode_group_info(req.group_info)
+            try:
+                view = PublicGroup.from_group_info(msg, now=now_s(self.clock))
+            except CryptoError as exc:
+                raise MlsRejected(f"the GroupInfo was refused ({exc.code})", exc.code) from None
+            members = view.members()
+            if len(members) != 1 or members[0].identity != device_identity(session.user_id,
+                                                                          session.device_id):
+                raise GroupInfoInvalid("a new room's group must have the calling device as its "
+                                       "only member")
+            room_id = RoomId(base64.urlsafe_b64encode(self.rng(15)).decode(), self.server_name)
+            event = sign_event(self._seed, EventContent(
+                str(room_id), 0, GENESIS_PREV, view.epoch, EventKind.CREATE, user, device,
+                now_ms(self.clock), req.group_info))
+            response = CreateRoomResponse(room_id, 0, view.epoch, event.event_id.hex())
+            room = storage.StoredRoom(str(room_id), view.group_id, view.cipher_suite.id, view.epoch,
+                                      0, event.event_id, view.to_bytes(), req.group_info, view.epoch)
+            async with self.db.transaction() as tx:
+                await storage.insert_room(tx, room, now_ms(self.clock))
+                await storage.insert_event(tx, await storage.next_stream_position(tx), event)
+                await storage.add_members(tx, str(room_id), [(user, device)], 0)
+                await storage.store_txn(tx, user, device, "create", req.txn_id, pack_body(response),
+                                        now_ms(self.clock))
+                await self.audit.record(tx, _log_entry(event))
+            await self.audit.flush()
+        self._cache(_Room(str(room_id), view.group_id, view.cipher_suite.id, view, 0, event.event_id,
+                          {(user, device)}))
+        log.info("room_created")
+        return response
+
+    # -- submission ----------------------------------------------------------------------------
+
+    async def submit(self, session: Session, room_id: RoomId, req: SendRequest) -> SendResponse:
+        """Accept one message for ``room_id`` as its next event (see the module docstring)."""
+        user, device = str(session.user_id), str(session.device_id)
+        rid = str(room_id)
+        scope = f"send:{rid}"
+        if room_id.server != self.server_name:
+            raise UnknownRoom("this server is not the room's hub")
+        async with self._lock(rid):
+            async with self.db.read() as conn:
+                stored = await storage.find_txn(conn, user, device, scope, req.txn_id)
+            if stored is not None:
+                return decode_body(stored, SendResponse)
+            if len(req.message) > MAX_EVENT_MESSAGE:
+                raise MessageTooLarge(f"an MLSMessage may have at most {MAX_EVENT_MESSAGE} bytes")
+            classified = classify_message(req.message)
+            room = await self._room(rid)
+            try:
+                if classified.kind == EventKind.APPLICATION:
+                    accepted = self._check_application(room, classified, (user, device), req)
+                else:
+                    accepted = await self._process_handshake(room, classified, session, req)
+                event = sign_event(self._seed, EventContent(
+                    rid, room.last_seq + 1, room.last_event_id, classified.epoch, classified.kind,
+                    user, device, now_ms(self.clock), req.message))
+                response = SendResponse(event.content.seq, event.event_id.hex(), room.view.epoch)
+                await self._store(room, event, accepted, (user, device), scope, req.txn_id, response)
+            except BaseException:
+                self._rooms.pop(rid, None)  # the view may have moved: reload it next time
+                raise
+            before = room.members
+            room.last_seq, room.last_event_id = event.content.seq, event.event_id
+            if accepted.members_after is not None:
+                room.members = set(accepted.members_after)
+            await self.audit.flush()
+            self.wakeups.notify(device_key(u, d) for u, d in before | room.members
+                                | set(accepted.welcome_to))
+        log.info("room_event_accepted", kind=classified.kind.value)
+        return response
+
+    def _check_application(self, room: _Room, c: Classified, sender: Member,
+                           req: SendRequest) -> _Accepted:
+        if sender not in room.members:
+            raise NotMember("the device is not a member of this room")
+        if req.welcome is not None or req.group_info is not None:
+            raise BadRequest("welcome and group_info go with a commit only")
+        if c.group_id != room.group_id:
+            raise MlsRejected("the message is for another MLS group", "mls_wrong_group")
+        epoch = room.view.epoch
+        if not epoch - APPLICATION_PAST_EPOCHS <= c.epoch <= epoch:
+            raise StaleEpoch(f"application messages are taken for epochs {max(0, epoch - 3)}.."
+                             f"{epoch}", current_epoch=epoch)
+        return _Accepted()
+
+    async def _process_handshake(self, room: _Room, c: Classified, session: Session,
+                                 req: SendRequest) -> _Accepted:
+        user, device = str(session.user_id), str(session.device_id)
+        me = device_identity(session.user_id, session.device_id)
+        body = c.message.body
+        assert isinstance(body, PublicMessage)
+        sender_type = body.content.sender.sender_type
+        if sender_type == SenderType.NEW_MEMBER_COMMIT:
+            # A user's further device joining by itself: the user must already be in the room.
+            if not any(u == user for u, _ in room.members):
+                raise NotMember("no device of this user is a member of this room")
+        elif (user, device) not in room.members:
+            raise NotMember("the device is not a member of this room")
+        elif sender_type != SenderType.MEMBER:
+            raise SenderMismatch("the hub takes handshake messages from members and new-member "
+                                 "commits only")
+        if c.kind != EventKind.COMMIT and (req.welcome is not None or req.group_info is not None):
+            raise BadRequest("welcome and group_info go with a commit only")
+        view = room.view
+        try:
+            processed = view.process(c.message, now=now_s(self.clock))
+        except EpochMismatch as exc:
+            raise StaleEpoch(f"the room is at epoch {exc.current_epoch}",
+                             current_epoch=exc.current_epoch) from None
+        except CryptoError as exc:
+            raise MlsRejected(f"the message was refused ({exc.code})", exc.code) from None
+        if _sender_identity(view, processed, body) != me:
+            raise SenderMismatch("the MLS sender is not the calling device")
+        if c.kind == EventKind.PROPOSAL:
+            processed.merge()
+            return _Accepted(new_view=view.to_bytes())
+        for _, kp in processed.added:
+            parse_device_identity(kp.leaf_node.credential)
+        welcome_to = self._welcome_targets(room, processed, req.welcome)
+        processed.merge()
+        after = frozenset(_member_of(m.credential) for m in view.members())
+        group_info = None
+        if req.group_info is not None:
+            info = decode_group_info(req.group_info)
+            try:
+                view.check_group_info(info)
+            except CryptoError as exc:
+                raise GroupInfoInvalid(f"the GroupInfo is not the new epoch's ({exc.code})",
+                                       mls_code=exc.code) from None
+            group_info = (req.group_info, view.epoch)
+        return _Accepted(new_view=view.to_bytes(), group_info=group_info,
+                         added=after - room.members, removed=frozenset(room.members - after),
+                         welcome=req.welcome, welcome_to=welcome_to, members_after=after)
+
+    def _welcome_targets(self, room: _Room, processed: PublicProcessed,
+                         welcome_bytes: bytes | None) -> tuple[Member, ...]:
+        """The devices a commit's Welcome goes to: those whose KeyPackage the commit adds and
+        the Welcome names by KeyPackageRef. Raises :class:`WelcomeInvalid`."""
+        if welcome_bytes is None:
+            return ()
+        welcome = decode_welcome(welcome_bytes)
+        if not processed.added:
+            raise WelcomeInvalid("a Welcome goes with a commit that adds members")
+        if welcome.cipher_suite != room.cipher_suite:
+            raise WelcomeInvalid("the Welcome's cipher suite is not the room's")
+        suite = room.view.cipher_suite
+        by_ref = {key_package_ref(suite, kp): _member_of(kp.leaf_node.credential)
+                  for _, kp in processed.added}
+        targets: list[Member] = []
+        for secrets in welcome.secrets:
+            member = by_ref.get(secrets.new_member)
+            if member is None:
+                raise WelcomeInvalid("the Welcome names a KeyPackage the commit does not add")
+            if member not in targets:
+                targets.append(member)
+        return tuple(targets)
+
+    async def _store(self, room: _Room, event: SignedEvent, accepted: _Accepted, sender: Member,
+                     scope: str, txn_id: str, response: SendResponse) -> None:
+        seq = event.content.seq
+        now = now_ms(self.clock)
+        async with self.db.transaction() as tx:
+            await storage.insert_event(tx, await storage.next_stream_position(tx), event)
+            await storage.update_room(tx, room.room_id, epoch=room.view.epoch, last_seq=seq,
+                                      last_event_id=event.event_id, view=accepted.new_view,
+                                      group_info=accepted.group_info)
+            if accepted.removed:
+                await storage.close_members(tx, room.room_id, accepted.removed, seq)
+            if accepted.added:
+                await storage.add_members(tx, room.room_id, accepted.added, seq + 1)
+            for u, d in accepted.welcome_to:
+                if u.endswith(f":{self.server_name}") and await devices.get(tx, u, d) is not None:
+                    await inbox.push(tx, await storage.next_stream_position(tx), u, d, "welcome",
+                                     accepted.welcome or b"", sender=sender, room_id=room.room_id,
+                                     now_ms=now)
+            await storage.store_txn(tx, *sender, scope, txn_id, pack_body(response), now)
+            await self.audit.record(tx, _log_entry(event))
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def rooms(self, session: Session) -> RoomsResponse:
+        async with self.db.read() as conn:
+            rows = await storage.device_rooms(conn, str(session.user_id), str(session.device_id))
+        return RoomsResponse(tuple(RoomSummary(RoomId.parse(r), e, s) for r, e, s in rows))
+
+    async def history(self, session: Session, room_id: RoomId, from_seq: int,
+                      limit: int) -> EventsResponse:
+        """Events from ``from_seq`` that the device may read (its membership intervals)."""
+        user, device = str(session.user_id), str(session.device_id)
+        async with self.db.read() as conn:
+            if await storage.get_room(conn, str(room_id)) is None:
+                raise UnknownRoom("no such room")
+            if not await storage.is_visible_member(conn, str(room_id), user, device):
+                raise NotMember("the device is not a member of this room")
+            events = await storage.events_in_range(conn, str(room_id), user, device, from_seq, limit)
+        nxt = events[-1].content.seq + 1 if events else from_seq
+        return EventsResponse(tuple(Envelope(e) for e in events), nxt)
+
+    async def group_info(self, session: Session, room_id: RoomId) -> GroupInfoResponse:
+        """The latest GroupInfo a member uploaded; for users with a member device."""
+        async with self.db.read() as conn:
+            room = await storage.get_room(conn, str(room_id))
+            if room is None:
+                raise UnknownRoom("no such room")
+            if not await storage.user_has_member_device(conn, str(room_id), str(session.user_id)):
+                raise NotMember("no device of this user is a member of this room")
+        return GroupInfoResponse(room.group_info, room.group_info_epoch)
+
+    async def prune_txns(self, max_age_ms: int) -> int:
+        async with self.db.transaction() as tx:
+            return await storage.prune_txns(tx, now_ms(self.clock) - max_age_ms)
+
+    # -- the cache ---------------------------------------------------------------------------------
+
+    async def _room(self, room_id: str) -> _Room:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            self._rooms.move_to_end(room_id)
+            return room
+        async with self.db.read() as conn:
+            stored = await storage.get_room(conn, room_id)
+            if stored is None:
+                raise UnknownRoom("no such room")
+            members = await storage.open_members(conn, room_id)
+        room = _Room(room_id, stored.group_id, stored.cipher_suite, PublicGroup.from_bytes(stored.view),
+                     stored.last_seq, stored.last_event_id, members)
+        self._cache(room)
+        return room
+
+    def _cache(self, room: _Room) -> None:
+        self._rooms[room.room_id] = room
+        self._rooms.move_to_end(room.room_id)
+        while len(self._rooms) > MAX_CACHED_ROOMS:
+            self._rooms.popitem(last=False)
+
+
+def _member_of(credential) -> Member:
+    user, device = parse_device_identity(credential)
+    return str(user), str(device)
+
+
+def _sender_identity(view: PublicGroup, processed: PublicProcessed, body: PublicMessage) -> bytes | None:
+    """The credential identity of a handshake message's sender (before the view merges it)."""
+    if processed.sender_type == SenderType.NEW_MEMBER_COMMIT:
+        path = getattr(body.content.content, "path", None)
+        return None if path is None else path.leaf_node.credential.identity
+    if processed.sender is None:
+        return None
+    leaf = next((m for m in view.members() if m.leaf_index == processed.sender), None)
+    return None if leaf is None else leaf.identity
+
+
+def _log_entry(event: SignedEvent) -> RoomEvent:
+    c = event.content
+    return RoomEvent(c.ts, c.room_id, c.seq, event.event_id, c.sender_user, c.sender_device,
+                     c.kind.value, c.epoch, sha256(c.message), len(c.message))
+

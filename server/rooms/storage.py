@@ -1,0 +1,205 @@
+"""Rooms' tables: ``rooms``, ``room_events``, ``room_members``, ``txn_ids``, ``stream_position``.
+
+Functions over a connection handed out by :meth:`server.storage.Database.transaction`
+or :meth:`~server.storage.Database.read`. Writes happen only inside the hub's
+one transaction per accepted event (:mod:`server.rooms.hub`); nothing here
+raises HTTP errors (:class:`~server.storage.errors.AlreadyExists` for a
+duplicate group id).
+
+``room_members`` keeps membership *intervals* per device: ``first_seq`` is the
+first event the device may read (the one after the commit that added it),
+``last_seq`` the last (the commit that removed it), NULL while it is a member.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import aiosqlite
+
+from protocol.events import EventContent, EventKind, SignedEvent
+from server.storage.errors import AlreadyExists
+
+__all__ = [
+    "StoredRoom",
+    "next_stream_position",
+    "current_stream_position",
+    "insert_room",
+    "get_room",
+    "update_room",
+    "insert_event",
+    "events_in_range",
+    "open_members",
+    "add_members",
+    "close_members",
+    "device_rooms",
+    "is_visible_member",
+    "user_has_member_device",
+    "find_txn",
+    "store_txn",
+    "prune_txns",
+    "event_from_row",
+    "EVENT_COLUMNS",
+]
+
+EVENT_COLUMNS = ("stream_pos, room_id, seq, prev, epoch, kind, sender_user, sender_device, ts, "
+                 "message, event_id, hub_signature")
+
+
+@dataclass(frozen=True)
+class StoredRoom:
+    room_id: str
+    group_id: bytes
+    cipher_suite: int
+    epoch: int
+    last_seq: int
+    last_event_id: bytes
+    view: bytes
+    group_info: bytes
+    group_info_epoch: int
+
+
+async def next_stream_position(tx: aiosqlite.Connection) -> int:
+    """Hand out the next position of the delivery stream (events and inbox items)."""
+    cur = await tx.execute("UPDATE stream_position SET pos = pos + 1 WHERE id = 1 RETURNING pos")
+    row = await cur.fetchone()
+    await cur.close()
+    return int(row[0])  # type: ignore[index]
+
+
+async def current_stream_position(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT pos FROM stream_position WHERE id = 1") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def insert_room(tx: aiosqlite.Connection, room: StoredRoom, now_ms: int) -> None:
+    """Raises :class:`AlreadyExists` when the room id or the MLS group id is taken."""
+    try:
+        await tx.execute(
+            "INSERT INTO rooms (room_id, group_id, cipher_suite, epoch, last_seq, last_event_id, view, "
+            "group_info, group_info_epoch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (room.room_id, room.group_id, room.cipher_suite, room.epoch, room.last_seq,
+             room.last_event_id, room.view, room.group_info, room.group_info_epoch, now_ms))
+    except sqlite3.IntegrityError as exc:
+        raise AlreadyExists("a room for this MLS group exists") from exc
+
+
+async def get_room(conn: aiosqlite.Connection, room_id: str) -> StoredRoom | None:
+    async with conn.execute(
+        "SELECT room_id, group_id, cipher_suite, epoch, last_seq, last_event_id, view, group_info, "
+        "group_info_epoch FROM rooms WHERE room_id = ?", (room_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return StoredRoom(row[0], bytes(row[1]), row[2], row[3], row[4], bytes(row[5]), bytes(row[6]),
+                      bytes(row[7]), row[8])
+
+
+async def update_room(tx: aiosqlite.Connection, room_id: str, *, epoch: int, last_seq: int,
+                      last_event_id: bytes, view: bytes | None,
+                      group_info: tuple[bytes, int] | None) -> None:
+    """Advance the room to its new last event; ``view``/``group_info`` when they changed."""
+    await tx.execute("UPDATE rooms SET epoch = ?, last_seq = ?, last_event_id = ? WHERE room_id = ?",
+                     (epoch, last_seq, last_event_id, room_id))
+    if view is not None:
+        await tx.execute("UPDATE rooms SET view = ? WHERE room_id = ?", (view, room_id))
+    if group_info is not None:
+        await tx.execute("UPDATE rooms SET group_info = ?, group_info_epoch = ? WHERE room_id = ?",
+                         (group_info[0], group_info[1], room_id))
+
+
+async def insert_event(tx: aiosqlite.Connection, stream_pos: int, event: SignedEvent) -> None:
+    c = event.content
+    await tx.execute(
+        f"INSERT INTO room_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (stream_pos, c.room_id, c.seq, c.prev, c.epoch, c.kind.value, c.sender_user, c.sender_device,
+         c.ts, c.message, event.event_id, event.hub_signature))
+
+
+def event_from_row(row: tuple) -> tuple[int, SignedEvent]:
+    """(stream position, event) of a row selected as :data:`EVENT_COLUMNS`."""
+    content = EventContent(row[1], row[2], bytes(row[3]), row[4], EventKind(row[5]), row[6], row[7],
+                           row[8], bytes(row[9]))
+    return row[0], SignedEvent(content, bytes(row[10]), bytes(row[11]))
+
+
+async def events_in_range(conn: aiosqlite.Connection, room_id: str, user_id: str, device_id: str,
+                          from_seq: int, limit: int) -> list[SignedEvent]:
+    """Events of the room with seq >= ``from_seq`` inside the device's membership intervals,
+    in seq order, at most ``limit``."""
+    sql = (f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS.split(', '))} FROM room_events e "
+           "WHERE e.room_id = ? AND e.seq >= ? AND EXISTS (SELECT 1 FROM room_members m WHERE "
+           "m.room_id = e.room_id AND m.user_id = ? AND m.device_id = ? AND e.seq >= m.first_seq "
+           "AND (m.last_seq IS NULL OR e.seq <= m.last_seq)) ORDER BY e.seq LIMIT ?")
+    async with conn.execute(sql, (room_id, from_seq, user_id, device_id, limit)) as cur:
+        rows = await cur.fetchall()
+    return [event_from_row(tuple(r))[1] for r in rows]
+
+
+async def open_members(conn: aiosqlite.Connection, room_id: str) -> set[tuple[str, str]]:
+    """(user, device) of the room's current members."""
+    async with conn.execute("SELECT user_id, device_id FROM room_members WHERE room_id = ? AND "
+                            "last_seq IS NULL", (room_id,)) as cur:
+        return {(r[0], r[1]) for r in await cur.fetchall()}
+
+
+async def add_members(tx: aiosqlite.Connection, room_id: str, members: Iterable[tuple[str, str]],
+                      first_seq: int) -> None:
+    await tx.executemany(
+        "INSERT INTO room_members (room_id, user_id, device_id, first_seq, last_seq) "
+        "VALUES (?, ?, ?, ?, NULL)", [(room_id, u, d, first_seq) for u, d in members])
+
+
+async def close_members(tx: aiosqlite.Connection, room_id: str, members: Iterable[tuple[str, str]],
+                        last_seq: int) -> None:
+    await tx.executemany(
+        "UPDATE room_members SET last_seq = ? WHERE room_id = ? AND user_id = ? AND device_id = ? "
+        "AND last_seq IS NULL", [(last_seq, room_id, u, d) for u, d in members])
+
+
+async def device_rooms(conn: aiosqlite.Connection, user_id: str, device_id: str
+                       ) -> list[tuple[str, int, int]]:
+    """(room_id, epoch, last_seq) of each room the device is a current member of."""
+    async with conn.execute(
+        "SELECT r.room_id, r.epoch, r.last_seq FROM room_members m JOIN rooms r ON r.room_id = "
+        "m.room_id WHERE m.user_id = ? AND m.device_id = ? AND m.last_seq IS NULL ORDER BY r.room_id",
+        (user_id, device_id)
+    ) as cur:
+        return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+
+async def is_visible_member(conn: aiosqlite.Connection, room_id: str, user_id: str,
+                            device_id: str) -> bool:
+    """Whether the device is or ever was a member (it may read its intervals' history)."""
+    async with conn.execute("SELECT 1 FROM room_members WHERE room_id = ? AND user_id = ? AND "
+                            "device_id = ? LIMIT 1", (room_id, user_id, device_id)) as cur:
+        return await cur.fetchone() is not None
+
+
+async def user_has_member_device(conn: aiosqlite.Connection, room_id: str, user_id: str) -> bool:
+    async with conn.execute("SELECT 1 FROM room_members WHERE room_id = ? AND user_id = ? AND "
+                            "last_seq IS NULL LIMIT 1", (room_id, user_id)) as cur:
+        return await cur.fetchone() is not None
+
+
+async def find_txn(conn: aiosqlite.Connection, user_id: str, device_id: str, scope: str,
+                   txn_id: str) -> bytes | None:
+    async with conn.execute("SELECT response FROM txn_ids WHERE user_id = ? AND device_id = ? AND "
+                            "scope = ? AND txn_id = ?", (user_id, device_id, scope, txn_id)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else bytes(row[0])
+
+
+async def store_txn(tx: aiosqlite.Connection, user_id: str, device_id: str, scope: str, txn_id: str,
+                    response: bytes, now_ms: int) -> None:
+    await tx.execute("INSERT INTO txn_ids (user_id, device_id, scope, txn_id, response, created_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (user_id, device_id, scope, txn_id, response, now_ms))
+
+
+async def prune_txns(tx: aiosqlite.Connection, older_than_ms: int) -> int:
+    cur = await tx.execute("DELETE FROM txn_ids WHERE created_at < ?", (older_than_ms,))
+    return cur.rowcount
