@@ -29,8 +29,8 @@ from protocol.federation import (
     parse_txn_id,
 )
 from protocol.schema import pack_body
+from server import appkeys as server_appkeys
 from server.api import respond
-from server.appkeys import CONFIG
 
 from .appkeys import FEDERATION_KEYRING, FEDERATION_RECEIVER, FEDERATION_VERIFIER
 from .verifier import VerifiedRequest
@@ -80,7 +80,7 @@ async def server_keys(request: web.Request) -> web.Response:
 
 
 async def well_known(request: web.Request) -> web.Response:
-    url = request.app[CONFIG].federation.public_base_url
+    url = request.app[server_appkeys.CONFIG].federation.public_base_url
     if not url:
         raise NotFound("no well-known federation document")
     return web.Response(body=json.dumps({"base_url": url}).encode(), content_type="application/json")
@@ -88,7 +88,7 @@ async def well_known(request: web.Request) -> web.Response:
 
 async def ping(request: web.Request) -> web.Response:
     peer = await authenticate_peer(request)
-    me = request.app[CONFIG].server_name
+    me = request.app[server_appkeys.CONFIG].server_name
     return web.Response(body=pack_body({"server_name": me, "origin": peer.origin}), content_type=MSGPACK)
 
 

@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from crypto.rng import Rng
-from server.appkeys import DATABASE
+from server import appkeys as server_appkeys
 from server.config import Config
 
 from . import store
@@ -62,7 +62,7 @@ def _federation(config: Config, clock: Callable[[], float], rng: Rng):
     fed = config.federation
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        db = app[DATABASE]
+        db = app[server_appkeys.DATABASE]
         keyring = await ServerKeyring.open(db, config.keys_dir, config.server_name, clock, rng)
         session = aiohttp.ClientSession(auto_decompress=False)
         try:
