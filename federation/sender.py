@@ -16,14 +16,16 @@ Delivery guarantees (``spec/server-server.md`` section 6):
 
 Items refused individually by the receiver (an item result with ``ok = false``)
 are acknowledged with the transaction and logged: the receiver will never
-accept them, retrying would block the queue.
+accept them, retrying would block the queue. A part that needs the outcome
+(e.g. a follower relaying the hub's answer to a submission) registers
+:meth:`FederationSender.on_result` for its item kind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -31,6 +33,7 @@ from crypto.rng import Rng
 from protocol.federation import (
     MAX_TXN_ITEMS,
     FederationError,
+    ItemResult,
     PeerDenied,
     Transaction,
     TransactionItem,
@@ -41,9 +44,12 @@ from server.storage import Database
 from . import store
 from .client import FederationClient
 
-__all__ = ["FederationSender", "BATCH_DATA_BUDGET", "IDLE_POLL"]
+__all__ = ["FederationSender", "ResultListener", "BATCH_DATA_BUDGET", "IDLE_POLL"]
 
 log = structlog.get_logger("confide.federation")
+
+#: ``await listener(destination, item_id, result)`` after an item's transaction is acknowledged.
+ResultListener = Callable[[str, int, ItemResult], Awaitable[None]]
 
 #: Payload bytes per transaction (a single larger item still goes alone).
 BATCH_DATA_BUDGET = 768 * 1024
@@ -66,6 +72,7 @@ class FederationSender:
         self._wake = asyncio.Event()
         self._active: dict[str, asyncio.Task] = {}
         self._revived: set[str] = set()
+        self._result_listeners: dict[str, ResultListener] = {}
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -85,6 +92,15 @@ class FederationSender:
             item_id = await store.enqueue(tx, destination, kind, data, self._now_ms())
         self.wake()
         return item_id
+
+    def on_result(self, kind: str, listener: ResultListener) -> None:
+        """Call ``await listener(destination, item_id, result)`` for every item of ``kind``
+        once its transaction is acknowledged (``result.ok`` false: the receiver refused
+        it, with ``result.code``). ``item_id`` is what :meth:`enqueue` returned. A
+        listener's exception is logged; the items stay delivered."""
+        if kind in self._result_listeners:
+            raise ValueError(f"item kind {kind!r} already has a result listener")
+        self._result_listeners[kind] = listener
 
     def wake(self, destination: str | None = None) -> None:
         """Look at the queue now (after a commit that enqueued items)."""
@@ -129,6 +145,16 @@ class FederationSender:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
+    async def _report(self, destination: str, items, results) -> None:
+        for item, result in zip(items, results, strict=False):
+            listener = self._result_listeners.get(item.kind)
+            if listener is None:
+                continue
+            try:
+                await listener(destination, item.id, result)
+            except Exception:
+                log.error("federation_result_listener_failed", exc_info=True)
+
     def _txn_id(self) -> str:
         return f"{self._now_ms():x}-{self._rng(8).hex()}"
 
@@ -158,6 +184,7 @@ class FederationSender:
                 refused = [r.code for r in response.results if not r.ok]
                 if refused:
                     log.warning("federation_items_refused", count=len(refused), codes=sorted(set(refused)))
+                await self._report(destination, items, response.results)
         except asyncio.CancelledError:
             raise
         except Exception:

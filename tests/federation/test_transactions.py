@@ -116,14 +116,21 @@ async def test_refused_items_roll_back_alone(pair):
     assert [d for _, d in b.applied] == [b"one", b"two"]
 
 
-async def test_queue_drains_past_refused_items(pair):
+async def test_queue_drains_past_refused_items_and_reports_results(pair):
     a, b = pair
     sender = a.app[FEDERATION_SENDER]
-    await sender.enqueue("b.test", "test.note", b"refuse this")
-    await sender.enqueue("b.test", "test.note", b"after")
+    outcomes = []
+
+    async def listener(destination, item_id, result):
+        outcomes.append((destination, item_id, result.ok, result.code))
+
+    sender.on_result("test.note", listener)
+    first = await sender.enqueue("b.test", "test.note", b"refuse this")
+    second = await sender.enqueue("b.test", "test.note", b"after")
     await eventually(lambda: _queue_empty(a, "b.test"))
-    await eventually(lambda: b.applied)
+    await eventually(lambda: len(outcomes) == 2)
     assert b.applied == [("a.test", b"after")]
+    assert outcomes == [("b.test", first, False, "forbidden"), ("b.test", second, True, None)]
 
 
 async def test_a_returning_peer_is_served_at_once(tmp_path):
