@@ -203,6 +203,7 @@ class Hub:
         if room_id.server != self.server_name:
             raise UnknownRoom("this server is not the room's hub")
         async with self._lock(rid):
+            room = await self._room(rid)
             async with self.db.read() as conn:
                 stored = await storage.find_txn(conn, user, device, scope, req.txn_id)
             if stored is not None:
@@ -210,7 +211,6 @@ class Hub:
             if len(req.message) > MAX_EVENT_MESSAGE:
                 raise MessageTooLarge(f"an MLSMessage may have at most {MAX_EVENT_MESSAGE} bytes")
             classified = classify_message(req.message)
-            room = await self._room(rid)
             try:
                 if classified.kind == EventKind.APPLICATION:
                     accepted = self._check_application(room, classified, (user, device), req)

@@ -1,0 +1,79 @@
+"""Attachments: content-addressed encrypted blobs, size limit, auth, atomic storage."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+import msgpack
+
+from server.config import Attachments
+
+from .helpers import P, start
+from .rooms_helpers import new_member
+
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+async def _upload(hs, token, data, headers=OCTET):
+    resp = await hs.client.post(f"{P}/attachments", data=data,
+                                headers={**headers, "Authorization": f"Bearer {token}"})
+    return resp.status, msgpack.unpackb(await resp.read())
+
+
+async def test_upload_download_and_dedup(hs):
+    alice = await new_member(hs, "alice")
+    bob = await new_member(hs, "bob")
+    blob = bytes(range(256)) * 1000
+    status, body = await _upload(hs, alice.token, blob)
+    assert status == 200 and body["content_id"] == hashlib.sha256(blob).hexdigest()
+    assert await _upload(hs, alice.token, blob) == (status, body)
+    resp = await hs.client.get(f"{P}/attachments/{body['content_id']}",
+                               headers={"Authorization": f"Bearer {bob.token}"})
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/octet-stream"
+    assert await resp.read() == blob
+    root = hs.config.data_dir / "attachments"
+    stored = [p for p in root.rglob("*") if p.is_file()]
+    assert stored == [root / body["content_id"][:2] / body["content_id"]]
+    assert list((root / "tmp").iterdir()) == []
+
+
+async def test_auth_content_type_and_unknown_ids(hs):
+    alice = await new_member(hs, "alice")
+    resp = await hs.client.post(f"{P}/attachments", data=b"x", headers=OCTET)
+    assert resp.status == 401
+    status, err = await _upload(hs, alice.token, b"x", {"Content-Type": "application/msgpack"})
+    assert (status, err["error"]["code"]) == (415, "unsupported_media_type")
+    status, err = await _upload(hs, alice.token, b"")
+    assert (status, err["error"]["code"]) == (400, "bad_request")
+    for cid in ["0" * 64, "ZZ", "../" + "0" * 61, "A" * 64]:
+        resp = await hs.client.get(f"{P}/attachments/{cid}",
+                                   headers={"Authorization": f"Bearer {alice.token}"})
+        assert resp.status == 404, cid
+    resp = await hs.client.get(f"{P}/attachments/{'0' * 64}")
+    assert resp.status == 401
+
+
+async def test_size_limit_from_config(tmp_path, clock):
+    hs = await start(tmp_path, clock, attachments=replace(Attachments(), max_size=4096))
+    try:
+        alice = await new_member(hs, "alice")
+        status, _ = await _upload(hs, alice.token, b"a" * 4096)
+        assert status == 200
+        status, err = await _upload(hs, alice.token, b"b" * 4097)
+        assert (status, err["error"]["code"]) == (413, "attachment_too_large")
+
+        async def chunks():  # no Content-Length: counted while reading
+            for _ in range(5):
+                yield b"c" * 1000
+
+        status, err = await _upload(hs, alice.token, chunks())
+        assert (status, err["error"]["code"]) == (413, "attachment_too_large")
+        root = hs.config.data_dir / "attachments"
+        assert len([p for p in root.rglob("*") if p.is_file()]) == 1
+    finally:
+        await hs.client.close()
+
+
+def test_default_limit_is_10_mib():
+    assert Attachments().max_size == 10 * 1024 * 1024

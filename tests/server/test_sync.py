@@ -1,0 +1,158 @@
+"""Delivery: long-poll sync woken by new events, the WebSocket stream, inbox at-least-once with
+acknowledgement by token, sendToDevice, token and parameter errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgpack
+from aiohttp import WSMsgType
+
+from protocol.events import SignedEvent
+
+from .helpers import P
+from .rooms_helpers import accept_welcome, create_room, invite, new_member, send_text, sync
+
+
+async def _inbox_rows(hs) -> int:
+    async with hs.db.read() as conn, conn.execute("SELECT COUNT(*) FROM inbox") as cur:
+        return (await cur.fetchone())[0]
+
+
+async def _pair(hs):
+    alice = await new_member(hs, "alice")
+    bob = await new_member(hs, "bob")
+    await bob.upload_key_packages()
+    room = await create_room(alice)
+    await invite(alice, room, bob.user, "inv")
+    accept_welcome(bob, (await sync(bob))["inbox"][0])
+    await sync(alice)
+    return alice, bob, room
+
+
+async def test_long_poll_wakes_on_a_new_event(hs):
+    alice, bob, room = await _pair(hs)
+    start = time.monotonic()
+    waiting = asyncio.create_task(sync(bob, timeout=20000))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await send_text(alice, room, "wake up", "m1")
+    body = await asyncio.wait_for(waiting, 5)
+    assert time.monotonic() - start < 5
+    [ev] = [SignedEvent.from_wire(e) for e in body["events"]]
+    assert ev.content.sender_user == alice.user
+    # Nothing new: a zero timeout answers at once with the same token.
+    again = await sync(bob)
+    assert (again["events"], again["inbox"], again["next"]) == ([], [], body["next"])
+
+
+async def test_long_poll_times_out_empty(hs):
+    alice, bob, room = await _pair(hs)
+    start = time.monotonic()
+    body = await sync(bob, timeout=300)
+    assert 0.25 <= time.monotonic() - start < 3
+    assert body["events"] == [] and body["inbox"] == []
+
+
+async def test_events_reach_only_members_and_the_stream_is_ordered(hs):
+    alice, bob, room = await _pair(hs)
+    carol = await new_member(hs, "carol")
+    await sync(carol)
+    for i in range(5):
+        await send_text(alice, room, f"m{i}", f"t{i}")
+    assert (await sync(carol))["events"] == []
+    got = []
+    while True:
+        body = await sync(bob, limit=2)
+        if not body["events"]:
+            break
+        assert len(body["events"]) <= 2
+        got += [SignedEvent.from_wire(e).content.seq for e in body["events"]]
+    assert got == sorted(got) and len(got) == 5
+
+
+async def test_inbox_is_at_least_once_until_acknowledged(hs):
+    alice = await new_member(hs, "alice")
+    bob = await new_member(hs, "bob")
+    status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": "d1", "messages": [
+        {"user_id": bob.user, "device_id": bob.device, "payload": b"key share 1"},
+        {"user_id": bob.user, "device_id": bob.device, "payload": b"key share 2"}]})
+    assert status == 200
+    first = await sync(bob)
+    assert [i["payload"] for i in first["inbox"]] == [b"key share 1", b"key share 2"]
+    assert all(i["kind"] == "to_device" and i["sender_user"] == alice.user
+               and i["sender_device"] == alice.device and "room_id" not in i for i in first["inbox"])
+    # Not acknowledged (the client crashed before storing next): delivered again.
+    bob.since = None
+    assert [i["id"] for i in (await sync(bob))["inbox"]] == [i["id"] for i in first["inbox"]]
+    # Acknowledging the first item only.
+    bob.since = str(first["inbox"][0]["id"])
+    assert [i["payload"] for i in (await sync(bob))["inbox"]] == [b"key share 2"]
+    assert (await sync(bob))["inbox"] == []
+    assert await _inbox_rows(hs) == 0
+    # The same txn id again stores nothing.
+    status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": "d1", "messages": [
+        {"user_id": bob.user, "device_id": bob.device, "payload": b"key share 1"}]})
+    assert status == 200 and (await sync(bob))["inbox"] == []
+
+
+async def test_send_to_device_errors(hs):
+    alice = await new_member(hs, "alice")
+    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": "x", "messages": [
+        {"user_id": alice.user, "device_id": "NOSUCH", "payload": b"p"}]})
+    assert (status, err["error"]["code"]) == (404, "not_found")
+    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": "y", "messages": [
+        {"user_id": "@bob:other.example", "device_id": "D", "payload": b"p"}]})
+    assert (status, err["error"]["code"]) == (400, "bad_request")
+    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": "z", "messages": []})
+    assert (status, err["error"]["code"]) == (400, "malformed_body")
+
+
+async def test_bad_tokens_and_parameters(hs):
+    alice = await new_member(hs, "alice")
+    for query, code in [("since=01", "invalid_since_token"), ("since=-1", "invalid_since_token"),
+                        ("since=abc", "invalid_since_token"), ("timeout=30001", "invalid_query"),
+                        ("limit=0", "invalid_query"), ("limit=1001", "invalid_query")]:
+        status, err = await alice.call("GET", f"/sync?{query}")
+        assert (status, err["error"]["code"]) == (400, code), query
+    status, err = await alice.call("GET", "/rooms/!x:test.example/events?from=x")
+    assert (status, err["error"]["code"]) == (400, "invalid_query")
+    status, err = await hs.call("GET", "/sync")
+    assert (status, err["error"]["code"]) == (401, "unauthorized")
+    # A token past the end counts as the end.
+    body = await alice.call("GET", "/sync?since=999999")
+    assert body[0] == 200 and int(body[1]["next"]) < 999999
+
+
+async def test_websocket_pushes_events_and_takes_acks(hs):
+    alice, bob, room = await _pair(hs)
+    url = f"{P}/sync/ws?since={bob.since}"
+    async with hs.client.ws_connect(url, headers={"Authorization": f"Bearer {bob.token}"}) as ws:
+        await send_text(alice, room, "pushed", "w1")
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type == WSMsgType.BINARY
+        frame = msgpack.unpackb(msg.data)
+        [ev] = [SignedEvent.from_wire(e) for e in frame["events"]]
+        assert ev.content.sender_user == alice.user
+        status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": "d", "messages": [
+            {"user_id": bob.user, "device_id": bob.device, "payload": b"over the socket"}]})
+        frame = msgpack.unpackb((await asyncio.wait_for(ws.receive(), 5)).data)
+        assert [i["payload"] for i in frame["inbox"]] == [b"over the socket"]
+        await ws.send_bytes(msgpack.packb({"ack": frame["next"]}))
+        for _ in range(50):  # the ack is processed asynchronously
+            if await _inbox_rows(hs) == 0:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the ack did not delete the inbox item")
+        await ws.send_str("not binary")
+        closing = await asyncio.wait_for(ws.receive(), 5)
+        assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+        assert ws.close_code == 4400
+
+
+async def test_websocket_requires_a_token(hs):
+    resp = await hs.client.get(f"{P}/sync/ws")
+    assert resp.status == 401
+    assert msgpack.unpackb(await resp.read())["error"]["code"] == "unauthorized"
