@@ -32,3 +32,7 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02):
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "net: opens local sockets or starts processes")
