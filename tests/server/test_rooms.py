@@ -217,3 +217,45 @@ async def test_removed_member_stops_receiving(hs):
     assert (status, err["error"]["code"]) == (403, "not_member")
     # Bob's history stops at the commit that removed him.
     assert [e.content.seq for e in await _history(bob, room)] == [2]
+
+
+async def test_info_logs_name_no_room_user_or_content(hs):
+    from structlog.testing import capture_logs
+
+    alice = await new_member(hs, "alice")
+    bob = await new_member(hs, "bob")
+    await bob.upload_key_packages()
+    with capture_logs() as logs:
+        room = await create_room(alice)
+        await invite(alice, room, bob.user, "inv")
+        await send_text(alice, room, "very private words", "m")
+        await sync(bob)
+    text = repr([e for e in logs if e.get("log_level") == "info"])
+    assert "room_event_accepted" in text
+    for secret in (room, room.split(":")[0], alice.user, bob.user, alice.device, "very private"):
+        assert secret not in text, secret
+
+
+async def test_the_hub_continues_after_a_restart(tmp_path, clock):
+    from .helpers import start
+
+    hs = await start(tmp_path, clock)
+    alice = await new_member(hs, "alice")
+    room = await create_room(alice)
+    await send_text(alice, room, "before", "m1")
+    await hs.client.close()
+    hs2 = await start(tmp_path, clock)
+    try:
+        alice.hs = hs2
+        body = await send_text(alice, room, "after", "m2")
+        assert body["seq"] == 2
+        assert (await alice.call("POST", f"/rooms/{room}/send", {
+            "txn_id": "m1", "message": alice.groups[room].protect(b"x").to_bytes()}))[1]["seq"] == 1
+        events = await _history(alice, room)
+        key = await _hub_key(alice)
+        for e in events:
+            e.verify(key)
+        verify_chain(events)
+        assert [e.content.seq for e in events] == [0, 1, 2]
+    finally:
+        await hs2.client.close()
