@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench conformance clean
+.PHONY: run test lint bench bench-homeserver conformance clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ $(BSTAMP): $(STAMP)
 bench: $(BSTAMP)
 	$(PY) -m bench.crypto_ops
 	$(PY) -m bench.hpke_compare
+	$(PY) -m bench.homeserver
+
+# Confide against Synapse (installed into bench/out/synapse-venv on first use), same run.
+bench-homeserver: $(STAMP)
+	$(PY) -m bench.homeserver
 
 conformance: $(STAMP)
 	$(VENV)/bin/confide conformance
