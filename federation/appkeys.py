@@ -14,12 +14,14 @@ from .inbound import ItemRegistry, TransactionReceiver
 from .keyring import ServerKeyring
 from .peer_keys import PeerKeys
 from .policy import PeerPolicy
+from .rooms import RoomFederation
 from .sender import FederationSender
 from .verifier import RequestVerifier
 
 __all__ = [
     "FEDERATION_ITEMS", "FEDERATION_KEYRING", "FEDERATION_PEER_KEYS", "FEDERATION_POLICY",
     "FEDERATION_CLIENT", "FEDERATION_SENDER", "FEDERATION_VERIFIER", "FEDERATION_RECEIVER",
+    "FEDERATION_ROOMS",
 ]
 
 FEDERATION_ITEMS = web.AppKey("confide.federation.items", ItemRegistry)
@@ -30,3 +32,5 @@ FEDERATION_CLIENT = web.AppKey("confide.federation.client", FederationClient)
 FEDERATION_SENDER = web.AppKey("confide.federation.sender", FederationSender)
 FEDERATION_VERIFIER = web.AppKey("confide.federation.verifier", RequestVerifier)
 FEDERATION_RECEIVER = web.AppKey("confide.federation.receiver", TransactionReceiver)
+#: Room federation: hub fan-out, follower store, forwarded submissions, remote users.
+FEDERATION_ROOMS = web.AppKey("confide.federation.rooms", RoomFederation)

@@ -145,4 +145,9 @@ def _refusal(raw: bytes, status: int) -> PeerRefused | PeerUnreachable:
             raise TypeError
     except (MalformedBody, KeyError, TypeError, AttributeError):
         return PeerUnreachable(f"HTTP {status} without a Confide error body")
-    return PeerRefused(f"peer refused: {code}: {message[:200]}", code, status)
+    refused = PeerRefused(f"peer refused: {code}: {message[:200]}", code, status)
+    #: The other fields of the peer's error (e.g. ``current_epoch``), passed on when relayed.
+    refused.remote_details = {k: v for k, v in err.items()  # type: ignore[attr-defined]
+                              if k not in ("code", "message") and type(k) is str
+                              and isinstance(v, int | str | bool) and len(k) <= 64}
+    return refused

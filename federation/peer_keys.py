@@ -52,6 +52,18 @@ class PeerKeys:
             raise UnknownKey(f"the keys of {server} could not be fetched")
         return hit[0].key_at(key_id, t_ms)
 
+    async def document(self, server: str) -> ServerKeys:
+        """``server``'s key document (cached while younger than ``ttl``, else fetched).
+
+        Raises :class:`UnknownKey` when it cannot be fetched and nothing is cached."""
+        hit = self._docs.get(server)
+        if hit is None or self._clock() - hit[1] >= self._ttl:
+            await self._refresh(server)
+            hit = self._docs.get(server)
+        if hit is None:
+            raise UnknownKey(f"the keys of {server} could not be fetched")
+        return hit[0]
+
     async def _refresh(self, server: str) -> None:
         lock = self._locks.setdefault(server, asyncio.Lock())
         async with lock:

@@ -20,7 +20,9 @@ import aiohttp
 from aiohttp import web
 
 from crypto.rng import Rng
+from protocol.federation_rooms import ITEM_ROOM_EVENT, ITEM_TO_DEVICE, ITEM_WELCOME
 from server import appkeys as server_appkeys
+from server.api.routes import REMOTE_USERS
 from server.config import Config
 
 from . import store
@@ -31,6 +33,7 @@ from .appkeys import (
     FEDERATION_PEER_KEYS,
     FEDERATION_POLICY,
     FEDERATION_RECEIVER,
+    FEDERATION_ROOMS,
     FEDERATION_SENDER,
     FEDERATION_VERIFIER,
 )
@@ -41,6 +44,8 @@ from .keyring import ServerKeyring
 from .peer_keys import PeerKeys
 from .policy import PeerPolicy
 from .replay import ReplayCache
+from .rooms import RoomFederation
+from .rooms_routes import add_room_routes
 from .routes import add_routes
 from .sender import FederationSender
 from .verifier import RequestVerifier
@@ -55,6 +60,7 @@ def setup_federation(app: web.Application, config: Config, clock: Callable[[], f
     """Register the federation routes, the item registry and the services' start/stop."""
     app[FEDERATION_ITEMS] = ItemRegistry()
     add_routes(app.router)
+    add_room_routes(app.router)
     app.cleanup_ctx.append(_federation(config, clock, rng))
 
 
@@ -83,6 +89,7 @@ def _federation(config: Config, clock: Callable[[], float], rng: Rng):
             app[FEDERATION_SENDER] = sender
             app[FEDERATION_VERIFIER] = verifier
             app[FEDERATION_RECEIVER] = TransactionReceiver(db, app[FEDERATION_ITEMS], clock)
+            rooms = _rooms(app, config, db, keyring, peer_keys, client, sender, clock)
             tasks = [asyncio.create_task(keyring.reload_forever())]
             if fed.enabled:
                 tasks.append(asyncio.create_task(sender.run()))
@@ -95,10 +102,31 @@ def _federation(config: Config, clock: Callable[[], float], rng: Rng):
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                await rooms.close()
         finally:
             await session.close()
 
     return ctx
+
+
+def _rooms(app: web.Application, config: Config, db, keyring, peer_keys, client, sender,
+           clock: Callable[[], float]) -> RoomFederation:
+    """Room federation, plugged into the hub, delivery and the key routes."""
+    hub = app[server_appkeys.HUB]
+    rooms = RoomFederation(db=db, hub=hub, keyring=keyring, peer_keys=peer_keys, client=client,
+                           sender=sender, wakeups=app[server_appkeys.WAKEUPS],
+                           key_directory=app[server_appkeys.KEY_DIRECTORY],
+                           devices_service=app[server_appkeys.DEVICES], server_name=config.server_name,
+                           clock=clock)
+    items = app[FEDERATION_ITEMS]
+    items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item)
+    items.register(ITEM_WELCOME, rooms.on_welcome_item)
+    items.register(ITEM_TO_DEVICE, rooms.on_to_device_item)
+    hub.federation = rooms
+    app[server_appkeys.DELIVERY].federation = rooms
+    app[FEDERATION_ROOMS] = rooms
+    app[REMOTE_USERS] = rooms
+    return rooms
 
 
 async def _prune(db, clock: Callable[[], float]) -> None:

@@ -18,6 +18,13 @@ shortest), bytes as bin (bin8/bin16/bin32, shortest), the array header as
 fixarray 0x99. ``event_id = SHA-256(signed bytes)``; ``hub_signature =
 Ed25519(hub key, signed bytes)`` (RFC 8032, pure Ed25519, no prehash).
 
+The hub key is one of the hub server's federation signing keys
+(``spec/server-server.md`` section 2): the envelope names it as ``hub_key_id``
+beside the signature. As in Matrix, the key id is not part of the signed bytes,
+so an event's id does not depend on which of the hub's keys signed it; a
+verifier looks the key id up in the hub's key document and uses the key only if
+it was valid at the event's ``ts``.
+
 Decoding is strict: :func:`decode_signed_bytes` refuses a wrong label, any
 msgpack value other than exactly this array, wrong types, out-of-bound sizes
 and a non-canonical encoding (re-encoding must give the same bytes), so one
@@ -35,6 +42,7 @@ Errors (all :class:`crypto.errors.CryptoError`, each with a stable code):
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +83,8 @@ _MAX_U63 = (1 << 63) - 1
 _MAX_ID = 255
 _MAX_DEVICE = 64
 _FIELDS = ("room_id", "seq", "prev", "epoch", "kind", "sender_user", "sender_device", "ts", "message")
-_WIRE_FIELDS = (*_FIELDS, "event_id", "hub_signature")
+_WIRE_FIELDS = (*_FIELDS, "event_id", "hub_signature", "hub_key_id")
+_KEY_ID = re.compile(r"ed25519:[A-Za-z0-9_-]{1,32}")
 
 
 class EventKind(enum.StrEnum):
@@ -199,6 +208,7 @@ class SignedEvent:
     content: EventContent
     event_id: bytes
     hub_signature: bytes
+    key_id: str = "ed25519:unnamed"
 
     def verify(self, hub_public_key: bytes) -> None:
         """Raise :class:`EventIdMismatch` if the id is not the content's, and
@@ -212,17 +222,19 @@ class SignedEvent:
             raise InvalidEventSignature("the hub's signature does not verify") from exc
 
     def to_wire(self) -> dict[str, Any]:
-        """The map form: the nine signed fields, ``event_id`` (hex) and ``hub_signature``."""
+        """The map form: the nine signed fields, ``event_id`` (hex), ``hub_signature`` and
+        ``hub_key_id``."""
         c = self.content
         return {"room_id": c.room_id, "seq": c.seq, "prev": c.prev, "epoch": c.epoch,
                 "kind": c.kind.value, "sender_user": c.sender_user, "sender_device": c.sender_device,
                 "ts": c.ts, "message": c.message, "event_id": self.event_id.hex(),
-                "hub_signature": self.hub_signature}
+                "hub_signature": self.hub_signature, "hub_key_id": self.key_id}
 
     @classmethod
     def from_wire(cls, obj: Any) -> SignedEvent:
-        """Decode the map form strictly: exactly the eleven keys, typed and bounded values,
-        ``event_id`` 64 lower-case hex digits equal to SHA-256 of the signed bytes.
+        """Decode the map form strictly: exactly the twelve keys, typed and bounded values,
+        ``event_id`` 64 lower-case hex digits equal to SHA-256 of the signed bytes,
+        ``hub_key_id`` ``ed25519:`` then 1..32 of ``A-Z a-z 0-9 _ -``.
 
         Raises :class:`MalformedEvent` or :class:`EventIdMismatch`; the signature is checked
         only by :meth:`verify`.
@@ -234,9 +246,12 @@ class SignedEvent:
         if type(eid) is not str or len(eid) != 64 or any(ch not in "0123456789abcdef" for ch in eid):
             raise MalformedEvent("event_id: expected 64 lower-case hex digits")
         signature = _bin(obj["hub_signature"], "hub_signature", 64, 64)
+        key_id = obj["hub_key_id"]
+        if type(key_id) is not str or not _KEY_ID.fullmatch(key_id):
+            raise MalformedEvent("hub_key_id: expected ed25519: and 1..32 of A-Z a-z 0-9 _ -")
         if bytes.fromhex(eid) != content.event_id():
             raise EventIdMismatch("event_id is not SHA-256 of the signed bytes")
-        return cls(content, bytes.fromhex(eid), signature)
+        return cls(content, bytes.fromhex(eid), signature, key_id)
 
 
 def _content(items: list[Any]) -> EventContent:
@@ -248,10 +263,13 @@ def _content(items: list[Any]) -> EventContent:
         _bin(message, "message", MAX_EVENT_MESSAGE))
 
 
-def sign_event(hub_seed: bytes, content: EventContent) -> SignedEvent:
-    """Sign ``content`` with the hub's Ed25519 seed (32 bytes)."""
+def sign_event(hub_seed: bytes, content: EventContent, key_id: str = "ed25519:unnamed") -> SignedEvent:
+    """Sign ``content`` with the hub's Ed25519 seed (32 bytes), naming the key ``key_id``
+    (the hub's federation key id). Raises :class:`MalformedEvent` for a key id outside its grammar."""
+    if not _KEY_ID.fullmatch(key_id):
+        raise MalformedEvent("hub_key_id: expected ed25519: and 1..32 of A-Z a-z 0-9 _ -")
     signed = content.signed_bytes()
-    return SignedEvent(content, sha256(signed), ed25519_sign(hub_seed, signed))
+    return SignedEvent(content, sha256(signed), ed25519_sign(hub_seed, signed), key_id)
 
 
 def decode_signed_bytes(data: bytes) -> EventContent:

@@ -203,11 +203,19 @@ class GroupInfoResponse(Message):
 
 @dataclass(frozen=True)
 class HubKeyResponse(Message):
-    """``GET /hub_key``: the Ed25519 key that verifies this server's event signatures."""
+    """``GET /hub_key[?server=NAME]``: the keys that verify a hub's event signatures.
 
-    SCHEMA: ClassVar = {"server_name": text(255), "signing_key": blob(32, exact=32)}
+    ``signing_key``/``key_id``: the hub's current key; ``key_document``: the hub's
+    self-signed federation key document (``protocol.federation.ServerKeys`` msgpack
+    bytes) with every key and its validity, which verifies envelopes by ``hub_key_id``.
+    """
+
+    SCHEMA: ClassVar = {"server_name": text(255), "signing_key": blob(32, exact=32),
+                        "key_id": text(40, 0), "key_document": blob(65536)}
     server_name: str
     signing_key: bytes
+    key_id: str = ""  # absent only from servers before room federation
+    key_document: bytes = b""
 
 
 # -- device inbox --------------------------------------------------------------------------

@@ -7,17 +7,21 @@ documented in ``spec/client-server.md``. :func:`add_routes` mounts them.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from aiohttp import web
 
 from protocol.api import (
     CLIENT_PREFIX,
     ClaimRequest,
+    ClaimResponse,
     DeviceKeysRequest,
     DeviceKeysResponse,
     Empty,
     KeyPackageUploadRequest,
     LoginRequest,
     RegisterRequest,
+    UserDevicesResponse,
     WhoAmIResponse,
 )
 from protocol.ids import DeviceId, UserId
@@ -27,7 +31,25 @@ from server.services.sessions import Session
 from .body import read_request
 from .responses import respond
 
-__all__ = ["add_routes", "authenticate"]
+__all__ = ["add_routes", "authenticate", "RemoteUsers", "REMOTE_USERS"]
+
+
+class RemoteUsers(Protocol):
+    """Users of other servers (set by federation at start: ``federation.rooms``)."""
+
+    async def claim(self, user: UserId) -> ClaimResponse: ...
+
+    async def user_devices(self, user: UserId) -> UserDevicesResponse: ...
+
+
+#: Present once federation has started; claims and device lists of remote users go there.
+REMOTE_USERS = web.AppKey("confide.remote_users", RemoteUsers)
+
+
+def _remote(request: web.Request, user: UserId) -> RemoteUsers | None:
+    if user.server == request.app[CONFIG].server_name:
+        return None
+    return request.app.get(REMOTE_USERS)
 
 
 def _max_body(request: web.Request) -> int:
@@ -86,6 +108,9 @@ async def register_device_keys(request: web.Request) -> web.Response:
 async def user_devices(request: web.Request) -> web.Response:
     await authenticate(request)
     user = UserId.parse(request.match_info["user_id"])
+    remote = _remote(request, user)
+    if remote is not None:
+        return respond(await remote.user_devices(user))
     return respond(await request.app[DEVICES].user_devices(user))
 
 
@@ -103,6 +128,9 @@ async def count_key_packages(request: web.Request) -> web.Response:
 async def claim_key_packages(request: web.Request) -> web.Response:
     req = await read_request(request, ClaimRequest, _max_body(request))
     await authenticate(request)
+    remote = _remote(request, req.user)
+    if remote is not None:
+        return respond(await remote.claim(req.user))
     return respond(await request.app[KEY_DIRECTORY].claim(req.user))
 
 

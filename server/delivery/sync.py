@@ -71,6 +71,9 @@ class Delivery:
         self.wakeups = wakeups
         self.server_name = server_name
         self.clock = clock
+        #: Set by federation at start: ``await enqueue_to_device(tx, sender, messages)`` queues
+        #: payloads for other servers' devices in the caller's transaction; ``wake()`` after it.
+        self.federation = None
 
     # -- the stream ------------------------------------------------------------------------
 
@@ -120,28 +123,33 @@ class Delivery:
     async def send_to_device(self, session: Session, req: SendToDeviceRequest) -> Empty:
         """Queue each payload in its target device's inbox, once per transaction id."""
         user, device = str(session.user_id), str(session.device_id)
-        for m in req.messages:
-            if m.user_id.server != self.server_name:
-                raise BadRequest("sendToDevice reaches devices of this server only")
+        remote = [m for m in req.messages if m.user_id.server != self.server_name]
+        if remote and self.federation is None:
+            raise BadRequest("sendToDevice reaches devices of this server only")
         now = now_ms(self.clock)
         async with self.db.transaction() as tx:  # serialized: one answer per txn_id
             if await find_txn(tx, user, device, "to_device", req.txn_id) is not None:
                 return Empty()
             for m in req.messages:
+                if m.user_id.server != self.server_name:
+                    continue
                 if await devices.get(tx, str(m.user_id), str(m.device_id)) is None:
                     raise NotFound(f"no device {m.device_id} of {m.user_id}")
                 await inbox.push(tx, await next_stream_position(tx), str(m.user_id),
                                  str(m.device_id), "to_device", m.payload, sender=(user, device),
                                  room_id=None, now_ms=now)
+            if remote:
+                await self.federation.enqueue_to_device(tx, (user, device), remote)
             await store_txn(tx, user, device, "to_device", req.txn_id, pack_body(Empty()), now)
+        if remote:
+            self.federation.wake()
         self.wakeups.notify({device_key(str(m.user_id), str(m.device_id)) for m in req.messages})
         return Empty()
 
 
 async def _events_after(conn: aiosqlite.Connection, user_id: str, device_id: str, since: int,
                         limit: int) -> list:
-    async with conn.execute(_EVENTS_FOR_DEVICE, (user_id, device_id, since, limit)) as cur:
-        rows = await cur.fetchall()
+    rows = await conn.execute_fetchall(_EVENTS_FOR_DEVICE, (user_id, device_id, since, limit))
     return [event_from_row(tuple(r)) for r in rows]
 
 

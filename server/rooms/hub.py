@@ -8,7 +8,11 @@ the next one (``stale_epoch``). An accepted message becomes the room's next
 signed event (:mod:`protocol.events`); the event, the public group view, the
 memberships derived from it, the Welcome's inbox items, the transaction id and
 the transparency-log entry (queued in the audit outbox) are written in one
-database transaction, and the log entry is appended before the answer.
+database transaction, and the log entry is appended before the answer. The
+append happens after the room's lock is released (the room's next submission
+does not wait for it; concurrent appends share one log transaction, see
+:meth:`server.services.audit.AuditTrail.flush`); waiting devices are woken as
+soon as the transaction has committed.
 
 The public view (:class:`crypto.mls.PublicGroup`) of recently used rooms is
 kept in memory with the room's head (last seq, last event id, members). Only
@@ -31,7 +35,9 @@ import base64
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
+import aiosqlite
 import structlog
 
 from crypto.errors import CryptoError
@@ -51,6 +57,7 @@ from protocol.events import (
     SignedEvent,
     sign_event,
 )
+from protocol.federation import key_id_for
 from protocol.ids import RoomId, device_identity
 from protocol.room_errors import (
     GroupInfoInvalid,
@@ -68,6 +75,7 @@ from protocol.rooms_api import (
     Envelope,
     EventsResponse,
     GroupInfoResponse,
+    HubKeyResponse,
     RoomsResponse,
     RoomSummary,
     SendRequest,
@@ -90,7 +98,7 @@ from .classify import (
     parse_device_identity,
 )
 
-__all__ = ["Hub", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS"]
+__all__ = ["Hub", "HubFederation", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS"]
 
 log = structlog.get_logger("confide.rooms")
 
@@ -100,6 +108,29 @@ APPLICATION_PAST_EPOCHS = 3
 MAX_CACHED_ROOMS = 1024
 
 Member = tuple[str, str]  # (user id, device id)
+
+
+class HubFederation(Protocol):
+    """What room federation plugs into the hub (``federation.rooms``; set at start).
+
+    ``signing_key()`` is ``(key_id, seed)`` of the federation key events are signed
+    with; ``on_event`` runs inside the transaction that stores an accepted event (fan-out
+    to follower servers, remote Welcomes); ``wake()`` after its commit;
+    ``submit_remote`` forwards a local device's submission for a room hosted elsewhere.
+    """
+
+    def signing_key(self) -> tuple[str, bytes]: ...
+
+    async def on_event(self, tx: aiosqlite.Connection, event: SignedEvent, before: set[Member],
+                       after: set[Member], welcome: bytes | None,
+                       welcome_to: tuple[Member, ...]) -> None: ...
+
+    def wake(self) -> None: ...
+
+    async def submit_remote(self, session: Session, room_id: RoomId,
+                            req: SendRequest) -> SendResponse: ...
+
+    async def hub_keys(self, server: str) -> HubKeyResponse: ...
 
 
 @dataclass
@@ -140,11 +171,22 @@ class Hub:
         self.rng = rng
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._rooms: OrderedDict[str, _Room] = OrderedDict()
+        #: Room federation (set when federation starts); None: a hub of local members only.
+        self.federation: HubFederation | None = None
 
     @property
     def public_key(self) -> bytes:
-        """The Ed25519 key that verifies this hub's event signatures."""
-        return ed25519_public_key(self._seed)
+        """The Ed25519 key that verifies this hub's event signatures (the current one)."""
+        return ed25519_public_key(self._signing_key()[1])
+
+    def _signing_key(self) -> tuple[str, bytes]:
+        if self.federation is not None:
+            return self.federation.signing_key()
+        return key_id_for(ed25519_public_key(self._seed)), self._seed
+
+    def _sign(self, content: EventContent) -> SignedEvent:
+        key_id, seed = self._signing_key()
+        return sign_event(seed, content, key_id)
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -174,7 +216,7 @@ class Hub:
                 raise GroupInfoInvalid("a new room's group must have the calling device as its "
                                        "only member")
             room_id = RoomId(base64.urlsafe_b64encode(self.rng(15)).decode(), self.server_name)
-            event = sign_event(self._seed, EventContent(
+            event = self._sign(EventContent(
                 str(room_id), 0, GENESIS_PREV, view.epoch, EventKind.CREATE, user, device,
                 now_ms(self.clock), req.group_info))
             response = CreateRoomResponse(room_id, 0, view.epoch, event.event_id.hex())
@@ -201,12 +243,15 @@ class Hub:
         rid = str(room_id)
         scope = f"send:{rid}"
         if room_id.server != self.server_name:
+            if self.federation is not None:
+                return await self.federation.submit_remote(session, room_id, req)
             raise UnknownRoom("this server is not the room's hub")
         async with self._lock(rid):
             room = await self._room(rid)
             async with self.db.read() as conn:
                 stored = await storage.find_txn(conn, user, device, scope, req.txn_id)
-            if stored is not None:
+            if stored is not None:  # its log entry may still be on its way: wait for it too
+                await self.audit.flush()
                 return decode_body(stored, SendResponse)
             if len(req.message) > MAX_EVENT_MESSAGE:
                 raise MessageTooLarge(f"an MLSMessage may have at most {MAX_EVENT_MESSAGE} bytes")
@@ -216,7 +261,7 @@ class Hub:
                     accepted = self._check_application(room, classified, (user, device), req)
                 else:
                     accepted = await self._process_handshake(room, classified, session, req)
-                event = sign_event(self._seed, EventContent(
+                event = self._sign(EventContent(
                     rid, room.last_seq + 1, room.last_event_id, classified.epoch, classified.kind,
                     user, device, now_ms(self.clock), req.message))
                 response = SendResponse(event.content.seq, event.event_id.hex(), room.view.epoch)
@@ -228,9 +273,11 @@ class Hub:
             room.last_seq, room.last_event_id = event.content.seq, event.event_id
             if accepted.members_after is not None:
                 room.members = set(accepted.members_after)
-            await self.audit.flush()
+            if self.federation is not None:
+                self.federation.wake()
             self.wakeups.notify(device_key(u, d) for u, d in before | room.members
                                 | set(accepted.welcome_to))
+        await self.audit.flush()
         log.info("room_event_accepted", kind=classified.kind.value)
         return response
 
@@ -340,6 +387,10 @@ class Hub:
                                      now_ms=now)
             await storage.store_txn(tx, *sender, scope, txn_id, pack_body(response), now)
             await self.audit.record(tx, _log_entry(event))
+            if self.federation is not None:
+                await self.federation.on_event(
+                    tx, event, set(room.members), set(room.members if accepted.members_after is None else accepted.members_after),
+                    accepted.welcome, accepted.welcome_to)
 
     # -- reads -------------------------------------------------------------------------------------
 

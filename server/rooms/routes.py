@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from protocol.api import CLIENT_PREFIX
+from protocol.errors import NotFound
 from protocol.ids import RoomId
 from protocol.rooms_api import (
     DEFAULT_HISTORY_LIMIT,
@@ -69,8 +70,14 @@ async def group_info(request: web.Request) -> web.Response:
 
 
 async def hub_key(request: web.Request) -> web.Response:
+    """This hub's keys, or with ``?server=NAME`` another hub's (room federation answers)."""
     hub = request.app[HUB]
-    return respond(HubKeyResponse(hub.server_name, hub.public_key))
+    server = request.query.get("server") or hub.server_name
+    if hub.federation is None:
+        if server != hub.server_name:
+            raise NotFound("no federation: only this server's key is known")
+        return respond(HubKeyResponse(hub.server_name, hub.public_key, hub._signing_key()[0], b"\x80"))
+    return respond(await hub.federation.hub_keys(server))
 
 
 def add_routes(router: web.UrlDispatcher, prefix: str = CLIENT_PREFIX) -> None:

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 EVENT_COLUMNS = ("stream_pos, room_id, seq, prev, epoch, kind, sender_user, sender_device, ts, "
-                 "message, event_id, hub_signature")
+                 "message, event_id, hub_signature, hub_key_id")
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,14 @@ class StoredRoom:
 
 async def next_stream_position(tx: aiosqlite.Connection) -> int:
     """Hand out the next position of the delivery stream (events and inbox items)."""
-    cur = await tx.execute("UPDATE stream_position SET pos = pos + 1 WHERE id = 1 RETURNING pos")
-    row = await cur.fetchone()
-    await cur.close()
-    return int(row[0])  # type: ignore[index]
+    rows = await tx.execute_fetchall(
+        "UPDATE stream_position SET pos = pos + 1 WHERE id = 1 RETURNING pos")
+    return int(rows[0][0])  # type: ignore[index]
 
 
 async def current_stream_position(conn: aiosqlite.Connection) -> int:
-    async with conn.execute("SELECT pos FROM stream_position WHERE id = 1") as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    rows = await conn.execute_fetchall("SELECT pos FROM stream_position WHERE id = 1")
+    return int(rows[0][0]) if rows else 0
 
 
 async def insert_room(tx: aiosqlite.Connection, room: StoredRoom, now_ms: int) -> None:
@@ -115,16 +113,16 @@ async def update_room(tx: aiosqlite.Connection, room_id: str, *, epoch: int, las
 async def insert_event(tx: aiosqlite.Connection, stream_pos: int, event: SignedEvent) -> None:
     c = event.content
     await tx.execute(
-        f"INSERT INTO room_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO room_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (stream_pos, c.room_id, c.seq, c.prev, c.epoch, c.kind.value, c.sender_user, c.sender_device,
-         c.ts, c.message, event.event_id, event.hub_signature))
+         c.ts, c.message, event.event_id, event.hub_signature, event.key_id))
 
 
 def event_from_row(row: tuple) -> tuple[int, SignedEvent]:
     """(stream position, event) of a row selected as :data:`EVENT_COLUMNS`."""
     content = EventContent(row[1], row[2], bytes(row[3]), row[4], EventKind(row[5]), row[6], row[7],
                            row[8], bytes(row[9]))
-    return row[0], SignedEvent(content, bytes(row[10]), bytes(row[11]))
+    return row[0], SignedEvent(content, bytes(row[10]), bytes(row[11]), row[12])
 
 
 async def events_in_range(conn: aiosqlite.Connection, room_id: str, user_id: str, device_id: str,
@@ -188,10 +186,10 @@ async def user_has_member_device(conn: aiosqlite.Connection, room_id: str, user_
 
 async def find_txn(conn: aiosqlite.Connection, user_id: str, device_id: str, scope: str,
                    txn_id: str) -> bytes | None:
-    async with conn.execute("SELECT response FROM txn_ids WHERE user_id = ? AND device_id = ? AND "
-                            "scope = ? AND txn_id = ?", (user_id, device_id, scope, txn_id)) as cur:
-        row = await cur.fetchone()
-    return None if row is None else bytes(row[0])
+    rows = await conn.execute_fetchall(
+        "SELECT response FROM txn_ids WHERE user_id = ? AND device_id = ? AND scope = ? AND "
+        "txn_id = ?", (user_id, device_id, scope, txn_id))
+    return bytes(rows[0][0]) if rows else None
 
 
 async def store_txn(tx: aiosqlite.Connection, user_id: str, device_id: str, scope: str, txn_id: str,

@@ -174,7 +174,12 @@ _V3_ROOMS = (
 )
 
 #: Migration n is MIGRATIONS[n - 1].
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS]
+_V4_HUB_KEY_ID = (
+    # The federation key id that signed each event (spec/client-server.md section 7).
+    "ALTER TABLE room_events ADD COLUMN hub_key_id TEXT NOT NULL DEFAULT 'ed25519:unnamed'",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

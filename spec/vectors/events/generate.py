@@ -3,7 +3,8 @@
 Run from the repository root: ``.venv/bin/python spec/vectors/events/generate.py``.
 Writes ``events.json`` next to this file:
 
-- ``hub_seed`` / ``hub_public_key``: the hub's Ed25519 key (hex);
+- ``hub_seed`` / ``hub_public_key`` / ``hub_key_id``: the hub's Ed25519 federation key
+  (hex) and its key id (``spec/server-server.md`` section 2), named by each envelope;
 - ``events``: a chain of one room's events 0..3 (create, commit, proposal,
   application): the nine signed fields (bytes as hex), the exact ``signed``
   bytes, ``event_id`` (SHA-256 of them), ``hub_signature`` and the msgpack
@@ -35,8 +36,10 @@ from protocol.events import (  # noqa: E402
     EventKind,
     sign_event,
 )
+from protocol.federation import key_id_for  # noqa: E402
 
 HUB_SEED = bytes(range(100, 132))
+HUB_KEY_ID = key_id_for(ed25519_public_key(HUB_SEED))
 ROOM = "!r7xQ2:hub.example"
 T = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
 
@@ -51,7 +54,7 @@ def chain():
     out, prev = [], GENESIS_PREV
     for seq, (epoch, kind, user, device, message) in enumerate(specs):
         ev = sign_event(HUB_SEED, EventContent(ROOM, seq, prev, epoch, kind, user, device,
-                                               T + seq * 1000, message))
+                                               T + seq * 1000, message), HUB_KEY_ID)
         out.append(ev)
         prev = ev.event_id
     return out
@@ -97,10 +100,11 @@ def build() -> dict[str, object]:
     return {"events.json": {
         "hub_seed": HUB_SEED.hex(),
         "hub_public_key": ed25519_public_key(HUB_SEED).hex(),
+        "hub_key_id": HUB_KEY_ID,
         "label": EVENT_LABEL.hex(),
         "events": [{
             "fields": _hexmap({k: v for k, v in e.to_wire().items()
-                               if k not in ("event_id", "hub_signature")}),
+                               if k not in ("event_id", "hub_signature", "hub_key_id")}),
             "signed": e.content.signed_bytes().hex(),
             "event_id": e.event_id.hex(),
             "hub_signature": e.hub_signature.hex(),

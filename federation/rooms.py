@@ -1,0 +1,474 @@
+"""Rooms across servers: hub fan-out, follower store, forwarded submissions, catch-up.
+
+``spec/server-server.md`` sections 11-15. One :class:`RoomFederation` per
+server plays both roles:
+
+**Hub** (rooms whose id names this server). It signs every event with the
+federation keyring's current key (:meth:`signing_key`). Inside the
+transaction that stores an accepted event, :meth:`on_event` queues a
+``room_event`` item for every *follower server*: each server with a member
+device before or after the event (so a removed server sees its removal). A
+server that becomes a follower with this event first gets events
+``0..seq-1`` in the same queue, in order. The Welcome of a commit goes as a
+``welcome`` item to each joiner's home server. Followers' submissions arrive
+at ``POST /rooms/{room_id}/send`` and are run by the hub like its own
+clients'; the hub's answer (including ``stale_epoch``) goes back as is.
+
+**Follower** (rooms hosted elsewhere). A ``room_event`` item is applied only
+if it comes from the room's hub (``not_hub``), its envelope decodes
+(``room_event_malformed``), the hub's signature verifies with the named key
+valid at ``ts`` (``room_event_bad_signature``) and it continues the stored
+chain (``room_event_chain_broken``). The follower keeps its own public view
+of the MLS group, processing each handshake as the hub did (with the
+event's ``ts`` as the time), and derives memberships from it
+(``room_event_rejected`` if the hub's handshake does not apply). Events go
+into the same tables as a hub's, so sync and history serve local members
+unchanged. An event past a gap (``seq > last_seq + 1``) is acknowledged and
+triggers :meth:`catch_up`: a signed ``GET /rooms/{room_id}/events`` from the
+hub, each event verified as above. A refused item stores nothing.
+
+**Submissions by local devices to a remote room** (:meth:`submit_remote`,
+only for rooms this server follows, else ``unknown_room``): a synchronous
+signed call to the hub. The client gets the hub's answer or
+refusal (same code, same details); if the hub cannot be reached it gets
+``hub_unreachable`` (503) and *nothing is stored or queued*: the client keeps
+its message and sends it again with the same ``txn_id`` (the hub's answer
+is idempotent), so nothing is lost and nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from urllib.parse import quote
+
+import aiosqlite
+import structlog
+
+from crypto.errors import CryptoError
+from crypto.mls.public_group import PublicGroup
+from protocol.api import ClaimResponse, UserDevicesResponse
+from protocol.errors import ApiError, MalformedBody, NotFound
+from protocol.events import GENESIS_PREV, EventKind, SignedEvent
+from protocol.federation import (
+    FEDERATION_PREFIX,
+    FederationError,
+    PeerRefused,
+    PeerUnreachable,
+    UnknownKey,
+)
+from protocol.federation_rooms import (
+    ITEM_ROOM_EVENT,
+    ITEM_TO_DEVICE,
+    ITEM_WELCOME,
+    DeviceRef,
+    FederatedClaim,
+    FederatedSend,
+    HubUnreachable,
+    NotHub,
+    NotYourUser,
+    RoomEventBadSignature,
+    RoomEventChainBroken,
+    RoomEventMalformed,
+    RoomEventRejected,
+    ToDeviceItem,
+    WelcomeItem,
+    decode_room_event,
+    encode_room_event,
+)
+from protocol.ids import DeviceId, RoomId, UserId
+from protocol.room_errors import UnknownRoom
+from protocol.rooms_api import (
+    Envelope,
+    EventsResponse,
+    HubKeyResponse,
+    SendRequest,
+    SendResponse,
+    ToDeviceMessage,
+)
+from protocol.schema import decode_body, pack_body
+from server.delivery import inbox
+from server.delivery.wakeups import Wakeups, device_key
+from server.rooms import storage
+from server.rooms.classify import classify_message, decode_group_info, parse_device_identity
+from server.rooms.hub import Hub
+from server.services.devices import Devices
+from server.services.key_directory import KeyDirectory
+from server.services.sessions import Session
+from server.storage import AlreadyExists, Database, devices
+
+from . import store
+from .client import FederationClient
+from .inbound import InboundItem
+from .keyring import ServerKeyring
+from .peer_keys import PeerKeys
+from .sender import FederationSender
+
+__all__ = ["RoomFederation", "RelayedRefusal", "HISTORY_PAGE", "server_of"]
+
+log = structlog.get_logger("confide.federation")
+
+#: Events per history page a follower asks for (and a hub answers at most).
+HISTORY_PAGE = 200
+
+Member = tuple[str, str]
+
+
+def server_of(user_id: str) -> str:
+    return UserId.parse(user_id).server
+
+
+class RelayedRefusal(ApiError):
+    """A peer's refusal passed on to our client with the peer's code, status and details."""
+
+    def __init__(self, exc: PeerRefused) -> None:
+        details = dict(getattr(exc, "remote_details", {}) or {})
+        super().__init__(f"the remote server refused: {exc.message}", **details)
+        self.code = exc.remote_code  # type: ignore[misc]
+        self.status = exc.remote_status if 400 <= exc.remote_status <= 599 else 502  # type: ignore[misc]
+
+
+class RoomFederation:
+    def __init__(self, *, db: Database, hub: Hub, keyring: ServerKeyring, peer_keys: PeerKeys,
+                 client: FederationClient, sender: FederationSender, wakeups: Wakeups,
+                 key_directory: KeyDirectory, devices_service: Devices, server_name: str,
+                 clock: Callable[[], float]) -> None:
+        self.db = db
+        self.hub = hub
+        self.keyring = keyring
+        self.peer_keys = peer_keys
+        self.client = client
+        self.sender = sender
+        self.wakeups = wakeups
+        self.key_directory = key_directory
+        self.devices = devices_service
+        self.server_name = server_name
+        self.clock = clock
+        self._catching: dict[str, asyncio.Task] = {}
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- hub side (HubFederation) ---------------------------------------------------------
+
+    def signing_key(self) -> tuple[str, bytes]:
+        key = self.keyring.current()
+        return key.key_id, key.seed
+
+    def wake(self) -> None:
+        self.sender.wake()
+
+    async def on_event(self, tx: aiosqlite.Connection, event: SignedEvent, before: set[Member],
+                       after: set[Member], welcome: bytes | None,
+                       welcome_to: tuple[Member, ...]) -> None:
+        """Queue the event for every follower server (see the module docstring)."""
+        c = event.content
+        old = {server_of(u) for u, _ in before} - {self.server_name}
+        new = {server_of(u) for u, _ in after} - {self.server_name}
+        now = self._now_ms()
+        data = encode_room_event(event)
+        for dest in sorted(old | new):
+            if dest not in old and c.seq > 0:
+                for past in await _events(tx, c.room_id, 0, c.seq):
+                    await store.enqueue(tx, dest, ITEM_ROOM_EVENT, encode_room_event(past), now)
+            await store.enqueue(tx, dest, ITEM_ROOM_EVENT, data, now)
+        if welcome is None:
+            return
+        by_server: dict[str, list[DeviceRef]] = {}
+        for u, d in welcome_to:
+            server = server_of(u)
+            if server != self.server_name:
+                by_server.setdefault(server, []).append(DeviceRef(UserId.parse(u), DeviceId.parse(d)))
+        for server, targets in sorted(by_server.items()):
+            item = WelcomeItem(RoomId.parse(c.room_id), UserId.parse(c.sender_user),
+                               DeviceId.parse(c.sender_device), welcome, tuple(targets))
+            await store.enqueue(tx, server, ITEM_WELCOME, pack_body(item), now)
+
+    async def submit_forwarded(self, origin: str, room_id: RoomId, req: FederatedSend) -> SendResponse:
+        """A follower's submission for a room hosted here: run it as the hub runs its own."""
+        if room_id.server != self.server_name:
+            raise NotHub("this server does not host that room")
+        if req.user_id.server != origin:
+            raise NotYourUser("a server submits for its own users only")
+        session = Session(req.user_id, req.device_id, "remote", b"")
+        return await self.hub.submit(session, room_id, SendRequest(req.txn_id, req.message, req.welcome,
+                                                                  req.group_info))
+
+    async def history_for(self, origin: str, room_id: RoomId, from_seq: int, limit: int) -> EventsResponse:
+        """Signed events ``from_seq..`` for a follower server with (or that had) a member device."""
+        if room_id.server != self.server_name:
+            raise NotHub("this server does not host that room")
+        async with self.db.read() as conn:
+            if await storage.get_room(conn, str(room_id)) is None:
+                raise NotFound("no such room")
+            async with conn.execute(
+                "SELECT 1 FROM room_members WHERE room_id = ? AND user_id LIKE ? LIMIT 1",
+                (str(room_id), f"%:{origin}")
+            ) as cur:
+                if await cur.fetchone() is None:
+                    raise NotYourUser("no device of that server is or was a member of this room")
+            events = await _events(conn, str(room_id), from_seq, from_seq + min(limit, HISTORY_PAGE))
+        nxt = events[-1].content.seq + 1 if events else from_seq
+        return EventsResponse(tuple(Envelope(e) for e in events), nxt)
+
+    # -- follower side: submissions and keys ------------------------------------------------
+
+    async def _call(self, method: str, server: str, target: str, body=None):
+        try:
+            return await self.client.call(method, server, target, body)
+        except PeerRefused as exc:
+            raise RelayedRefusal(exc) from None
+
+    async def submit_remote(self, session: Session, room_id: RoomId, req: SendRequest) -> SendResponse:
+        async with self.db.read() as conn:
+            if await storage.get_room(conn, str(room_id)) is None:
+                raise UnknownRoom("no such room here: this server follows the rooms of its members")
+        body = FederatedSend(session.user_id, session.device_id, req.txn_id, req.message, req.welcome,
+                             req.group_info)
+        target = f"{FEDERATION_PREFIX}/rooms/{_q(str(room_id))}/send"
+        try:
+            out = await self._call("POST", room_id.server, target, body)
+        except PeerUnreachable as exc:
+            raise HubUnreachable(f"the room's hub {room_id.server} cannot be reached ({exc.message}); "
+                                 "nothing was stored: send again with the same txn_id",
+                                 queued=False) from None
+        try:
+            return SendResponse.from_wire(out)
+        except MalformedBody:
+            raise HubUnreachable("the hub answered a malformed body", queued=False) from None
+
+    async def hub_keys(self, server: str) -> HubKeyResponse:
+        """The key document of hub ``server`` (this server's own, or a peer's as fetched and
+        self-signature-checked)."""
+        if server == self.server_name:
+            await self.keyring.refresh()
+            doc = self.keyring.document()
+        else:
+            doc = await self.peer_keys.document(server)
+        current = max(((kid, k) for kid, k in doc.keys.items() if k.valid_until is None),
+                      key=lambda t: t[1].valid_from, default=None)
+        if current is None:
+            raise UnknownKey(f"{server} has no current key")
+        return HubKeyResponse(server, current[1].public_key, current[0], pack_body(doc))
+
+    async def claim(self, user: UserId) -> ClaimResponse:
+        out = await self._call("POST", user.server, f"{FEDERATION_PREFIX}/keys/claim", FederatedClaim(user))
+        resp = ClaimResponse.from_wire(out)
+        if resp.user_id != user:
+            raise PeerUnreachable(f"{user.server} answered for another user")
+        return resp
+
+    async def user_devices(self, user: UserId) -> UserDevicesResponse:
+        out = await self._call("GET", user.server, f"{FEDERATION_PREFIX}/users/{_q(str(user))}/devices")
+        resp = UserDevicesResponse.from_wire(out)
+        if resp.user_id != user:
+            raise PeerUnreachable(f"{user.server} answered for another user")
+        return resp
+
+    async def enqueue_to_device(self, tx: aiosqlite.Connection, sender: Member,
+                                messages: list[ToDeviceMessage]) -> None:
+        """Queue ``to_device`` items (one per target server) in the caller's transaction."""
+        by_server: dict[str, list[ToDeviceMessage]] = {}
+        for m in messages:
+            by_server.setdefault(m.user_id.server, []).append(m)
+        for server, items in sorted(by_server.items()):
+            body = ToDeviceItem(UserId.parse(sender[0]), DeviceId.parse(sender[1]), tuple(items))
+            await store.enqueue(tx, server, ITEM_TO_DEVICE, pack_body(body), self._now_ms())
+
+    # -- follower side: inbound items -------------------------------------------------------
+
+    async def on_room_event_item(self, item: InboundItem) -> None:
+        event = decode_room_event(item.data)
+        room = RoomId.parse(event.content.room_id)
+        if room.server != item.origin or room.server == self.server_name:
+            raise NotHub("only a room's hub sends its events")
+        await self.verify_signature(event)
+        status, wake = await self.apply_event(item.tx, event)
+        if status == "gap":
+            item.after_commit(lambda: self.schedule_catch_up(str(room)))
+        elif wake:
+            item.after_commit(lambda: self._wake_local(wake))
+
+    async def on_welcome_item(self, item: InboundItem) -> None:
+        w = decode_body(item.data, WelcomeItem)
+        if w.room_id.server != item.origin:
+            raise NotHub("only a room's hub routes its Welcomes")
+        woken = set()
+        for t in w.targets:
+            if t.user_id.server != self.server_name:
+                raise NotYourUser("a Welcome target of another server")
+            if await devices.get(item.tx, str(t.user_id), str(t.device_id)) is None:
+                continue  # the device was removed meanwhile
+            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(t.user_id),
+                             str(t.device_id), "welcome", w.welcome,
+                             sender=(str(w.sender_user), str(w.sender_device)), room_id=str(w.room_id),
+                             now_ms=item.received_ms)
+            woken.add((str(t.user_id), str(t.device_id)))
+        item.after_commit(lambda: self._wake_local(woken))
+
+    async def on_to_device_item(self, item: InboundItem) -> None:
+        m = decode_body(item.data, ToDeviceItem)
+        if m.sender_user.server != item.origin:
+            raise NotYourUser("a server sends for its own users' devices only")
+        woken = set()
+        for t in m.messages:
+            if t.user_id.server != self.server_name:
+                raise NotYourUser("a target of another server")
+            if await devices.get(item.tx, str(t.user_id), str(t.device_id)) is None:
+                raise NotFound(f"no device {t.device_id} of {t.user_id}")
+            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(t.user_id),
+                             str(t.device_id), "to_device", t.payload,
+                             sender=(str(m.sender_user), str(m.sender_device)), room_id=None,
+                             now_ms=item.received_ms)
+            woken.add((str(t.user_id), str(t.device_id)))
+        item.after_commit(lambda: self._wake_local(woken))
+
+    def _wake_local(self, members: set[Member]) -> None:
+        self.wakeups.notify(device_key(u, d) for u, d in members if server_of(u) == self.server_name)
+
+    async def verify_signature(self, event: SignedEvent) -> None:
+        """The hub's signature with the named key, valid at the event's ``ts``."""
+        hub = RoomId.parse(event.content.room_id).server
+        try:
+            public = await self.peer_keys.public_key(hub, event.key_id, event.content.ts)
+            event.verify(public)
+        except (FederationError, CryptoError) as exc:
+            raise RoomEventBadSignature(f"the hub signature does not check: {exc}") from None
+
+    async def apply_event(self, tx: aiosqlite.Connection, event: SignedEvent) -> tuple[str, set[Member]]:
+        """Store a verified event of a followed room: ``("applied", devices to wake)``,
+        ``("duplicate", ∅)`` or ``("gap", ∅)``. Raises the ``room_event_*`` errors."""
+        c = event.content
+        row = await storage.get_room(tx, c.room_id)
+        if row is None:
+            if c.seq != 0:
+                return "gap", set()
+            return "applied", await self._create(tx, event)
+        if c.seq <= row.last_seq:
+            async with tx.execute("SELECT event_id FROM room_events WHERE room_id = ? AND seq = ?",
+                                  (c.room_id, c.seq)) as cur:
+                found = await cur.fetchone()
+            if found is not None and bytes(found[0]) == event.event_id:
+                return "duplicate", set()
+            raise RoomEventChainBroken(f"seq {c.seq} already holds another event")
+        if c.seq > row.last_seq + 1:
+            return "gap", set()
+        if c.prev != row.last_event_id or c.kind == EventKind.CREATE:
+            raise RoomEventChainBroken(f"event {c.seq} does not continue the stored chain")
+        before = await storage.open_members(tx, c.room_id)
+        after = before
+        epoch, view_bytes = row.epoch, None
+        if c.kind in (EventKind.COMMIT, EventKind.PROPOSAL):
+            view = PublicGroup.from_bytes(row.view)
+            classified = classify_message(c.message)
+            try:
+                processed = view.process(classified.message, now=c.ts // 1000)
+                processed.merge()
+            except CryptoError as exc:
+                raise RoomEventRejected(f"the handshake does not apply ({exc.code})") from None
+            epoch, view_bytes = view.epoch, view.to_bytes()
+            if c.kind == EventKind.COMMIT:
+                after = {_member(m.credential) for m in view.members()}
+        await storage.insert_event(tx, await storage.next_stream_position(tx), event)
+        await storage.update_room(tx, c.room_id, epoch=epoch, last_seq=c.seq, last_event_id=event.event_id,
+                                  view=view_bytes, group_info=None)
+        if before - after:
+            await storage.close_members(tx, c.room_id, before - after, c.seq)
+        if after - before:
+            await storage.add_members(tx, c.room_id, after - before, c.seq + 1)
+        return "applied", before | after
+
+    async def _create(self, tx: aiosqlite.Connection, event: SignedEvent) -> set[Member]:
+        c = event.content
+        if c.kind != EventKind.CREATE or c.prev != GENESIS_PREV:
+            raise RoomEventChainBroken("a room starts with a create event with the genesis prev")
+        try:
+            view = PublicGroup.from_group_info(decode_group_info(c.message), now=c.ts // 1000)
+        except CryptoError as exc:
+            raise RoomEventRejected(f"the room's GroupInfo does not check ({exc.code})") from None
+        members = {_member(m.credential) for m in view.members()}
+        room = storage.StoredRoom(c.room_id, view.group_id, view.cipher_suite.id, view.epoch, 0,
+                                  event.event_id, view.to_bytes(), c.message, view.epoch)
+        try:
+            await storage.insert_room(tx, room, self._now_ms())
+        except AlreadyExists:
+            raise RoomEventRejected("a room for this MLS group exists here") from None
+        await storage.insert_event(tx, await storage.next_stream_position(tx), event)
+        await storage.add_members(tx, c.room_id, members, 0)
+        return members
+
+    # -- follower side: catch-up ---------------------------------------------------------
+
+    def schedule_catch_up(self, room_id: str) -> None:
+        task = self._catching.get(room_id)
+        if task is None or task.done():
+            self._catching[room_id] = asyncio.create_task(self._catch_up_logged(room_id))
+
+    async def _catch_up_logged(self, room_id: str) -> None:
+        try:
+            await self.catch_up(room_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("federation_catch_up_failed", code=getattr(exc, "code", type(exc).__name__))
+
+    async def catch_up(self, room_id: str) -> int:
+        """Fetch and apply the hub's events after the stored ``last_seq`` (signed history,
+        each event verified); returns how many were applied. Raises the ``room_event_*``
+        errors (nothing of the refused page is stored) or the federation client's errors."""
+        room = RoomId.parse(room_id)
+        applied = 0
+        while True:
+            async with self.db.read() as conn:
+                row = await storage.get_room(conn, room_id)
+            start = 0 if row is None else row.last_seq + 1
+            target = f"{FEDERATION_PREFIX}/rooms/{_q(room_id)}/events?from={start}&limit={HISTORY_PAGE}"
+            out = await self._call("GET", room.server, target)
+            try:
+                page = EventsResponse.from_wire(out)
+            except MalformedBody as exc:
+                raise RoomEventMalformed(f"history page: {exc.message}") from None
+            events = [e.event for e in page.events]
+            if not events:
+                return applied
+            for e in events:
+                if e.content.room_id != room_id:
+                    raise RoomEventMalformed("history of another room")
+                await self.verify_signature(e)
+            wake: set[Member] = set()
+            async with self.db.transaction() as tx:
+                for e in events:
+                    status, woken = await self.apply_event(tx, e)
+                    if status == "gap":
+                        raise RoomEventChainBroken("the hub's history has a gap")
+                    applied += status == "applied"
+                    wake |= woken
+            self._wake_local(wake)
+            if len(events) < HISTORY_PAGE:
+                return applied
+
+    async def close(self) -> None:
+        for task in list(self._catching.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="!:@")
+
+
+def _member(credential) -> Member:
+    user, device = parse_device_identity(credential)
+    return str(user), str(device)
+
+
+async def _events(conn: aiosqlite.Connection, room_id: str, start: int, end: int) -> list[SignedEvent]:
+    async with conn.execute(
+        f"SELECT {storage.EVENT_COLUMNS} FROM room_events WHERE room_id = ? AND seq >= ? AND seq < ? "
+        "ORDER BY seq", (room_id, start, end)
+    ) as cur:
+        rows = await cur.fetchall()
+    return [storage.event_from_row(tuple(r))[1] for r in rows]
+

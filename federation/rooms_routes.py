@@ -1,0 +1,75 @@
+"""Room federation's endpoints (``spec/server-server.md`` sections 11-14), all signed.
+
+- ``POST /_confide/federation/v1/rooms/{room_id}/send``: a follower forwards a submission;
+- ``GET  /_confide/federation/v1/rooms/{room_id}/events?from=SEQ&limit=N``: signed history
+  for a follower's catch-up;
+- ``POST /_confide/federation/v1/keys/claim``: KeyPackages of a local user;
+- ``GET  /_confide/federation/v1/users/{user_id}/devices``: a local user's device keys.
+
+Handlers verify the request (:func:`~federation.routes.authenticate_peer`), decode the
+body strictly and call :class:`~federation.rooms.RoomFederation` or the key directory.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from protocol.federation import FEDERATION_PREFIX
+from protocol.federation_rooms import FederatedClaim, FederatedSend, NotYourUser
+from protocol.ids import RoomId, UserId
+from protocol.rooms_api import MAX_HISTORY_LIMIT, parse_uint_param
+from protocol.schema import decode_body
+from server.api import respond
+from server.appkeys import CONFIG, DEVICES, KEY_DIRECTORY
+
+from .appkeys import FEDERATION_ROOMS
+from .routes import authenticate_peer
+
+__all__ = ["add_room_routes"]
+
+_MAX_U63 = (1 << 63) - 1
+_SEND_BODY = 2 * 1024 * 1024
+
+
+async def forwarded_send(request: web.Request) -> web.Response:
+    room_id = RoomId.parse(request.match_info["room_id"])
+    peer = await authenticate_peer(request, _SEND_BODY)
+    req = decode_body(peer.body, FederatedSend)
+    return respond(await request.app[FEDERATION_ROOMS].submit_forwarded(peer.origin, room_id, req))
+
+
+async def history(request: web.Request) -> web.Response:
+    room_id = RoomId.parse(request.match_info["room_id"])
+    from_seq = parse_uint_param(request.query.get("from"), "from", default=0, max_value=_MAX_U63)
+    limit = parse_uint_param(request.query.get("limit"), "limit", default=MAX_HISTORY_LIMIT,
+                             max_value=MAX_HISTORY_LIMIT, min_value=1)
+    peer = await authenticate_peer(request)
+    return respond(await request.app[FEDERATION_ROOMS].history_for(peer.origin, room_id, from_seq, limit))
+
+
+def _local(request: web.Request, user: UserId) -> None:
+    if user.server != request.app[CONFIG].server_name:
+        raise NotYourUser("that user is not on this server")
+
+
+async def claim(request: web.Request) -> web.Response:
+    peer = await authenticate_peer(request, 4096)
+    req = decode_body(peer.body, FederatedClaim)
+    _local(request, req.user_id)
+    return respond(await request.app[KEY_DIRECTORY].claim(req.user_id))
+
+
+async def user_devices(request: web.Request) -> web.Response:
+    user = UserId.parse(request.match_info["user_id"])
+    await authenticate_peer(request, 0)
+    _local(request, user)
+    return respond(await request.app[DEVICES].user_devices(user))
+
+
+def add_room_routes(router: web.UrlDispatcher) -> None:
+    router.add_post(FEDERATION_PREFIX + "/rooms/{room_id}/send", forwarded_send)
+    router.add_get(FEDERATION_PREFIX + "/rooms/{room_id}/events", history)
+    router.add_post(FEDERATION_PREFIX + "/keys/claim", claim)
+    router.add_get(FEDERATION_PREFIX + "/users/{user_id}/devices", user_devices)
+
+
