@@ -106,6 +106,27 @@ class FederationClient:
         except MalformedBody as exc:
             raise PeerUnreachable(f"{destination} answered a malformed transaction response: {exc.message}") from None
 
+    async def get_public(self, server: str, target: str, *, cap: int = 1 << 20) -> bytes:
+        """An unsigned ``GET`` of a peer's public resource (its transparency log): the raw
+        body of a ``200``. Raises :class:`PeerDenied`, :class:`PeerUnreachable`, or
+        :class:`PeerRefused` with ``remote_code`` ``not_found`` for a ``404``."""
+        self._check_destination(server)
+        parse_target(target)
+        url = URL(await self._discovery.base_url(server) + target, encoded=True)
+        try:
+            async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as resp:
+                raw = await resp.content.read(cap + 1)
+                status = resp.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise PeerUnreachable(f"{url.host}: {type(exc).__name__}") from None
+        if len(raw) > cap:
+            raise PeerUnreachable(f"{url.host} answered more than {cap} bytes")
+        if status == 404:
+            raise PeerRefused(f"{server} has no {target}", "not_found", 404)
+        if status != 200:
+            raise PeerUnreachable(f"{url.host} answered HTTP {status}")
+        return bytes(raw)
+
     async def fetch_server_keys(self, server: str) -> ServerKeys:
         """``GET /_confide/key/v1/server`` of ``server``, self-signature verified.
 

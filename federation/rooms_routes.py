@@ -4,7 +4,10 @@
 - ``GET  /_confide/federation/v1/rooms/{room_id}/events?from=SEQ&limit=N``: signed history
   for a follower's catch-up;
 - ``POST /_confide/federation/v1/keys/claim``: KeyPackages of a local user;
-- ``GET  /_confide/federation/v1/users/{user_id}/devices``: a local user's device keys.
+- ``GET  /_confide/federation/v1/users/{user_id}/devices``: a local user's device keys;
+- ``GET  /_confide/client/v1/federation/{server}/_confide/log/v1/{path}`` (client-server, no
+  authentication): a peer's public transparency-log resources relayed as they are, so a
+  client checks a remote device's registration against the remote server's log.
 
 Handlers verify the request (:func:`~federation.routes.authenticate_peer`), decode the
 body strictly and call :class:`~federation.rooms.RoomFederation` or the key directory.
@@ -14,15 +17,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from protocol.federation import FEDERATION_PREFIX
+from protocol.api import CLIENT_PREFIX
+from protocol.errors import MalformedBody, NotFound
+from protocol.federation import FEDERATION_PREFIX, PeerRefused, parse_target
 from protocol.federation_rooms import FederatedClaim, FederatedSend, NotYourUser
-from protocol.ids import RoomId, UserId
+from protocol.ids import RoomId, UserId, parse_server_name
 from protocol.rooms_api import MAX_HISTORY_LIMIT, parse_uint_param
 from protocol.schema import decode_body
 from server.api import respond
 from server.appkeys import CONFIG, DEVICES, KEY_DIRECTORY
+from server.translog import LOG_PREFIX
 
-from .appkeys import FEDERATION_ROOMS
+from .appkeys import FEDERATION_CLIENT, FEDERATION_ROOMS
 from .routes import authenticate_peer
 
 __all__ = ["add_room_routes"]
@@ -66,10 +72,27 @@ async def user_devices(request: web.Request) -> web.Response:
     return respond(await request.app[DEVICES].user_devices(user))
 
 
+async def peer_log(request: web.Request) -> web.Response:
+    server = parse_server_name(request.match_info["server"])
+    target = f"{LOG_PREFIX}/{request.match_info['path']}"
+    if request.query_string:
+        target += "?" + request.query_string
+    try:
+        parse_target(target)
+    except MalformedBody:
+        raise NotFound("no such log resource") from None
+    try:
+        body = await request.app[FEDERATION_CLIENT].get_public(server, target)
+    except PeerRefused:
+        raise NotFound("the peer has no such log resource") from None
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
 def add_room_routes(router: web.UrlDispatcher) -> None:
     router.add_post(FEDERATION_PREFIX + "/rooms/{room_id}/send", forwarded_send)
     router.add_get(FEDERATION_PREFIX + "/rooms/{room_id}/events", history)
     router.add_post(FEDERATION_PREFIX + "/keys/claim", claim)
     router.add_get(FEDERATION_PREFIX + "/users/{user_id}/devices", user_devices)
+    router.add_get(CLIENT_PREFIX + "/federation/{server}" + LOG_PREFIX + "/{path:.+}", peer_log)
 
 

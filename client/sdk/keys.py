@@ -10,20 +10,25 @@
 * :meth:`Keys.for_welcome`: the stored KeyPackage a Welcome is addressed to.
 * :meth:`Keys.claim`: one KeyPackage per device of a user (``POST /keys/claim``),
   each checked against the device's registered keys and its registration's
-  inclusion in the log (:meth:`Keys.verify_device`) before it is used.
+  inclusion in the log (:meth:`Keys.verify_device`) before it is used. A device of
+  another server is checked against *that* server's log, relayed by our server
+  (``/federation/{server}/_confide/log/v1/...``); its log key is pinned on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from client.audit import AuditFailure, fetch_proof, verify_device_inclusion
+import aiohttp
+
+from client.audit import AuditFailure, HttpSource, fetch_proof, verify_device_inclusion
 from crypto.errors import CryptoError
 from crypto.mls import Credential, KeyPackage, KeyPackagePrivate, MLSMessage, Welcome, get_suite
 from crypto.mls.key_package_gen import generate_key_package, key_package_ref
 from crypto.note import parse_vkey
 from crypto.primitives import ed25519_public_key, ed25519_sign
 from crypto.rng import Rng, system_rng
+from protocol.api import CLIENT_PREFIX
 from protocol.audit import device_registration_message
 
 from .errors import VerificationFailed
@@ -144,8 +149,12 @@ class Keys:
         if self.store.verified().get(identity) == signature_key:
             return
         acct = self.store.account()
-        if user_id.split(":", 1)[1] != acct.user_id.split(":", 1)[1]:
-            raise VerificationFailed(f"{user_id} is on another server: its log is not checked yet")
+        server = user_id.split(":", 1)[1]
+        base, vkey = self.http.base_url, acct.log_vkey
+        if server != acct.user_id.split(":", 1)[1]:
+            # Another server's device: its own log, relayed by our server; its key pinned on first use.
+            base = f"{self.http.base_url}{CLIENT_PREFIX}/federation/{server}"
+            vkey = await self._remote_log_key(server, base)
         if log_index is None:
             match = [d for d in await self.user_devices(user_id) if d["device_id"] == device_id]
             if not match:
@@ -153,14 +162,31 @@ class Keys:
             if match[0]["signature_key"] != signature_key:
                 raise VerificationFailed(f"{identity} uses a key other than the registered one")
             log_index = match[0]["log_index"]
-        if acct.log_vkey is None:
+        if vkey is None:
             raise VerificationFailed("no transparency-log key pinned in this profile")
         try:
-            proof = await fetch_proof(self.http.session, self.http.base_url, str(log_index))
-            verify_device_inclusion(proof, parse_vkey(acct.log_vkey), user_id, device_id, signature_key)
+            proof = await fetch_proof(self.http.session, base, str(log_index))
+            verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key)
         except (AuditFailure, CryptoError) as exc:
             raise VerificationFailed(f"{identity}: {exc}") from None
         self.store.add_verified(identity, signature_key)
+
+    async def _remote_log_key(self, server: str, base: str) -> str:
+        """The log key of ``server``, pinned in the profile the first time it is fetched."""
+        pins = self.store.verified()
+        pinned = pins.get(f"log-vkey:{server}")
+        if pinned is not None:
+            return pinned.decode()
+        try:
+            raw = await HttpSource(self.http.session, base).get("vkey")
+            if raw is None:
+                raise AuditFailure("no vkey")
+            vkey = raw.decode().strip()
+            parse_vkey(vkey)
+        except (AuditFailure, CryptoError, UnicodeDecodeError, aiohttp.ClientError) as exc:
+            raise VerificationFailed(f"the log key of {server} is not available: {exc}") from None
+        self.store.add_verified(f"log-vkey:{server}", vkey.encode())
+        return vkey
 
     async def claim(self, user_id: str) -> list[tuple[str, KeyPackage]]:
         """One verified KeyPackage per device of ``user_id``: ``[(device_id, KeyPackage)]``.

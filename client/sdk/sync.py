@@ -59,7 +59,8 @@ class Sync:
         self.http = http
         self.store = store
         self.keys = keys
-        self.hub_keys: dict[str, bytes] = {}  # hub server name -> Ed25519 public key
+        # hub server name -> its Ed25519 key, or {key_id: key} from GET /hub_key's key document
+        self.hub_keys: dict[str, bytes | dict[str, bytes]] = {}
 
     async def fetch(self, timeout_ms: int = 0, limit: int | None = None) -> dict[str, Any]:
         """One ``GET /sync`` from the stored since-token."""
@@ -71,8 +72,13 @@ class Sync:
         try:
             ev = SignedEvent.from_wire(obj)
             hub = ev.content.room_id.split(":", 1)[1]
-            if hub in self.hub_keys:
-                ev.verify(self.hub_keys[hub])
+            key = self.hub_keys.get(hub)
+            if isinstance(key, dict):  # key id -> public key (from GET /hub_key's key document)
+                if ev.key_id not in key:
+                    raise VerificationFailed(f"the hub signed with a key it does not publish: {ev.key_id}")
+                key = key[ev.key_id]
+            if key is not None:
+                ev.verify(key)
         except CryptoError as exc:
             raise VerificationFailed(f"a room event fails its checks: {exc}") from None
         return ev
