@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from client.profile import MINIMUM, Profile
 from client.sdk import Client
 from crypto.rng import system_rng
@@ -11,7 +13,7 @@ from server.services.provisioning import create_invite
 
 from .helpers import Node
 
-__all__ = ["PASSWORD", "user_on", "texts", "sync_all"]
+__all__ = ["PASSWORD", "user_on", "texts", "sync_all", "people_fixture"]
 
 PASSWORD = "correct horse battery"
 
@@ -35,3 +37,15 @@ async def sync_all(*clients: Client, rounds: int = 1) -> None:
     for _ in range(rounds):
         for c in clients:
             await c.sync()
+
+
+@pytest.fixture(name="people")
+async def people_fixture(pair):
+    """Nodes a.test (hub) and b.test with alice on a and bob on b; the clients list."""
+    a, b = pair
+    clients: list = []
+    alice = await user_on(a, "alice", clients=clients)
+    bob = await user_on(b, "bob", clients=clients)
+    yield a, b, alice, bob, clients
+    for c in clients:
+        await c.close()

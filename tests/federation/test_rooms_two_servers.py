@@ -18,18 +18,7 @@ from protocol.federation import ServerKeys
 from protocol.schema import unpack_body
 
 from .conftest import eventually
-from .rooms_helpers import texts, user_on
-
-
-@pytest.fixture
-async def people(pair):
-    a, b = pair
-    clients: list = []
-    alice = await user_on(a, "alice", clients=clients)
-    bob = await user_on(b, "bob", clients=clients)
-    yield a, b, alice, bob, clients
-    for c in clients:
-        await c.close()
+from .rooms_helpers import people_fixture, texts, user_on  # noqa: F401 (fixture "people")
 
 
 async def room_seqs(node, room):
