@@ -24,6 +24,7 @@ COMMANDS = (
     "server.cli_admin",
     "federation.cli",
     "client.cli_client",
+    "client.demo",
 )
 
 
