@@ -11,7 +11,12 @@ Writes, next to this file:
   ``malformed_headers``: header values that must be refused, with their code;
 - ``server_keys.json``: a key document with a current and an old key, its
   to-be-signed bytes (section 2.1) and its msgpack encoding; ``malformed``
-  documents that must be refused as ``server_keys_invalid``.
+  documents that must be refused as ``server_keys_invalid``;
+- ``rooms.json``: room federation (sections 11-14): the hub's key, a chain of two
+  signed events and the ``room_event`` item data of the second, the transaction
+  carrying it and its signed ``PUT``; a forwarded submission signed by the
+  follower; ``welcome`` and ``to_device`` item data; ``refusals``: event item data a
+  follower must refuse after the first event, each with its code.
 
 ``tests/federation/test_vectors.py`` checks that the committed files equal a
 fresh run, and verifies each vector independently of the generator.
@@ -141,8 +146,70 @@ def build_server_keys() -> dict[str, object]:
     }
 
 
+def build_rooms() -> dict[str, object]:
+    from dataclasses import replace
+
+    from protocol.events import GENESIS_PREV, EventContent, EventKind, sign_event
+    from protocol.federation_rooms import (
+        DeviceRef,
+        FederatedSend,
+        ToDeviceItem,
+        WelcomeItem,
+        encode_room_event,
+    )
+    from protocol.ids import DeviceId, RoomId, UserId
+    from protocol.rooms_api import ToDeviceMessage
+    from protocol.schema import pack_body
+
+    hub_kid = key_id_for(ed25519_public_key(ORIGIN_SEED))
+    room = "!r7xQ2:hub.example"
+    e0 = sign_event(ORIGIN_SEED, EventContent(room, 0, GENESIS_PREV, 0, EventKind.CREATE, "@ann:hub.example",
+                                              "ANNPHONE", T, b"\x00\x01\x00\x04group-info"), hub_kid)
+    e1 = sign_event(ORIGIN_SEED, EventContent(room, 1, e0.event_id, 0, EventKind.APPLICATION,
+                                              "@ann:hub.example", "ANNPHONE", T + 1000,
+                                              b"\x00\x01\x00\x02ciphertext"), hub_kid)
+    txn = msgpack.packb({"items": [{"kind": "room_event", "data": encode_room_event(e1)}]}, use_bin_type=True)
+    put = sign_request(ORIGIN_SEED, hub_kid, "PUT", "/_confide/federation/v1/send/txn-1", txn, ORIGIN,
+                       DESTINATION, T + 2000)
+    other_kid = key_id_for(ed25519_public_key(OTHER_SEED))
+    send = pack_body(FederatedSend(UserId.parse("@bo:follower.example:8448"), DeviceId.parse("BOPHONE"),
+                                   "c-1", b"\x00\x01\x00\x02ciphertext"))
+    send_target = f"/_confide/federation/v1/rooms/{room}/send"
+    fwd = sign_request(OTHER_SEED, other_kid, "POST", send_target, send, DESTINATION, ORIGIN, T + 3000)
+    bo = DeviceRef(UserId.parse("@bo:follower.example:8448"), DeviceId.parse("BOPHONE"))
+    welcome = pack_body(WelcomeItem(RoomId.parse(room), UserId.parse("@ann:hub.example"),
+                                    DeviceId.parse("ANNPHONE"), b"\x00\x01\x00\x03welcome", (bo,)))
+    to_device = pack_body(ToDeviceItem(UserId.parse("@ann:hub.example"), DeviceId.parse("ANNPHONE"),
+                                       (ToDeviceMessage(bo.user_id, bo.device_id, b"payload"),)))
+    broken = sign_event(ORIGIN_SEED, replace(e1.content, prev=bytes(32)), hub_kid)
+    bad_sig = replace(e1, hub_signature=bytes(64))
+    return {
+        "hub": {"seed": ORIGIN_SEED.hex(), "public_key": ed25519_public_key(ORIGIN_SEED).hex(),
+                "key_id": hub_kid, "server_name": ORIGIN},
+        "follower": {"seed": OTHER_SEED.hex(), "public_key": ed25519_public_key(OTHER_SEED).hex(),
+                     "key_id": other_kid, "server_name": DESTINATION},
+        "events": [encode_room_event(e).hex() for e in (e0, e1)],
+        "room_event_item": encode_room_event(e1).hex(),
+        "transaction": {"target": "/_confide/federation/v1/send/txn-1", "body": txn.hex(),
+                        "timestamp_ms": T + 2000, "authorization": put.to_header()},
+        "forwarded_send": {"target": send_target, "body": send.hex(), "timestamp_ms": T + 3000,
+                           "authorization": fwd.to_header()},
+        "welcome_item": welcome.hex(),
+        "to_device_item": to_device.hex(),
+        "refusals": [
+            {"name": "broken_chain", "data": encode_room_event(broken).hex(), "code": "room_event_chain_broken"},
+            {"name": "bad_signature", "data": encode_room_event(bad_sig).hex(),
+             "code": "room_event_bad_signature"},
+            {"name": "unknown_key", "data": encode_room_event(replace(e1, key_id="ed25519:gone")).hex(),
+             "code": "room_event_bad_signature"},
+            {"name": "not_an_event", "data": msgpack.packb({"seq": 1}).hex(), "code": "room_event_malformed"},
+        ],
+    }
+
+
 def build() -> dict[str, object]:
-    return {"requests.json": build_requests(), "server_keys.json": build_server_keys()}
+    return {"requests.json": build_requests(), "server_keys.json": build_server_keys(),
+            "rooms.json": build_rooms()}
 
 
 def render(obj: object) -> str:
