@@ -37,21 +37,19 @@ async def push(tx: aiosqlite.Connection, position: int, user_id: str, device_id:
 
 async def pending(conn: aiosqlite.Connection, user_id: str, device_id: str, after: int,
                   limit: int) -> list[StoredItem]:
-    async with conn.execute(
+    rows = await conn.execute_fetchall(
         "SELECT stream_pos, kind, sender_user, sender_device, room_id, payload FROM inbox "
         "WHERE user_id = ? AND device_id = ? AND stream_pos > ? ORDER BY stream_pos LIMIT ?",
-        (user_id, device_id, after, limit)
-    ) as cur:
-        rows = await cur.fetchall()
+        (user_id, device_id, after, limit))
     return [StoredItem(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
 
 
 async def has_acknowledged(conn: aiosqlite.Connection, user_id: str, device_id: str,
                            upto: int) -> bool:
     """Whether any item at or before ``upto`` is still stored (so :func:`ack` has work)."""
-    async with conn.execute("SELECT 1 FROM inbox WHERE user_id = ? AND device_id = ? AND "
-                            "stream_pos <= ? LIMIT 1", (user_id, device_id, upto)) as cur:
-        return await cur.fetchone() is not None
+    rows = await conn.execute_fetchall("SELECT 1 FROM inbox WHERE user_id = ? AND device_id = ? "
+                                       "AND stream_pos <= ? LIMIT 1", (user_id, device_id, upto))
+    return bool(rows)
 
 
 async def ack(tx: aiosqlite.Connection, user_id: str, device_id: str, upto: int) -> int:

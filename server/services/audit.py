@@ -25,7 +25,10 @@ from protocol.audit import AuditEntry, encode_entry
 from server.storage import Database, outbox
 from server.translog import TransparencyLog
 
-__all__ = ["AuditTrail"]
+__all__ = ["AuditTrail", "PASS_LIMIT"]
+
+#: Outbox entries read per round of a flush pass.
+PASS_LIMIT = 256
 
 
 class AuditTrail:
@@ -33,6 +36,8 @@ class AuditTrail:
         self.db = db
         self.log = log
         self._lock = asyncio.Lock()
+        self._requested = 0  # flush calls so far
+        self._covered = 0  # every call up to this one has had a full pass start after it
 
     @staticmethod
     async def record(tx: aiosqlite.Connection, entry: AuditEntry) -> None:
@@ -44,15 +49,29 @@ class AuditTrail:
         return await self.log.append(entry)
 
     async def flush(self) -> int:
-        """Append every queued entry, oldest first; returns how many were appended."""
+        """Append every entry queued before the call, oldest first; returns how many this call
+        appended.
+
+        Concurrent calls share passes (group commit): a pass that *started* after a call was
+        made reads everything committed before that call, so the call returns when such a
+        pass has finished, without a pass of its own.
+        """
+        self._requested += 1
+        ticket = self._requested
         done = 0
         async with self._lock:
+            if self._covered >= ticket:
+                return 0
+            start = self._requested
             while True:
                 async with self.db.read() as conn:
-                    rows = await outbox.peek(conn)
-                if not rows:
-                    return done
-                await self.log.append_many([entry for _, entry in rows])
-                async with self.db.transaction() as tx:
-                    await outbox.remove(tx, [i for i, _ in rows])
-                done += len(rows)
+                    rows = await outbox.peek(conn, PASS_LIMIT)
+                if rows:
+                    await self.log.append_many([entry for _, entry in rows])
+                    async with self.db.transaction() as tx:
+                        await outbox.remove(tx, [i for i, _ in rows])
+                    done += len(rows)
+                if len(rows) < PASS_LIMIT:
+                    break
+            self._covered = start
+        return done

@@ -19,8 +19,9 @@ async def push(tx: aiosqlite.Connection, entry: bytes) -> None:
 
 
 async def peek(conn: aiosqlite.Connection, limit: int = 256) -> list[tuple[int, bytes]]:
-    async with conn.execute("SELECT id, entry FROM audit_outbox ORDER BY id LIMIT ?", (limit,)) as cur:
-        return [(row[0], bytes(row[1])) for row in await cur.fetchall()]
+    rows = await conn.execute_fetchall("SELECT id, entry FROM audit_outbox ORDER BY id LIMIT ?",
+                                       (limit,))
+    return [(row[0], bytes(row[1])) for row in rows]
 
 
 async def remove(tx: aiosqlite.Connection, ids: list[int]) -> None:

@@ -32,13 +32,12 @@ async def insert(tx: aiosqlite.Connection, token_hash: bytes, user_id: str, devi
 
 
 async def lookup(conn: aiosqlite.Connection, token_hash: bytes) -> TokenRow | None:
-    async with conn.execute(
+    rows = await conn.execute_fetchall(
         "SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.last_used, a.role "
         "FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id WHERE t.token_hash = ?",
         (token_hash,),
-    ) as cur:
-        row = await cur.fetchone()
-    return None if row is None else TokenRow(*row)
+    )
+    return TokenRow(*rows[0]) if rows else None
 
 
 async def touch(tx: aiosqlite.Connection, token_hash: bytes, now_ms: int) -> None:
