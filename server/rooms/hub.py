@@ -248,7 +248,7 @@ class Hub:
             raise UnknownRoom("this server is not the room's hub")
         async with self._lock(rid):
             room = await self._room(rid)
-            async with self.db.read() as conn:
+            async with self.db.statement() as conn:
                 stored = await storage.find_txn(conn, user, device, scope, req.txn_id)
             if stored is not None:  # its log entry may still be on its way: wait for it too
                 await self.audit.flush()

@@ -64,7 +64,7 @@ class AuditTrail:
                 return 0
             start = self._requested
             while True:
-                async with self.db.read() as conn:
+                async with self.db.statement() as conn:
                     rows = await outbox.peek(conn, PASS_LIMIT)
                 if rows:
                     await self.log.append_many([entry for _, entry in rows])

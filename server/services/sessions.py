@@ -82,7 +82,7 @@ class Sessions:
     async def authenticate(self, authorization: str | None) -> Session:
         """The session of the ``Authorization`` header; raises :class:`Unauthorized`."""
         token_hash = hash_token(parse_bearer(authorization))
-        async with self.db.read() as conn:
+        async with self.db.statement() as conn:
             row = await tokens.lookup(conn, token_hash)
         if row is None:
             raise Unauthorized("unknown access token")

@@ -7,8 +7,10 @@ foreign keys on and a busy timeout for the other writers of the same file
 applies the numbered migrations of :mod:`server.storage.migrations`.
 
 Every use goes through :meth:`Database.transaction` (``BEGIN IMMEDIATE`` ..
-``COMMIT``, rolled back on any exception) or :meth:`Database.read` (a
-consistent snapshot). Both hold one asyncio lock, so coroutines never see each
+``COMMIT``, rolled back on any exception), :meth:`Database.read` (a
+consistent snapshot) or :meth:`Database.statement` (exactly one read
+statement, which in autocommit mode is its own snapshot: no ``BEGIN`` and
+``ROLLBACK`` round trips to the database thread on hot paths). Both hold one asyncio lock, so coroutines never see each
 other's half-done work on the shared connection. Repositories are functions
 that take the connection handed out by these context managers.
 """
@@ -79,6 +81,13 @@ class Database:
                 yield self.conn
             finally:
                 await self.conn.execute("ROLLBACK")
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection for exactly one read-only statement (autocommit: the statement reads
+        one consistent snapshot). Reads of several statements that must agree use :meth:`read`."""
+        async with self._lock:
+            yield self.conn
 
     async def close(self) -> None:
         await self.conn.close()
