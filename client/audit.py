@@ -69,9 +69,13 @@ __all__ = [
     "fetch_proof",
     "verify_device_inclusion",
     "list_device_registrations",
+    "check_witness",
+    "WITNESS_PATH",
 ]
 
 LOG_PATH = "/_confide/log/v1"
+#: Where a federated Confide server serves its witness (``spec/server-server.md`` section 16).
+WITNESS_PATH = "/_confide/federation/v1/witness"
 _CONCURRENCY = 8
 _MAX_RESOURCE = 1 << 24
 
@@ -452,3 +456,54 @@ async def list_device_registrations(
     """
     report, _ = await verify_log(source, state, vkey)
     return report.devices.get(user, [])
+
+
+async def check_witness(session: aiohttp.ClientSession, witness_url: str, source: Source,
+                        checkpoint: Checkpoint, log_key: Verifier) -> str:
+    """Compare a verified log with what a federation peer's witness saw of it.
+
+    Fails (:class:`AuditFailure`, "split view") when the witness recorded a checkpoint
+    of this log inconsistent with one it cosigned before, or when its last cosigned
+    checkpoint (signed by ``log_key``) is not consistent with ``checkpoint`` (a
+    consistency proof from ``source`` between the two sizes). Returns a one-line result.
+    """
+    import msgpack
+
+    base = witness_url.rstrip("/") + WITNESS_PATH
+    origin = checkpoint.origin
+    async with session.get(f"{base}/alerts") as resp:
+        raw = await resp.content.read(_MAX_RESOURCE)
+        if resp.status != 200:
+            raise AuditFailure(f"witness {witness_url}: alerts: HTTP {resp.status}")
+    try:
+        alerts = [a for a in msgpack.unpackb(raw)["alerts"] if a.get("origin") == origin]
+    except Exception as exc:
+        raise AuditFailure(f"witness {witness_url}: malformed alerts ({type(exc).__name__})") from None
+    if alerts:
+        raise AuditFailure(f"split view: witness {witness_url} was shown a checkpoint of size "
+                           f"{alerts[0].get('size')} inconsistent with one it cosigned",
+                           size=alerts[0].get("size"))
+    async with session.get(f"{base}/checkpoint/{origin}") as resp:
+        note = await resp.content.read(_MAX_RESOURCE)
+        if resp.status == 404:
+            return f"witness {witness_url}: has not cosigned {origin} yet"
+        if resp.status != 200:
+            raise AuditFailure(f"witness {witness_url}: checkpoint: HTTP {resp.status}")
+    try:
+        seen, _ = open_checkpoint(note, [log_key], origin)
+    except CryptoError as exc:
+        raise AuditFailure(f"witness {witness_url}: its checkpoint of {origin} does not verify: {exc}") from None
+    (m, rm), (n, rn) = sorted([(seen.size, seen.root_hash), (checkpoint.size, checkpoint.root_hash)])
+    if m == n:
+        ok = rm == rn
+    else:
+        proof = await source.consistency_proof(m, n)
+        try:
+            merkle.verify_consistency(m, n, rm, rn, proof or [])
+            ok = proof is not None or m == 0
+        except CryptoError:
+            ok = False
+    if not ok:
+        raise AuditFailure(f"split view: witness {witness_url} cosigned a checkpoint of size {seen.size} "
+                           "that is not consistent with the log shown here", size=seen.size)
+    return f"witness {witness_url}: cosigned size {seen.size}, consistent"

@@ -24,6 +24,7 @@ from .audit import (
     AuditState,
     BundleSource,
     HttpSource,
+    check_witness,
     export_bundle,
     fetch_proof,
     verify_log,
@@ -40,6 +41,8 @@ def register(subparsers) -> None:
     v.add_argument("source")
     v.add_argument("--state", type=Path, help="state file: pinned key and last checkpoint")
     v.add_argument("--key", help="the log's verifier key (name+id+key)")
+    v.add_argument("--witness", action="append", default=[], metavar="URL",
+                   help="a federation peer whose witness view of this log to compare (repeatable)")
     v.set_defaults(func=_verify)
     e = sub.add_parser("export", help="write an offline bundle of a live log")
     e.add_argument("url")
@@ -68,7 +71,17 @@ async def _verify_async(args) -> int:
         return 0
     if _is_url(args.source):
         async with aiohttp.ClientSession() as session:
-            report, new_state = await verify_log(HttpSource(session, args.source), state, args.key)
+            source = HttpSource(session, args.source)
+            report, new_state = await verify_log(source, state, args.key)
+            witnessed = [await check_witness(session, url, source, report.checkpoint,
+                                             parse_vkey(new_state.vkey or args.key))
+                         for url in args.witness]
+        print(report.summary())
+        for line in witnessed:
+            print("  " + line)
+        if args.state:
+            new_state.save(args.state)
+        return 0
     else:
         if not Path(args.source).is_dir():
             print(f"audit: {args.source}: not a URL, bundle directory or proof file", file=sys.stderr)

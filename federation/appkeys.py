@@ -17,11 +17,12 @@ from .policy import PeerPolicy
 from .rooms import RoomFederation
 from .sender import FederationSender
 from .verifier import RequestVerifier
+from .witnessing import Witnessing
 
 __all__ = [
     "FEDERATION_ITEMS", "FEDERATION_KEYRING", "FEDERATION_PEER_KEYS", "FEDERATION_POLICY",
     "FEDERATION_CLIENT", "FEDERATION_SENDER", "FEDERATION_VERIFIER", "FEDERATION_RECEIVER",
-    "FEDERATION_ROOMS",
+    "FEDERATION_ROOMS", "FEDERATION_WITNESSING",
 ]
 
 FEDERATION_ITEMS = web.AppKey("confide.federation.items", ItemRegistry)
@@ -34,3 +35,5 @@ FEDERATION_VERIFIER = web.AppKey("confide.federation.verifier", RequestVerifier)
 FEDERATION_RECEIVER = web.AppKey("confide.federation.receiver", TransactionReceiver)
 #: Room federation: hub fan-out, follower store, forwarded submissions, remote users.
 FEDERATION_ROOMS = web.AppKey("confide.federation.rooms", RoomFederation)
+#: The witness of peers' logs and the submitter of this server's checkpoints.
+FEDERATION_WITNESSING = web.AppKey("confide.federation.witnessing", Witnessing)

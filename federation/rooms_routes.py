@@ -7,7 +7,8 @@
 - ``GET  /_confide/federation/v1/users/{user_id}/devices``: a local user's device keys;
 - ``GET  /_confide/client/v1/federation/{server}/_confide/log/v1/{path}`` (client-server, no
   authentication): a peer's public transparency-log resources relayed as they are, so a
-  client checks a remote device's registration against the remote server's log.
+  client checks a remote device's registration against the remote server's log;
+- the witness endpoints of :mod:`federation.witnessing`.
 
 Handlers verify the request (:func:`~federation.routes.authenticate_peer`), decode the
 body strictly and call :class:`~federation.rooms.RoomFederation` or the key directory.
@@ -17,19 +18,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from protocol.api import CLIENT_PREFIX
+from protocol.api import CLIENT_PREFIX, MSGPACK
 from protocol.errors import MalformedBody, NotFound
 from protocol.federation import FEDERATION_PREFIX, PeerRefused, parse_target
 from protocol.federation_rooms import FederatedClaim, FederatedSend, NotYourUser
 from protocol.ids import RoomId, UserId, parse_server_name
 from protocol.rooms_api import MAX_HISTORY_LIMIT, parse_uint_param
-from protocol.schema import decode_body
+from protocol.schema import decode_body, pack_body, unpack_body
 from server.api import respond
 from server.appkeys import CONFIG, DEVICES, KEY_DIRECTORY
 from server.translog import LOG_PREFIX
 
-from .appkeys import FEDERATION_CLIENT, FEDERATION_ROOMS
+from .appkeys import FEDERATION_CLIENT, FEDERATION_ROOMS, FEDERATION_WITNESSING
 from .routes import authenticate_peer
+from .witnessing import WITNESS_PATH
 
 __all__ = ["add_room_routes"]
 
@@ -88,11 +90,42 @@ async def peer_log(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
+async def witness_add_checkpoint(request: web.Request) -> web.Response:
+    peer = await authenticate_peer(request, 80 * 1024)
+    body = unpack_body(peer.body)
+    if type(body) is not dict or set(body) != {"request"} or type(body["request"]) is not bytes:
+        raise MalformedBody("expected {request: bin}")
+    lines = await request.app[FEDERATION_WITNESSING].add_checkpoint(peer.origin, body["request"])
+    return web.Response(body=pack_body({"cosignatures": lines}), content_type=MSGPACK)
+
+
+async def witness_vkey(request: web.Request) -> web.Response:
+    w = request.app[FEDERATION_WITNESSING]
+    return web.Response(body=pack_body({"vkey": w.signer.verifier.vkey()}), content_type=MSGPACK)
+
+
+async def witness_alerts(request: web.Request) -> web.Response:
+    w = request.app[FEDERATION_WITNESSING]
+    return web.Response(body=pack_body({"alerts": w.alerts}), content_type=MSGPACK)
+
+
+async def witness_checkpoint(request: web.Request) -> web.Response:
+    origin = parse_server_name(request.match_info["origin"])
+    note = await request.app[FEDERATION_WITNESSING].cosigned(origin)
+    if note is None:
+        raise NotFound("no cosigned checkpoint of that log")
+    return web.Response(body=note, content_type="text/plain", charset="utf-8")
+
+
 def add_room_routes(router: web.UrlDispatcher) -> None:
     router.add_post(FEDERATION_PREFIX + "/rooms/{room_id}/send", forwarded_send)
     router.add_get(FEDERATION_PREFIX + "/rooms/{room_id}/events", history)
     router.add_post(FEDERATION_PREFIX + "/keys/claim", claim)
     router.add_get(FEDERATION_PREFIX + "/users/{user_id}/devices", user_devices)
     router.add_get(CLIENT_PREFIX + "/federation/{server}" + LOG_PREFIX + "/{path:.+}", peer_log)
+    router.add_post(WITNESS_PATH + "/add-checkpoint", witness_add_checkpoint)
+    router.add_get(WITNESS_PATH + "/vkey", witness_vkey)
+    router.add_get(WITNESS_PATH + "/alerts", witness_alerts)
+    router.add_get(WITNESS_PATH + "/checkpoint/{origin}", witness_checkpoint)
 
 

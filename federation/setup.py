@@ -24,6 +24,7 @@ from protocol.federation_rooms import ITEM_ROOM_EVENT, ITEM_TO_DEVICE, ITEM_WELC
 from server import appkeys as server_appkeys
 from server.api.routes import REMOTE_USERS
 from server.config import Config
+from server.keyfiles import load_or_create_seed
 
 from . import store
 from .appkeys import (
@@ -36,6 +37,7 @@ from .appkeys import (
     FEDERATION_ROOMS,
     FEDERATION_SENDER,
     FEDERATION_VERIFIER,
+    FEDERATION_WITNESSING,
 )
 from .client import FederationClient
 from .discovery import Discovery
@@ -49,6 +51,7 @@ from .rooms_routes import add_room_routes
 from .routes import add_routes
 from .sender import FederationSender
 from .verifier import RequestVerifier
+from .witnessing import Witnessing
 
 __all__ = ["setup_federation"]
 
@@ -90,9 +93,14 @@ def _federation(config: Config, clock: Callable[[], float], rng: Rng):
             app[FEDERATION_VERIFIER] = verifier
             app[FEDERATION_RECEIVER] = TransactionReceiver(db, app[FEDERATION_ITEMS], clock)
             rooms = _rooms(app, config, db, keyring, peer_keys, client, sender, clock)
+            witnessing = Witnessing(app[server_appkeys.TRANSPARENCY_LOG], client, config.server_name,
+                                    load_or_create_seed(config.keys_dir / "witness.key", rng),
+                                    fed.peer_table, clock)
+            app[FEDERATION_WITNESSING] = witnessing
             tasks = [asyncio.create_task(keyring.reload_forever())]
             if fed.enabled:
                 tasks.append(asyncio.create_task(sender.run()))
+                tasks.append(asyncio.create_task(witnessing.run()))
             tasks.append(asyncio.create_task(_prune(db, clock)))
             try:
                 yield

@@ -1,0 +1,67 @@
+"""Servers witness each other's logs over federation; a split view is caught.
+
+a.test submits its checkpoints to b.test's witness (signed), stores the cosignatures
+next to its checkpoint, and grows with consistency proofs. When a.test signs a second,
+different checkpoint of a size b.test already cosigned, b.test refuses it
+(``witness_inconsistent``), records it, and ``confide audit verify --witness`` fails
+with "split view"; an old size that is not the last cosigned gets
+``witness_size_conflict`` with ``current_size``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from crypto.checkpoint import Checkpoint, sign_checkpoint
+from crypto.note import Signer
+from federation.appkeys import FEDERATION_WITNESSING
+from server.appkeys import TRANSPARENCY_LOG
+
+from .rooms_helpers import people_fixture, user_on  # noqa: F401 (fixture "people")
+from .test_rooms_refusals import signed_call
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def audit(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server.cli", "audit", "verify", *args, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_peers_cosign_and_a_split_view_is_caught(people):
+    a, b, alice, bob, clients = people
+    tlog = a.app[TRANSPARENCY_LOG]
+    witnessing = a.app[FEDERATION_WITNESSING]
+    size = await witnessing.submit("b.test")
+    assert size == tlog.size > 0
+    assert b"b.test/witness" in await tlog.checkpoint()
+    await user_on(a, "carol", clients=clients)  # the log grows: a consistency proof goes along
+    assert await witnessing.submit("b.test") == tlog.size > size
+    code, out = await audit(a.url, "--witness", b.url)
+    assert code == 0 and "consistent" in out, out
+
+    # a wrong old size: 409 with the size b last cosigned
+    cp_note = (await tlog.storage.checkpoint_note(tlog.size))[1]
+    status, body = await signed_call(a, b, "POST", "/_confide/federation/v1/witness/add-checkpoint",
+                                     {"request": b"old 1\n\n" + cp_note})
+    assert (status, body["error"]["code"], body["error"]["current_size"]) == (
+        409, "witness_size_conflict", tlog.size)
+
+    # a signs another checkpoint of the same size for b: refused, recorded, reported
+    seed = (a.data / "keys" / "log.key").read_bytes()
+    forged = sign_checkpoint(Checkpoint("a.test", tlog.size, b"\x07" * 32), Signer("a.test", seed))
+    status, body = await signed_call(a, b, "POST", "/_confide/federation/v1/witness/add-checkpoint",
+                                     {"request": f"old {tlog.size}\n\n".encode() + forged})
+    assert (status, body["error"]["code"]) == (422, "witness_inconsistent")
+    assert [x["size"] for x in b.app[FEDERATION_WITNESSING].alerts] == [tlog.size]
+    code, out = await audit(a.url, "--witness", b.url)
+    assert code == 1 and "split view" in out, out
+    # b only witnesses a's own log when a submits it
+    status, body = await signed_call(b, a, "POST", "/_confide/federation/v1/witness/add-checkpoint",
+                                     {"request": f"old {tlog.size}\n\n".encode() + forged})
+    assert (status, body["error"]["code"]) == (403, "not_your_user")
