@@ -6,11 +6,14 @@ server gets SIGKILL (no shutdown, no flush) while requests are in flight. Each l
 at its first failure. The server is restarted on the same data dir and port; then each
 side reads: every message of the other that got ``sent as event N`` is there, with that
 seq, in send order, exactly once. A message whose answer was lost may or may not be
-there, but never twice. Both sides then carry on.
+there, but never twice. The transparency log verifies against the state pinned before
+the crash (it only grew), and both sides carry on.
 """
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +21,7 @@ import time
 
 import pytest
 
-from .harness import REPO, cli_env
+from .harness import REPO, cli_env, confide
 
 pytestmark = pytest.mark.e2e
 
@@ -59,11 +62,13 @@ class SenderLoop:
             self.user.practice.sent(self.text(i))
 
 
-def test_sigkill_mid_burst_loses_no_acknowledged_message(practice, carl, pat):
+def test_sigkill_mid_burst_loses_no_acknowledged_message(practice, carl, pat, tmp_path):
     server = practice.server
     room = carl.create_room(practice.unique("Crash test room"))
     carl.invite(room, pat)
     carl.send(room, practice.unique("Before the burst"))
+    audit_state = tmp_path / "audit-state"
+    before = confide("audit", "verify", server.url, "--state", str(audit_state), check=True)
 
     senders = {carl.name: carl, pat.name: pat}
     loops = {name: SenderLoop(u, room, practice.unique(f"Burst from {name}"))
@@ -99,6 +104,18 @@ def test_sigkill_mid_burst_loses_no_acknowledged_message(practice, carl, pat):
         assert [s for _, s in from_sender] == sorted(s for _, s in from_sender)
     print(f"acknowledged {[len(lp.acked) for lp in loops.values()]}, "
           f"delivered without an answer {lost_answers}")
+
+    # the transparency log grew append-only across the crash (consistent with the pinned state)
+    audit = confide("audit", "verify", server.url, "--state", str(audit_state))
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    logged = int(re.search(r"^\s*room_event\s+(\d+)$", audit.stdout, re.M).group(1))
+    db = sqlite3.connect(f"file:{server.data / 'confide.sqlite'}?mode=ro", uri=True)
+    try:
+        [(stored,)] = db.execute("SELECT COUNT(*) FROM room_events").fetchall()
+    finally:
+        db.close()
+    assert logged == stored, "every stored room event is in the transparency log, and no more"
+    print(before.stdout.splitlines()[0], "->", audit.stdout.splitlines()[0])
 
     after = practice.unique("After the restart, all is well")
     carl.send(room, after)
