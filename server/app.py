@@ -114,7 +114,8 @@ def _storage(config: Config, clock: Callable[[], float], rng: Rng):
             async with db.transaction() as tx:
                 await meta.pin(tx, "server_name", config.server_name)
             log_conn = await connect(config.database_path)
-            tlog = await TransparencyLog.open(log_conn, Signer(config.server_name, log_seed))
+            tlog = await TransparencyLog.open(log_conn, Signer(config.server_name, log_seed),
+                                              lock=db.lock)
             app[DATABASE] = db
             app[TRANSPARENCY_LOG] = tlog
             app[AUDIT] = AuditTrail(db, tlog)

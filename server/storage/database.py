@@ -26,7 +26,7 @@ import aiosqlite
 
 from .migrations import migrate
 
-__all__ = ["Database", "connect"]
+__all__ = ["Database", "SerialLock", "connect"]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -41,13 +41,45 @@ async def connect(path: Path | str) -> aiosqlite.Connection:
     return conn
 
 
+class SerialLock:
+    """An :class:`asyncio.Lock` that knows the task holding it.
+
+    Entering it again from the holding task raises :class:`RuntimeError` at once
+    instead of waiting forever (asyncio locks are not reentrant). The database's
+    transactions and the transparency log's write transactions (a second
+    connection to the same file) share one, so the two connections take SQLite's
+    write lock in turn instead of meeting in SQLite's busy handler, which sleeps
+    a millisecond or more per retry.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task | None = None
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is not None and self._owner is task:
+            raise RuntimeError("the database lock is already held by this task")
+        await self._lock.acquire()
+        self._owner = task
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._owner = None
+        self._lock.release()
+
+
 class Database:
     """The connection plus the lock that serializes its transactions. Build with :meth:`open`."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self._lock = asyncio.Lock()
+        self._lock = SerialLock()
+
+    @property
+    def lock(self) -> SerialLock:
+        """The lock that serializes this connection's use (shared with the log's writes)."""
+        return self._lock
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:

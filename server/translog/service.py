@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiosqlite
 
@@ -94,14 +95,16 @@ class TransparencyLog:
         self._latest: tuple[int, bytes] | None = None
 
     @classmethod
-    async def open(cls, conn: aiosqlite.Connection, signer: Signer) -> TransparencyLog:
+    async def open(cls, conn: aiosqlite.Connection, signer: Signer, *,
+                   lock: Any = None) -> TransparencyLog:
         """Migrate, rebuild the in-memory right edge of the tree, sign the empty tree if new.
 
         Raises :class:`StorageCorrupt` if the stored tree does not match the
         latest stored checkpoint.
+        ``lock`` serializes the log's write transactions (see :class:`LogStorage`).
         """
         await migrate(conn)
-        storage = LogStorage(conn)
+        storage = LogStorage(conn, lock)
         size = await storage.size()
         hashes = await storage.read_hashes(merkle.range_nodes(0, size)) if size else []
         log = cls(storage, signer, Frontier(size, hashes))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import aiosqlite
 
@@ -81,9 +82,12 @@ async def migrate(conn: aiosqlite.Connection) -> None:
 class LogStorage:
     """Reads and batched writes of one log's tables over an autocommit connection."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, lock: Any = None) -> None:
+        """``lock`` (an async context manager) serializes the write transactions; the
+        homeserver passes its database's lock, so that its two connections to one file
+        do not wait for each other in SQLite's busy handler."""
         self.conn = conn
-        self._lock = asyncio.Lock()
+        self._lock = lock if lock is not None else asyncio.Lock()
 
     async def _transaction(self, statements: Sequence[tuple[str, Sequence]]) -> None:
         async with self._lock:
