@@ -20,7 +20,8 @@ Errors (each an :class:`~protocol.errors.ApiError` with a stable code):
 :class:`RoomEventBadSignature` (``room_event_bad_signature``),
 :class:`RoomEventChainBroken` (``room_event_chain_broken``),
 :class:`RoomEventRejected` (``room_event_rejected``),
-:class:`NotYourUser` (``not_your_user``).
+:class:`NotYourUser` (``not_your_user``),
+:class:`HubKeysUnavailable` (``hub_keys_unavailable``).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from .schema import Message, blob, list_of, nested, nullable, pack_body, parsed,
 __all__ = [
     "ITEM_ROOM_EVENT", "ITEM_WELCOME", "ITEM_TO_DEVICE", "MAX_WELCOME_TARGETS",
     "NotHub", "HubUnreachable", "RoomEventMalformed", "RoomEventBadSignature",
-    "RoomEventChainBroken", "RoomEventRejected", "NotYourUser",
+    "RoomEventChainBroken", "RoomEventRejected", "NotYourUser", "HubKeysUnavailable",
     "DeviceRef", "WelcomeItem", "ToDeviceItem", "FederatedSend", "FederatedClaim",
+    "FederatedGroupInfo",
     "decode_room_event", "encode_room_event",
 ]
 
@@ -102,6 +104,14 @@ class NotYourUser(ApiError):
     status = 403
 
 
+class HubKeysUnavailable(ApiError):
+    """A transaction carries room events of a hub whose key document this server has never
+    been able to fetch: nothing was applied or recorded, the origin's queue retries."""
+
+    code = "hub_keys_unavailable"
+    status = 503
+
+
 _USER = parsed(UserId.parse)
 _DEVICE = parsed(DeviceId.parse, 64)
 _ROOM = parsed(RoomId.parse)
@@ -161,6 +171,15 @@ class FederatedSend(Message):
 @dataclass(frozen=True)
 class FederatedClaim(Message):
     """``POST /_confide/federation/v1/keys/claim``: one KeyPackage per device of a local user."""
+
+    SCHEMA: ClassVar = {"user_id": _USER}
+    user_id: UserId
+
+
+@dataclass(frozen=True)
+class FederatedGroupInfo(Message):
+    """``POST /_confide/federation/v1/rooms/{room_id}/group_info``: the hub's current
+    GroupInfo, for ``user_id`` (a user of the origin with a current member device)."""
 
     SCHEMA: ClassVar = {"user_id": _USER}
     user_id: UserId

@@ -179,7 +179,23 @@ _V4_HUB_KEY_ID = (
     "ALTER TABLE room_events ADD COLUMN hub_key_id TEXT NOT NULL DEFAULT 'ed25519:unnamed'",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID]
+_V5_FEDERATION_STATE = (
+    # Witness state that must survive restarts (spec/server-server.md section 16): each peer
+    # log's key, pinned on first use, and the split views recorded (at most 100 per origin).
+    "CREATE TABLE federation_witness_log_keys (origin TEXT PRIMARY KEY, vkey TEXT NOT NULL, "
+    "pinned_at INTEGER NOT NULL)",
+    "CREATE TABLE federation_witness_alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "origin TEXT NOT NULL, size INTEGER NOT NULL, checkpoint TEXT NOT NULL, "
+    "recorded_at INTEGER NOT NULL)",
+    "CREATE INDEX federation_witness_alerts_origin ON federation_witness_alerts (origin, id)",
+    # Followed rooms whose hub history does not apply here (section 11.4).
+    "CREATE TABLE federation_stuck_rooms (room_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
+    "event_id BLOB, code TEXT NOT NULL, reason TEXT NOT NULL, since INTEGER NOT NULL, "
+    "last_attempt INTEGER NOT NULL, attempts INTEGER NOT NULL)",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
+                                     _V5_FEDERATION_STATE]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:
