@@ -5,7 +5,10 @@
   running server signs before it reloads its keys, within 10 s, stay valid)
   and creates a new current key; prints the new key id.
 - ``confide admin federation --data DIR`` lists each destination with its
-  queue depth, oldest item, consecutive failures, next retry and last error.
+  queue depth, oldest item, consecutive failures, next retry and last error,
+  then the followed rooms that are stuck (:mod:`federation.stuck_rooms`): the
+  seq and event they stopped at, the refusal's code, since when, attempts and
+  the reason (``spec/server-server.md`` 11.4 says what the operator does).
 
 Both work while the server runs (they use the database like the server does).
 They are added under the ``admin`` command of :mod:`server.cli_admin`.
@@ -20,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["register", "format_states"]
+__all__ = ["register", "format_states", "format_stuck"]
 
 
 def _admin_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -97,21 +100,38 @@ def format_states(states, now_ms: int) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
+def format_stuck(rooms) -> str:
+    """The stuck rooms' table of ``confide admin federation`` ("" when there are none)."""
+    if not rooms:
+        return ""
+    rows = [("stuck room", "seq", "event", "code", "since", "attempts", "reason")]
+    for r in rooms:
+        rows.append((r.room_id, str(r.seq), r.event_id.hex()[:16] if r.event_id else "-", r.code,
+                     _when(r.since, -1), str(r.attempts), r.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
+                     for r in rows)
+
+
 def _run_federation(args: argparse.Namespace) -> int:
-    from . import store
+    from . import store, stuck_rooms
 
     async def go():
         db = await _open(args.data)
         try:
             async with db.read() as conn:
-                return await store.destination_states(conn)
+                return await store.destination_states(conn), await stuck_rooms.list_stuck(conn)
         finally:
             await db.close()
 
     try:
-        states = asyncio.run(go())
+        states, stuck = asyncio.run(go())
     except FileNotFoundError as exc:
         print(f"confide admin federation: {exc}", file=sys.stderr)
         return 2
     print(format_states(states, int(time.time() * 1000)))
+    table = format_stuck(stuck)
+    if table:
+        print()
+        print(table)
     return 0

@@ -21,7 +21,15 @@ record of ``(origin, txn_id)`` commits together with the items' writes, so a
 transaction is applied exactly once.
 
 Handlers must not open their own :meth:`Database.transaction` (the
-receiver holds the database); they use ``item.tx``.
+receiver holds the database); they use ``item.tx``. Nor should they wait on
+the network while it is held: a kind that needs something remote (a hub's
+key document) registers a ``prepare(origin, data)`` hook, which the receiver
+awaits for each item *before* it opens the database transaction (and only for
+a transaction not applied before). A hook fetches into a cache that the
+handler then reads without I/O. A hook that raises an
+:class:`~protocol.errors.ApiError` refuses the whole transaction with that
+error (nothing applied or recorded; the origin retries); any other exception
+from a hook is logged and ignored (the handler judges the item).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from server.storage import Database
 
 from . import store
 
-__all__ = ["InboundItem", "ItemHandler", "ItemRegistry", "TransactionReceiver", "INBOUND_RETENTION_MS"]
+__all__ = ["InboundItem", "ItemHandler", "ItemPrepare", "ItemRegistry", "TransactionReceiver", "INBOUND_RETENTION_MS"]
 
 log = structlog.get_logger("confide.federation")
 
@@ -66,6 +74,8 @@ class InboundItem:
 
 
 ItemHandler = Callable[[InboundItem], Awaitable[None]]
+#: ``prepare(origin, data)``: awaited before the database transaction opens.
+ItemPrepare = Callable[[str, bytes], Awaitable[None]]
 
 
 class ItemRegistry:
@@ -73,17 +83,23 @@ class ItemRegistry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, ItemHandler] = {}
+        self._prepare: dict[str, ItemPrepare] = {}
 
-    def register(self, kind: str, handler: ItemHandler) -> None:
+    def register(self, kind: str, handler: ItemHandler, prepare: ItemPrepare | None = None) -> None:
         """Raises :class:`~protocol.errors.MalformedBody` for a kind outside the grammar and
         ``ValueError`` for a kind registered twice (a wiring bug)."""
         parse_item_kind(kind)
         if kind in self._handlers:
             raise ValueError(f"item kind {kind!r} already has a handler")
         self._handlers[kind] = handler
+        if prepare is not None:
+            self._prepare[kind] = prepare
 
     def get(self, kind: str) -> ItemHandler | None:
         return self._handlers.get(kind)
+
+    def prepare(self, kind: str) -> ItemPrepare | None:
+        return self._prepare.get(kind)
 
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
@@ -98,6 +114,12 @@ class TransactionReceiver:
     async def apply(self, origin: str, txn_id: str, txn: Transaction) -> TransactionResponse:
         now_ms = int(self._clock() * 1000)
         after: list[Callable[[], Awaitable[None] | None]] = []
+        async with self._db.read() as conn:
+            stored = await store.inbound_result(conn, origin, txn_id)
+        if stored is not None:
+            return TransactionResponse(TransactionResponse.from_wire(unpack_body(stored)).results,
+                                       duplicate=True)
+        await self._prepare_items(origin, txn)
         async with self._db.transaction() as tx:
             stored = await store.inbound_result(tx, origin, txn_id)
             if stored is not None:
@@ -116,6 +138,19 @@ class TransactionReceiver:
             except Exception:
                 log.error("federation_after_commit_failed", exc_info=True)
         return response
+
+    async def _prepare_items(self, origin: str, txn: Transaction) -> None:
+        """Run the items' prepare hooks, outside any database transaction."""
+        for wire_item in txn.items:
+            hook = self._registry.prepare(wire_item.kind)
+            if hook is None:
+                continue
+            try:
+                await hook(origin, wire_item.data)
+            except ApiError:
+                raise
+            except Exception:
+                log.warning("federation_item_prepare_failed", kind=wire_item.kind, exc_info=True)
 
     async def _apply_item(self, tx, origin, txn_id, index, wire_item, now_ms, after) -> ItemResult:
         handler = self._registry.get(wire_item.kind)

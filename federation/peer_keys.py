@@ -52,6 +52,15 @@ class PeerKeys:
             raise UnknownKey(f"the keys of {server} could not be fetched")
         return hit[0].key_at(key_id, t_ms)
 
+    def cached_key(self, server: str, key_id: str, t_ms: int) -> bytes:
+        """Like :meth:`public_key` from the cached document only, never fetching (for code
+        that holds a database transaction). Raises :class:`UnknownKey` (also when nothing
+        is cached) or :class:`KeyExpired`."""
+        hit = self._docs.get(server)
+        if hit is None:
+            raise UnknownKey(f"no key document of {server} is cached")
+        return hit[0].key_at(key_id, t_ms)
+
     async def document(self, server: str) -> ServerKeys:
         """``server``'s key document (cached while younger than ``ttl``, else fetched).
 

@@ -34,6 +34,28 @@ refusal (same code, same details); if the hub cannot be reached it gets
 ``hub_unreachable`` (503) and *nothing is stored or queued*: the client keeps
 its message and sends it again with the same ``txn_id`` (the hub's answer
 is idempotent), so nothing is lost and nothing is applied twice.
+
+**GroupInfo for a local user's further device** (:meth:`group_info_remote`):
+``GET /rooms/{room_id}/group_info`` on a follower asks the hub for its *current*
+GroupInfo with a signed ``POST /rooms/{room_id}/group_info`` naming the local user;
+the hub answers it when that user (of the origin) has a current member device
+(:meth:`group_info_for`). The answer is cached per room for the follower's current
+epoch of the room (a commit applied here makes the next request ask again).
+
+**Catch-up without a trigger** (:meth:`run_catch_up`): at start, and then every
+:data:`CATCH_UP_INTERVAL` seconds for at most :data:`CATCH_UP_ROOMS_PER_PASS` rooms
+(round robin), the follower asks each hub whose rooms have a current local member
+for the events after its last one, so a tail it missed (no later event to reveal
+the gap) still arrives.
+
+**Stuck rooms** (:mod:`federation.stuck_rooms`): when the hub's history does not apply
+here (``room_event_chain_broken``, ``room_event_rejected``, ``room_event_bad_signature``,
+``room_event_malformed``) the room cannot move on; catch-up records it with the seq,
+code and reason, retries it at every pass, and clears the record when it moves on.
+
+**No network inside the database transaction**: a ``room_event`` item's hub key is
+fetched by :meth:`prepare_room_event` before the receiver opens its transaction; the
+handler reads the cached key document only.
 """
 
 from __future__ import annotations
@@ -64,7 +86,9 @@ from protocol.federation_rooms import (
     ITEM_WELCOME,
     DeviceRef,
     FederatedClaim,
+    FederatedGroupInfo,
     FederatedSend,
+    HubKeysUnavailable,
     HubUnreachable,
     NotHub,
     NotYourUser,
@@ -78,10 +102,11 @@ from protocol.federation_rooms import (
     encode_room_event,
 )
 from protocol.ids import DeviceId, RoomId, UserId
-from protocol.room_errors import UnknownRoom
+from protocol.room_errors import NotMember, UnknownRoom
 from protocol.rooms_api import (
     Envelope,
     EventsResponse,
+    GroupInfoResponse,
     HubKeyResponse,
     SendRequest,
     SendResponse,
@@ -98,19 +123,28 @@ from server.services.key_directory import KeyDirectory
 from server.services.sessions import Session
 from server.storage import AlreadyExists, Database, devices
 
-from . import store
+from . import store, stuck_rooms
 from .client import FederationClient
 from .inbound import InboundItem
 from .keyring import ServerKeyring
 from .peer_keys import PeerKeys
 from .sender import FederationSender
 
-__all__ = ["RoomFederation", "RelayedRefusal", "HISTORY_PAGE", "server_of"]
+__all__ = ["RoomFederation", "RelayedRefusal", "HISTORY_PAGE", "CATCH_UP_INTERVAL",
+           "CATCH_UP_ROOMS_PER_PASS", "server_of"]
 
 log = structlog.get_logger("confide.federation")
 
 #: Events per history page a follower asks for (and a hub answers at most).
 HISTORY_PAGE = 200
+#: Seconds between catch-up passes over followed rooms (after the one at start).
+CATCH_UP_INTERVAL = 60.0
+#: Rooms asked about per periodic pass (round robin); the pass at start asks every room.
+CATCH_UP_ROOMS_PER_PASS = 50
+#: Rooms whose hub GroupInfo stays cached.
+_GROUP_INFO_CACHE = 1024
+#: A history refusal that leaves a followed room stuck (11.4).
+_STUCK = (RoomEventChainBroken, RoomEventRejected, RoomEventBadSignature, RoomEventMalformed)
 
 Member = tuple[str, str]
 
@@ -146,6 +180,8 @@ class RoomFederation:
         self.server_name = server_name
         self.clock = clock
         self._catching: dict[str, asyncio.Task] = {}
+        self._group_infos: dict[str, tuple[int, GroupInfoResponse]] = {}
+        self._cursor = ""
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -212,7 +248,52 @@ class RoomFederation:
         nxt = events[-1].content.seq + 1 if events else from_seq
         return EventsResponse(tuple(Envelope(e) for e in events), nxt)
 
+    async def group_info_for(self, origin: str, room_id: RoomId, req: FederatedGroupInfo) -> GroupInfoResponse:
+        """The room's latest GroupInfo for a user of ``origin`` with a current member device."""
+        if room_id.server != self.server_name:
+            raise NotHub("this server does not host that room")
+        if req.user_id.server != origin:
+            raise NotYourUser("a server asks for its own users only")
+        async with self.db.read() as conn:
+            room = await storage.get_room(conn, str(room_id))
+            if room is None:
+                raise NotFound("no such room")
+            if not await storage.user_has_member_device(conn, str(room_id), str(req.user_id)):
+                raise NotMember("no device of this user is a member of this room")
+        return GroupInfoResponse(room.group_info, room.group_info_epoch)
+
     # -- follower side: submissions and keys ------------------------------------------------
+
+    async def group_info_remote(self, session: Session, room_id: RoomId) -> GroupInfoResponse:
+        """The hub's current GroupInfo for a local user with a member device (cached for the
+        room's epoch here). Raises ``unknown_room``, ``not_member``, the hub's refusal, or
+        ``hub_unreachable``."""
+        rid = str(room_id)
+        async with self.db.read() as conn:
+            room = await storage.get_room(conn, rid)
+            if room is None:
+                raise UnknownRoom("no such room")
+            if not await storage.user_has_member_device(conn, rid, str(session.user_id)):
+                raise NotMember("no device of this user is a member of this room")
+        hit = self._group_infos.get(rid)
+        if hit is not None and hit[0] == room.epoch:
+            return hit[1]
+        target = f"{FEDERATION_PREFIX}/rooms/{_q(rid)}/group_info"
+        try:
+            out = await self._call("POST", room_id.server, target, FederatedGroupInfo(session.user_id))
+        except PeerUnreachable as exc:
+            raise HubUnreachable(f"the room's hub {room_id.server} cannot be reached ({exc.message})",
+                                 queued=False) from None
+        try:
+            resp = GroupInfoResponse.from_wire(out)
+        except MalformedBody:
+            raise HubUnreachable("the hub answered a malformed body", queued=False) from None
+        self._group_infos.pop(rid, None)
+        self._group_infos[rid] = (room.epoch, resp)
+        while len(self._group_infos) > _GROUP_INFO_CACHE:
+            self._group_infos.pop(next(iter(self._group_infos)))
+        return resp
+
 
     async def _call(self, method: str, server: str, target: str, body=None):
         try:
@@ -278,13 +359,36 @@ class RoomFederation:
 
     # -- follower side: inbound items -------------------------------------------------------
 
+    async def prepare_room_event(self, origin: str, data: bytes) -> None:
+        """Before the receiver's transaction: make sure the hub's key document that verifies
+        the event is cached (fetched if the key is not listed). Raises
+        :class:`HubKeysUnavailable` (the whole transaction is refused and retried) only when
+        no document of the hub could ever be fetched; item problems are left to the handler."""
+        try:
+            event = decode_room_event(data)
+            hub = RoomId.parse(event.content.room_id).server
+        except ApiError:
+            return
+        if hub != origin or hub == self.server_name:
+            return
+        with contextlib.suppress(FederationError):
+            await self.peer_keys.public_key(hub, event.key_id, event.content.ts)
+        if self.peer_keys.cached(hub) is None:
+            raise HubKeysUnavailable(f"the key document of {hub} cannot be fetched; retry later")
+
     async def on_room_event_item(self, item: InboundItem) -> None:
         event = decode_room_event(item.data)
         room = RoomId.parse(event.content.room_id)
         if room.server != item.origin or room.server == self.server_name:
             raise NotHub("only a room's hub sends its events")
-        await self.verify_signature(event)
-        status, wake = await self.apply_event(item.tx, event)
+        try:
+            self.verify_signature_cached(event)
+            status, wake = await self.apply_event(item.tx, event)
+        except _STUCK:
+            # nothing of this item is stored; catch-up tries the hub's history and records
+            # the room as stuck if that does not apply either
+            self.schedule_catch_up(str(room))
+            raise
         if status == "gap":
             item.after_commit(lambda: self.schedule_catch_up(str(room)))
         elif wake:
@@ -326,6 +430,15 @@ class RoomFederation:
 
     def _wake_local(self, members: set[Member]) -> None:
         self.wakeups.notify(device_key(u, d) for u, d in members if server_of(u) == self.server_name)
+
+    def verify_signature_cached(self, event: SignedEvent) -> None:
+        """:meth:`verify_signature` with the cached key document only (no I/O): for handlers
+        that hold the database transaction."""
+        hub = RoomId.parse(event.content.room_id).server
+        try:
+            event.verify(self.peer_keys.cached_key(hub, event.key_id, event.content.ts))
+        except (FederationError, CryptoError) as exc:
+            raise RoomEventBadSignature(f"the hub signature does not check: {exc}") from None
 
     async def verify_signature(self, event: SignedEvent) -> None:
         """The hub's signature with the named key, valid at the event's ``ts``."""
@@ -413,6 +526,56 @@ class RoomFederation:
         except Exception as exc:
             log.warning("federation_catch_up_failed", code=getattr(exc, "code", type(exc).__name__))
 
+    async def followed_rooms(self) -> list[str]:
+        """Rooms hosted elsewhere with a current member device of this server, in id order."""
+        async with self.db.read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT DISTINCT room_id, user_id FROM room_members WHERE last_seq IS NULL")
+        out = set()
+        for room_id, user_id in rows:
+            try:
+                if RoomId.parse(room_id).server != self.server_name and server_of(user_id) == self.server_name:
+                    out.add(room_id)
+            except ApiError:
+                continue
+        return sorted(out)
+
+    async def catch_up_pass(self, max_rooms: int | None = None) -> int:
+        """Catch up followed rooms, one after another: all of them, or the next ``max_rooms``
+        after the previous pass's last (round robin). Returns the events applied. Errors are
+        logged per room (and recorded for stuck rooms); a hub that is down is asked again at
+        the next pass."""
+        rooms = await self.followed_rooms()
+        if max_rooms is not None and len(rooms) > max_rooms:
+            after = [r for r in rooms if r > self._cursor]
+            rooms = (after + [r for r in rooms if r <= self._cursor])[:max_rooms]
+            self._cursor = rooms[-1]
+        applied = 0
+        for room_id in rooms:
+            task = self._catching.get(room_id)
+            if task is not None and not task.done():
+                continue  # a catch-up of this room runs already
+            try:
+                applied += await self.catch_up(room_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("federation_catch_up_failed", code=getattr(exc, "code", type(exc).__name__))
+        return applied
+
+    async def run_catch_up(self, interval: float = CATCH_UP_INTERVAL) -> None:
+        """A pass over every followed room at start, then a bounded pass every ``interval``."""
+        limit: int | None = None
+        while True:
+            try:
+                await self.catch_up_pass(limit)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.error("federation_catch_up_pass_failed", exc_info=True)
+            limit = CATCH_UP_ROOMS_PER_PASS
+            await asyncio.sleep(interval)
+
     async def catch_up(self, room_id: str) -> int:
         """Fetch and apply the hub's events after the stored ``last_seq`` (signed history,
         each event verified); returns how many were applied. Raises the ``room_event_*``
@@ -432,21 +595,37 @@ class RoomFederation:
             events = [e.event for e in page.events]
             if not events:
                 return applied
-            for e in events:
-                if e.content.room_id != room_id:
-                    raise RoomEventMalformed("history of another room")
-                await self.verify_signature(e)
-            wake: set[Member] = set()
-            async with self.db.transaction() as tx:
+            at: SignedEvent | None = None
+            try:
                 for e in events:
-                    status, woken = await self.apply_event(tx, e)
-                    if status == "gap":
-                        raise RoomEventChainBroken("the hub's history has a gap")
-                    applied += status == "applied"
-                    wake |= woken
+                    at = e
+                    if e.content.room_id != room_id:
+                        raise RoomEventMalformed("history of another room")
+                    await self.verify_signature(e)
+                wake: set[Member] = set()
+                async with self.db.transaction() as tx:
+                    for e in events:
+                        at = e
+                        status, woken = await self.apply_event(tx, e)
+                        if status == "gap":
+                            raise RoomEventChainBroken("the hub's history has a gap")
+                        applied += status == "applied"
+                        wake |= woken
+                    if len(events) < HISTORY_PAGE:
+                        await stuck_rooms.clear(tx, room_id)
+            except _STUCK as exc:
+                await self._record_stuck(room_id, at, exc)
+                raise
             self._wake_local(wake)
             if len(events) < HISTORY_PAGE:
                 return applied
+
+    async def _record_stuck(self, room_id: str, at: SignedEvent | None, exc: ApiError) -> None:
+        seq = at.content.seq if at is not None else -1
+        log.warning("federation_room_stuck", code=exc.code, seq=seq)
+        async with self.db.transaction() as tx:
+            await stuck_rooms.record(tx, room_id, seq, None if at is None else at.event_id, exc.code,
+                                     exc.message, self._now_ms())
 
     async def close(self) -> None:
         for task in list(self._catching.values()):

@@ -3,6 +3,8 @@
 - ``POST /_confide/federation/v1/rooms/{room_id}/send``: a follower forwards a submission;
 - ``GET  /_confide/federation/v1/rooms/{room_id}/events?from=SEQ&limit=N``: signed history
   for a follower's catch-up;
+- ``POST /_confide/federation/v1/rooms/{room_id}/group_info``: the room's current GroupInfo
+  for a user of the origin with a member device (a further device's external join);
 - ``POST /_confide/federation/v1/keys/claim``: KeyPackages of a local user;
 - ``GET  /_confide/federation/v1/users/{user_id}/devices``: a local user's device keys;
 - ``GET  /_confide/client/v1/federation/{server}/_confide/log/v1/{path}`` (client-server, no
@@ -21,7 +23,7 @@ from aiohttp import web
 from protocol.api import CLIENT_PREFIX, MSGPACK
 from protocol.errors import MalformedBody, NotFound
 from protocol.federation import FEDERATION_PREFIX, PeerRefused, parse_target
-from protocol.federation_rooms import FederatedClaim, FederatedSend, NotYourUser
+from protocol.federation_rooms import FederatedClaim, FederatedGroupInfo, FederatedSend, NotYourUser
 from protocol.ids import RoomId, UserId, parse_server_name
 from protocol.rooms_api import MAX_HISTORY_LIMIT, parse_uint_param
 from protocol.schema import decode_body, pack_body, unpack_body
@@ -53,6 +55,13 @@ async def history(request: web.Request) -> web.Response:
                              max_value=MAX_HISTORY_LIMIT, min_value=1)
     peer = await authenticate_peer(request)
     return respond(await request.app[FEDERATION_ROOMS].history_for(peer.origin, room_id, from_seq, limit))
+
+
+async def group_info(request: web.Request) -> web.Response:
+    room_id = RoomId.parse(request.match_info["room_id"])
+    peer = await authenticate_peer(request, 4096)
+    req = decode_body(peer.body, FederatedGroupInfo)
+    return respond(await request.app[FEDERATION_ROOMS].group_info_for(peer.origin, room_id, req))
 
 
 def _local(request: web.Request, user: UserId) -> None:
@@ -120,6 +129,7 @@ async def witness_checkpoint(request: web.Request) -> web.Response:
 def add_room_routes(router: web.UrlDispatcher) -> None:
     router.add_post(FEDERATION_PREFIX + "/rooms/{room_id}/send", forwarded_send)
     router.add_get(FEDERATION_PREFIX + "/rooms/{room_id}/events", history)
+    router.add_post(FEDERATION_PREFIX + "/rooms/{room_id}/group_info", group_info)
     router.add_post(FEDERATION_PREFIX + "/keys/claim", claim)
     router.add_get(FEDERATION_PREFIX + "/users/{user_id}/devices", user_devices)
     router.add_get(CLIENT_PREFIX + "/federation/{server}" + LOG_PREFIX + "/{path:.+}", peer_log)

@@ -5,9 +5,10 @@
 creates the item registry at once (so other parts can register item kinds),
 mounts the routes, and adds a ``cleanup_ctx`` that, on start, opens the
 keyring (creating the first key), an aiohttp client session, discovery,
-peer-key cache, replay cache, verifier, receiver, client and sender, and
-starts the sender and the keyring reload tasks; on cleanup it stops them and
-closes the session.
+peer-key cache, replay cache, verifier, receiver, client and sender, loads
+the witness's pinned keys and alerts, and starts the sender, witnessing,
+followed rooms' catch-up and the keyring reload tasks; on cleanup it stops
+them and closes the session.
 """
 
 from __future__ import annotations
@@ -95,12 +96,14 @@ def _federation(config: Config, clock: Callable[[], float], rng: Rng):
             rooms = _rooms(app, config, db, keyring, peer_keys, client, sender, clock)
             witnessing = Witnessing(app[server_appkeys.TRANSPARENCY_LOG], client, config.server_name,
                                     load_or_create_seed(config.keys_dir / "witness.key", rng),
-                                    fed.peer_table, clock)
+                                    fed.peer_table, clock, db)
+            await witnessing.load()
             app[FEDERATION_WITNESSING] = witnessing
             tasks = [asyncio.create_task(keyring.reload_forever())]
             if fed.enabled:
                 tasks.append(asyncio.create_task(sender.run()))
                 tasks.append(asyncio.create_task(witnessing.run()))
+                tasks.append(asyncio.create_task(rooms.run_catch_up()))
             tasks.append(asyncio.create_task(_prune(db, clock)))
             try:
                 yield
@@ -127,7 +130,7 @@ def _rooms(app: web.Application, config: Config, db, keyring, peer_keys, client,
                            devices_service=app[server_appkeys.DEVICES], server_name=config.server_name,
                            clock=clock)
     items = app[FEDERATION_ITEMS]
-    items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item)
+    items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item, rooms.prepare_room_event)
     items.register(ITEM_WELCOME, rooms.on_welcome_item)
     items.register(ITEM_TO_DEVICE, rooms.on_to_device_item)
     hub.federation = rooms

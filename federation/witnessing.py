@@ -15,6 +15,10 @@ peers, reachable over federation:
 - ``GET /_confide/federation/v1/witness/vkey`` (public): the witness's
   cosigner key; ``GET /_confide/federation/v1/witness/alerts`` (public): the
   recorded split views.
+
+The pinned log keys and the recorded split views are in the database
+(:mod:`federation.witness_store`), loaded by :meth:`Witnessing.load` at start,
+so a restart neither forgets an alert nor pins a peer's key anew.
 - ``GET /_confide/federation/v1/witness/checkpoint/{origin}`` (public): the
   last checkpoint of ``origin`` that this witness cosigned.
 
@@ -41,8 +45,10 @@ from crypto.note import SIG_COSIGNATURE_V1, MalformedNote, Signer, Verifier, par
 from protocol.errors import ApiError, MalformedBody
 from protocol.federation import FEDERATION_PREFIX, FederationError, PeerRefused
 from protocol.federation_rooms import NotYourUser
+from server.storage import Database
 from server.translog import LOG_PREFIX, TransparencyLog, Witness, WitnessError
 
+from . import witness_store
 from .client import FederationClient
 
 __all__ = ["Witnessing", "WitnessSizeConflict", "WitnessInconsistent", "WitnessRefused",
@@ -57,7 +63,6 @@ WITNESS_INTERVAL = 300.0
 GROWTH_POLL = 2.0
 #: Seconds after start before the first submission (peers start at the same time).
 START_DELAY = 5.0
-_MAX_ALERTS = 100
 
 
 class WitnessSizeConflict(ApiError):
@@ -83,7 +88,10 @@ class WitnessRefused(ApiError):
 
 class Witnessing:
     def __init__(self, tlog: TransparencyLog, client: FederationClient, server_name: str,
-                 witness_seed: bytes, peers: Iterable[str], clock: Callable[[], float]) -> None:
+                 witness_seed: bytes, peers: Iterable[str], clock: Callable[[], float],
+                 db: Database) -> None:
+        self.db = db
+        self.clock = clock
         self.tlog = tlog
         self.client = client
         self.server_name = server_name
@@ -95,6 +103,17 @@ class Witnessing:
         self._peer_witness: dict[str, Verifier] = {}
         self._lock = asyncio.Lock()
 
+    async def load(self) -> None:
+        """Read the pinned log keys and the recorded alerts (once, at start)."""
+        async with self.db.read() as conn:
+            pins = await witness_store.pinned_keys(conn)
+            self.alerts = await witness_store.alerts(conn)
+        for origin, vkey in pins.items():
+            try:
+                self.witness.logs[origin] = [parse_vkey(vkey)]
+            except (CryptoError, MalformedNote) as exc:  # a row edited by hand
+                log.error("federation_witness_pin_unreadable", error=str(exc))
+
     # -- as a witness -------------------------------------------------------------------
 
     async def _log_key(self, origin: str) -> None:
@@ -102,9 +121,16 @@ class Witnessing:
             return
         raw = await self.client.get_public(origin, LOG_PREFIX + "/vkey", cap=4096)
         try:
-            self.witness.logs[origin] = [parse_vkey(raw.decode().strip())]
+            vkey = raw.decode().strip()
+            parse_vkey(vkey)
         except (CryptoError, MalformedNote, UnicodeDecodeError) as exc:
             raise WitnessRefused(f"the log key of {origin} does not parse: {exc}") from None
+        async with self.db.transaction() as tx:
+            pinned = await witness_store.pin_key(tx, origin, vkey, self._now_ms())
+        self.witness.logs[origin] = [parse_vkey(pinned)]
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     async def add_checkpoint(self, origin: str, request: bytes) -> str:
         """Cosign ``origin``'s checkpoint (tlog-witness); see the module docstring for errors."""
@@ -123,14 +149,17 @@ class Witnessing:
                 if exc.status == 409:
                     raise WitnessSizeConflict(str(exc), current_size=exc.current_size) from None
                 if exc.status == 422:
-                    self._alert(origin, cp.size, note)
+                    await self._alert(origin, cp.size, note)
                     raise WitnessInconsistent(str(exc)) from None
                 raise WitnessRefused(f"{exc.code}: {exc}") from None
 
-    def _alert(self, origin: str, size: int, note: bytes) -> None:
+    async def _alert(self, origin: str, size: int, note: bytes) -> None:
         log.warning("federation_split_view", size=size)
-        if len(self.alerts) < _MAX_ALERTS:
-            self.alerts.append({"origin": origin, "size": size, "checkpoint": note.decode("utf-8", "replace")})
+        alert = {"origin": origin, "size": size, "checkpoint": note.decode("utf-8", "replace")}
+        async with self.db.transaction() as tx:
+            kept = await witness_store.record_alert(tx, origin, size, alert["checkpoint"], self._now_ms())
+        if kept:
+            self.alerts.append(alert)
 
     async def cosigned(self, origin: str) -> bytes | None:
         return await self.witness.latest(origin)

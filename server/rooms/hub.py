@@ -116,7 +116,8 @@ class HubFederation(Protocol):
     ``signing_key()`` is ``(key_id, seed)`` of the federation key events are signed
     with; ``on_event`` runs inside the transaction that stores an accepted event (fan-out
     to follower servers, remote Welcomes); ``wake()`` after its commit;
-    ``submit_remote`` forwards a local device's submission for a room hosted elsewhere.
+    ``submit_remote`` forwards a local device's submission for a room hosted elsewhere;
+    ``group_info_remote`` asks a room's hub for its current GroupInfo.
     """
 
     def signing_key(self) -> tuple[str, bytes]: ...
@@ -131,6 +132,8 @@ class HubFederation(Protocol):
                             req: SendRequest) -> SendResponse: ...
 
     async def hub_keys(self, server: str) -> HubKeyResponse: ...
+
+    async def group_info_remote(self, session: Session, room_id: RoomId) -> GroupInfoResponse: ...
 
 
 @dataclass
@@ -413,7 +416,10 @@ class Hub:
         return EventsResponse(tuple(Envelope(e) for e in events), nxt)
 
     async def group_info(self, session: Session, room_id: RoomId) -> GroupInfoResponse:
-        """The latest GroupInfo a member uploaded; for users with a member device."""
+        """The latest GroupInfo a member uploaded; for users with a member device. For a room
+        hosted elsewhere, the hub's current one (room federation asks it)."""
+        if room_id.server != self.server_name and self.federation is not None:
+            return await self.federation.group_info_remote(session, room_id)
         async with self.db.read() as conn:
             room = await storage.get_room(conn, str(room_id))
             if room is None:
