@@ -65,3 +65,28 @@ async def test_peers_cosign_and_a_split_view_is_caught(people):
     status, body = await signed_call(b, a, "POST", "/_confide/federation/v1/witness/add-checkpoint",
                                      {"request": f"old {tlog.size}\n\n".encode() + forged})
     assert (status, body["error"]["code"]) == (403, "not_your_user")
+
+
+async def test_pinned_log_keys_and_split_view_alerts_survive_a_restart(people):
+    a, b, alice, bob, clients = people
+    tlog = a.app[TRANSPARENCY_LOG]
+    assert await a.app[FEDERATION_WITNESSING].submit("b.test") == tlog.size
+    pinned = b.app[FEDERATION_WITNESSING].witness.logs["a.test"][0].vkey()
+    seed = (a.data / "keys" / "log.key").read_bytes()
+    forged = sign_checkpoint(Checkpoint("a.test", tlog.size, b"\x07" * 32), Signer("a.test", seed))
+    status, _ = await signed_call(a, b, "POST", "/_confide/federation/v1/witness/add-checkpoint",
+                                  {"request": f"old {tlog.size}\n\n".encode() + forged})
+    assert status == 422
+    await b.stop()
+    await b.start()
+    w = b.app[FEDERATION_WITNESSING]
+    assert [x["size"] for x in w.alerts] == [tlog.size]  # the alert is still served
+    assert w.witness.logs["a.test"][0].vkey() == pinned  # pinned without asking a again
+    code, out = await audit(a.url, "--witness", b.url)
+    assert code == 1 and "split view" in out, out
+    # a checkpoint signed by another key for a.test is refused: the pin is not replaced
+    other = sign_checkpoint(Checkpoint("a.test", tlog.size + 1, b"\x08" * 32), Signer("a.test", bytes(32)))
+    status, body = await signed_call(a, b, "POST", "/_confide/federation/v1/witness/add-checkpoint",
+                                     {"request": f"old {tlog.size}\n\n".encode() + other})
+    assert (status, body["error"]["code"]) == (400, "witness_refused")
+    assert w.witness.logs["a.test"][0].vkey() == pinned
