@@ -1,7 +1,7 @@
 """Hypothesis: room federation's decoders let nothing but their typed errors escape.
 
 ``decode_room_event`` (item ``room_event``), the ``welcome`` and ``to_device`` items and
-the forwarded-submission and claim bodies, on random bytes and on mutations of valid
+the forwarded-submission, claim and GroupInfo-request bodies, on random bytes and on mutations of valid
 encodings; valid encodings round-trip.
 """
 
@@ -16,6 +16,7 @@ from protocol.events import EventContent, EventKind, sign_event
 from protocol.federation_rooms import (
     DeviceRef,
     FederatedClaim,
+    FederatedGroupInfo,
     FederatedSend,
     RoomEventMalformed,
     ToDeviceItem,
@@ -37,6 +38,7 @@ SAMPLES = {
     ToDeviceItem: ToDeviceItem(U, D, (ToDeviceMessage(UserId.parse("@al:a.test"), D, b"p"),)),
     FederatedSend: FederatedSend(U, D, "txn", b"m", None, b"gi"),
     FederatedClaim: FederatedClaim(U),
+    FederatedGroupInfo: FederatedGroupInfo(U),
 }
 
 

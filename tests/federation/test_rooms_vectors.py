@@ -9,8 +9,9 @@ import pytest
 
 from crypto.errors import CryptoError
 from protocol.events import verify_chain
-from protocol.federation import Authorization, verify_request
+from protocol.federation import Authorization, BadSignature, verify_request
 from protocol.federation_rooms import (
+    FederatedGroupInfo,
     FederatedSend,
     RoomEventMalformed,
     ToDeviceItem,
@@ -46,6 +47,20 @@ def test_signed_transaction_and_forwarded_send():
                    bytes.fromhex(fwd["body"]))
     send = decode_body(bytes.fromhex(fwd["body"]), FederatedSend)
     assert send.user_id.server == auth.origin
+
+
+def test_signed_group_info_request():
+    req = V["group_info_request"]
+    auth = Authorization.parse(req["authorization"])
+    assert (auth.origin, auth.destination) == (V["follower"]["server_name"], V["hub"]["server_name"])
+    verify_request(auth, bytes.fromhex(V["follower"]["public_key"]), "POST", req["target"],
+                   bytes.fromhex(req["body"]))
+    body = decode_body(bytes.fromhex(req["body"]), FederatedGroupInfo)
+    assert body.user_id.server == auth.origin
+    assert req["target"].endswith("/group_info") and ":" + V["hub"]["server_name"] in req["target"]
+    with pytest.raises(BadSignature):
+        verify_request(auth, bytes.fromhex(V["follower"]["public_key"]), "POST", req["target"],
+                       bytes.fromhex(req["body"]) + b"\x00")
 
 
 def test_welcome_and_to_device_items_decode():

@@ -15,7 +15,8 @@ Writes, next to this file:
 - ``rooms.json``: room federation (sections 11-14): the hub's key, a chain of two
   signed events and the ``room_event`` item data of the second, the transaction
   carrying it and its signed ``PUT``; a forwarded submission signed by the
-  follower; ``welcome`` and ``to_device`` item data; ``refusals``: event item data a
+  follower; the follower's signed GroupInfo request (section 11.5);
+  ``welcome`` and ``to_device`` item data; ``refusals``: event item data a
   follower must refuse after the first event, each with its code.
 
 ``tests/federation/test_vectors.py`` checks that the committed files equal a
@@ -152,6 +153,7 @@ def build_rooms() -> dict[str, object]:
     from protocol.events import GENESIS_PREV, EventContent, EventKind, sign_event
     from protocol.federation_rooms import (
         DeviceRef,
+        FederatedGroupInfo,
         FederatedSend,
         ToDeviceItem,
         WelcomeItem,
@@ -176,6 +178,9 @@ def build_rooms() -> dict[str, object]:
                                    "c-1", b"\x00\x01\x00\x02ciphertext"))
     send_target = f"/_confide/federation/v1/rooms/{room}/send"
     fwd = sign_request(OTHER_SEED, other_kid, "POST", send_target, send, DESTINATION, ORIGIN, T + 3000)
+    gi = pack_body(FederatedGroupInfo(UserId.parse("@bo:follower.example:8448")))
+    gi_target = f"/_confide/federation/v1/rooms/{room}/group_info"
+    gi_req = sign_request(OTHER_SEED, other_kid, "POST", gi_target, gi, DESTINATION, ORIGIN, T + 4000)
     bo = DeviceRef(UserId.parse("@bo:follower.example:8448"), DeviceId.parse("BOPHONE"))
     welcome = pack_body(WelcomeItem(RoomId.parse(room), UserId.parse("@ann:hub.example"),
                                     DeviceId.parse("ANNPHONE"), b"\x00\x01\x00\x03welcome", (bo,)))
@@ -194,6 +199,8 @@ def build_rooms() -> dict[str, object]:
                         "timestamp_ms": T + 2000, "authorization": put.to_header()},
         "forwarded_send": {"target": send_target, "body": send.hex(), "timestamp_ms": T + 3000,
                            "authorization": fwd.to_header()},
+        "group_info_request": {"target": gi_target, "body": gi.hex(), "timestamp_ms": T + 4000,
+                               "authorization": gi_req.to_header()},
         "welcome_item": welcome.hex(),
         "to_device_item": to_device.hex(),
         "refusals": [
