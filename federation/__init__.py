@@ -3,8 +3,9 @@
 Public seams (room federation builds on these):
 
 - :func:`setup_federation` (called by :func:`server.app.create_app`);
-- item kinds: ``app[FEDERATION_ITEMS].register(kind, handler)`` with
-  ``async handler(item: InboundItem)`` (:mod:`federation.inbound`);
+- item kinds: ``app[FEDERATION_ITEMS].register(kind, handler, prepare=None)`` with
+  ``async handler(item: InboundItem)`` and, for network look-ups, ``async prepare(origin,
+  data)`` run before the receiver's database transaction (:mod:`federation.inbound`);
 - outbound queue: ``await app[FEDERATION_SENDER].enqueue(destination, kind, data)``,
   or :func:`federation.store.enqueue` in your own transaction then ``sender.wake()``;
 - synchronous signed calls: ``await app[FEDERATION_CLIENT].call(method, destination,

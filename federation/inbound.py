@@ -114,7 +114,7 @@ class TransactionReceiver:
     async def apply(self, origin: str, txn_id: str, txn: Transaction) -> TransactionResponse:
         now_ms = int(self._clock() * 1000)
         after: list[Callable[[], Awaitable[None] | None]] = []
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:  # one read: applied before?
             stored = await store.inbound_result(conn, origin, txn_id)
         if stored is not None:
             return TransactionResponse(TransactionResponse.from_wire(unpack_body(stored)).results,

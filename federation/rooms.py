@@ -529,8 +529,9 @@ class RoomFederation:
     async def followed_rooms(self) -> list[str]:
         """Rooms hosted elsewhere with a current member device of this server, in id order."""
         async with self.db.read() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT DISTINCT room_id, user_id FROM room_members WHERE last_seq IS NULL")
+            rows = await conn.execute_fetchall(  # LIKE narrows; the exact check is below
+                "SELECT DISTINCT room_id, user_id FROM room_members WHERE last_seq IS NULL AND "
+                "user_id LIKE ?", (f"%:{self.server_name}",))
         out = set()
         for room_id, user_id in rows:
             try:
