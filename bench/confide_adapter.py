@@ -52,6 +52,7 @@ import msgpack
 
 from client.profile import MINIMUM, Profile
 from client.sdk import Client
+from client.sdk.errors import TransportError
 from client.sdk.payload import encode_text
 from crypto.mls import Group
 
@@ -70,10 +71,38 @@ _MSGPACK = "application/msgpack"
 _PASSPHRASE = "bench-profile"
 _POOL_MARGIN = 64
 _PAGE = 1000
+#: Events per SDK sync page when bob reads: small answers, see :func:`sdk_sync_page`.
+SDK_PAGE = 25
+_SDK_TRIES = 5
 
 
 def _room_path(room_id: str) -> str:
     return urllib.parse.quote(room_id, safe="")
+
+
+async def sdk_sync_page(client: Client, timeout_ms: int = 0) -> int:
+    """One SDK sync of at most :data:`SDK_PAGE` events, retried on a transport error; returns
+    how many events and inbox items the server sent.
+
+    The SDK's ``Http.call`` reads a body with one ``StreamReader.read(n)``, which returns what
+    has arrived so far: an answer larger than one read (tens of KB) can come back cut and fail
+    as "not msgpack" (reported to the SDK's owners). Small pages and retries (a sync is
+    idempotent: the token moves only after the answer was applied) keep the bench clear of it.
+    """
+    for attempt in range(_SDK_TRIES):
+        try:
+            async with client._exclusive():  # noqa: SLF001 - as Client.sync does
+                for room_id in client.store.room_ids():
+                    await client.rooms_engine.resolve_pending(room_id)
+            body = await client.sync_engine.fetch(timeout_ms, limit=SDK_PAGE)
+            async with client._exclusive():  # noqa: SLF001
+                result = await client.sync_engine.apply(body)
+            return result.raw_count
+        except TransportError:
+            if attempt == _SDK_TRIES - 1:
+                raise
+            await asyncio.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 class ConfideAdapter(ChatAdapter):
@@ -180,7 +209,7 @@ class ConfideAdapter(ChatAdapter):
         while room_id not in bob.store.room_ids() or bob.store.room(room_id).status != "joined":
             if time.perf_counter() > deadline:
                 raise TimeoutError("bob did not join from the Welcome within 30 s")
-            await bob.sync(timeout_ms=2000)
+            await sdk_sync_page(bob, timeout_ms=2000)
         # The epoch is settled: protect the whole run's messages now, outside the timed phases.
         sender = next(c for uid, c in self.clients.items() if uid != s.user_id)
         a = self.args
@@ -281,10 +310,8 @@ class ConfideAdapter(ChatAdapter):
         """Bob's SDK reads the room: every delivered message decrypted and checked."""
         t0 = time.perf_counter()
         before = len(bob.messages(self.pool_room))
-        for _ in range(1000):
-            result = await bob.sync(timeout_ms=0)
-            if result.raw_count == 0:
-                break
+        while await sdk_sync_page(bob):
+            pass
         read = [m for m in bob.messages(self.pool_room)[before:]
                 if m.get("type") == "text" and str(m.get("body", "")).startswith("bench message")]
         self.counters["decrypted_by_bob"] = len(read)
