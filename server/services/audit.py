@@ -68,8 +68,8 @@ class AuditTrail:
                     rows = await outbox.peek(conn, PASS_LIMIT)
                 if rows:
                     await self.log.append_many([entry for _, entry in rows])
-                    async with self.db.transaction() as tx:
-                        await outbox.remove(tx, [i for i, _ in rows])
+                    async with self.db.statement() as conn:  # one statement, its own commit
+                        await outbox.remove(conn, [i for i, _ in rows])
                     done += len(rows)
                 if len(rows) < PASS_LIMIT:
                     break

@@ -8,9 +8,9 @@ applies the numbered migrations of :mod:`server.storage.migrations`.
 
 Every use goes through :meth:`Database.transaction` (``BEGIN IMMEDIATE`` ..
 ``COMMIT``, rolled back on any exception), :meth:`Database.read` (a
-consistent snapshot) or :meth:`Database.statement` (exactly one read
-statement, which in autocommit mode is its own snapshot: no ``BEGIN`` and
-``ROLLBACK`` round trips to the database thread on hot paths). Both hold one asyncio lock, so coroutines never see each
+consistent snapshot) or :meth:`Database.statement` (exactly one statement,
+which in autocommit mode is its own snapshot or transaction: no ``BEGIN`` and
+``COMMIT``/``ROLLBACK`` round trips to the database thread on hot paths). Both hold one asyncio lock, so coroutines never see each
 other's half-done work on the shared connection. Repositories are functions
 that take the connection handed out by these context managers.
 """
@@ -116,8 +116,10 @@ class Database:
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection for exactly one read-only statement (autocommit: the statement reads
-        one consistent snapshot). Reads of several statements that must agree use :meth:`read`."""
+        """The connection for exactly one statement, in autocommit mode: a read sees one
+        consistent snapshot; a write is its own transaction, committed (on disk: synchronous
+        is FULL) when it returns. Several statements that must agree use :meth:`read` or
+        :meth:`transaction`."""
         async with self._lock:
             yield self.conn
 

@@ -24,5 +24,8 @@ async def peek(conn: aiosqlite.Connection, limit: int = 256) -> list[tuple[int, 
     return [(row[0], bytes(row[1])) for row in rows]
 
 
-async def remove(tx: aiosqlite.Connection, ids: list[int]) -> None:
-    await tx.executemany("DELETE FROM audit_outbox WHERE id = ?", [(i,) for i in ids])
+async def remove(conn: aiosqlite.Connection, ids: list[int]) -> None:
+    """Delete the given entries in one statement (at most 32,766 ids: SQLite's variable limit)."""
+    if ids:
+        await conn.execute(f"DELETE FROM audit_outbox WHERE id IN ({', '.join('?' * len(ids))})",
+                           ids)
