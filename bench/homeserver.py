@@ -72,7 +72,8 @@ before the answer):
    alone, more when both cores are busy): one-statement reads without
    BEGIN/ROLLBACK (`Database.statement`) and `execute_fetchall` instead of
    execute/fetch/close, for tokens, transaction ids, stream positions, the
-   audit outbox, the inbox and sync's events.
+   audit outbox, the inbox and sync's events; a flush pass deletes its outbox
+   rows in one autocommit statement.
 3. The log's own connection and the database's take SQLite's write lock in
    turn through one asyncio lock (`SerialLock`, which fails at once instead of
    hanging if a task takes it twice). Before, 20-30% of `BEGIN IMMEDIATE` under

@@ -10,7 +10,8 @@ Every use goes through :meth:`Database.transaction` (``BEGIN IMMEDIATE`` ..
 ``COMMIT``, rolled back on any exception), :meth:`Database.read` (a
 consistent snapshot) or :meth:`Database.statement` (exactly one statement,
 which in autocommit mode is its own snapshot or transaction: no ``BEGIN`` and
-``COMMIT``/``ROLLBACK`` round trips to the database thread on hot paths). Both hold one asyncio lock, so coroutines never see each
+``COMMIT``/``ROLLBACK`` round trips to the database thread on hot paths).
+All three hold one lock (:class:`SerialLock`), so coroutines never see each
 other's half-done work on the shared connection. Repositories are functions
 that take the connection handed out by these context managers.
 """
