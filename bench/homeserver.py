@@ -508,6 +508,8 @@ def section(syn: dict[str, Any], con: dict[str, Any], info: dict[str, Any], quic
         f"{int(sum(fs.get('e2e_missing', [])))} | {int(sum(fc.get('errors', [])))} / "
         f"{int(sum(fc.get('e2e_missing', [])))} | | | |",
         "",
+        _recorded_text(syn, fc, mem_c),
+        "",
         f"Confide's messages are real MLS PrivateMessages (suite 3) of a two-member group made "
         f"with a real commit and Welcome: {st.get('ciphertext_len')}-byte `ciphertext` field "
         f"({st.get('payload_text_bytes')} bytes of text payload, padding {st.get('padding')}), "
@@ -526,6 +528,32 @@ def section(syn: dict[str, Any], con: dict[str, Any], info: dict[str, Any], quic
     lines.append("")
     lines.append(END)
     return "\n".join(lines)
+
+
+def _recorded_text(syn: dict[str, Any], fc: dict[str, list[float]], mem_c: float | None) -> str:
+    """The same Confide figures against the recorded baseline of ../shared/bench/results."""
+    if not syn.get("same_run"):
+        return "The Synapse column is the recorded baseline, not a measurement of this run."
+    try:
+        fr = figures(recorded_synapse())
+    except (OSError, ValueError):
+        return "The recorded Synapse baseline was not found."
+    rel = []
+    for name, key, use in (("16-in-flight throughput", "conc_eps", "x"),
+                           ("delivery p99", "e2e_p99", "x"), ("RSS after the runs", "rss_after", "max")):
+        c = max(fc[key]) if use == "max" and fc.get(key) else _med(fc.get(key))
+        if key == "rss_after":
+            c = mem_c
+        r = fr.get(key)
+        if c and r:
+            lo, hi = sorted((c / min(r), c / max(r)))
+            rel.append(f"{name} {lo:.2f}-{hi:.2f}")
+    return ("Against the recorded baseline in ../shared/bench/results (Synapse's three runs of "
+            "an earlier day on this machine kind) instead of this run's Synapse, Confide's "
+            "medians give: " + ", ".join(rel) + " (targets: >= 5, <= 0.20, <= 0.33)."
+            + (" Synapse was slower in this run than in the recorded one."
+               if (_med(figures(syn).get("conc_eps")) or 0) < min(fr.get("conc_eps") or [0])
+               else ""))
 
 
 def _verified_text(con: dict[str, Any]) -> str:
@@ -559,9 +587,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="use the recorded Synapse figures in ../shared/bench/results/")
     p.add_argument("--skip-confide", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-write", action="store_true", help="do not touch bench/RESULTS.md")
+    p.add_argument("--report", type=Path, default=None,
+                   help="only rewrite the section from a saved bench/out/homeserver-*.json")
     p.add_argument("--no-verify", action="store_true",
                    help="skip bob's decryption of every delivered message after the runs")
     args = p.parse_args(argv)
+    if args.report is not None:
+        saved = json.loads(args.report.read_text())
+        text = section(saved["synapse"], saved["confide"], saved["machine"], saved["quick"])
+        print(text)
+        if not args.no_write:
+            write_section(text)
+        return 0
     runs = args.runs or (1 if args.quick else 3)
     OUT.mkdir(parents=True, exist_ok=True)
     info = machine()
