@@ -49,6 +49,7 @@ ITEM_WELCOME = "welcome"
 ITEM_TO_DEVICE = "to_device"
 MAX_WELCOME_TARGETS = 1000
 _MAX_MESSAGE = 512 * 1024 + 64 * 1024
+# The same bounds as the client API (protocol/rooms_api.py MAX_WELCOME, MAX_GROUP_INFO).
 _MAX_WELCOME = 512 * 1024
 _MAX_GROUP_INFO = 256 * 1024
 

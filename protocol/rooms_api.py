@@ -63,8 +63,10 @@ MAX_TXN_ID = 128
 #: Bound of the ``message`` field itself; the hub's own bound (MAX_EVENT_MESSAGE) is smaller,
 #: so a message between the two gets ``message_too_large`` rather than ``malformed_body``.
 MAX_WIRE_MESSAGE = 64 * 1024 * 1024
-MAX_WELCOME = 1024 * 1024
-MAX_GROUP_INFO = 512 * 1024
+#: Welcome and GroupInfo bounds match what federation carries (protocol/federation_rooms.py),
+#: so anything a client may send to a room can also reach a remote member's server.
+MAX_WELCOME = 512 * 1024
+MAX_GROUP_INFO = 256 * 1024
 MAX_TO_DEVICE_MESSAGES = 100
 MAX_TO_DEVICE_PAYLOAD = 256 * 1024
 MAX_SYNC_LIMIT = 1000

@@ -73,7 +73,7 @@ class Http:
                     method, url, data=data, headers=headers,
                     params={k: str(v) for k, v in (params or {}).items() if v is not None},
                     timeout=aiohttp.ClientTimeout(total=timeout or self._timeout)) as resp:
-                content = await resp.content.read(_MAX_RESPONSE + 1)
+                content = await _read_bounded(resp, _MAX_RESPONSE + 1)
                 status, ctype = resp.status, resp.headers.get("Content-Type", "")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
@@ -99,7 +99,7 @@ class Http:
         try:
             async with self.session.get(self.base_url + absolute_path,
                                         timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
-                body = await resp.content.read(_MAX_RESPONSE)
+                body = await _read_bounded(resp, _MAX_RESPONSE)
                 if resp.status != 200:
                     raise TransportError(f"GET {absolute_path}: HTTP {resp.status}")
                 return body
@@ -113,3 +113,20 @@ class Http:
         if not isinstance(b, bytes):
             raise TransportError(f"GET {path}: expected bytes")
         return b
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or its first ``limit`` bytes when it is longer.
+
+    ``StreamReader.read(n)`` returns whatever is buffered (possibly part of the
+    body), so read until the end of the stream or the limit.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
