@@ -87,6 +87,7 @@ from protocol.federation_rooms import (
     DeviceRef,
     FederatedClaim,
     FederatedGroupInfo,
+    FederatedRoomClaim,
     FederatedSend,
     HubKeysUnavailable,
     HubUnreachable,
@@ -202,8 +203,10 @@ class RoomFederation:
         c = event.content
         old = {server_of(u) for u, _ in before} - {self.server_name}
         new = {server_of(u) for u, _ in after} - {self.server_name}
+        if not old and not new and welcome is None:
+            return  # a room of local members only: nothing to encode or queue
         now = self._now_ms()
-        data = encode_room_event(event)
+        data = encode_room_event(event) if old or new else b""
         for dest in sorted(old | new):
             if dest not in old and c.seq > 0:
                 for past in await _events(tx, c.room_id, 0, c.seq):
@@ -334,11 +337,63 @@ class RoomFederation:
         return HubKeyResponse(server, current[1].public_key, current[0], pack_body(doc))
 
     async def claim(self, user: UserId) -> ClaimResponse:
-        out = await self._call("POST", user.server, f"{FEDERATION_PREFIX}/keys/claim", FederatedClaim(user))
-        resp = ClaimResponse.from_wire(out)
+        """A claim naming no room: straight to the user's home server (section 13)."""
+        return await self._claim_at_home(user, None)
+
+    async def _claim_at_home(self, user: UserId, room_id: RoomId | None) -> ClaimResponse:
+        out = await self._call("POST", user.server, f"{FEDERATION_PREFIX}/keys/claim",
+                               FederatedClaim(user, room_id))
+        try:
+            resp = ClaimResponse.from_wire(out)
+        except MalformedBody:
+            raise PeerUnreachable(f"{user.server} answered a malformed claim") from None
         if resp.user_id != user:
             raise PeerUnreachable(f"{user.server} answered for another user")
         return resp
+
+    async def claim_in_room(self, requester: UserId, room_id: RoomId, user: UserId) -> ClaimResponse:
+        """A local member's claim for a room (section 13.1; the caller checked that
+        ``requester`` has a member device here). On the hub: claimed locally or at the
+        user's home server naming the room; on a follower: a signed ``POST
+        /rooms/{room_id}/claim`` to the hub, whose refusal is relayed (``hub_unreachable``
+        if it cannot be reached). Raises ``peer_denied`` for a server the policy refuses."""
+        if room_id.server == self.server_name:
+            return await self._hub_claim(room_id, user)
+        target = f"{FEDERATION_PREFIX}/rooms/{_q(str(room_id))}/claim"
+        try:
+            out = await self._call("POST", room_id.server, target, FederatedRoomClaim(user, requester))
+        except PeerUnreachable as exc:
+            raise HubUnreachable(f"the room's hub {room_id.server} cannot be reached ({exc.message})",
+                                 queued=False) from None
+        try:
+            resp = ClaimResponse.from_wire(out)
+        except MalformedBody:
+            raise HubUnreachable("the hub answered a malformed body", queued=False) from None
+        if resp.user_id != user:
+            raise HubUnreachable("the hub answered for another user", queued=False)
+        return resp
+
+    async def claim_for_room(self, origin: str, room_id: RoomId, req: FederatedRoomClaim) -> ClaimResponse:
+        """Hub side of a follower's claim (section 13.1): refused with ``not_hub`` (room not
+        hosted here), ``not_your_user`` (requester not of the origin), ``unknown_room``,
+        ``not_member`` (requester without a current member device), ``peer_denied`` (the
+        user's server is refused by policy); nothing is claimed on a refusal."""
+        if room_id.server != self.server_name:
+            raise NotHub("this server does not host that room")
+        if req.requester.server != origin:
+            raise NotYourUser("a server claims for its own users only")
+        async with self.db.read() as conn:
+            if await storage.get_room(conn, str(room_id)) is None:
+                raise UnknownRoom("no such room")
+            if not await storage.user_has_member_device(conn, str(room_id), str(req.requester)):
+                raise NotMember("no device of the requester is a member of this room")
+        log.info("federation_claim_via_hub", origin=origin, home=req.user_id.server)
+        return await self._hub_claim(room_id, req.user_id)
+
+    async def _hub_claim(self, room_id: RoomId, user: UserId) -> ClaimResponse:
+        if user.server == self.server_name:
+            return await self.key_directory.claim(user)
+        return await self._claim_at_home(user, room_id)
 
     async def user_devices(self, user: UserId) -> UserDevicesResponse:
         out = await self._call("GET", user.server, f"{FEDERATION_PREFIX}/users/{_q(str(user))}/devices")

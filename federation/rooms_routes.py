@@ -5,7 +5,10 @@
   for a follower's catch-up;
 - ``POST /_confide/federation/v1/rooms/{room_id}/group_info``: the room's current GroupInfo
   for a user of the origin with a member device (a further device's external join);
-- ``POST /_confide/federation/v1/keys/claim``: KeyPackages of a local user;
+- ``POST /_confide/federation/v1/rooms/{room_id}/claim``: a follower's claim for a room,
+  run by the hub (claimed here or at the user's home server);
+- ``POST /_confide/federation/v1/keys/claim``: KeyPackages of a local user (a ``room_id``
+  in the body only from that room's hub, else ``not_hub``);
 - ``GET  /_confide/federation/v1/users/{user_id}/devices``: a local user's device keys;
 - ``GET  /_confide/client/v1/federation/{server}/_confide/log/v1/{path}`` (client-server, no
   authentication): a peer's public transparency-log resources relayed as they are, so a
@@ -23,7 +26,14 @@ from aiohttp import web
 from protocol.api import CLIENT_PREFIX, MSGPACK
 from protocol.errors import MalformedBody, NotFound
 from protocol.federation import FEDERATION_PREFIX, PeerRefused, parse_target
-from protocol.federation_rooms import FederatedClaim, FederatedGroupInfo, FederatedSend, NotYourUser
+from protocol.federation_rooms import (
+    FederatedClaim,
+    FederatedGroupInfo,
+    FederatedRoomClaim,
+    FederatedSend,
+    NotHub,
+    NotYourUser,
+)
 from protocol.ids import RoomId, UserId, parse_server_name
 from protocol.rooms_api import MAX_HISTORY_LIMIT, parse_uint_param
 from protocol.schema import decode_body, pack_body, unpack_body
@@ -73,7 +83,16 @@ async def claim(request: web.Request) -> web.Response:
     peer = await authenticate_peer(request, 4096)
     req = decode_body(peer.body, FederatedClaim)
     _local(request, req.user_id)
+    if req.room_id is not None and req.room_id.server != peer.origin:
+        raise NotHub("only the room's hub claims naming the room")
     return respond(await request.app[KEY_DIRECTORY].claim(req.user_id))
+
+
+async def room_claim(request: web.Request) -> web.Response:
+    room_id = RoomId.parse(request.match_info["room_id"])
+    peer = await authenticate_peer(request, 4096)
+    req = decode_body(peer.body, FederatedRoomClaim)
+    return respond(await request.app[FEDERATION_ROOMS].claim_for_room(peer.origin, room_id, req))
 
 
 async def user_devices(request: web.Request) -> web.Response:
@@ -130,6 +149,7 @@ def add_room_routes(router: web.UrlDispatcher) -> None:
     router.add_post(FEDERATION_PREFIX + "/rooms/{room_id}/send", forwarded_send)
     router.add_get(FEDERATION_PREFIX + "/rooms/{room_id}/events", history)
     router.add_post(FEDERATION_PREFIX + "/rooms/{room_id}/group_info", group_info)
+    router.add_post(FEDERATION_PREFIX + "/rooms/{room_id}/claim", room_claim)
     router.add_post(FEDERATION_PREFIX + "/keys/claim", claim)
     router.add_get(FEDERATION_PREFIX + "/users/{user_id}/devices", user_devices)
     router.add_get(CLIENT_PREFIX + "/federation/{server}" + LOG_PREFIX + "/{path:.+}", peer_log)

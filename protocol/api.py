@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .errors import MalformedBody
-from .ids import DeviceId, UserId, parse_localpart
+from .ids import DeviceId, RoomId, UserId, parse_localpart
 from .schema import Message, blob, boolean, list_of, nested, nullable, parsed, text, uint
 
 __all__ = [
@@ -69,6 +69,7 @@ MAX_KEY_PACKAGES_PER_UPLOAD = 100
 MAX_DEVICES_LISTED = 256
 
 _USER = parsed(UserId.parse)
+_ROOM = parsed(RoomId.parse)
 _DEVICE = parsed(DeviceId.parse, 64)
 _TIME = uint()
 
@@ -242,10 +243,12 @@ class KeyPackageCountResponse(Message):
 
 @dataclass(frozen=True)
 class ClaimRequest(Message):
-    """``POST /keys/claim``: one KeyPackage for each device of ``user``."""
+    """``POST /keys/claim``: one KeyPackage for each device of ``user``; with ``room_id``, the
+    claim is for that room and goes through the room's hub (``spec/client-server.md`` 5.3)."""
 
-    SCHEMA: ClassVar = {"user": _USER}
+    SCHEMA: ClassVar = {"user": _USER, "room_id": nullable(_ROOM)}
     user: UserId
+    room_id: RoomId | None = None
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ __all__ = [
     "NotHub", "HubUnreachable", "RoomEventMalformed", "RoomEventBadSignature",
     "RoomEventChainBroken", "RoomEventRejected", "NotYourUser", "HubKeysUnavailable",
     "DeviceRef", "WelcomeItem", "ToDeviceItem", "FederatedSend", "FederatedClaim",
-    "FederatedGroupInfo",
+    "FederatedRoomClaim", "FederatedGroupInfo",
     "decode_room_event", "encode_room_event",
 ]
 
@@ -171,10 +171,31 @@ class FederatedSend(Message):
 
 @dataclass(frozen=True)
 class FederatedClaim(Message):
-    """``POST /_confide/federation/v1/keys/claim``: one KeyPackage per device of a local user."""
+    """``POST /_confide/federation/v1/keys/claim``: one KeyPackage per device of a local user.
 
-    SCHEMA: ClassVar = {"user_id": _USER}
+    ``room_id`` (optional) names the room the claim is for; only that room's hub may name
+    it (the receiver answers ``not_hub`` otherwise). Absent, not null, when not given."""
+
+    SCHEMA: ClassVar = {"user_id": _USER, "room_id": nullable(_ROOM)}
     user_id: UserId
+    room_id: RoomId | None = None
+
+    def to_wire(self) -> dict:
+        out = super().to_wire()
+        if self.room_id is None:
+            del out["room_id"]
+        return out
+
+
+@dataclass(frozen=True)
+class FederatedRoomClaim(Message):
+    """``POST /_confide/federation/v1/rooms/{room_id}/claim``: a follower asks the room's hub
+    for one KeyPackage per device of ``user_id`` on behalf of ``requester``, a user of the
+    origin with a current member device in the room (MIMI's KeyPackage claim via the hub)."""
+
+    SCHEMA: ClassVar = {"user_id": _USER, "requester": _USER}
+    user_id: UserId
+    requester: UserId
 
 
 @dataclass(frozen=True)

@@ -188,13 +188,15 @@ class Keys:
         self.store.add_verified(f"log-vkey:{server}", vkey.encode())
         return vkey
 
-    async def claim(self, user_id: str) -> list[tuple[str, KeyPackage]]:
-        """One verified KeyPackage per device of ``user_id``: ``[(device_id, KeyPackage)]``.
+    async def claim(self, user_id: str, room_id: str | None = None) -> list[tuple[str, KeyPackage]]:
+        """One verified KeyPackage per device of ``user_id``: ``[(device_id, KeyPackage)]``;
+        with ``room_id`` the claim is for that room and goes through its hub.
 
         Raises :class:`~client.sdk.errors.ServerError` (``key_package_exhausted``, ``not_found``) and
         :class:`VerificationFailed` (a package whose key or credential is not the
         device's registered one, or a registration not proven in the log)."""
-        claimed = await self.http.call("POST", "/keys/claim", {"user": user_id})
+        body = {"user": user_id} if room_id is None else {"user": user_id, "room_id": room_id}
+        claimed = await self.http.call("POST", "/keys/claim", body)
         registered = {d["device_id"]: d for d in await self.user_devices(user_id)}
         out: list[tuple[str, KeyPackage]] = []
         for item in claimed["key_packages"]:

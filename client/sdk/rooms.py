@@ -209,7 +209,7 @@ class Rooms:
         """Add every device of ``user_id`` (claimed, verified KeyPackages); returns the
         device ids added."""
         self._joined(room_id)
-        claimed = await self.keys.claim(user_id)
+        claimed = await self.keys.claim(user_id, room_id)  # through the room's hub
         return await self._add(room_id, claimed)
 
     async def _add(self, room_id: str, claimed: list[tuple[str, KeyPackage]]) -> list[str]:

@@ -24,8 +24,10 @@ from protocol.api import (
     UserDevicesResponse,
     WhoAmIResponse,
 )
-from protocol.ids import DeviceId, UserId
-from server.appkeys import ACCOUNTS, CONFIG, DEVICES, KEY_DIRECTORY, SESSIONS
+from protocol.ids import DeviceId, RoomId, UserId
+from protocol.room_errors import NotMember, UnknownRoom
+from server.appkeys import ACCOUNTS, CONFIG, DATABASE, DEVICES, KEY_DIRECTORY, SESSIONS
+from server.rooms import storage as room_storage
 from server.services.sessions import Session
 
 from .body import read_request
@@ -38,6 +40,8 @@ class RemoteUsers(Protocol):
     """Users of other servers (set by federation at start: ``federation.rooms``)."""
 
     async def claim(self, user: UserId) -> ClaimResponse: ...
+
+    async def claim_in_room(self, requester: UserId, room_id: RoomId, user: UserId) -> ClaimResponse: ...
 
     async def user_devices(self, user: UserId) -> UserDevicesResponse: ...
 
@@ -127,11 +131,31 @@ async def count_key_packages(request: web.Request) -> web.Response:
 
 async def claim_key_packages(request: web.Request) -> web.Response:
     req = await read_request(request, ClaimRequest, _max_body(request))
-    await authenticate(request)
+    session = await authenticate(request)
+    if req.room_id is not None:
+        return respond(await _claim_in_room(request, session, req.room_id, req.user))
     remote = _remote(request, req.user)
     if remote is not None:
         return respond(await remote.claim(req.user))
     return respond(await request.app[KEY_DIRECTORY].claim(req.user))
+
+
+async def _claim_in_room(request: web.Request, session: Session, room_id: RoomId,
+                         user: UserId) -> ClaimResponse:
+    """A claim for a room (``spec/client-server.md`` 5.3): the caller needs a current member
+    device in the room as this server knows it (``unknown_room``, ``not_member``); then the
+    hub (this server or, through federation, the room's hub) claims. Nothing is claimed on
+    a refusal."""
+    async with request.app[DATABASE].read() as conn:
+        if await room_storage.get_room(conn, str(room_id)) is None:
+            raise UnknownRoom("no such room here")
+        if not await room_storage.user_has_member_device(conn, str(room_id), str(session.user_id)):
+            raise NotMember("no device of this user is a member of this room")
+    here = request.app[CONFIG].server_name
+    remote = request.app.get(REMOTE_USERS)
+    if remote is None or (room_id.server == here and user.server == here):
+        return await request.app[KEY_DIRECTORY].claim(user)
+    return await remote.claim_in_room(session.user_id, room_id, user)
 
 
 def add_routes(router: web.UrlDispatcher, prefix: str = CLIENT_PREFIX) -> None:

@@ -11,7 +11,9 @@ from crypto.errors import CryptoError
 from protocol.events import verify_chain
 from protocol.federation import Authorization, BadSignature, verify_request
 from protocol.federation_rooms import (
+    FederatedClaim,
     FederatedGroupInfo,
+    FederatedRoomClaim,
     FederatedSend,
     RoomEventMalformed,
     ToDeviceItem,
@@ -61,6 +63,31 @@ def test_signed_group_info_request():
     with pytest.raises(BadSignature):
         verify_request(auth, bytes.fromhex(V["follower"]["public_key"]), "POST", req["target"],
                        bytes.fromhex(req["body"]) + b"\x00")
+
+
+def test_signed_claims_for_a_room():
+    req = V["room_claim_request"]
+    auth = Authorization.parse(req["authorization"])
+    assert (auth.origin, auth.destination) == (V["follower"]["server_name"], V["hub"]["server_name"])
+    verify_request(auth, bytes.fromhex(V["follower"]["public_key"]), "POST", req["target"],
+                   bytes.fromhex(req["body"]))
+    body = decode_body(bytes.fromhex(req["body"]), FederatedRoomClaim)
+    assert body.requester.server == auth.origin and body.user_id.server != auth.destination
+    assert unpack_body(bytes.fromhex(req["body"])) == {"user_id": str(body.user_id),
+                                                        "requester": str(body.requester)}
+    assert req["target"].endswith("/claim") and ":" + V["hub"]["server_name"] in req["target"]
+    hub = V["hub_claim_request"]
+    auth = Authorization.parse(hub["authorization"])
+    assert (auth.origin, auth.destination) == (V["hub"]["server_name"], V["follower"]["server_name"])
+    verify_request(auth, bytes.fromhex(V["hub"]["public_key"]), "POST", hub["target"],
+                   bytes.fromhex(hub["body"]))
+    claim = decode_body(bytes.fromhex(hub["body"]), FederatedClaim)
+    assert claim.room_id is not None and claim.room_id.server == auth.origin  # only the hub names it
+    assert claim.user_id.server == auth.destination
+    assert hub["target"] == "/_confide/federation/v1/keys/claim"
+    with pytest.raises(BadSignature):
+        verify_request(auth, bytes.fromhex(V["hub"]["public_key"]), "POST", hub["target"],
+                       bytes.fromhex(req["body"]))
 
 
 def test_welcome_and_to_device_items_decode():

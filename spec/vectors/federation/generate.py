@@ -15,7 +15,8 @@ Writes, next to this file:
 - ``rooms.json``: room federation (sections 11-14): the hub's key, a chain of two
   signed events and the ``room_event`` item data of the second, the transaction
   carrying it and its signed ``PUT``; a forwarded submission signed by the
-  follower; the follower's signed GroupInfo request (section 11.5);
+  follower; the follower's signed GroupInfo request (section 11.5); the follower's
+  signed claim for a room and the hub's signed claim naming the room (section 13.1);
   ``welcome`` and ``to_device`` item data; ``refusals``: event item data a
   follower must refuse after the first event, each with its code.
 
@@ -153,7 +154,9 @@ def build_rooms() -> dict[str, object]:
     from protocol.events import GENESIS_PREV, EventContent, EventKind, sign_event
     from protocol.federation_rooms import (
         DeviceRef,
+        FederatedClaim,
         FederatedGroupInfo,
+        FederatedRoomClaim,
         FederatedSend,
         ToDeviceItem,
         WelcomeItem,
@@ -181,6 +184,12 @@ def build_rooms() -> dict[str, object]:
     gi = pack_body(FederatedGroupInfo(UserId.parse("@bo:follower.example:8448")))
     gi_target = f"/_confide/federation/v1/rooms/{room}/group_info"
     gi_req = sign_request(OTHER_SEED, other_kid, "POST", gi_target, gi, DESTINATION, ORIGIN, T + 4000)
+    rc = pack_body(FederatedRoomClaim(UserId.parse("@cy:third.example"), UserId.parse("@bo:follower.example:8448")))
+    rc_target = f"/_confide/federation/v1/rooms/{room}/claim"
+    rc_req = sign_request(OTHER_SEED, other_kid, "POST", rc_target, rc, DESTINATION, ORIGIN, T + 5000)
+    hc = pack_body(FederatedClaim(UserId.parse("@bo:follower.example:8448"), RoomId.parse(room)))
+    hc_target = "/_confide/federation/v1/keys/claim"
+    hc_req = sign_request(ORIGIN_SEED, hub_kid, "POST", hc_target, hc, ORIGIN, DESTINATION, T + 6000)
     bo = DeviceRef(UserId.parse("@bo:follower.example:8448"), DeviceId.parse("BOPHONE"))
     welcome = pack_body(WelcomeItem(RoomId.parse(room), UserId.parse("@ann:hub.example"),
                                     DeviceId.parse("ANNPHONE"), b"\x00\x01\x00\x03welcome", (bo,)))
@@ -201,6 +210,10 @@ def build_rooms() -> dict[str, object]:
                            "authorization": fwd.to_header()},
         "group_info_request": {"target": gi_target, "body": gi.hex(), "timestamp_ms": T + 4000,
                                "authorization": gi_req.to_header()},
+        "room_claim_request": {"target": rc_target, "body": rc.hex(), "timestamp_ms": T + 5000,
+                               "authorization": rc_req.to_header()},
+        "hub_claim_request": {"target": hc_target, "body": hc.hex(), "timestamp_ms": T + 6000,
+                              "authorization": hc_req.to_header()},
         "welcome_item": welcome.hex(),
         "to_device_item": to_device.hex(),
         "refusals": [
