@@ -14,11 +14,28 @@ does not wait for it; concurrent appends share one log transaction, see
 :meth:`server.services.audit.AuditTrail.flush`); waiting devices are woken as
 soon as the transaction has committed.
 
+**Group commit of application messages.** An application message changes
+nothing but the room's head, so under the room's lock it is checked, signed
+as the next event and queued; the room's head moves in memory and the lock is
+released. One writer task per room commits everything queued in ONE
+transaction (bulk inserts, one fsync), then answers each request (a 200 is on
+disk) and wakes the devices. Handshake messages (they change the public view)
+take the slow path: under the room's lock they first commit what is queued,
+then are processed and stored in a transaction of their own. A queued
+submission's ``txn_id`` is known in memory until its batch has committed
+(retries wait for the same answer), then kept among the recently committed
+ones (:data:`RECENT_TXNS`), which covers the window between a retry's
+database check (before the lock) and its lock. If a batch's transaction
+fails, every request in it and every one queued behind it fails with the
+error, nothing of them is in the database, and the cached room (whose head had
+moved) is dropped so that the next submission reloads the last committed state.
+
 The public view (:class:`crypto.mls.PublicGroup`) of recently used rooms is
 kept in memory with the room's head (last seq, last event id, members). Only
 code holding the room's lock touches it; any failure after the view was
 changed drops the cached copy, so the next submission reloads it from the
-database, where nothing changed.
+database, where nothing changed. Rooms with uncommitted events are never
+dropped by the cache's bound.
 
 Errors: :mod:`protocol.room_errors` (``unknown_room``, ``not_member``,
 ``sender_mismatch``, ``not_mls``, ``wrong_wire_format``, ``handshake_not_public``,
@@ -34,7 +51,7 @@ import asyncio
 import base64
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiosqlite
@@ -98,7 +115,7 @@ from .classify import (
     parse_device_identity,
 )
 
-__all__ = ["Hub", "HubFederation", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS"]
+__all__ = ["Hub", "HubFederation", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS", "RECENT_TXNS"]
 
 log = structlog.get_logger("confide.rooms")
 
@@ -106,8 +123,11 @@ log = structlog.get_logger("confide.rooms")
 APPLICATION_PAST_EPOCHS = 3
 #: Rooms whose public view stays in memory (least recently used ones are dropped).
 MAX_CACHED_ROOMS = 1024
+#: Transaction ids of committed submissions remembered in memory (see the module docstring).
+RECENT_TXNS = 4096
 
 Member = tuple[str, str]  # (user id, device id)
+TxnKey = tuple[str, str, str, str]  # (user id, device id, scope, txn id)
 
 
 class HubFederation(Protocol):
@@ -137,8 +157,20 @@ class HubFederation(Protocol):
 
 
 @dataclass
+class _Pending:
+    """An accepted application message waiting for its batch's transaction."""
+
+    event: SignedEvent
+    sender: Member
+    key: TxnKey
+    response: SendResponse
+    future: asyncio.Future[SendResponse]
+
+
+@dataclass(eq=False)
 class _Room:
-    """A room's head and public view, as of its last committed event."""
+    """A room's head (including queued events) and public view (of its last committed event:
+    only handshakes change it, and they commit the queue first)."""
 
     room_id: str
     group_id: bytes
@@ -147,6 +179,16 @@ class _Room:
     last_seq: int
     last_event_id: bytes
     members: set[Member]
+    #: Accepted application messages not yet taken by a batch, in seq order.
+    pending: list[_Pending] = field(default_factory=list)
+    #: Held by whoever commits this room's events (batches in order, handshakes after them).
+    commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    writer: asyncio.Task | None = None
+    #: Set when a batch failed: this copy is no longer the room (the cache has dropped it).
+    broken: bool = False
+
+    def busy(self) -> bool:
+        return bool(self.pending) or self.commit_lock.locked()
 
 
 @dataclass(frozen=True)
@@ -174,6 +216,11 @@ class Hub:
         self.rng = rng
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._rooms: OrderedDict[str, _Room] = OrderedDict()
+        #: Queued submissions by transaction id, until their batch has committed.
+        self._inflight: dict[TxnKey, asyncio.Future[SendResponse]] = {}
+        #: The last :data:`RECENT_TXNS` committed ones (done futures), and how many so far.
+        self._recent: OrderedDict[TxnKey, asyncio.Future[SendResponse]] = OrderedDict()
+        self._committed_txns = 0
         #: Room federation (set when federation starts); None: a hub of local members only.
         self.federation: HubFederation | None = None
 
@@ -249,40 +296,166 @@ class Hub:
             if self.federation is not None:
                 return await self.federation.submit_remote(session, room_id, req)
             raise UnknownRoom("this server is not the room's hub")
+        key: TxnKey = (user, device, scope, req.txn_id)
+        mark = self._committed_txns
+        stored = await self._find_txn(key)
+        if stored is not None:  # its log entry may still be on its way: wait for it too
+            await self.audit.flush()
+            return stored
+        waiter: asyncio.Future[SendResponse] | None
+        kind: EventKind | None = None  # None: a retry of a queued or recent submission
         async with self._lock(rid):
-            room = await self._room(rid)
-            async with self.db.statement() as conn:
-                stored = await storage.find_txn(conn, user, device, scope, req.txn_id)
-            if stored is not None:  # its log entry may still be on its way: wait for it too
-                await self.audit.flush()
-                return decode_body(stored, SendResponse)
-            if len(req.message) > MAX_EVENT_MESSAGE:
-                raise MessageTooLarge(f"an MLSMessage may have at most {MAX_EVENT_MESSAGE} bytes")
-            classified = classify_message(req.message)
-            try:
-                if classified.kind == EventKind.APPLICATION:
-                    accepted = self._check_application(room, classified, (user, device), req)
+            waiter = self._inflight.get(key)
+            if waiter is None:
+                waiter = self._recent.get(key)
+            if waiter is None and self._committed_txns - mark > RECENT_TXNS:
+                stored = await self._find_txn(key)  # committed meanwhile, and forgotten already
+                if stored is not None:
+                    await self.audit.flush()
+                    return stored
+            if waiter is None:
+                room = await self._room(rid)
+                if len(req.message) > MAX_EVENT_MESSAGE:
+                    raise MessageTooLarge(f"an MLSMessage may have at most {MAX_EVENT_MESSAGE} bytes")
+                classified = classify_message(req.message)
+                kind = classified.kind
+                if kind == EventKind.APPLICATION:
+                    waiter = self._queue_application(room, classified, key, req)
                 else:
-                    accepted = await self._process_handshake(room, classified, session, req)
-                event = self._sign(EventContent(
-                    rid, room.last_seq + 1, room.last_event_id, classified.epoch, classified.kind,
-                    user, device, now_ms(self.clock), req.message))
-                response = SendResponse(event.content.seq, event.event_id.hex(), room.view.epoch)
-                await self._store(room, event, accepted, (user, device), scope, req.txn_id, response)
-            except BaseException:
-                self._rooms.pop(rid, None)  # the view may have moved: reload it next time
-                raise
-            before = room.members
-            room.last_seq, room.last_event_id = event.content.seq, event.event_id
-            if accepted.members_after is not None:
-                room.members = set(accepted.members_after)
-            if self.federation is not None:
-                self.federation.wake()
-            self.wakeups.notify(device_key(u, d) for u, d in before | room.members
-                                | set(accepted.welcome_to))
+                    response = await self._submit_handshake(rid, classified, session, req, key)
+        if waiter is not None:
+            response = await asyncio.shield(waiter)
         await self.audit.flush()
-        log.info("room_event_accepted", kind=classified.kind.value)
+        if kind is not None:
+            log.info("room_event_accepted", kind=kind.value)
         return response
+
+    async def _find_txn(self, key: TxnKey) -> SendResponse | None:
+        async with self.db.statement() as conn:
+            stored = await storage.find_txn(conn, *key)
+        return None if stored is None else decode_body(stored, SendResponse)
+
+    def _queue_application(self, room: _Room, c: Classified, key: TxnKey,
+                           req: SendRequest) -> asyncio.Future[SendResponse]:
+        """Check, sign and queue an application message; the room's head moves in memory.
+        No await: the room cannot change under it."""
+        user, device = key[0], key[1]
+        self._check_application(room, c, (user, device), req)
+        event = self._sign(EventContent(
+            room.room_id, room.last_seq + 1, room.last_event_id, c.epoch, c.kind, user, device,
+            now_ms(self.clock), req.message))
+        response = SendResponse(event.content.seq, event.event_id.hex(), room.view.epoch)
+        future: asyncio.Future[SendResponse] = asyncio.get_running_loop().create_future()
+        room.pending.append(_Pending(event, (user, device), key, response, future))
+        room.last_seq, room.last_event_id = event.content.seq, event.event_id
+        self._inflight[key] = future
+        if room.writer is None or room.writer.done():
+            room.writer = asyncio.create_task(self._write_room(room))
+        return future
+
+    async def _write_room(self, room: _Room) -> None:
+        """The room's writer: commits what is queued, batch after batch, until nothing is."""
+        while room.pending and not room.broken:
+            async with room.commit_lock:
+                await self._commit_pending(room)
+
+    async def _commit_pending(self, room: _Room) -> None:
+        """Commit every queued event of ``room`` in one transaction, then answer them (the
+        caller holds ``room.commit_lock``). On failure see :meth:`_fail_room`."""
+        items, room.pending = room.pending, []
+        if not items:
+            return
+        try:
+            now = now_ms(self.clock)
+            last = items[-1].event
+            async with self.db.transaction() as tx:
+                first = await storage.reserve_stream_positions(tx, len(items))
+                await storage.insert_events(tx, [(first + i, p.event) for i, p in enumerate(items)])
+                await storage.update_room(tx, room.room_id, epoch=room.view.epoch,
+                                          last_seq=last.content.seq, last_event_id=last.event_id,
+                                          view=None, group_info=None)
+                await storage.store_txns(tx, [(*p.key, pack_body(p.response), now) for p in items])
+                await self.audit.record_many(tx, [_log_entry(p.event) for p in items])
+                if self.federation is not None:
+                    for p in items:
+                        await self.federation.on_event(tx, p.event, set(room.members),
+                                                       set(room.members), None, ())
+        except BaseException as exc:
+            self._fail_room(room, items, exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("room_batch_failed", events=len(items), error=type(exc).__name__)
+            return
+        for p in items:
+            self._answered(p.key, p.future, p.response)
+        if self.federation is not None:
+            self.federation.wake()
+        self.wakeups.notify(device_key(u, d) for u, d in room.members)
+
+    def _answered(self, key: TxnKey, future: asyncio.Future[SendResponse],
+                  response: SendResponse) -> None:
+        """A committed submission: its answer goes out and its txn id is remembered."""
+        self._inflight.pop(key, None)
+        if not future.done():
+            future.set_result(response)
+        self._recent[key] = future
+        self._committed_txns += 1
+        while len(self._recent) > RECENT_TXNS:
+            self._recent.popitem(last=False)
+
+    def _fail_room(self, room: _Room, items: list[_Pending], exc: BaseException) -> None:
+        """A batch failed (rolled back): it and everything queued behind it fail with ``exc``;
+        the cached room is dropped (its head had moved past the database's)."""
+        room.broken = True
+        if self._rooms.get(room.room_id) is room:
+            del self._rooms[room.room_id]
+        failed, room.pending = items + room.pending, []
+        for p in failed:
+            if self._inflight.get(p.key) is p.future:
+                del self._inflight[p.key]
+            if not p.future.done():
+                if isinstance(exc, Exception):
+                    p.future.set_exception(exc)
+                else:
+                    p.future.cancel()
+            if not p.future.cancelled():
+                p.future.exception()  # retrieved here: a waiter may have gone
+
+    async def _submit_handshake(self, rid: str, classified: Classified, session: Session,
+                                req: SendRequest, key: TxnKey) -> SendResponse:
+        """The slow path (the caller holds the room's lock): commit what is queued, then
+        process and store the handshake in its own transaction."""
+        user, device = key[0], key[1]
+        while True:
+            room = await self._room(rid)
+            async with room.commit_lock:
+                await self._commit_pending(room)
+                if room.broken:
+                    continue  # the queue failed: start again from the committed state
+                try:
+                    accepted = await self._process_handshake(room, classified, session, req)
+                    event = self._sign(EventContent(
+                        rid, room.last_seq + 1, room.last_event_id, classified.epoch,
+                        classified.kind, user, device, now_ms(self.clock), req.message))
+                    response = SendResponse(event.content.seq, event.event_id.hex(),
+                                            room.view.epoch)
+                    await self._store(room, event, accepted, (user, device), key[2], key[3],
+                                      response)
+                except BaseException:
+                    room.broken = True
+                    self._rooms.pop(rid, None)  # the view may have moved: reload it next time
+                    raise
+                before = room.members
+                room.last_seq, room.last_event_id = event.content.seq, event.event_id
+                if accepted.members_after is not None:
+                    room.members = set(accepted.members_after)
+                done: asyncio.Future[SendResponse] = asyncio.get_running_loop().create_future()
+                self._answered(key, done, response)
+                if self.federation is not None:
+                    self.federation.wake()
+                self.wakeups.notify(device_key(u, d) for u, d in before | room.members
+                                    | set(accepted.welcome_to))
+                return response
 
     def _check_application(self, room: _Room, c: Classified, sender: Member,
                            req: SendRequest) -> _Accepted:
@@ -453,7 +626,10 @@ class Hub:
         self._rooms[room.room_id] = room
         self._rooms.move_to_end(room.room_id)
         while len(self._rooms) > MAX_CACHED_ROOMS:
-            self._rooms.popitem(last=False)
+            victim = next((r for r in self._rooms.values() if not r.busy()), None)
+            if victim is None:
+                break  # every cached room has uncommitted events: keep them all for now
+            del self._rooms[victim.room_id]
 
 
 def _member_of(credential) -> Member:

@@ -25,11 +25,13 @@ from server.storage.errors import AlreadyExists
 __all__ = [
     "StoredRoom",
     "next_stream_position",
+    "reserve_stream_positions",
     "current_stream_position",
     "insert_room",
     "get_room",
     "update_room",
     "insert_event",
+    "insert_events",
     "events_in_range",
     "open_members",
     "add_members",
@@ -39,6 +41,7 @@ __all__ = [
     "user_has_member_device",
     "find_txn",
     "store_txn",
+    "store_txns",
     "prune_txns",
     "event_from_row",
     "EVENT_COLUMNS",
@@ -66,6 +69,13 @@ async def next_stream_position(tx: aiosqlite.Connection) -> int:
     rows = await tx.execute_fetchall(
         "UPDATE stream_position SET pos = pos + 1 WHERE id = 1 RETURNING pos")
     return int(rows[0][0])  # type: ignore[index]
+
+
+async def reserve_stream_positions(tx: aiosqlite.Connection, count: int) -> int:
+    """Hand out ``count`` (>= 1) consecutive positions; returns the first of them."""
+    rows = await tx.execute_fetchall(
+        "UPDATE stream_position SET pos = pos + ? WHERE id = 1 RETURNING pos", (count,))
+    return int(rows[0][0]) - count + 1  # type: ignore[index]
 
 
 async def current_stream_position(conn: aiosqlite.Connection) -> int:
@@ -116,6 +126,15 @@ async def insert_event(tx: aiosqlite.Connection, stream_pos: int, event: SignedE
         f"INSERT INTO room_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (stream_pos, c.room_id, c.seq, c.prev, c.epoch, c.kind.value, c.sender_user, c.sender_device,
          c.ts, c.message, event.event_id, event.hub_signature, event.key_id))
+
+
+async def insert_events(tx: aiosqlite.Connection, events: Iterable[tuple[int, SignedEvent]]) -> None:
+    """Several ``(stream position, event)`` in one statement (one round trip)."""
+    await tx.executemany(
+        f"INSERT INTO room_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(pos, c.room_id, c.seq, c.prev, c.epoch, c.kind.value, c.sender_user, c.sender_device,
+          c.ts, c.message, e.event_id, e.hub_signature, e.key_id)
+         for pos, e in events for c in (e.content,)])
 
 
 def event_from_row(row: tuple) -> tuple[int, SignedEvent]:
@@ -196,6 +215,13 @@ async def store_txn(tx: aiosqlite.Connection, user_id: str, device_id: str, scop
                     response: bytes, now_ms: int) -> None:
     await tx.execute("INSERT INTO txn_ids (user_id, device_id, scope, txn_id, response, created_at) "
                      "VALUES (?, ?, ?, ?, ?, ?)", (user_id, device_id, scope, txn_id, response, now_ms))
+
+
+async def store_txns(tx: aiosqlite.Connection,
+                     rows: Iterable[tuple[str, str, str, str, bytes, int]]) -> None:
+    """Several ``(user, device, scope, txn_id, response, now_ms)`` in one statement."""
+    await tx.executemany("INSERT INTO txn_ids (user_id, device_id, scope, txn_id, response, "
+                         "created_at) VALUES (?, ?, ?, ?, ?, ?)", list(rows))
 
 
 async def prune_txns(tx: aiosqlite.Connection, older_than_ms: int) -> int:

@@ -44,6 +44,11 @@ class AuditTrail:
         """Queue ``entry`` in the caller's transaction (raises the entry's typed errors if invalid)."""
         await outbox.push(tx, encode_entry(entry))
 
+    @staticmethod
+    async def record_many(tx: aiosqlite.Connection, entries: list[AuditEntry]) -> None:
+        """:meth:`record` for several entries, in order, in one statement."""
+        await outbox.push_many(tx, [encode_entry(e) for e in entries])
+
     async def append_now(self, entry: AuditEntry) -> int:
         """Append and return the log index once the entry is under a signed checkpoint."""
         return await self.log.append(entry)

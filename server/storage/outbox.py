@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import aiosqlite
 
-__all__ = ["push", "peek", "remove"]
+__all__ = ["push", "push_many", "peek", "remove"]
 
 
 async def push(tx: aiosqlite.Connection, entry: bytes) -> None:
     await tx.execute("INSERT INTO audit_outbox (entry) VALUES (?)", (entry,))
+
+
+async def push_many(tx: aiosqlite.Connection, entries: list[bytes]) -> None:
+    """Queue several entries, in order, in one statement."""
+    await tx.executemany("INSERT INTO audit_outbox (entry) VALUES (?)", [(e,) for e in entries])
 
 
 async def peek(conn: aiosqlite.Connection, limit: int = 256) -> list[tuple[int, bytes]]:
