@@ -3,7 +3,11 @@
 Each module listed in :data:`COMMANDS` exposes ``register(subparsers)``, which
 adds its sub-command(s) with ``set_defaults(func=...)``; ``func(args)`` returns
 the exit status. Modules are imported lazily so that a client-only command
-never loads the server.
+never loads the server: :data:`COMMAND_MODULES` names, for each top-level
+sub-command, the module(s) that build it, and only those are imported when
+the command line names one of them (``confide serve`` does not load the
+client SDK, the demo or the interop tools). Anything else (``--help``, no
+command, a command missing from the map) builds the whole parser.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import argparse
 import importlib
 import sys
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "COMMAND_MODULES", "build_parser"]
 
 #: Modules that contribute sub-commands, in help order.
 COMMANDS = (
@@ -28,10 +32,26 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+_CLIENT_COMMANDS = ("register", "login", "room", "send", "read", "device", "attachment")
+
+#: Top-level sub-command -> the modules of :data:`COMMANDS` that register it (in that order).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "conformance": ("client.conformance",),
+    "audit": ("client.audit_cli",),
+    "interop": ("client.interop",),
+    "mls-driver": ("client.mls_driver",),
+    "serve": ("server.cli_serve",),
+    "admin": ("server.cli_admin", "federation.cli"),
+    "demo": ("client.demo",),
+    **{name: ("client.cli_client",) for name in _CLIENT_COMMANDS},
+}
+
+
+def build_parser(modules: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser with the sub-commands of ``modules`` (all of :data:`COMMANDS` by default)."""
     parser = argparse.ArgumentParser(prog="confide", description="Confide homeserver and tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -42,8 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _modules_for(argv: list[str]) -> tuple[str, ...]:
+    """The modules needed for ``argv``: those of its command, or all of them."""
+    if argv and not argv[0].startswith("-"):
+        return COMMAND_MODULES.get(argv[0], COMMANDS)
+    return COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_modules_for(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
