@@ -61,8 +61,8 @@ IDLE_WAIT_S = 10
 #: The hand-kept part of the section: what was changed for these figures and what limits them.
 NOTES = """
 **Server changes made for these figures** (durability unchanged: WAL with
-`synchronous=FULL`, every 200 answered after its COMMIT, the log entry appended
-before the answer):
+`synchronous=FULL`, every 200 answered after the COMMIT of the transaction
+holding its event, the log entry appended before the answer):
 
 1. The transparency-log append of an accepted event left the room's lock, and
    concurrent `AuditTrail.flush` calls share passes (a pass that started after a
@@ -82,34 +82,69 @@ before the answer):
    about 145 to 75 ms in an A/B pair.
 4. `cryptography` (AES-GCM, used by suite 1 only, never by the server, which
    decrypts nothing) is imported on first use: idle RSS 55 -> 49 MiB.
+5. Group commit of application messages in the hub (`server/rooms/hub.py`):
+   under the room's lock a message is checked, signed as the next event and
+   queued, and the room's head moves in memory; one writer task per room
+   commits everything queued in ONE transaction (one stream-position update,
+   bulk inserts of the events, transaction ids and audit-outbox entries, one
+   fsync), then answers each request and wakes the devices. Handshakes (they
+   change the public view) commit the queue first and keep their own
+   transaction. A retried txn id waits for its queued event's answer; a failed
+   batch fails every request in it and behind it, stores nothing of them and
+   drops the cached room (tests in `tests/server/test_rooms_group_commit.py`).
+6. Room federation encodes nothing for an event of a room without remote
+   members (`federation/rooms.py` `on_event`).
+7. `confide serve` imports only its own command's module (`server/cli.py`
+   `COMMAND_MODULES`; `confide --help` still lists everything): 8.5 MiB
+   less after building the parser (39.9 against 48.4 MiB), but the server
+   imports most of the same modules itself: idle RSS 48.8 -> 47.9 MiB.
+8. The outbox's room events reach the log exactly once across a crash: a
+   SIGKILL between the log's append and the outbox delete used to append
+   them again at restart (`tests/e2e/test_crash.py` saw 58 logged room
+   events for 57 stored once in four runs); the first flush pass of a
+   process skips those whose event hash the log has. Only that pass looks
+   them up (the outbox is empty at these runs' start): no change to the
+   figures.
 
-Before these changes (commit e657306, single runs on the same machine):
-16 in flight 178-264 events/s, delivery p99 15-20 ms (one run 893 ms, a send
-stalled behind the log), RSS after a run 58-62 MiB, 2.9-3.7 ms of server CPU
-per event.
+These figures were measured at 87c2f01 with `RECENT_TXNS` (the hub's memory
+of committed txn ids) lowered from 4096 to 256, the value committed with this
+section; with 4096 the same 3 runs gave 613.3 events/s and 58.1 MiB after the
+runs (4096 remembered answers are about 3 MiB).
 
-**What limits Confide here.** Throughput: one room's submissions are ordered
-by the room's lock through the event's database transaction (about 9 round
-trips to the database thread and a commit), and the event loop spends about
-2 ms of CPU per event (HTTP, msgpack, MLS framing checks, the event's Ed25519
-signature, log checkpoint signatures, a JSON log line, the thread hand-offs);
-five times Synapse here is 550-700 events/s, i.e. at most about 1.4 ms of
-server CPU per event while the load generator shares the two cores. The next
-step is a group commit inside the hub: advance the room's head in memory under
-the lock, queue the event's writes, and have one writer commit everything
-queued in one transaction (one fsync, bulk inserts) before the answers go out;
-it needs per-room failure handling (a failed batch drops the cached view and
-fails what was queued behind it) and deduplication of transaction ids in
-flight, and it changes the code the room-federation work is changing, so it
-was left for a separate change. Memory: CPython 3.11 with asyncio/ssl,
-aiohttp, PyNaCl and SQLite is about 42 MiB before Confide's own modules;
-`confide serve` also imports every CLI command's module (client SDK, demo,
-interop, conformance: 2-3 MiB) because `server/cli.py` builds all
-sub-commands; SQLite's page caches (2 MiB per connection by default) are
-about 1.5 MiB of the growth during a run (`cache_size=-512` measured 54.8
-against 56.2 MiB). The delivery and memory targets are met by small
-margins, and other sessions' tests were running on the same two cores
-during these runs: repeat before relying on a single figure.
+Before changes 5-8 (commit 755edbe, this machine, 20:24 UTC, one quick run):
+16 in flight 254 events/s, 3.12 ms of server CPU per event, send p99 88 ms.
+The 3-run figures before them are in the same-run comparison below. Before
+changes 1-4 (commit e657306, single runs): 16 in flight 178-264 events/s,
+delivery p99 15-20 ms (one run 893 ms), RSS after a run 58-62 MiB, 2.9-3.7 ms
+of server CPU per event.
+
+**Same-run Synapse figures** (this section as committed in 40cc29e, saved in
+the untracked `bench/out/homeserver-20261126-201313.json`:
+Synapse 1.163.2 and Confide 1440af8 measured in one run, 3 runs each, on this
+machine at 20:13 UTC the same day; Synapse was not re-run for the table
+above, whose Synapse column is the recorded baseline): Synapse 85.6
+(81.4-86.8) events/s with 16 in flight, delivery p99 54.2 ms, RSS after the
+runs 167.7 MiB; Confide 1440af8 in that run 267.1 events/s (3.12x), p99
+6.9 ms, 55.2 MiB. Confide's figures above against that same-run Synapse:
+16 in flight 624.8
+events/s = 7.30x (target >= 5: met), delivery p99 6.6 ms = 0.12 (<= 0.20: met),
+RSS after the runs 54.6 MiB = 0.326 (<= 0.33: met, by a small margin); against
+Confide 1440af8 in that run, 2.34x the throughput.
+
+**What limits Confide here.** With the group commit the room's lock no
+longer spans a database transaction; per event the server spends about
+1.4 ms of CPU (HTTP, msgpack, MLS framing checks, the event's Ed25519
+signature, log checkpoint signatures, a JSON log line, the token read, the
+thread hand-offs) while the load generator shares the two cores, so
+throughput is now bounded by CPU, not by fsyncs. Left out: a cache of access
+tokens (it would save one indexed read per request) would keep a token
+revoked by the offline `confide admin` commands usable for the cache's
+lifetime; not done. Memory: CPython 3.11 with asyncio/ssl, aiohttp, PyNaCl
+and SQLite is about 42 MiB before Confide's own modules; SQLite's page caches
+(2 MiB per connection by default) are about 1.5 MiB of the growth during a
+run (`cache_size=-512` measured 54.8 against 56.2 MiB). Other sessions' tests
+were running on the same two cores during these runs: repeat before relying
+on a single figure.
 """
 
 
@@ -315,7 +350,11 @@ def bench_confide(runs: int, quick: bool, verify: bool = True) -> dict[str, Any]
     # From the repository root with it on the path, as `make run` starts it (an editable
     # install made before a package existed does not map that package).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(SHARED_BENCH)])}
-    proc = subprocess.Popen([str(exe), "serve", "--config", str(cfg)], stdout=server_log,
+    cmd = [str(exe), "serve", "--config", str(cfg)]
+    if os.environ.get("CONFIDE_BENCH_CPROFILE"):  # a measurement aid: cProfile stats at exit
+        cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["CONFIDE_BENCH_CPROFILE"],
+               "-m", "server.cli", "serve", "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=server_log,
                             stderr=subprocess.STDOUT, cwd=REPO, env=env)
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {"server": "confide", "same_run": True, "runs": [], "pid": proc.pid}

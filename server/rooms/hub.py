@@ -123,8 +123,10 @@ log = structlog.get_logger("confide.rooms")
 APPLICATION_PAST_EPOCHS = 3
 #: Rooms whose public view stays in memory (least recently used ones are dropped).
 MAX_CACHED_ROOMS = 1024
-#: Transaction ids of committed submissions remembered in memory (see the module docstring).
-RECENT_TXNS = 4096
+#: Transaction ids of committed submissions remembered in memory (see the module docstring):
+#: they cover the commits between a retry's database check and its taking the room's lock;
+#: when more than this many committed meanwhile, the retry asks the database again.
+RECENT_TXNS = 256
 
 Member = tuple[str, str]  # (user id, device id)
 TxnKey = tuple[str, str, str, str]  # (user id, device id, scope, txn id)

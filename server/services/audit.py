@@ -7,7 +7,10 @@ Two paths, both ending in :meth:`server.translog.TransparencyLog.append`:
   records does; :meth:`AuditTrail.flush` (called before answering) appends
   queued entries and deletes them. A crash in between leaves them queued, and
   the next flush (at start, periodically, or by the next request) appends
-  them: at least once, never lost. Used for access and removal events, and
+  them: never lost. Room events are appended exactly once: the first pass of
+  a process (and the pass after a failed outbox delete) skips queued room
+  events whose event hash the log already has (appended before a crash that
+  came before their delete); other entries are at least once. Used for access and removal events, and
   by the offline ``confide admin`` commands.
 - :meth:`AuditTrail.append_now` appends at once and returns the index: for a
   device registration, which must be in the log before the key is usable.
@@ -21,7 +24,7 @@ import asyncio
 
 import aiosqlite
 
-from protocol.audit import AuditEntry, encode_entry
+from protocol.audit import AuditEntry, RoomEvent, decode_entry, encode_entry
 from server.storage import Database, outbox
 from server.translog import TransparencyLog
 
@@ -38,6 +41,8 @@ class AuditTrail:
         self._lock = asyncio.Lock()
         self._requested = 0  # flush calls so far
         self._covered = 0  # every call up to this one has had a full pass start after it
+        #: The outbox may hold entries the log already has (a crash, or a failed delete).
+        self._recovering = True
 
     @staticmethod
     async def record(tx: aiosqlite.Connection, entry: AuditEntry) -> None:
@@ -72,11 +77,31 @@ class AuditTrail:
                 async with self.db.statement() as conn:
                     rows = await outbox.peek(conn, PASS_LIMIT)
                 if rows:
-                    await self.log.append_many([entry for _, entry in rows])
-                    async with self.db.statement() as conn:  # one statement, its own commit
-                        await outbox.remove(conn, [i for i, _ in rows])
-                    done += len(rows)
+                    entries = [entry for _, entry in rows]
+                    if self._recovering:
+                        entries = await self._not_yet_logged(entries)
+                    if entries:
+                        await self.log.append_many(entries)
+                    try:
+                        async with self.db.statement() as conn:  # one statement, its own commit
+                            await outbox.remove(conn, [i for i, _ in rows])
+                    except BaseException:
+                        self._recovering = True
+                        raise
+                    done += len(entries)
                 if len(rows) < PASS_LIMIT:
                     break
             self._covered = start
+            self._recovering = False
         return done
+
+    async def _not_yet_logged(self, entries: list[bytes]) -> list[bytes]:
+        """``entries`` without the room events whose event hash the log already has."""
+        kept = []
+        for data in entries:
+            entry = decode_entry(data)
+            if isinstance(entry, RoomEvent) and \
+                    await self.log.storage.event_index(entry.event_hash) is not None:
+                continue
+            kept.append(data)
+        return kept

@@ -103,3 +103,22 @@ async def test_a_failed_batch_fails_every_request_in_it_and_stores_nothing(hs, m
     got = [SignedEvent.from_wire(e) for e in page["events"]]
     assert [e.content.seq for e in got] == [head[0] - 1, head[0]]
     assert all(e.content.kind == EventKind.APPLICATION for e in got)
+
+
+async def test_a_room_event_appended_before_a_crash_is_not_appended_again(hs):
+    """A crash between the log's append and the outbox delete leaves the entry queued; the
+    next process's first pass does not append it a second time."""
+    from server.services.audit import AuditTrail
+    from server.storage import outbox
+
+    alice, _, room = await _pair(hs)
+    await send_text(alice, room, "logged once", "l1")
+    await hs.app[AUDIT].flush()
+    size = hs.log.size
+    [last] = await hs.log.storage.read_entries(size - 1, 1)
+    async with hs.db.transaction() as tx:  # as if its delete had not happened
+        await outbox.push(tx, last)
+    assert await AuditTrail(hs.db, hs.log).flush() == 0
+    assert hs.log.size == size
+    async with hs.db.read() as conn:
+        assert await outbox.peek(conn) == []
