@@ -17,7 +17,7 @@ import json
 from aiohttp import web
 
 from protocol.api import MSGPACK
-from protocol.errors import BodyTooLarge, NotFound, UnsupportedMediaType
+from protocol.errors import BodyTooLarge, NotFound
 from protocol.federation import (
     FEDERATION_PREFIX,
     KEY_PATH,
@@ -30,7 +30,7 @@ from protocol.federation import (
 )
 from protocol.schema import pack_body
 from server import appkeys as server_appkeys
-from server.api import respond
+from server.api import read_body, respond
 
 from .appkeys import FEDERATION_KEYRING, FEDERATION_RECEIVER, FEDERATION_VERIFIER
 from .verifier import VerifiedRequest
@@ -40,24 +40,10 @@ __all__ = ["add_routes", "authenticate_peer", "read_federation_body"]
 
 async def read_federation_body(request: web.Request, max_body: int,
                                too_large: type[Exception] = BodyTooLarge) -> bytes:
-    """The whole body (``b""`` without one); ``Content-Type: application/msgpack`` when present.
-
-    Raises :class:`UnsupportedMediaType` or ``too_large`` over ``max_body`` bytes
-    (checked on ``Content-Length`` before reading and while reading).
-    """
+    """The whole body (``b""`` without one); otherwise as :func:`server.api.read_body`."""
     if not request.body_exists:
         return b""
-    mime = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if mime != MSGPACK:
-        raise UnsupportedMediaType(f"request bodies must be {MSGPACK}")
-    if request.content_length is not None and request.content_length > max_body:
-        raise too_large(f"the body limit is {max_body} bytes")
-    body = bytearray()
-    while chunk := await request.content.read(max_body + 1 - len(body)):
-        body += chunk
-        if len(body) > max_body:
-            raise too_large(f"the body limit is {max_body} bytes")
-    return bytes(body)
+    return await read_body(request, max_body, too_large)
 
 
 async def authenticate_peer(request: web.Request, max_body: int = MAX_TXN_BODY,

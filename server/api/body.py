@@ -21,18 +21,24 @@ __all__ = ["read_body", "read_request"]
 M = TypeVar("M", bound=Message)
 
 
-async def read_body(request: web.Request, max_body: int) -> bytes:
-    """The whole body (at most ``max_body`` bytes) of a msgpack request."""
+async def read_body(request: web.Request, max_body: int,
+                    too_large: type[Exception] = BodyTooLarge) -> bytes:
+    """The whole body (at most ``max_body`` bytes) of a msgpack request.
+
+    Raises :class:`UnsupportedMediaType` unless the body is ``application/msgpack``,
+    and ``too_large`` (default :class:`BodyTooLarge`) over ``max_body`` bytes, checked
+    on ``Content-Length`` before reading and while reading.
+    """
     mime = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     if mime != MSGPACK:
         raise UnsupportedMediaType(f"request bodies must be {MSGPACK}")
     if request.content_length is not None and request.content_length > max_body:
-        raise BodyTooLarge(f"the body limit is {max_body} bytes")
+        raise too_large(f"the body limit is {max_body} bytes")
     body = bytearray()
     while chunk := await request.content.read(max_body + 1 - len(body)):
         body += chunk
         if len(body) > max_body:
-            raise BodyTooLarge(f"the body limit is {max_body} bytes")
+            raise too_large(f"the body limit is {max_body} bytes")
     return bytes(body)
 
 
