@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -388,14 +389,22 @@ def verify_request(auth: Authorization, public_key: bytes, method: str, target: 
         raise BadSignature("the request signature does not verify") from None
 
 
+def _located(parse: Callable[[Any], str]) -> Callable[[Any, str], str]:
+    """A schema check from a parser: its MalformedBody names the field (``where``)."""
+
+    def check(v: Any, where: str) -> str:
+        try:
+            return parse(v)
+        except MalformedBody as exc:
+            raise MalformedBody(f"{where}: {exc.message}") from None
+
+    return check
+
+
 # -- server keys -----------------------------------------------------------------------
 
 
-def _key_id_check(v: Any, where: str) -> str:
-    try:
-        return parse_key_id(v)
-    except MalformedBody as exc:
-        raise MalformedBody(f"{where}: {exc.message}") from None
+_key_id_check = _located(parse_key_id)
 
 
 @dataclass(frozen=True)
@@ -531,11 +540,7 @@ class ServerKeys(Message):
 # -- transactions ----------------------------------------------------------------------
 
 
-def _kind_check(v: Any, where: str) -> str:
-    try:
-        return parse_item_kind(v)
-    except MalformedBody as exc:
-        raise MalformedBody(f"{where}: {exc.message}") from None
+_kind_check = _located(parse_item_kind)
 
 
 @dataclass(frozen=True)
@@ -604,11 +609,7 @@ def parse_base_url(value: object) -> str:
     return value
 
 
-def _base_url_check(v: Any, where: str) -> str:
-    try:
-        return parse_base_url(v)
-    except MalformedBody as exc:
-        raise MalformedBody(f"{where}: {exc.message}") from None
+_base_url_check = _located(parse_base_url)
 
 
 @dataclass(frozen=True)
