@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-homeserver conformance clean
+.PHONY: run test lint bench bench-homeserver bench-compare conformance clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: $(BSTAMP)
 # Confide against Synapse (installed into bench/out/synapse-venv on first use), same run.
 bench-homeserver: $(STAMP)
 	$(PY) -m bench.homeserver
+
+# The homeserver scenario against commit BASE and this checkout, alternating rounds, same run.
+BASE ?= HEAD~1
+bench-compare: $(STAMP)
+	$(PY) -m bench.compare_commits $(BASE)
 
 conformance: $(STAMP)
 	$(VENV)/bin/confide conformance

@@ -337,25 +337,34 @@ def verify_delivery(env: dict[str, str], url: str) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench_confide(runs: int, quick: bool, verify: bool = True) -> dict[str, Any]:
-    data = OUT / "confide-data"
-    profiles = OUT / "confide-profiles"
+def bench_confide(runs: int, quick: bool, verify: bool = True, server_root: Path = REPO,
+                  tag: str = "confide") -> dict[str, Any]:
+    """``runs`` scenario rounds against one ``confide serve`` started from ``server_root``.
+
+    The scenario's client side (the adapter and the SDK) always comes from this
+    checkout, so that two server trees (``bench.compare_commits``) meet the same client.
+    """
+    data = OUT / f"{tag}-data"
+    profiles = OUT / f"{tag}-profiles"
     for d in (data, profiles):
         shutil.rmtree(d, ignore_errors=True)
     port = free_port(8480)
     cfg = confide_config(data, port)
     exe = Path(sys.executable).with_name("confide")
-    server_log = open(OUT / "confide-server.log", "w")  # noqa: SIM115 - closed below
+    server_log = open(OUT / f"{tag}-server.log", "w")  # noqa: SIM115 - closed below
     t0 = time.monotonic()
     # From the repository root with it on the path, as `make run` starts it (an editable
     # install made before a package existed does not map that package).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(SHARED_BENCH)])}
+    server_env = {**os.environ, "PYTHONPATH": str(server_root)}
     cmd = [str(exe), "serve", "--config", str(cfg)]
+    if server_root != REPO or tag != "confide":  # bench.compare_commits: both trees alike
+        cmd = [sys.executable, "-m", "server.cli", "serve", "--config", str(cfg)]
     if os.environ.get("CONFIDE_BENCH_CPROFILE"):  # a measurement aid: cProfile stats at exit
         cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["CONFIDE_BENCH_CPROFILE"],
                "-m", "server.cli", "serve", "--config", str(cfg)]
     proc = subprocess.Popen(cmd, stdout=server_log,
-                            stderr=subprocess.STDOUT, cwd=REPO, env=env)
+                            stderr=subprocess.STDOUT, cwd=server_root, env=server_env)
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {"server": "confide", "same_run": True, "runs": [], "pid": proc.pid}
     try:
@@ -364,7 +373,7 @@ def bench_confide(runs: int, quick: bool, verify: bool = True) -> dict[str, Any]
                 break
             if proc.poll() is not None:
                 raise RuntimeError(f"confide serve exited {proc.returncode}; see "
-                                   f"{OUT / 'confide-server.log'}")
+                                   f"{OUT / (tag + '-server.log')}")
             time.sleep(0.05)
         out["startup_s"] = round(time.monotonic() - t0, 2)
         time.sleep(2 if quick else IDLE_WAIT_S)
@@ -374,15 +383,15 @@ def bench_confide(runs: int, quick: bool, verify: bool = True) -> dict[str, Any]
         env.update(CONFIDE_BENCH_DATA=str(data), CONFIDE_BENCH_PROFILES=str(profiles),
                    CONFIDE_BENCH_VERIFY="0")
         for i in range(1, runs + 1):
-            stats = OUT / f"confide-run{i}.adapter.json"
+            stats = OUT / f"{tag}-run{i}.adapter.json"
             env["CONFIDE_BENCH_STATS"] = str(stats)
             res = run_scenario(
-                sys.executable, f"confide-run{i}",
+                sys.executable, f"{tag}-run{i}",
                 # Fresh users per run: each bob's SDK then reads only his own run's room.
                 ["--base-url", url, "--adapter", "bench.confide_adapter:ConfideAdapter",
                  "--user-a", f"alice{i}", "--user-b", f"bob{i}",
                  "--server-pid", str(proc.pid), "--db-path", str(data / "confide.sqlite"),
-                 *scenario_args(quick)], env, f"confide-run{i}")
+                 *scenario_args(quick)], env, f"{tag}-run{i}")
             res["adapter_stats"] = json.loads(stats.read_text()) if stats.exists() else None
             out["runs"].append(res)
         out["after_runs"] = rss_kb(proc.pid)
