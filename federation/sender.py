@@ -135,8 +135,11 @@ class FederationSender:
                         self._active[destination] = asyncio.create_task(self._deliver(destination))
                     else:
                         timeout = min(timeout, (next_attempt - now) / 1000)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
+                # the task is cancelled just as the event is set, and the loop never stops.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(timeout, 0.001)):
+                        await self._wake.wait()
         finally:
             tasks = list(self._active.values())
             for task in tasks:

@@ -4,14 +4,19 @@ On first start it creates the data directory, the database and the key files
 (``keys/server.key``, ``keys/log.key``, mode 0600). It prints one line,
 ``Confide <server_name> listening on http://HOST:PORT/`` (the real port when
 the config says 0), then serves; on SIGTERM/SIGINT it stops accepting,
-finishes the requests in flight, flushes the log, closes the database and
-exits with status 0. A bad config exits with status 2 and the reason.
+answers open long-polls and closes open sync WebSockets (1001, going away),
+gives the requests in flight :data:`REQUEST_GRACE` seconds (then cancels them),
+stops the background tasks, flushes the log, closes the database and exits
+with status 0. A stop that takes longer than :data:`SHUTDOWN_BOUND` seconds
+logs ``shutdown_timed_out`` and exits with status 1 at once (the database's
+WAL keeps what was committed). A bad config exits with status 2 and the reason.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +25,12 @@ from aiohttp import web
 
 from server.config import Config, ConfigError, load_config
 
-__all__ = ["register", "run", "serve"]
+__all__ = ["register", "run", "serve", "REQUEST_GRACE", "SHUTDOWN_BOUND"]
+
+#: Seconds the requests in flight at SIGTERM get to finish before they are cancelled.
+REQUEST_GRACE = 10.0
+#: Seconds the whole stop may take (requests, background tasks, log flush, database close).
+SHUTDOWN_BOUND = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +56,7 @@ async def serve(config: Config) -> int:
     from server.app import create_app
 
     runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False,
-                           shutdown_timeout=10.0)
+                           shutdown_timeout=REQUEST_GRACE)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -60,5 +70,20 @@ async def serve(config: Config) -> int:
         print(f"Confide {config.server_name} listening on http://{shown}:{port}/", flush=True)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        try:
+            async with asyncio.timeout(SHUTDOWN_BOUND):
+                await runner.cleanup()
+        except TimeoutError:
+            _exit_now()
     return 0
+
+
+def _exit_now() -> None:
+    """The stop is stuck: exit with status 1 without waiting for anything more (an
+    unclosed database connection's thread would keep the interpreter from exiting)."""
+    import structlog
+
+    structlog.get_logger("confide.serve").error("shutdown_timed_out", seconds=SHUTDOWN_BOUND)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)

@@ -16,6 +16,8 @@ history). A token beyond the stream's end counts as its end.
 
 Waiting: :meth:`Delivery.sync` long-polls on :class:`~server.delivery.wakeups.Wakeups`:
 it watches the device before reading, so a write committed after the read wakes it.
+Its deadline is on the injected clock: a wake-up after the deadline answers, and so
+does the wait's own timer (the time left on the clock, at most the timeout).
 
 Errors: :class:`~protocol.room_errors.InvalidSinceToken`, and for
 :meth:`Delivery.send_to_device` :class:`~protocol.errors.NotFound` (unknown
@@ -23,8 +25,6 @@ target device) and :class:`~protocol.errors.BadRequest` (a target on another ser
 """
 
 from __future__ import annotations
-
-import asyncio
 
 import aiosqlite
 
@@ -108,15 +108,17 @@ class Delivery:
         ``timeout_ms`` for something to arrive."""
         user, device = str(session.user_id), str(session.device_id)
         since = await self.ack(user, device, since)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_ms / 1000
+        timeout = timeout_ms / 1000
+        deadline = self.clock() + timeout
+        expired = False
         while True:
             woken = self.wakeups.watch(device_key(user, device))
             response = await self.collect(user, device, since, limit)
-            remaining = deadline - loop.time()
-            if response.events or response.inbox or remaining <= 0 or self.wakeups.closed:
+            remaining = min(deadline - self.clock(), timeout)  # a clock set back waits no longer
+            if response.events or response.inbox or expired or remaining <= 0 \
+                    or self.wakeups.closed:
                 return response
-            await self.wakeups.wait(woken, remaining)
+            expired = not await self.wakeups.wait(woken, remaining)
 
     # -- device-to-device ----------------------------------------------------------------------
 

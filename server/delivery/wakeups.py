@@ -38,6 +38,10 @@ class Wakeups:
             event = self._events[key] = asyncio.Event()
         return event
 
+    def watched(self, key: str) -> bool:
+        """Whether a waiter watches ``key`` (the next :meth:`notify` of it wakes someone)."""
+        return key in self._events
+
     def notify(self, keys: Iterable[str]) -> None:
         for key in keys:
             event = self._events.pop(key, None)

@@ -2,7 +2,8 @@
 
 - :class:`ServerProcess`: ``confide serve --config`` on 127.0.0.1 and a fixed free port
   (fixed so that a restart keeps the URL the profiles hold), with a temp data dir and
-  config; its stdout and stderr are appended to one log file across restarts. ``kill()``
+  config (federation off unless ``extra_config`` says otherwise); its stdout and stderr
+  are appended to one log file across restarts. ``kill()``
   sends SIGKILL, ``stop()`` SIGTERM, ``start()`` (re)starts on the same data dir.
 - :func:`confide`: one ``python -m server.cli ...`` process with the passphrase, the
   password and the minimum profile KDF in its environment.
@@ -62,7 +63,7 @@ def confide(*args: str, stdin: str | None = None, timeout: float = CLI_TIMEOUT,
 class ServerProcess:
     """``confide serve`` as a child process (see the module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra_config: str = "[federation]\nenabled = false\n") -> None:
         self.root = root
         self.data = root / "data"
         self.config = root / "confide.toml"
@@ -71,8 +72,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.config.write_text(
             f'server_name = "{SERVER_NAME}"\ndata_dir = "{self.data}"\n'
-            f'[listen]\nhost = "127.0.0.1"\nport = {self.port}\n'
-            '[federation]\nenabled = false\n')
+            f'[listen]\nhost = "127.0.0.1"\nport = {self.port}\n' + extra_config)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -107,13 +107,14 @@ class ServerProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self) -> int | None:
-        """SIGTERM and wait; returns the exit status (None if it was not running)."""
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait up to ``timeout`` seconds; returns the exit status (None if it was
+        not running). Still running then: SIGKILL and ``subprocess.TimeoutExpired``."""
         if not self.running:
             return None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(30)
+            return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise

@@ -3,8 +3,6 @@ restarts of either side, idempotency, per-item refusals, wake-up on a peer's ret
 
 from __future__ import annotations
 
-import asyncio
-
 from federation import FEDERATION_CLIENT, FEDERATION_SENDER, store
 from protocol.federation import FEDERATION_PREFIX, Transaction, TransactionItem
 
@@ -60,9 +58,12 @@ async def test_receiver_down_then_back_gets_everything_once_in_order(pair):
     assert state.queued == 10 and state.last_error == "peer_unreachable"
     await b.start()
     await eventually(lambda: len(b.applied) == 10)
-    await asyncio.sleep(0.3)  # any duplicate would arrive within the backoff cap
-    assert [d for _, d in b.applied] == [b"m%d" % i for i in range(10)]
-    assert await b.stored_notes() == [b"m%d" % i for i in range(10)]
+    # A destination's transactions go in order, each acknowledged before the next: once
+    # a later item is applied, no earlier transaction can come again.
+    await sender.enqueue("b.test", "test.note", b"last")
+    await eventually(lambda: len(b.applied) >= 11)
+    assert [d for _, d in b.applied] == [b"m%d" % i for i in range(10)] + [b"last"]
+    assert await b.stored_notes() == [b"m%d" % i for i in range(10)] + [b"last"]
     assert (await _states(a))["b.test"].attempts == 0
 
 
@@ -79,8 +80,6 @@ async def test_queue_survives_sender_restart(tmp_path):
     await eventually(lambda: _attempts_at_least(a, "b.test", 1))
     await a.stop()
     await b.start()
-    await asyncio.sleep(0.1)
-    assert b.applied == []
     await a.start()
     try:
         await eventually(lambda: len(b.applied) == 5)
@@ -140,8 +139,9 @@ async def test_a_returning_peer_is_served_at_once(tmp_path):
         await a.app[FEDERATION_SENDER].enqueue("b.test", "test.note", b"waiting")
         await eventually(lambda: _attempts_at_least(a, "b.test", 1))
         await b.start()
-        await asyncio.sleep(0.2)
-        assert b.applied == []  # still backing off (>= 30 s)
+        state = (await _states(a))["b.test"]  # still backing off (>= 30 s)
+        assert state.queued == 1 and state.next_attempt > a.clock() * 1000 + 20_000
+        assert b.applied == []
         await b.app[FEDERATION_CLIENT].call("GET", "a.test", FEDERATION_PREFIX + "/ping")
         await eventually(lambda: b.applied == [("a.test", b"waiting")], timeout=5)
     finally:

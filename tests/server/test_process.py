@@ -7,7 +7,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -71,8 +70,6 @@ def test_serve_register_login_and_sigterm(tmp_path):
 def test_bad_config_exits_2(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("nonsense = 1\n")
-    start = time.monotonic()
     result = subprocess.run([*CONFIDE, "serve", "--config", str(config)], cwd=REPO,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "nonsense" in result.stderr
-    assert time.monotonic() - start < 30

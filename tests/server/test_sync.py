@@ -4,15 +4,19 @@ acknowledgement by token, sendToDevice, token and parameter errors."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import msgpack
+import pytest
 from aiohttp import WSMsgType
 
 from protocol.events import SignedEvent
+from server.appkeys import WAKEUPS
+from server.delivery.wakeups import device_key
 
 from .helpers import P
 from .rooms_helpers import accept_welcome, create_room, invite, new_member, send_text, sync
+
+pytestmark = pytest.mark.timeout(60)
 
 
 async def _inbox_rows(hs) -> int:
@@ -31,15 +35,18 @@ async def _pair(hs):
     return alice, bob, room
 
 
+async def _watching(hs, member) -> None:
+    """Until a sync of ``member``'s device watches for wake-ups (it has started)."""
+    while not hs.app[WAKEUPS].watched(device_key(member.user, member.device)):
+        await asyncio.sleep(0)
+
+
 async def test_long_poll_wakes_on_a_new_event(hs):
     alice, bob, room = await _pair(hs)
-    start = time.monotonic()
     waiting = asyncio.create_task(sync(bob, timeout=20000))
-    await asyncio.sleep(0.2)
-    assert not waiting.done()
+    await _watching(hs, bob)  # the clock does not move: only the event can answer it
     await send_text(alice, room, "wake up", "m1")
-    body = await asyncio.wait_for(waiting, 5)
-    assert time.monotonic() - start < 5
+    body = await waiting
     [ev] = [SignedEvent.from_wire(e) for e in body["events"]]
     assert ev.content.sender_user == alice.user
     # Nothing new: a zero timeout answers at once with the same token.
@@ -47,11 +54,24 @@ async def test_long_poll_wakes_on_a_new_event(hs):
     assert (again["events"], again["inbox"], again["next"]) == ([], [], body["next"])
 
 
-async def test_long_poll_times_out_empty(hs):
+async def test_long_poll_answers_empty_once_the_clock_passes_its_deadline(hs, clock):
     alice, bob, room = await _pair(hs)
-    start = time.monotonic()
-    body = await sync(bob, timeout=300)
-    assert 0.25 <= time.monotonic() - start < 3
+    waiting = asyncio.create_task(sync(bob, timeout=20000))
+    key = device_key(bob.user, bob.device)
+    await _watching(hs, bob)
+    clock.advance(19.9)
+    hs.app[WAKEUPS].notify([key])  # woken before its deadline with nothing: it waits on
+    await _watching(hs, bob)
+    assert not waiting.done()
+    clock.advance(0.1)
+    hs.app[WAKEUPS].notify([key])
+    body = await waiting
+    assert body["events"] == [] and body["inbox"] == []
+
+
+async def test_long_poll_answers_empty_when_its_timer_runs_out(hs):
+    alice, bob, room = await _pair(hs)
+    body = await sync(bob, timeout=300)  # the fake clock stands still: the timer answers
     assert body["events"] == [] and body["inbox"] == []
 
 
@@ -140,12 +160,8 @@ async def test_websocket_pushes_events_and_takes_acks(hs):
         frame = msgpack.unpackb((await asyncio.wait_for(ws.receive(), 5)).data)
         assert [i["payload"] for i in frame["inbox"]] == [b"over the socket"]
         await ws.send_bytes(msgpack.packb({"ack": frame["next"]}))
-        for _ in range(50):  # the ack is processed asynchronously
-            if await _inbox_rows(hs) == 0:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError("the ack did not delete the inbox item")
+        while await _inbox_rows(hs) != 0:  # the ack is processed asynchronously
+            await asyncio.sleep(0.01)
         await ws.send_str("not binary")
         closing = await asyncio.wait_for(ws.receive(), 5)
         assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
