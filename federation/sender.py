@@ -12,6 +12,10 @@ Delivery guarantees (``spec/server-server.md`` section 6):
   ``retry_delay_ms(attempts, initial, cap, jitter)``; the queue is never
   dropped, it survives restarts (the task starts with the application and
   resumes from the table);
+- a transaction the peer refuses for good (:func:`permanent_refusal`) or that
+  failed ``max_attempts`` times in a row is parked with its reason (code and
+  status) and the next one goes; parked rows stay until the operator retries
+  or drops them (section 6.1, ``confide admin federation parked``);
 - an inbound request verified from a destination (it is back) makes it due at once.
 
 Items refused individually by the receiver (an item result with ``ok = false``)
@@ -35,6 +39,7 @@ from protocol.federation import (
     FederationError,
     ItemResult,
     PeerDenied,
+    PeerRefused,
     Transaction,
     TransactionItem,
     retry_delay_ms,
@@ -44,7 +49,8 @@ from server.storage import Database
 from . import store
 from .client import FederationClient
 
-__all__ = ["FederationSender", "ResultListener", "BATCH_DATA_BUDGET", "IDLE_POLL"]
+__all__ = ["FederationSender", "ResultListener", "BATCH_DATA_BUDGET", "IDLE_POLL", "permanent_refusal",
+           "park_reason"]
 
 log = structlog.get_logger("confide.federation")
 
@@ -56,11 +62,29 @@ BATCH_DATA_BUDGET = 768 * 1024
 #: Seconds the loop sleeps at most without a wake-up (catches rows written by other processes).
 IDLE_POLL = 30.0
 
+#: 4xx statuses a retry can fix: authentication (keys, clock), policy, timeout, misdirection, rate.
+_TRANSIENT_4XX = frozenset({401, 403, 408, 421, 425, 429})
+
+
+def permanent_refusal(exc: FederationError) -> bool:
+    """True when the peer refused the transaction as a whole with a 4xx that retrying the
+    same bytes cannot fix (e.g. ``400 malformed_body``, ``413``); unreachable peers, 5xx
+    and the 4xx of :data:`_TRANSIENT_4XX` are retried."""
+    return (isinstance(exc, PeerRefused) and 400 <= exc.remote_status < 500
+            and exc.remote_status not in _TRANSIENT_4XX)
+
+
+def park_reason(exc: FederationError) -> str:
+    """What a parked transaction records: the peer's code and HTTP status, or our own code."""
+    if isinstance(exc, PeerRefused):
+        return f"{exc.remote_code[:64]} (HTTP {exc.remote_status})"
+    return exc.code
+
 
 class FederationSender:
     def __init__(self, db: Database, client: FederationClient, server_name: str, clock: Callable[[], float],
                  rng: Rng, batch_items: int = 50, retry_initial_ms: int = 1000,
-                 retry_max_ms: int = 3_600_000) -> None:
+                 retry_max_ms: int = 3_600_000, max_attempts: int = 20) -> None:
         self._db = db
         self._client = client
         self.server_name = server_name
@@ -69,6 +93,7 @@ class FederationSender:
         self._batch = max(1, min(batch_items, MAX_TXN_ITEMS))
         self._initial = retry_initial_ms
         self._cap = retry_max_ms
+        self._max_attempts = max(1, max_attempts)
         self._wake = asyncio.Event()
         self._active: dict[str, asyncio.Task] = {}
         self._revived: set[str] = set()
@@ -177,8 +202,15 @@ class FederationSender:
                 try:
                     response = await self._client.send_transaction(destination, txn_id, txn)
                 except FederationError as exc:
+                    reason = park_reason(exc)
                     async with self._db.transaction() as tx:
                         attempts, _ = await store.record_failure(tx, destination, exc.code, self._next_attempt)
+                        park = permanent_refusal(exc) or attempts >= self._max_attempts
+                        if park:
+                            await store.park_txn(tx, destination, txn_id, reason, self._now_ms())
+                    if park:
+                        log.warning("federation_txn_parked", code=exc.code, reason=reason, attempts=attempts)
+                        continue
                     log.info("federation_send_failed", code=exc.code, attempts=attempts)
                     return
                 async with self._db.transaction() as tx:

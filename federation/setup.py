@@ -82,7 +82,8 @@ def _federation(config: Config, clock: Callable[[], float], rng: Rng):
                                       fed.request_timeout, fed.connect_timeout)
             peer_keys = PeerKeys(client.fetch_server_keys, clock, fed.key_cache_ttl, fed.key_refetch_interval)
             sender = FederationSender(db, client, config.server_name, clock, rng, fed.batch_items,
-                                      fed.retry_initial_ms, fed.retry_max_ms)
+                                      fed.retry_initial_ms, fed.retry_max_ms,
+                                      fed.max_txn_attempts)
             verifier = RequestVerifier(config.server_name, policy, peer_keys,
                                        ReplayCache(fed.replay_cache_size, fed.max_clock_skew * 1000),
                                        clock, fed.max_clock_skew, sender.peer_alive)

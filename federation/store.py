@@ -5,6 +5,10 @@
   per destination in ``id`` order; a row gets its ``txn_id`` when it is first
   batched and keeps it across retries, so a retried transaction is the same
   transaction;
+- parked transactions (migration 6): rows of a transaction the peer refused for
+  good, or that failed ``max_txn_attempts`` times, get ``parked_at`` and
+  ``parked_reason`` and leave the queue (the next transaction goes); they stay
+  until the operator retries (:func:`unpark_txn`) or drops (:func:`drop_parked_txn`) them;
 - ``federation_destinations``: retry state per destination (the head
   transaction's consecutive failures and next attempt);
 - ``federation_inbound_txns``: transactions applied, by ``(origin, txn_id)``.
@@ -36,6 +40,11 @@ __all__ = [
     "record_failure",
     "record_success",
     "due_destinations",
+    "ParkedTxn",
+    "park_txn",
+    "parked_txns",
+    "unpark_txn",
+    "drop_parked_txn",
     "destination_states",
     "inbound_result",
     "record_inbound",
@@ -67,6 +76,17 @@ class DestinationState:
     next_attempt: int
     last_error: str | None
     last_success: int | None
+    parked: int = 0
+
+
+@dataclass(frozen=True)
+class ParkedTxn:
+    txn_id: str
+    destination: str
+    items: int
+    bytes: int
+    parked_at: int
+    reason: str
 
 
 # -- own keys ------------------------------------------------------------------------
@@ -123,7 +143,8 @@ async def head_batch(tx: aiosqlite.Connection, destination: str, new_txn_id: str
     (a retry), else the next ``max_items`` rows (at most ``max_bytes`` of payload,
     at least one row) newly assigned ``new_txn_id``. None when the queue is empty."""
     async with tx.execute(
-        "SELECT txn_id FROM federation_outbox WHERE destination = ? ORDER BY id LIMIT 1", (destination,)
+        "SELECT txn_id FROM federation_outbox WHERE destination = ? AND parked_at IS NULL "
+        "ORDER BY id LIMIT 1", (destination,)
     ) as cur:
         row = await cur.fetchone()
     if row is None:
@@ -132,6 +153,7 @@ async def head_batch(tx: aiosqlite.Connection, destination: str, new_txn_id: str
     if txn_id is None:
         async with tx.execute(
             "SELECT id, length(payload) FROM federation_outbox WHERE destination = ? AND txn_id IS NULL "
+            "AND parked_at IS NULL "
             "ORDER BY id LIMIT ?", (destination, max_items)
         ) as cur:
             rows = await cur.fetchall()
@@ -186,21 +208,71 @@ async def due_destinations(conn: aiosqlite.Connection) -> list[tuple[str, int]]:
     """Every destination with queued items and its next attempt (0: now)."""
     async with conn.execute(
         "SELECT o.destination, COALESCE(d.next_attempt, 0) FROM "
-        "(SELECT DISTINCT destination FROM federation_outbox) o "
+        "(SELECT DISTINCT destination FROM federation_outbox WHERE parked_at IS NULL) o "
         "LEFT JOIN federation_destinations d ON d.destination = o.destination"
     ) as cur:
         return [(r[0], r[1]) for r in await cur.fetchall()]
 
 
 async def destination_states(conn: aiosqlite.Connection) -> list[DestinationState]:
-    """Every known destination with its queue depth and retry state, by name."""
+    """Every known destination with its queue depth (parked rows not counted), retry
+    state and number of parked transactions, by name."""
     async with conn.execute(
-        "SELECT d.destination, COUNT(o.id), MIN(o.created), d.attempts, d.next_attempt, d.last_error, "
-        "d.last_success FROM federation_destinations d "
+        "SELECT d.destination, COUNT(o.id) - COUNT(o.parked_at), MIN(o.created), d.attempts, "
+        "d.next_attempt, d.last_error, d.last_success, "
+        "COUNT(DISTINCT CASE WHEN o.parked_at IS NOT NULL THEN o.txn_id END) FROM federation_destinations d "
         "LEFT JOIN federation_outbox o ON o.destination = d.destination "
         "GROUP BY d.destination ORDER BY d.destination"
     ) as cur:
         return [DestinationState(*r) for r in await cur.fetchall()]
+
+
+# -- parked transactions ---------------------------------------------------------------
+
+
+async def park_txn(tx: aiosqlite.Connection, destination: str, txn_id: str, reason: str, now_ms: int) -> int:
+    """Take the transaction's rows out of the queue with ``reason`` (a code and status,
+    never payload) and reset the destination's retry state so the next transaction
+    goes at once; returns the rows parked."""
+    cur = await tx.execute(
+        "UPDATE federation_outbox SET parked_at = ?, parked_reason = ? WHERE destination = ? AND txn_id = ?",
+        (now_ms, reason[:200], destination, txn_id))
+    await tx.execute("UPDATE federation_destinations SET attempts = 0, next_attempt = 0 WHERE destination = ?",
+                     (destination,))
+    return cur.rowcount
+
+
+async def parked_txns(conn: aiosqlite.Connection) -> list[ParkedTxn]:
+    """Every parked transaction, oldest first."""
+    async with conn.execute(
+        "SELECT txn_id, destination, COUNT(*), SUM(length(payload)), MIN(parked_at), MIN(parked_reason) "
+        "FROM federation_outbox WHERE parked_at IS NOT NULL GROUP BY destination, txn_id ORDER BY MIN(id)"
+    ) as cur:
+        return [ParkedTxn(*r) for r in await cur.fetchall()]
+
+
+async def unpark_txn(tx: aiosqlite.Connection, txn_id: str) -> str | None:
+    """Put a parked transaction back in its destination's queue, due now; its rows keep
+    their ids, which are lower than every later item's, so it is the head again (after a
+    transaction in flight). Returns the destination, None when no transaction is parked
+    under ``txn_id``."""
+    async with tx.execute("SELECT destination FROM federation_outbox WHERE txn_id = ? AND parked_at IS NOT NULL "
+                          "LIMIT 1", (txn_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    await tx.execute("UPDATE federation_outbox SET parked_at = NULL, parked_reason = NULL WHERE txn_id = ? "
+                     "AND destination = ?", (txn_id, row[0]))
+    await tx.execute("UPDATE federation_destinations SET attempts = 0, next_attempt = 0 WHERE destination = ?",
+                     (row[0],))
+    return row[0]
+
+
+async def drop_parked_txn(tx: aiosqlite.Connection, txn_id: str) -> int:
+    """Delete a parked transaction's rows (the operator's decision); returns the rows
+    deleted, 0 when no transaction is parked under ``txn_id``."""
+    cur = await tx.execute("DELETE FROM federation_outbox WHERE txn_id = ? AND parked_at IS NOT NULL", (txn_id,))
+    return cur.rowcount
 
 
 # -- inbound -------------------------------------------------------------------------

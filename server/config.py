@@ -45,6 +45,7 @@ the key. The TOML layout (all keys optional)::
     batch_items = 50                   # items per outbound transaction (1..100)
     retry_initial_ms = 1000            # first backoff step; doubles per failure
     retry_max_ms = 3600000             # backoff cap
+    max_txn_attempts = 20              # tries before a transaction is parked (1..1000)
     key_cache_ttl = 3600               # seconds a peer's key document is trusted
     key_refetch_interval = 30          # min seconds between fetches of one peer's keys
     discovery_ttl = 3600               # seconds a discovered base URL is cached
@@ -186,6 +187,7 @@ class Federation:
     batch_items: int = 50
     retry_initial_ms: int = 1000
     retry_max_ms: int = 3_600_000
+    max_txn_attempts: int = 20
     key_cache_ttl: int = 3600
     key_refetch_interval: int = 30
     discovery_ttl: int = 3600
@@ -221,6 +223,7 @@ class Federation:
         _int(self.retry_max_ms, "federation.retry_max_ms", 1, 7 * DAY * 1000)
         _check(self.retry_initial_ms <= self.retry_max_ms, "federation.retry_initial_ms",
                "must not exceed retry_max_ms")
+        _int(self.max_txn_attempts, "federation.max_txn_attempts", 1, 1000)
         _int(self.key_cache_ttl, "federation.key_cache_ttl", 1, 30 * DAY)
         _int(self.key_refetch_interval, "federation.key_refetch_interval", 0, DAY)
         _int(self.discovery_ttl, "federation.discovery_ttl", 1, 30 * DAY)

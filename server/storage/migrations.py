@@ -194,8 +194,16 @@ _V5_FEDERATION_STATE = (
     "last_attempt INTEGER NOT NULL, attempts INTEGER NOT NULL)",
 )
 
+_V6_PARKED_TXNS = (
+    # Outbound transactions parked after a permanent refusal or too many tries
+    # (spec/server-server.md section 6.1): the rows stay, out of the queue, until the
+    # operator retries or drops them. The reason is the refusal's code and status only.
+    "ALTER TABLE federation_outbox ADD COLUMN parked_at INTEGER",
+    "ALTER TABLE federation_outbox ADD COLUMN parked_reason TEXT",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
-                                     _V5_FEDERATION_STATE]
+                                     _V5_FEDERATION_STATE, _V6_PARKED_TXNS]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -147,3 +147,91 @@ async def test_a_returning_peer_is_served_at_once(tmp_path):
     finally:
         await a.stop()
         await b.stop()
+
+
+async def _refusing_peer(port: int, refuse: set[bytes]):
+    """A peer at ``port`` that refuses as a whole (400 malformed_body) every transaction
+    holding an item in ``refuse`` and accepts the others; returns (runner, accepted)."""
+    from aiohttp import web
+
+    from protocol.schema import pack_body
+
+    accepted: list[bytes] = []
+
+    async def send(request: web.Request) -> web.Response:
+        txn = Transaction.decode(await request.read())
+        if any(i.data in refuse for i in txn.items):
+            body = pack_body({"error": {"code": "malformed_body", "message": "no"}})
+            return web.Response(status=400, body=body, content_type="application/msgpack")
+        accepted.extend(i.data for i in txn.items)
+        return web.Response(body=pack_body({"results": [{"ok": True, "code": None, "message": None}
+                                                        for _ in txn.items], "duplicate": False}),
+                            content_type="application/msgpack")
+
+    app = web.Application()
+    app.router.add_put(FEDERATION_PREFIX + "/send/{txn_id}", send)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, accepted
+
+
+async def test_refused_transaction_is_parked_and_the_queue_moves_on(tmp_path, capsys):
+    from federation.cli import _run_drop, _run_parked, _run_retry
+
+    a, b = make_nodes(tmp_path, "a.test", "b.test", fed={"batch_items": 1})
+    refuse = {b"poison"}
+    runner, accepted = await _refusing_peer(b.port, refuse)
+    await a.start()
+    try:
+        sender = a.app[FEDERATION_SENDER]
+        for data in (b"poison", b"after-1", b"after-2"):
+            await sender.enqueue("b.test", "test.note", data)
+        await eventually(lambda: len(accepted) == 2)
+        assert accepted == [b"after-1", b"after-2"]
+        async with a.db.read() as conn:
+            parked = await store.parked_txns(conn)
+        assert [(p.destination, p.items, p.reason) for p in parked] == [
+            ("b.test", 1, "malformed_body (HTTP 400)")]
+        state = (await _states(a))["b.test"]
+        assert state.queued == 0 and state.parked == 1
+        args = type("Args", (), {"data": a.data, "txn_id": parked[0].txn_id})
+        assert await asyncio.to_thread(_run_parked, args) == 0
+        assert parked[0].txn_id in capsys.readouterr().out
+        refuse.clear()
+        assert await asyncio.to_thread(_run_retry, args) == 0
+        sender.wake()
+        await eventually(lambda: b"poison" in accepted)
+        assert accepted == [b"after-1", b"after-2", b"poison"]
+        refuse.add(b"poison2")
+        await sender.enqueue("b.test", "test.note", b"poison2")
+        await eventually(lambda: _parked_count(a, 1))
+        async with a.db.read() as conn:
+            (second,) = await store.parked_txns(conn)
+        args.txn_id = second.txn_id
+        assert await asyncio.to_thread(_run_drop, args) == 0
+        assert await asyncio.to_thread(_run_drop, args) == 1
+        assert await asyncio.to_thread(_run_retry, args) == 1
+        assert "no parked transaction" in capsys.readouterr().err
+        assert (await _states(a))["b.test"].parked == 0
+    finally:
+        await a.stop()
+        await runner.cleanup()
+
+
+async def _parked_count(node, n):
+    async with node.db.read() as conn:
+        return len(await store.parked_txns(conn)) == n
+
+
+async def test_transaction_parked_after_max_attempts(tmp_path):
+    a, b = make_nodes(tmp_path, "a.test", "b.test", fed={"max_txn_attempts": 2})
+    await a.start()  # b never starts: unreachable
+    try:
+        await a.app[FEDERATION_SENDER].enqueue("b.test", "test.note", b"x")
+        await eventually(lambda: _parked_count(a, 1))
+        async with a.db.read() as conn:
+            (p,) = await store.parked_txns(conn)
+        assert p.reason == "peer_unreachable" and p.items == 1
+    finally:
+        await a.stop()
