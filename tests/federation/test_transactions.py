@@ -3,6 +3,8 @@ restarts of either side, idempotency, per-item refusals, wake-up on a peer's ret
 
 from __future__ import annotations
 
+import asyncio
+
 from federation import FEDERATION_CLIENT, FEDERATION_SENDER, store
 from protocol.federation import FEDERATION_PREFIX, Transaction, TransactionItem
 
