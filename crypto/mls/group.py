@@ -197,14 +197,14 @@ class Group:
 
     def psk_proposal(self, psk_id: bytes, rng: Rng = system_rng) -> Proposal:
         """A PreSharedKey proposal for the external PSK ``psk_id`` with a fresh nonce."""
-        return Proposal(PreSharedKey(PreSharedKeyID(PSKType.EXTERNAL, rng(self.suite.hash_len),
+        return Proposal(PreSharedKey(PreSharedKeyID(PSKType.EXTERNAL, rng(self.cipher_suite.hash_len),
                                                     psk_id=psk_id)))
 
     def resumption_psk_proposal(self, epoch: int, rng: Rng = system_rng) -> Proposal:
         """A PreSharedKey proposal for this group's resumption PSK of ``epoch`` (usage
         application); the epoch must be one of the last kept (else UnknownPsk on commit)."""
         return Proposal(PreSharedKey(PreSharedKeyID(
-            PSKType.RESUMPTION, rng(self.suite.hash_len), usage=ResumptionPSKUsage.APPLICATION,
+            PSKType.RESUMPTION, rng(self.cipher_suite.hash_len), usage=ResumptionPSKUsage.APPLICATION,
             psk_group_id=self.group_id, psk_epoch=epoch)))
 
     # -- creation and joining -------------------------------------------------------
@@ -360,7 +360,13 @@ class Group:
     # -- properties -------------------------------------------------------------------
 
     @property
+    def cipher_suite(self) -> CipherSuite:
+        """The group's cipher suite (the same name as ``PublicGroup.cipher_suite``)."""
+        return self._state.suite
+
+    @property
     def suite(self) -> CipherSuite:
+        """Old name of ``cipher_suite``, kept for callers written before the rename."""
         return self._state.suite
 
     @property
@@ -515,7 +521,7 @@ class Group:
                                     content.authenticated_data, content.content)  # type: ignore[arg-type]
         if content.content_type == ContentType.PROPOSAL:
             proposal = content.content
-            ref = self.suite.ref_hash("MLS 1.0 Proposal Reference", ac.to_bytes())
+            ref = self.cipher_suite.ref_hash("MLS 1.0 Proposal Reference", ac.to_bytes())
             self._proposals[ref] = CommittedProposal(proposal, int(sender))  # type: ignore[arg-type]
             return ProcessedMessage(MessageKind.PROPOSAL, sender, content.epoch,
                                     content.authenticated_data, proposal=proposal)  # type: ignore[arg-type]
@@ -800,7 +806,7 @@ class Group:
         ``Group.join(..., prior=their_old_group)``."""
         self._require_active()
         exts = self.group_context.extensions if extensions is None else tuple(extensions)
-        return start_resumed_group(self, ResumptionPSKUsage.BRANCH, group_id, self.suite.id, exts,
+        return start_resumed_group(self, ResumptionPSKUsage.BRANCH, group_id, self.cipher_suite.id, exts,
                                    key_package, private, key_packages, force_path,
                                    ratchet_tree_in_welcome, rng)
 

@@ -49,7 +49,7 @@ def start_resumed_group(
                            max_past_epochs=old._max_past_epochs)
     new._external_psks = dict(old._external_psks)
     new._prior_resumption_psks[(old.group_id, old.epoch)] = old._state.secrets.resumption_psk
-    psk_id = PreSharedKeyID(PSKType.RESUMPTION, rng(new.suite.hash_len), usage=usage,
+    psk_id = PreSharedKeyID(PSKType.RESUMPTION, rng(new.cipher_suite.hash_len), usage=usage,
                             psk_group_id=old.group_id, psk_epoch=old.epoch)
     proposals = [Proposal(PreSharedKey(psk_id))] + [Proposal(Add(kp)) for kp in key_packages]
     staged = new._stage_commit(proposals, (), force_path=force_path, public=True,
@@ -75,7 +75,7 @@ def check_resumption(psks: Sequence[PreSharedKeyID], context: GroupContext, tree
     new_credentials = [leaf.credential for _, leaf in tree.members()]
     psk = special[0]
     if psk.usage == ResumptionPSKUsage.BRANCH:
-        if context.cipher_suite != prior.suite.id or context.version != prior.group_context.version:
+        if context.cipher_suite != prior.cipher_suite.id or context.version != prior.group_context.version:
             raise InvalidResumption("a branch keeps the version and cipher suite")
         if any(c not in old_credentials for c in new_credentials):
             raise InvalidResumption("a branch member that is not in the prior group")

@@ -193,9 +193,15 @@ async def test_admin_commands(tmp_path):
     out = _cli("admin", "federation", "--data", str(data))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["destination", "queued", "oldest", "attempts", "next_retry", "last_error"]
-    assert lines[1].split() == ["b.test", "3", "1970-01-01T00:00:01Z", "1", "2100-01-01T00:00:00Z",
+    assert lines[0].split() == ["destination", "queued", "oldest", "attempts", "next_retry", "parked",
+                                "last_error"]
+    assert lines[1].split() == ["b.test", "3", "1970-01-01T00:00:01Z", "1", "2100-01-01T00:00:00Z", "0",
                                 "peer_unreachable"]
+    out = _cli("admin", "federation", "parked", "--data", str(data))
+    assert out.returncode == 0 and out.stdout.strip() == "no parked transactions", out.stderr
+    out = _cli("admin", "federation", "retry", "t-none", "--data", str(data))
+    assert out.returncode == 1 and out.stderr.strip() == (
+        "confide admin federation retry: no parked transaction 't-none'")
     out = _cli("admin", "rotate-key", "--data", str(data), "--overlap", "0")
     assert out.returncode == 0, out.stderr
     new_id = out.stdout.strip()
