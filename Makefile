@@ -1,13 +1,15 @@
 # Confide: two commands on a fresh machine.
 #   make run   - create .venv if missing, install, start the homeserver (SQLite in ./var)
 #   make test  - create .venv with the test extras, lint, run the whole suite
+#   make soak  - the two-server and end-to-end tests ten times over under two busy loops
+#                (SOAK_RUNS=N to change; stops at the first failing run)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-homeserver bench-compare conformance clean
+.PHONY: run test soak lint bench bench-homeserver bench-compare conformance clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,11 @@ lint: $(TSTAMP)
 
 test: $(TSTAMP) lint
 	$(PY) -m pytest
+
+SOAK_RUNS ?= 10
+
+soak: $(TSTAMP)
+	$(PY) -m tests.soak --runs $(SOAK_RUNS)
 
 BSTAMP := $(VENV)/.installed-bench
 

@@ -23,7 +23,7 @@ import pytest
 
 from .harness import REPO, cli_env, confide
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.soak]
 
 KILL_AFTER = 24      # acknowledged sends (both loops together) before the SIGKILL
 MAX_PER_SENDER = 60  # a bound, in case the kill never lands

@@ -18,7 +18,7 @@ import pytest
 
 from .harness import REPO, cli_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.soak]
 
 
 def _race(tmp_path, *commands: tuple) -> list[tuple[subprocess.CompletedProcess, str]]:

@@ -20,7 +20,7 @@ from protocol.federation import FEDERATION_PREFIX, sign_request
 
 from .helpers import free_port
 
-pytestmark = pytest.mark.net
+pytestmark = [pytest.mark.net, pytest.mark.soak]
 
 CONFIDE = [sys.executable, "-m", "server.cli"]
 REPO = Path(__file__).resolve().parents[2]

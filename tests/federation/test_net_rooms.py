@@ -22,7 +22,7 @@ from .conftest import eventually
 from .helpers import free_port
 from .rooms_helpers import PASSWORD, texts
 
-pytestmark = pytest.mark.net
+pytestmark = [pytest.mark.net, pytest.mark.soak]
 
 CONFIDE = [sys.executable, "-m", "server.cli"]
 REPO = Path(__file__).resolve().parents[2]
