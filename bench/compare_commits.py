@@ -25,7 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.homeserver import OUT, REPO, RESULTS, _cell, _med, bench_confide, figures, log, machine
+from bench.homeserver import (
+    OUT,
+    REPO,
+    _cell,
+    _med,
+    bench_confide,
+    figures,
+    log,
+    machine,
+    write_section,
+)
 
 __all__ = ["main"]
 
@@ -84,17 +94,6 @@ def section(base: dict[str, Any], head: dict[str, Any], info: dict[str, Any]) ->
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    body = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in body and END in body:
-        head, rest = body.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        body = head + text + tail
-    else:
-        body = body.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(body)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("base", help="the commit to compare this checkout against (e.g. HEAD~3)")
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(base, head, info)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, BEGIN, END)
     return 0
 
 

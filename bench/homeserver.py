@@ -615,11 +615,12 @@ def _verified_text(con: dict[str, Any]) -> str:
             f"decrypted ({v['seconds']} s).")
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the part of bench/RESULTS.md between ``begin`` and ``end`` (or append it)."""
     body = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in body and END in body:
-        head, rest = body.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    if begin in body and end in body:
+        head, rest = body.split(begin, 1)
+        _, tail = rest.split(end, 1)
         body = head + text + tail
     else:
         body = body.rstrip("\n") + "\n\n" + text + "\n"
