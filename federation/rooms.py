@@ -69,10 +69,9 @@ import aiosqlite
 import structlog
 
 from crypto.errors import CryptoError
-from crypto.mls.public_group import PublicGroup
 from protocol.api import ClaimResponse, UserDevicesResponse
 from protocol.errors import ApiError, MalformedBody, NotFound
-from protocol.events import GENESIS_PREV, EventKind, SignedEvent
+from protocol.events import SignedEvent
 from protocol.federation import (
     FEDERATION_PREFIX,
     FederationError,
@@ -103,7 +102,7 @@ from protocol.federation_rooms import (
     encode_room_event,
 )
 from protocol.ids import DeviceId, RoomId, UserId
-from protocol.room_errors import NotMember, UnknownRoom
+from protocol.room_rules import Outcome, follow
 from protocol.rooms_api import (
     Envelope,
     EventsResponse,
@@ -116,8 +115,7 @@ from protocol.rooms_api import (
 from protocol.schema import decode_body, pack_body
 from server.delivery import inbox
 from server.delivery.wakeups import Wakeups, device_key
-from server.rooms import storage
-from server.rooms.classify import classify_message, decode_group_info, parse_device_identity
+from server.rooms import access, storage
 from server.rooms.hub import Hub
 from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
@@ -209,7 +207,7 @@ class RoomFederation:
         data = encode_room_event(event) if old or new else b""
         for dest in sorted(old | new):
             if dest not in old and c.seq > 0:
-                for past in await _events(tx, c.room_id, 0, c.seq):
+                for past in await storage.events_between(tx, c.room_id, 0, c.seq):
                     await store.enqueue(tx, dest, ITEM_ROOM_EVENT, encode_room_event(past), now)
             await store.enqueue(tx, dest, ITEM_ROOM_EVENT, data, now)
         if welcome is None:
@@ -239,15 +237,11 @@ class RoomFederation:
         if room_id.server != self.server_name:
             raise NotHub("this server does not host that room")
         async with self.db.read() as conn:
-            if await storage.get_room(conn, str(room_id)) is None:
-                raise NotFound("no such room")
-            async with conn.execute(
-                "SELECT 1 FROM room_members WHERE room_id = ? AND user_id LIKE ? LIMIT 1",
-                (str(room_id), f"%:{origin}")
-            ) as cur:
-                if await cur.fetchone() is None:
-                    raise NotYourUser("no device of that server is or was a member of this room")
-            events = await _events(conn, str(room_id), from_seq, from_seq + min(limit, HISTORY_PAGE))
+            await access.known_room(conn, str(room_id))
+            if not await storage.server_has_had_member(conn, str(room_id), origin):
+                raise NotYourUser("no device of that server is or was a member of this room")
+            events = await storage.events_between(conn, str(room_id), from_seq,
+                                                  from_seq + min(limit, HISTORY_PAGE))
         nxt = events[-1].content.seq + 1 if events else from_seq
         return EventsResponse(tuple(Envelope(e) for e in events), nxt)
 
@@ -258,11 +252,7 @@ class RoomFederation:
         if req.user_id.server != origin:
             raise NotYourUser("a server asks for its own users only")
         async with self.db.read() as conn:
-            room = await storage.get_room(conn, str(room_id))
-            if room is None:
-                raise NotFound("no such room")
-            if not await storage.user_has_member_device(conn, str(room_id), str(req.user_id)):
-                raise NotMember("no device of this user is a member of this room")
+            room = await access.room_of_member_user(conn, str(room_id), str(req.user_id))
         return GroupInfoResponse(room.group_info, room.group_info_epoch)
 
     # -- follower side: submissions and keys ------------------------------------------------
@@ -273,11 +263,7 @@ class RoomFederation:
         ``hub_unreachable``."""
         rid = str(room_id)
         async with self.db.read() as conn:
-            room = await storage.get_room(conn, rid)
-            if room is None:
-                raise UnknownRoom("no such room")
-            if not await storage.user_has_member_device(conn, rid, str(session.user_id)):
-                raise NotMember("no device of this user is a member of this room")
+            room = await access.room_of_member_user(conn, rid, str(session.user_id))
         hit = self._group_infos.get(rid)
         if hit is not None and hit[0] == room.epoch:
             return hit[1]
@@ -305,9 +291,8 @@ class RoomFederation:
             raise RelayedRefusal(exc) from None
 
     async def submit_remote(self, session: Session, room_id: RoomId, req: SendRequest) -> SendResponse:
-        async with self.db.read() as conn:
-            if await storage.get_room(conn, str(room_id)) is None:
-                raise UnknownRoom("no such room here: this server follows the rooms of its members")
+        async with self.db.read() as conn:  # a follower holds the rooms of its members only
+            await access.known_room(conn, str(room_id))
         body = FederatedSend(session.user_id, session.device_id, req.txn_id, req.message, req.welcome,
                              req.group_info)
         target = f"{FEDERATION_PREFIX}/rooms/{_q(str(room_id))}/send"
@@ -383,10 +368,7 @@ class RoomFederation:
         if req.requester.server != origin:
             raise NotYourUser("a server claims for its own users only")
         async with self.db.read() as conn:
-            if await storage.get_room(conn, str(room_id)) is None:
-                raise UnknownRoom("no such room")
-            if not await storage.user_has_member_device(conn, str(room_id), str(req.requester)):
-                raise NotMember("no device of the requester is a member of this room")
+            await access.room_of_member_user(conn, str(room_id), str(req.requester))
         log.info("federation_claim_via_hub", origin=origin, home=req.user_id.server)
         return await self._hub_claim(room_id, req.user_id)
 
@@ -444,7 +426,7 @@ class RoomFederation:
             # the room as stuck if that does not apply either
             self.schedule_catch_up(str(room))
             raise
-        if status == "gap":
+        if status == Outcome.GAP:
             item.after_commit(lambda: self.schedule_catch_up(str(room)))
         elif wake:
             item.after_commit(lambda: self._wake_local(wake))
@@ -504,67 +486,26 @@ class RoomFederation:
         except (FederationError, CryptoError) as exc:
             raise RoomEventBadSignature(f"the hub signature does not check: {exc}") from None
 
-    async def apply_event(self, tx: aiosqlite.Connection, event: SignedEvent) -> tuple[str, set[Member]]:
-        """Store a verified event of a followed room: ``("applied", devices to wake)``,
-        ``("duplicate", ∅)`` or ``("gap", ∅)``. Raises the ``room_event_*`` errors."""
+    async def apply_event(self, tx: aiosqlite.Connection, event: SignedEvent) -> tuple[Outcome, set[Member]]:
+        """Store a verified event of a followed room through the room core
+        (:func:`protocol.room_rules.follow`, then :func:`server.rooms.storage.write_event`, as
+        the hub stores it): ``(APPLIED, devices to wake)``, ``(DUPLICATE, ∅)`` or ``(GAP, ∅)``.
+        Raises the ``room_event_*`` errors."""
         c = event.content
-        row = await storage.get_room(tx, c.room_id)
-        if row is None:
-            if c.seq != 0:
-                return "gap", set()
-            return "applied", await self._create(tx, event)
-        if c.seq <= row.last_seq:
-            async with tx.execute("SELECT event_id FROM room_events WHERE room_id = ? AND seq = ?",
-                                  (c.room_id, c.seq)) as cur:
-                found = await cur.fetchone()
-            if found is not None and bytes(found[0]) == event.event_id:
-                return "duplicate", set()
-            raise RoomEventChainBroken(f"seq {c.seq} already holds another event")
-        if c.seq > row.last_seq + 1:
-            return "gap", set()
-        if c.prev != row.last_event_id or c.kind == EventKind.CREATE:
-            raise RoomEventChainBroken(f"event {c.seq} does not continue the stored chain")
-        before = await storage.open_members(tx, c.room_id)
-        after = before
-        epoch, view_bytes = row.epoch, None
-        if c.kind in (EventKind.COMMIT, EventKind.PROPOSAL):
-            view = PublicGroup.from_bytes(row.view)
-            classified = classify_message(c.message)
-            try:
-                processed = view.process(classified.message, now=c.ts // 1000)
-                processed.merge()
-            except CryptoError as exc:
-                raise RoomEventRejected(f"the handshake does not apply ({exc.code})") from None
-            epoch, view_bytes = view.epoch, view.to_bytes()
-            if c.kind == EventKind.COMMIT:
-                after = {_member(m.credential) for m in view.members()}
-        await storage.insert_event(tx, await storage.next_stream_position(tx), event)
-        await storage.update_room(tx, c.room_id, epoch=epoch, last_seq=c.seq, last_event_id=event.event_id,
-                                  view=view_bytes, group_info=None)
-        if before - after:
-            await storage.close_members(tx, c.room_id, before - after, c.seq)
-        if after - before:
-            await storage.add_members(tx, c.room_id, after - before, c.seq + 1)
-        return "applied", before | after
-
-    async def _create(self, tx: aiosqlite.Connection, event: SignedEvent) -> set[Member]:
-        c = event.content
-        if c.kind != EventKind.CREATE or c.prev != GENESIS_PREV:
-            raise RoomEventChainBroken("a room starts with a create event with the genesis prev")
+        found = await storage.load_head(tx, c.room_id)
+        head, row = found if found is not None else (None, None)
+        stored_id = None
+        if head is not None and c.seq <= head.last_seq:
+            stored_id = await storage.event_id_at(tx, c.room_id, c.seq)
+        followed = follow(head, None if row is None else row.view, event, stored_id)
+        applied = followed.applied
+        if applied is None:
+            return followed.outcome, set()
         try:
-            view = PublicGroup.from_group_info(decode_group_info(c.message), now=c.ts // 1000)
-        except CryptoError as exc:
-            raise RoomEventRejected(f"the room's GroupInfo does not check ({exc.code})") from None
-        members = {_member(m.credential) for m in view.members()}
-        room = storage.StoredRoom(c.room_id, view.group_id, view.cipher_suite.id, view.epoch, 0,
-                                  event.event_id, view.to_bytes(), c.message, view.epoch)
-        try:
-            await storage.insert_room(tx, room, self._now_ms())
+            await storage.write_event(tx, applied, now_ms=self._now_ms())
         except AlreadyExists:
             raise RoomEventRejected("a room for this MLS group exists here") from None
-        await storage.insert_event(tx, await storage.next_stream_position(tx), event)
-        await storage.add_members(tx, c.room_id, members, 0)
-        return members
+        return followed.outcome, set(applied.before | applied.head.members)
 
     # -- follower side: catch-up ---------------------------------------------------------
 
@@ -584,9 +525,7 @@ class RoomFederation:
     async def followed_rooms(self) -> list[str]:
         """Rooms hosted elsewhere with a current member device of this server, in id order."""
         async with self.db.read() as conn:
-            rows = await conn.execute_fetchall(  # LIKE narrows; the exact check is below
-                "SELECT DISTINCT room_id, user_id FROM room_members WHERE last_seq IS NULL AND "
-                "user_id LIKE ?", (f"%:{self.server_name}",))
+            rows = await storage.rooms_with_local_members(conn, self.server_name)
         out = set()
         for room_id, user_id in rows:
             try:
@@ -663,9 +602,9 @@ class RoomFederation:
                     for e in events:
                         at = e
                         status, woken = await self.apply_event(tx, e)
-                        if status == "gap":
+                        if status == Outcome.GAP:
                             raise RoomEventChainBroken("the hub's history has a gap")
-                        applied += status == "applied"
+                        applied += status == Outcome.APPLIED
                         wake |= woken
                     if len(events) < HISTORY_PAGE:
                         await stuck_rooms.clear(tx, room_id)
@@ -692,18 +631,3 @@ class RoomFederation:
 
 def _q(value: str) -> str:
     return quote(value, safe="!:@")
-
-
-def _member(credential) -> Member:
-    user, device = parse_device_identity(credential)
-    return str(user), str(device)
-
-
-async def _events(conn: aiosqlite.Connection, room_id: str, start: int, end: int) -> list[SignedEvent]:
-    async with conn.execute(
-        f"SELECT {storage.EVENT_COLUMNS} FROM room_events WHERE room_id = ? AND seq >= ? AND seq < ? "
-        "ORDER BY seq", (room_id, start, end)
-    ) as cur:
-        rows = await cur.fetchall()
-    return [storage.event_from_row(tuple(r))[1] for r in rows]
-

@@ -26,8 +26,6 @@ target device) and :class:`~protocol.errors.BadRequest` (a target on another ser
 
 from __future__ import annotations
 
-import aiosqlite
-
 from protocol.api import Empty
 from protocol.errors import BadRequest, NotFound
 from protocol.ids import DeviceId, RoomId, UserId
@@ -40,9 +38,8 @@ from protocol.rooms_api import (
 )
 from protocol.schema import pack_body
 from server.rooms.storage import (
-    EVENT_COLUMNS,
     current_stream_position,
-    event_from_row,
+    events_for_device,
     find_txn,
     next_stream_position,
     store_txn,
@@ -55,15 +52,6 @@ from . import inbox
 from .wakeups import Wakeups, device_key
 
 __all__ = ["Delivery"]
-
-_EVENTS_FOR_DEVICE = (
-    f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS.split(', '))} "
-    "FROM room_members m JOIN room_events e ON e.room_id = m.room_id "
-    "WHERE m.user_id = ? AND m.device_id = ? AND e.stream_pos > ? AND e.seq >= m.first_seq "
-    "AND (m.last_seq IS NULL OR e.seq <= m.last_seq) AND e.kind != 'create' "
-    "ORDER BY e.stream_pos LIMIT ?"
-)
-
 
 class Delivery:
     def __init__(self, db: Database, wakeups: Wakeups, server_name: str, clock: Clock) -> None:
@@ -92,7 +80,7 @@ class Delivery:
         """What the device has after ``since``, at most ``limit`` items in all."""
         async with self.db.read() as conn:
             end = await current_stream_position(conn)
-            events = await _events_after(conn, user_id, device_id, since, limit)
+            events = await events_for_device(conn, user_id, device_id, since, limit)
             items = await inbox.pending(conn, user_id, device_id, since, limit)
         merged: list[tuple[int, object]] = sorted(
             [(pos, e) for pos, e in events] + [(i.position, i) for i in items], key=lambda t: t[0])
@@ -147,12 +135,6 @@ class Delivery:
             self.federation.wake()
         self.wakeups.notify({device_key(str(m.user_id), str(m.device_id)) for m in req.messages})
         return Empty()
-
-
-async def _events_after(conn: aiosqlite.Connection, user_id: str, device_id: str, since: int,
-                        limit: int) -> list:
-    rows = await conn.execute_fetchall(_EVENTS_FOR_DEVICE, (user_id, device_id, since, limit))
-    return [event_from_row(tuple(r)) for r in rows]
 
 
 def _inbox_item(item: inbox.StoredItem) -> InboxItem:
