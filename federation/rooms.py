@@ -21,9 +21,11 @@ valid at ``ts`` (``room_event_bad_signature``) and it continues the stored
 chain (``room_event_chain_broken``). The follower keeps its own public view
 of the MLS group, processing each handshake as the hub did (with the
 event's ``ts`` as the time), and derives memberships from it
-(``room_event_rejected`` if the hub's handshake does not apply). Events go
-into the same tables as a hub's, so sync and history serve local members
-unchanged. An event past a gap (``seq > last_seq + 1``) is acknowledged and
+(``room_event_rejected`` if the hub's handshake does not apply): the pure
+core decides (:func:`protocol.room_rules.follow`, which ends in the same
+:func:`~protocol.room_rules.apply` as the hub's) and the same writer stores
+(:func:`server.rooms.storage.write_event`), so the rows are the hub's and
+sync and history serve local members unchanged. An event past a gap (``seq > last_seq + 1``) is acknowledged and
 triggers :meth:`catch_up`: a signed ``GET /rooms/{room_id}/events`` from the
 hub, each event verified as above. A refused item stores nothing.
 

@@ -4,7 +4,10 @@
 :meth:`Hub.submit` accepts one MLSMessage for a room. Submissions to one room
 are serialized by a per-room :class:`asyncio.Lock`, so of two racing commits
 for an epoch exactly one is processed against that epoch and the other meets
-the next one (``stale_epoch``). An accepted message becomes the room's next
+the next one (``stale_epoch``). Whether a message is accepted, and what it
+changes, is decided by the pure room core :mod:`protocol.room_rules` (``accept``,
+then ``apply``, the transition a follower applies too); this module keeps the
+locking, the batching and the I/O. An accepted message becomes the room's next
 signed event (:mod:`protocol.events`); the event, the public group view, the
 memberships derived from it, the Welcome's inbox items, the transaction id and
 the transparency-log entry (queued in the audit outbox) are written in one
