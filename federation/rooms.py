@@ -12,7 +12,9 @@ server that becomes a follower with this event first gets events
 ``0..seq-1`` in the same queue, in order. The Welcome of a commit goes as a
 ``welcome`` item to each joiner's home server. Followers' submissions arrive
 at ``POST /rooms/{room_id}/send`` and are run by the hub like its own
-clients'; the hub's answer (including ``stale_epoch``) goes back as is.
+clients' (:class:`federation.forwarded.ForwardedSends`, which holds the hub:
+this class does not, so the hub can be built with it); the hub's answer
+(including ``stale_epoch``) goes back as is.
 
 **Follower** (rooms hosted elsewhere). A ``room_event`` item is applied only
 if it comes from the room's hub (``not_hub``), its envelope decodes
@@ -118,8 +120,6 @@ from protocol.schema import decode_body, pack_body
 from server.delivery import inbox
 from server.delivery.wakeups import Wakeups, device_key
 from server.rooms import access, storage
-from server.rooms.hub import Hub
-from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
 from server.services.sessions import Session
 from server.storage import AlreadyExists, Database, devices
@@ -165,19 +165,17 @@ class RelayedRefusal(ApiError):
 
 
 class RoomFederation:
-    def __init__(self, *, db: Database, hub: Hub, keyring: ServerKeyring, peer_keys: PeerKeys,
+    def __init__(self, *, db: Database, keyring: ServerKeyring, peer_keys: PeerKeys,
                  client: FederationClient, sender: FederationSender, wakeups: Wakeups,
-                 key_directory: KeyDirectory, devices_service: Devices, server_name: str,
+                 key_directory: KeyDirectory, server_name: str,
                  clock: Callable[[], float]) -> None:
         self.db = db
-        self.hub = hub
         self.keyring = keyring
         self.peer_keys = peer_keys
         self.client = client
         self.sender = sender
         self.wakeups = wakeups
         self.key_directory = key_directory
-        self.devices = devices_service
         self.server_name = server_name
         self.clock = clock
         self._catching: dict[str, asyncio.Task] = {}
@@ -223,16 +221,6 @@ class RoomFederation:
             item = WelcomeItem(RoomId.parse(c.room_id), UserId.parse(c.sender_user),
                                DeviceId.parse(c.sender_device), welcome, tuple(targets))
             await store.enqueue(tx, server, ITEM_WELCOME, pack_body(item), now)
-
-    async def submit_forwarded(self, origin: str, room_id: RoomId, req: FederatedSend) -> SendResponse:
-        """A follower's submission for a room hosted here: run it as the hub runs its own."""
-        if room_id.server != self.server_name:
-            raise NotHub("this server does not host that room")
-        if req.user_id.server != origin:
-            raise NotYourUser("a server submits for its own users only")
-        session = Session(req.user_id, req.device_id, "remote", b"")
-        return await self.hub.submit(session, room_id, SendRequest(req.txn_id, req.message, req.welcome,
-                                                                  req.group_info))
 
     async def history_for(self, origin: str, room_id: RoomId, from_seq: int, limit: int) -> EventsResponse:
         """Signed events ``from_seq..`` for a follower server with (or that had) a member device."""

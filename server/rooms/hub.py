@@ -61,7 +61,7 @@ import aiosqlite
 import structlog
 
 from crypto.mls.public_group import PublicGroup
-from crypto.primitives import ed25519_public_key, sha256
+from crypto.primitives import sha256
 from crypto.rng import Rng
 from protocol.audit import RoomEvent
 from protocol.events import (
@@ -71,7 +71,6 @@ from protocol.events import (
     SignedEvent,
     sign_event,
 )
-from protocol.federation import key_id_for
 from protocol.ids import RoomId
 from protocol.room_errors import NotMember, UnknownRoom
 from protocol.room_messages import Classified
@@ -110,7 +109,7 @@ from server.storage import Database, devices
 
 from . import access, storage
 
-__all__ = ["Hub", "HubFederation", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS", "RECENT_TXNS"]
+__all__ = ["Hub", "HubFanOut", "RemoteRooms", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS", "RECENT_TXNS"]
 
 log = structlog.get_logger("confide.rooms")
 
@@ -124,14 +123,12 @@ RECENT_TXNS = 256
 TxnKey = tuple[str, str, str, str]  # (user id, device id, scope, txn id)
 
 
-class HubFederation(Protocol):
-    """What room federation plugs into the hub (``federation.rooms``; set at start).
+class HubFanOut(Protocol):
+    """Where the hub's accepted events go beyond this server (room federation's hub side).
 
     ``signing_key()`` is ``(key_id, seed)`` of the federation key events are signed
     with; ``on_event`` runs inside the transaction that stores an accepted event (fan-out
-    to follower servers, remote Welcomes); ``wake()`` after its commit;
-    ``submit_remote`` forwards a local device's submission for a room hosted elsewhere;
-    ``group_info_remote`` asks a room's hub for its current GroupInfo.
+    to follower servers, remote Welcomes); ``wake()`` after its commit.
     """
 
     def signing_key(self) -> tuple[str, bytes]: ...
@@ -141,6 +138,13 @@ class HubFederation(Protocol):
                        welcome_to: tuple[Member, ...]) -> None: ...
 
     def wake(self) -> None: ...
+
+
+class RemoteRooms(Protocol):
+    """Rooms hosted elsewhere, as this server's clients reach them (room federation's follower
+    side): ``submit_remote`` forwards a local device's submission to the room's hub;
+    ``group_info_remote`` asks the hub for its current GroupInfo; ``hub_keys`` is a hub's
+    key document (this server's own or a peer's)."""
 
     async def submit_remote(self, session: Session, room_id: RoomId,
                             req: SendRequest) -> SendResponse: ...
@@ -184,13 +188,14 @@ class _Room:
 
 
 class Hub:
-    def __init__(self, db: Database, audit: AuditTrail, signing_seed: bytes, server_name: str,
-                 wakeups: Wakeups, clock: Clock, rng: Rng) -> None:
+    def __init__(self, db: Database, audit: AuditTrail, server_name: str, wakeups: Wakeups,
+                 fan_out: HubFanOut, remote_rooms: RemoteRooms, clock: Clock, rng: Rng) -> None:
         self.db = db
         self.audit = audit
-        self._seed = signing_seed
         self.server_name = server_name
         self.wakeups = wakeups
+        self.fan_out = fan_out
+        self.remote_rooms = remote_rooms
         self.clock = clock
         self.rng = rng
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -200,21 +205,9 @@ class Hub:
         #: The last :data:`RECENT_TXNS` committed ones (done futures), and how many so far.
         self._recent: OrderedDict[TxnKey, asyncio.Future[SendResponse]] = OrderedDict()
         self._committed_txns = 0
-        #: Room federation (set when federation starts); None: a hub of local members only.
-        self.federation: HubFederation | None = None
-
-    @property
-    def public_key(self) -> bytes:
-        """The Ed25519 key that verifies this hub's event signatures (the current one)."""
-        return ed25519_public_key(self._signing_key()[1])
-
-    def _signing_key(self) -> tuple[str, bytes]:
-        if self.federation is not None:
-            return self.federation.signing_key()
-        return key_id_for(ed25519_public_key(self._seed)), self._seed
 
     def _sign(self, content: EventContent) -> SignedEvent:
-        key_id, seed = self._signing_key()
+        key_id, seed = self.fan_out.signing_key()
         return sign_event(seed, content, key_id)
 
     def _lock(self, key: str) -> asyncio.Lock:
@@ -259,9 +252,7 @@ class Hub:
         rid = str(room_id)
         scope = f"send:{rid}"
         if room_id.server != self.server_name:
-            if self.federation is not None:
-                return await self.federation.submit_remote(session, room_id, req)
-            raise UnknownRoom("this server is not the room's hub")
+            return await self.remote_rooms.submit_remote(session, room_id, req)
         key: TxnKey = (user, device, scope, req.txn_id)
         mark = self._committed_txns
         stored = await self._find_txn(key)
@@ -334,10 +325,9 @@ class Hub:
                 await storage.write_event(tx, *(p.applied for p in items), now_ms=now)
                 await storage.store_txns(tx, [(*p.key, pack_body(p.response), now) for p in items])
                 await self.audit.record_many(tx, [_log_entry(p.applied.event) for p in items])
-                if self.federation is not None:
-                    for p in items:
-                        await self.federation.on_event(tx, p.applied.event, set(p.applied.before),
-                                                       set(p.applied.head.members), None, ())
+                for p in items:
+                    await self.fan_out.on_event(tx, p.applied.event, set(p.applied.before),
+                                                set(p.applied.head.members), None, ())
         except BaseException as exc:
             self._fail_room(room, items, exc)
             if not isinstance(exc, Exception):
@@ -346,8 +336,7 @@ class Hub:
             return
         for p in items:
             self._answered(p.key, p.future, p.response)
-        if self.federation is not None:
-            self.federation.wake()
+        self.fan_out.wake()
         self.wakeups.notify(device_key(u, d) for u, d in room.head.members)
 
     def _answered(self, key: TxnKey, future: asyncio.Future[SendResponse],
@@ -404,8 +393,7 @@ class Hub:
                 room.head = applied.head
                 done: asyncio.Future[SendResponse] = asyncio.get_running_loop().create_future()
                 self._answered(key, done, response)
-                if self.federation is not None:
-                    self.federation.wake()
+                self.fan_out.wake()
                 self.wakeups.notify(device_key(u, d) for u, d in applied.before | applied.head.members
                                     | set(accepted.welcome_to))
                 return response
@@ -425,10 +413,9 @@ class Hub:
                                      now_ms=now)
             await storage.store_txn(tx, *key, pack_body(response), now)
             await self.audit.record(tx, _log_entry(applied.event))
-            if self.federation is not None:
-                await self.federation.on_event(tx, applied.event, set(applied.before),
-                                               set(applied.head.members), accepted.welcome,
-                                               accepted.welcome_to)
+            await self.fan_out.on_event(tx, applied.event, set(applied.before),
+                                        set(applied.head.members), accepted.welcome,
+                                        accepted.welcome_to)
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -452,8 +439,8 @@ class Hub:
     async def group_info(self, session: Session, room_id: RoomId) -> GroupInfoResponse:
         """The latest GroupInfo a member uploaded; for users with a member device. For a room
         hosted elsewhere, the hub's current one (room federation asks it)."""
-        if room_id.server != self.server_name and self.federation is not None:
-            return await self.federation.group_info_remote(session, room_id)
+        if room_id.server != self.server_name:
+            return await self.remote_rooms.group_info_remote(session, room_id)
         async with self.db.read() as conn:
             room = await access.room_of_member_user(conn, str(room_id), str(session.user_id))
         return GroupInfoResponse(room.group_info, room.group_info_epoch)
