@@ -38,7 +38,7 @@ kept in memory with the room's head (last seq, last event id, members). Only
 code holding the room's lock touches it; any failure after the view was
 changed drops the cached copy, so the next submission reloads it from the
 database, where nothing changed. Rooms with uncommitted events are never
-dropped by the cache's bound.
+dropped by the cache's bound (:mod:`server.rooms.room_cache`).
 
 Errors: :mod:`protocol.room_errors` (``unknown_room``, ``not_member``,
 ``sender_mismatch``, ``not_mls``, ``wrong_wire_format``, ``handshake_not_public``,
@@ -54,7 +54,6 @@ import asyncio
 import base64
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiosqlite
@@ -79,7 +78,6 @@ from protocol.room_rules import (
     Accepted,
     Applied,
     Member,
-    RoomHead,
     Submission,
     accept,
     accept_create,
@@ -108,20 +106,16 @@ from server.services.sessions import Session
 from server.storage import Database, devices
 
 from . import access, storage
+from .room_cache import MAX_CACHED_ROOMS, CachedRoom, PendingEvent, RoomCache, TxnKey
 
 __all__ = ["Hub", "HubFanOut", "RemoteRooms", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS", "RECENT_TXNS"]
 
 log = structlog.get_logger("confide.rooms")
 
-#: Rooms whose public view stays in memory (least recently used ones are dropped).
-MAX_CACHED_ROOMS = 1024
 #: Transaction ids of committed submissions remembered in memory (see the module docstring):
 #: they cover the commits between a retry's database check and its taking the room's lock;
 #: when more than this many committed meanwhile, the retry asks the database again.
 RECENT_TXNS = 256
-
-TxnKey = tuple[str, str, str, str]  # (user id, device id, scope, txn id)
-
 
 class HubFanOut(Protocol):
     """Where the hub's accepted events go beyond this server (room federation's hub side).
@@ -154,39 +148,6 @@ class RemoteRooms(Protocol):
     async def group_info_remote(self, session: Session, room_id: RoomId) -> GroupInfoResponse: ...
 
 
-@dataclass
-class _Pending:
-    """An accepted application message waiting for its batch's transaction."""
-
-    applied: Applied
-    key: TxnKey
-    response: SendResponse
-    future: asyncio.Future[SendResponse]
-
-
-@dataclass(eq=False)
-class _Room:
-    """A room's head (including queued events) and public view (of its last committed event:
-    only handshakes change it, and they commit the queue first)."""
-
-    head: RoomHead
-    view: PublicGroup
-    #: Accepted application messages not yet taken by a batch, in seq order.
-    pending: list[_Pending] = field(default_factory=list)
-    #: Held by whoever commits this room's events (batches in order, handshakes after them).
-    commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    writer: asyncio.Task | None = None
-    #: Set when a batch failed: this copy is no longer the room (the cache has dropped it).
-    broken: bool = False
-
-    @property
-    def room_id(self) -> str:
-        return self.head.room_id
-
-    def busy(self) -> bool:
-        return bool(self.pending) or self.commit_lock.locked()
-
-
 class Hub:
     def __init__(self, db: Database, audit: AuditTrail, server_name: str, wakeups: Wakeups,
                  fan_out: HubFanOut, remote_rooms: RemoteRooms, clock: Clock, rng: Rng) -> None:
@@ -199,7 +160,7 @@ class Hub:
         self.clock = clock
         self.rng = rng
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._rooms: OrderedDict[str, _Room] = OrderedDict()
+        self._rooms = RoomCache()
         #: Queued submissions by transaction id, until their batch has committed.
         self._inflight: dict[TxnKey, asyncio.Future[SendResponse]] = {}
         #: The last :data:`RECENT_TXNS` committed ones (done futures), and how many so far.
@@ -240,7 +201,7 @@ class Hub:
                                         now_ms(self.clock))
                 await self.audit.record(tx, _log_entry(event))
             await self.audit.flush()
-        self._cache(_Room(applied.head, view))
+        self._rooms.put(CachedRoom(applied.head, view))
         log.info("room_created")
         return response
 
@@ -291,7 +252,7 @@ class Hub:
             stored = await storage.find_txn(conn, *key)
         return None if stored is None else decode_body(stored, SendResponse)
 
-    def _queue_application(self, room: _Room, c: Classified, key: TxnKey,
+    def _queue_application(self, room: CachedRoom, c: Classified, key: TxnKey,
                            sub: Submission) -> asyncio.Future[SendResponse]:
         """Check, sign and queue an application message; the room's head moves in memory.
         No await: the room cannot change under it."""
@@ -300,20 +261,20 @@ class Hub:
         applied = apply(room.head, None, event)
         response = SendResponse(event.content.seq, event.event_id.hex(), room.head.epoch)
         future: asyncio.Future[SendResponse] = asyncio.get_running_loop().create_future()
-        room.pending.append(_Pending(applied, key, response, future))
+        room.pending.append(PendingEvent(applied, key, response, future))
         room.head = applied.head
         self._inflight[key] = future
         if room.writer is None or room.writer.done():
             room.writer = asyncio.create_task(self._write_room(room))
         return future
 
-    async def _write_room(self, room: _Room) -> None:
+    async def _write_room(self, room: CachedRoom) -> None:
         """The room's writer: commits what is queued, batch after batch, until nothing is."""
         while room.pending and not room.broken:
             async with room.commit_lock:
                 await self._commit_pending(room)
 
-    async def _commit_pending(self, room: _Room) -> None:
+    async def _commit_pending(self, room: CachedRoom) -> None:
         """Commit every queued event of ``room`` in one transaction, then answer them (the
         caller holds ``room.commit_lock``). On failure see :meth:`_fail_room`."""
         items, room.pending = room.pending, []
@@ -350,12 +311,11 @@ class Hub:
         while len(self._recent) > RECENT_TXNS:
             self._recent.popitem(last=False)
 
-    def _fail_room(self, room: _Room, items: list[_Pending], exc: BaseException) -> None:
+    def _fail_room(self, room: CachedRoom, items: list[PendingEvent], exc: BaseException) -> None:
         """A batch failed (rolled back): it and everything queued behind it fail with ``exc``;
         the cached room is dropped (its head had moved past the database's)."""
         room.broken = True
-        if self._rooms.get(room.room_id) is room:
-            del self._rooms[room.room_id]
+        self._rooms.drop(room)
         failed, room.pending = items + room.pending, []
         for p in failed:
             if self._inflight.get(p.key) is p.future:
@@ -388,7 +348,7 @@ class Hub:
                     await self._store(applied, accepted, key, response)
                 except BaseException:
                     room.broken = True
-                    self._rooms.pop(rid, None)  # the view may have moved: reload it next time
+                    self._rooms.drop(room)  # the view may have moved: reload it next time
                     raise
                 room.head = applied.head
                 done: asyncio.Future[SendResponse] = asyncio.get_running_loop().create_future()
@@ -451,28 +411,18 @@ class Hub:
 
     # -- the cache ---------------------------------------------------------------------------------
 
-    async def _room(self, room_id: str) -> _Room:
+    async def _room(self, room_id: str) -> CachedRoom:
         room = self._rooms.get(room_id)
         if room is not None:
-            self._rooms.move_to_end(room_id)
             return room
         async with self.db.read() as conn:
             found = await storage.load_head(conn, room_id)
         if found is None:
             raise UnknownRoom("no such room")
         head, stored = found
-        room = _Room(head, PublicGroup.from_bytes(stored.view))
-        self._cache(room)
+        room = CachedRoom(head, PublicGroup.from_bytes(stored.view))
+        self._rooms.put(room)
         return room
-
-    def _cache(self, room: _Room) -> None:
-        self._rooms[room.room_id] = room
-        self._rooms.move_to_end(room.room_id)
-        while len(self._rooms) > MAX_CACHED_ROOMS:
-            victim = next((r for r in self._rooms.values() if not r.busy()), None)
-            if victim is None:
-                break  # every cached room has uncommitted events: keep them all for now
-            del self._rooms[victim.room_id]
 
 
 def _log_entry(event: SignedEvent) -> RoomEvent:
