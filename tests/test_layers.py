@@ -7,7 +7,8 @@
   and line.
 - One composition root: only ``server/app.py`` constructs services (the
   classes held under an AppKey, and a few building blocks); any other module
-  of the shells that calls one fails, naming the file and line.
+  of the shells that calls one fails, naming the file and line; the root sets
+  no attribute of what it built (no wiring after construction).
 - No runtime import cycle between ``server/`` and ``federation/``: the graph of
   the imports that run when a module is imported (module and class bodies, not
   functions, not ``if TYPE_CHECKING``) has no strongly connected component
@@ -191,6 +192,30 @@ def test_construction_check_catches_a_service_built_elsewhere(tmp_path):
     bad = construction_violations(tmp_path, {"Hub", "ServerKeyring"})
     assert bad == ["server/rooms/x.py:5 builds Hub", "server/rooms/x.py:6 builds Hub",
                    "server/rooms/x.py:7 builds ServerKeyring.open"]
+
+
+def setters(path: Path) -> list[int]:
+    """Lines that assign an attribute (``hub.federation = rooms``): wiring after construction."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+        for target in targets:
+            if any(isinstance(t, ast.Attribute) for t in ast.walk(target)):
+                out.append(node.lineno)
+    return out
+
+
+def test_the_composition_root_sets_nothing_after_construction():
+    for rel in sorted(COMPOSITION_ROOTS):
+        assert setters(REPO / rel) == [], f"{rel} sets attributes of built services"
+
+
+def test_setter_check_catches_wiring_after_construction(tmp_path):
+    sample = tmp_path / "app.py"
+    sample.write_text("hub = Hub(db)\napp[HUB] = hub\nhub.federation = rooms\n"
+                      "app[DELIVERY].federation, x = rooms, 1\n")
+    assert setters(sample) == [3, 4]
 
 
 # -- no runtime import cycle between server/ and federation/ ------------------------------
