@@ -42,7 +42,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from crypto.note import Signer
+from crypto.note import SIG_COSIGNATURE_V1, Signer
 from crypto.rng import Rng, system_rng
 from federation import store as federation_store
 from federation.appkeys import (
@@ -107,7 +107,7 @@ from server.services.passwords import PasswordHasher
 from server.services.ratelimit import FailureWindow, LoginLimiter
 from server.services.sessions import Sessions
 from server.storage import Database, connect, key_packages, meta
-from server.translog import TransparencyLog
+from server.translog import TransparencyLog, Witness
 from server.translog import add_routes as add_log_routes
 
 __all__ = ["create_app", "MAINTENANCE_INTERVAL", "TXN_RETENTION_MS", "TXN_PRUNE_INTERVAL",
@@ -231,8 +231,10 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
             items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item, rooms.prepare_room_event)
             items.register(ITEM_WELCOME, rooms.on_welcome_item)
             items.register(ITEM_TO_DEVICE, rooms.on_to_device_item)
-            witnessing = Witnessing(tlog, client, name,
+            witness_signer = Signer(f"{name}/witness",
                                     load_or_create_seed(config.keys_dir / "witness.key", rng),
+                                    SIG_COSIGNATURE_V1)
+            witnessing = Witnessing(tlog, client, name, Witness(tlog.storage, witness_signer, {}, clock),
                                     fed.peer_table, clock, db)
             await witnessing.load()
 

@@ -5,7 +5,8 @@
   pure third-party codecs and primitives (PyNaCl, cryptography, msgpack). Any
   I/O library, shell package or clock import fails this test, naming the file
   and line.
-- One composition root: only ``server/app.py`` constructs services (the
+- One composition root: only ``server/app.py`` (and the standalone log server's
+  ``server/translog/devserver.py``) constructs services (the
   classes held under an AppKey, and a few building blocks); any other module
   of the shells that calls one fails, naming the file and line; the root sets
   no attribute of what it built (no wiring after construction).
@@ -103,15 +104,16 @@ def test_federation_does_not_import_the_application_factory():
 
 # -- one composition root ------------------------------------------------------------------
 
-#: The modules allowed to construct services: the homeserver's composition root.
-COMPOSITION_ROOTS = {"server/app.py"}
+#: The modules allowed to construct services: the homeserver's composition root, and the
+#: standalone log server's (its own program: one log and its witness, for tests and demos).
+COMPOSITION_ROOTS = {"server/app.py", "server/translog/devserver.py"}
 #: Shell packages scanned for service construction (tests/ and bench/ build their own).
 SHELLS = ("server", "federation", "client", "protocol", "crypto")
 #: Types under an AppKey that are not services built from collaborators: the configuration
 #: and the storage handles, which the offline tools (admin CLI, log devserver) open too.
 NOT_SERVICES = {"Config", "Database", "TransparencyLog"}
 #: Services built only by the root that no AppKey holds.
-MORE_SERVICES = {"Discovery", "ReplayCache", "LoginLimiter", "FailureWindow"}
+MORE_SERVICES = {"Discovery", "ReplayCache", "LoginLimiter", "FailureWindow", "Witness"}
 #: Class methods that construct their class (``await ServerKeyring.open(...)``).
 FACTORIES = {"open"}
 
