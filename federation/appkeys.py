@@ -1,8 +1,8 @@
 """The federation services' slots in the application (aiohttp ``AppKey``).
 
-:data:`FEDERATION_ITEMS` exists from :func:`federation.setup_federation` on
+:data:`FEDERATION_ITEMS` exists from :func:`server.app.create_app` on
 (register item kinds at any time before the app starts serving); the others
-are filled when the application starts (``cleanup_ctx``).
+are filled by the composition root when the application starts (``cleanup_ctx``).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from server.translog import TransparencyLog
 
 __all__ = [
     "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
-    "KEY_DIRECTORY", "SIGNING_KEY", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
+    "KEY_DIRECTORY", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
     "REMOTE_ROOMS",
 ]
 
@@ -36,9 +36,7 @@ SESSIONS = web.AppKey("confide.sessions", Sessions)
 ACCOUNTS = web.AppKey("confide.accounts", Accounts)
 DEVICES = web.AppKey("confide.devices", Devices)
 KEY_DIRECTORY = web.AppKey("confide.key_directory", KeyDirectory)
-#: The server's Ed25519 signing key seed (32 bytes): hub event signatures, federation.
-SIGNING_KEY = web.AppKey("confide.signing_key", bytes)
-#: Rooms, delivery and attachments (built by :func:`server.messaging.setup_messaging`).
+#: Rooms, delivery and attachments.
 HUB = web.AppKey("confide.hub", Hub)
 DELIVERY = web.AppKey("confide.delivery", Delivery)
 WAKEUPS = web.AppKey("confide.wakeups", Wakeups)
