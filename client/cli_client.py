@@ -13,6 +13,7 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
     confide room list   --profile DIR [--json]
     confide send --profile DIR ROOM TEXT | --file PATH
     confide read --profile DIR ROOM [--json] [--follow] [--timeout S]
+                                                           refused events: one line each on stderr, exit 5
     confide device add  --profile DIR                      add your other devices to your rooms
     confide device list --profile DIR [--json]
     confide attachment get --profile DIR ROOM SEQ --out PATH
@@ -45,7 +46,8 @@ EXIT_CODES = {
     2: "usage error",
     3: "profile error (missing, wrong passphrase, damaged)",
     4: "the server could not be reached",
-    5: "verification failed (a peer's keys are not proven in the transparency log, or a broken room history)",
+    5: "verification failed (a peer's keys are not proven in the transparency log, or a room event "
+       "the hub did not sign, with an unknown key id, a wrong event id or a broken chain)",
     6: "not possible with this device's state (unknown room, not a member, retries exhausted)",
 }
 
@@ -349,17 +351,30 @@ async def _read(args, client, _profile) -> int:
             print(json.dumps(_jsonable(m)) if args.json else _line(m), flush=True)
             shown = m["seq"]
 
+    reported: set[str] = set()
+
+    def refusals() -> int:
+        """Each refused event of the room, once, as one sentence on stderr; 5 if any."""
+        sentences = [r.sentence() for r in client.room(args.room).refused]
+        for s in sentences:
+            if s not in reported:
+                reported.add(s)
+                print(f"confide: verification failed: {s}", file=sys.stderr, flush=True)
+        return 5 if reported else 0
+
     show()
     if not args.follow:
         for w in client.room(args.room).warnings:
             print(f"warning: {w}", file=sys.stderr)
-        return 0
+        return refusals()
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    refusals()
     while deadline is None or time.monotonic() < deadline:
         left = 25.0 if deadline is None else max(0.0, min(25.0, deadline - time.monotonic()))
         await client.sync(int(left * 1000))
         show()
-    return 0
+        refusals()
+    return refusals()
 
 
 async def _device_add(args, client, _profile) -> int:

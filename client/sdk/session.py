@@ -33,6 +33,7 @@ from client.profile import Profile
 from crypto.mls import Group
 from crypto.rng import Rng, system_rng
 
+from .envelopes import Refusal
 from .errors import RetriesExhausted, ServerError, VerificationFailed
 from .http import Http
 from .keys import Keys, split_identity
@@ -53,6 +54,7 @@ class RoomSummary:
     members: tuple[str, ...]
     last_seq: int
     warnings: tuple[str, ...]
+    refused: tuple[Refusal, ...] = ()  # events that failed verification, not applied
 
 
 class Client:
@@ -204,7 +206,8 @@ class Client:
             g = Group.from_bytes(r.group) if r.group is not None else None
             members = tuple(sorted(m.identity.decode() for m in g.members)) if g else ()
             out.append(RoomSummary(room_id, r.name, r.status, g.epoch if g else None, members,
-                                   r.last_seq, tuple(r.warnings)))
+                                   r.last_seq, tuple(r.warnings),
+                                   tuple(Refusal.from_record(x) for x in r.refused)))
         return out
 
     def room(self, room_id: str) -> RoomSummary:

@@ -6,7 +6,7 @@ Records and what they hold (all sealed at rest):
   Ed25519 seed, the pinned transparency-log key, the registration's log index);
 * ``key_packages``: KeyPackage privates by KeyPackageRef (hex), with the KeyPackage;
 * ``room/<room_id>``: :class:`RoomState` (MLS group state, last processed seq,
-  status, a commit awaiting the hub's answer);
+  status, a commit awaiting the hub's answer, the refused events after it);
 * ``messages/<room_id>``: the decrypted messages of the room, in seq order;
 * ``sync``: the since-token of the last sync;
 * ``verified``: peer devices whose registration was proven in the log.
@@ -58,6 +58,7 @@ class RoomState:
     name: str | None = None
     pending: PendingCommit | None = None
     warnings: list[str] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # Refusal records (envelopes.py)
 
     def to_record(self) -> dict[str, Any]:
         d = asdict(self)
