@@ -5,6 +5,7 @@ Modules, one responsibility each:
 * :mod:`.http`: msgpack requests, server errors mapped to typed ones;
 * :mod:`.store`: the SDK's records in the encrypted profile;
 * :mod:`.keys`: device keys, KeyPackages, claims and log verification of peers;
+* :mod:`.envelopes`: verifying room events with the hubs' published keys;
 * :mod:`.timeline`: applying one room event to the group state;
 * :mod:`.sync`: long-poll sync, history catch-up, Welcomes;
 * :mod:`.rooms`: create, invite, remove, leave, rotate, send (the commit pipeline);
@@ -14,6 +15,7 @@ Modules, one responsibility each:
 
 from __future__ import annotations
 
+from .envelopes import EventRefused, Failure, Refusal
 from .errors import (
     InvalidPayload,
     NotAMember,
@@ -33,6 +35,9 @@ __all__ = [
     "Client",
     "RoomSummary",
     "SyncResult",
+    "Refusal",
+    "Failure",
+    "EventRefused",
     "SdkError",
     "ServerError",
     "StaleEpoch",
