@@ -51,7 +51,7 @@ import aiohttp
 import msgpack
 
 from client.profile import MINIMUM, Profile
-from client.sdk import Client
+from client.sdk import Client, TextMessage
 from client.sdk.errors import TransportError
 from client.sdk.payload import encode_text
 from crypto.mls import Group
@@ -313,7 +313,7 @@ class ConfideAdapter(ChatAdapter):
         while await sdk_sync_page(bob):
             pass
         read = [m for m in bob.messages(self.pool_room)[before:]
-                if m.get("type") == "text" and str(m.get("body", "")).startswith("bench message")]
+                if isinstance(m, TextMessage) and m.body.startswith("bench message")]
         self.counters["decrypted_by_bob"] = len(read)
         self.counters["bob_sync_s"] = round(time.perf_counter() - t0, 2)
 

@@ -326,7 +326,7 @@ def verify_delivery(env: dict[str, str], url: str) -> dict[str, Any]:
         "            await bob.close()\n"
         "        rooms += len(bob.store.room_ids())\n"
         "        read += sum(1 for r in bob.store.room_ids() for m in bob.messages(r)\n"
-        "                    if str(m.get('body', '')).startswith('bench message'))\n"
+        "                    if str(getattr(m, 'body', '')).startswith('bench message'))\n"
         "    print(json.dumps({'decrypted_by_bob': read, 'rooms': rooms,\n"
         "                      'seconds': round(time.perf_counter() - t0, 1)}))\n"
         "asyncio.run(main())\n")

@@ -309,25 +309,27 @@ async def _send(args, client, _profile) -> int:
     return 0
 
 
-def _jsonable(m: dict[str, Any]) -> dict[str, Any]:
-    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in m.items()}
+def _jsonable(m) -> dict[str, Any]:
+    """A :class:`~client.sdk.messages.RoomMessage` as JSON: its record, bytes in base64."""
+    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
+            for k, v in m.to_record().items()}
 
 
-def _line(m: dict[str, Any]) -> str:
-    when = datetime.datetime.fromtimestamp(m["ts"] / 1000).strftime("%Y-%m-%d %H:%M:%S")
-    who = m["sender_user"]
-    kind = m["type"]
-    if kind == "text":
-        what = m["body"]
-    elif kind == "attachment":
-        what = f"[attachment {m['name']}, {m['size']} bytes; confide attachment get ... {m['seq']}]"
-    elif kind == "membership":
-        parts = [f"added {', '.join(m['added'])}" if m["added"] else "",
-                 f"removed {', '.join(m['removed'])}" if m["removed"] else ""]
+def _line(m) -> str:
+    from client.sdk.messages import AttachmentMessage, MembershipMessage, TextMessage
+
+    when = datetime.datetime.fromtimestamp(m.ts / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(m, TextMessage):
+        what = m.body
+    elif isinstance(m, AttachmentMessage):
+        what = f"[attachment {m.name}, {m.size} bytes; confide attachment get ... {m.seq}]"
+    elif isinstance(m, MembershipMessage):
+        parts = [f"added {', '.join(m.added)}" if m.added else "",
+                 f"removed {', '.join(m.removed)}" if m.removed else ""]
         what = "* " + "; ".join(p for p in parts if p)
     else:
-        what = f"[{kind}]"
-    return f"[{m['seq']}] {when} {who}: {what}"
+        what = f"[{m.type.value}]"
+    return f"[{m.seq}] {when} {m.sender_user}: {what}"
 
 
 async def _drain(client) -> None:
@@ -349,7 +351,7 @@ async def _read(args, client, _profile) -> int:
         nonlocal shown
         for m in client.messages(args.room, shown):
             print(json.dumps(_jsonable(m)) if args.json else _line(m), flush=True)
-            shown = m["seq"]
+            shown = m.seq
 
     reported: set[str] = set()
 
@@ -403,7 +405,9 @@ async def _device_list(args, client, _profile) -> int:
 
 async def _attachment_get(args, client, _profile) -> int:
     await client.sync()
-    match = [m for m in client.messages(args.room) if m["seq"] == args.seq and m["type"] == "attachment"]
+    from client.sdk.messages import AttachmentMessage
+
+    match = [m for m in client.messages(args.room) if m.seq == args.seq and isinstance(m, AttachmentMessage)]
     if not match:
         return _fail(6, f"no attachment at event {args.seq} in {args.room}")
     args.out.write_bytes(await client.download_attachment(match[0]))

@@ -6,6 +6,7 @@ Modules, one responsibility each:
 * :mod:`.store`: the SDK's records in the encrypted profile;
 * :mod:`.keys`: device keys, KeyPackages, claims and log verification of peers;
 * :mod:`.envelopes`: verifying room events with the hubs' published keys;
+* :mod:`.messages`: the timeline's messages (frozen dataclasses);
 * :mod:`.timeline`: applying one room event to the group state;
 * :mod:`.sync`: long-poll sync, history catch-up, Welcomes;
 * :mod:`.rooms`: create, invite, remove, leave, rotate, send (the commit pipeline);
@@ -28,6 +29,13 @@ from .errors import (
     UnknownRoom,
     VerificationFailed,
 )
+from .messages import (
+    AttachmentMessage,
+    MembershipMessage,
+    MessageType,
+    RoomMessage,
+    TextMessage,
+)
 from .session import Client, RoomSummary
 from .sync import SyncResult
 
@@ -35,6 +43,11 @@ __all__ = [
     "Client",
     "RoomSummary",
     "SyncResult",
+    "RoomMessage",
+    "TextMessage",
+    "AttachmentMessage",
+    "MembershipMessage",
+    "MessageType",
     "Refusal",
     "Failure",
     "EventRefused",

@@ -52,6 +52,7 @@ from crypto.rng import Rng, system_rng
 from .errors import NotAMember, RetriesExhausted, ServerError, StaleEpoch, TransportError
 from .http import Http, quote_path
 from .keys import SUITE, Keys, device_identity
+from .messages import MembershipMessage, message_from_record
 from .store import PendingCommit, RoomState, Store
 from .sync import Sync
 
@@ -174,10 +175,9 @@ class Rooms:
         if not added and not removed:
             return
         acct = self.store.account()
-        self.store.add_messages(room_id, [{
-            "room_id": room_id, "seq": out["seq"], "sender_user": acct.user_id,
-            "sender_device": acct.device_id, "ts": int(time.time() * 1000),
-            "epoch": staged.epoch - 1, "type": "membership", "added": added, "removed": removed}])
+        self.store.add_messages(room_id, [MembershipMessage(
+            room_id, out["seq"], acct.user_id, acct.device_id, int(time.time() * 1000),
+            staged.epoch - 1, tuple(added), tuple(removed))])
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -345,10 +345,10 @@ class Rooms:
             except StaleEpoch:
                 await self.sync.catch_up(room_id)
                 continue
-            m = {"room_id": room_id, "seq": out["seq"], "sender_user": acct.user_id,
-                 "sender_device": acct.device_id, "ts": int(time.time() * 1000),
-                 "epoch": group.epoch, **local}
-            self.store.add_messages(room_id, [m])
+            self.store.add_messages(room_id, [message_from_record({
+                "room_id": room_id, "seq": out["seq"], "sender_user": acct.user_id,
+                "sender_device": acct.device_id, "ts": int(time.time() * 1000),
+                "epoch": group.epoch, **local})])
             return out["seq"]
         raise RetriesExhausted(f"{room_id}: the epoch kept changing under the message")
 

@@ -37,6 +37,7 @@ from .envelopes import Refusal
 from .errors import RetriesExhausted, ServerError, VerificationFailed
 from .http import Http
 from .keys import Keys, split_identity
+from .messages import AttachmentMessage, RoomMessage
 from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
 from .rooms import Rooms
 from .store import Account, Store
@@ -231,14 +232,14 @@ class Client:
         async with self._exclusive():
             return await self.rooms_engine.send_payload(room_id, payload, local)
 
-    async def download_attachment(self, message: dict[str, Any]) -> bytes:
+    async def download_attachment(self, message: AttachmentMessage) -> bytes:
         """The plaintext of an attachment message (checked against its content id and key)."""
-        blob = await self.http.get_bytes(f"/attachments/{message['content_id']}")
-        return open_attachment(message, blob)
+        blob = await self.http.get_bytes(f"/attachments/{message.content_id}")
+        return open_attachment(message.attachment, blob)
 
-    def messages(self, room_id: str, after_seq: int = -1) -> list[dict[str, Any]]:
+    def messages(self, room_id: str, after_seq: int = -1) -> list[RoomMessage]:
         """The room's messages this device has read or sent, in seq order."""
-        return [m for m in self.store.messages(room_id) if m["seq"] > after_seq]
+        return [m for m in self.store.messages(room_id) if m.seq > after_seq]
 
     async def sync(self, timeout_ms: int = 0) -> SyncResult:
         """One sync round: fetch (long-poll up to ``timeout_ms``), then apply under the lock;

@@ -7,7 +7,8 @@ Records and what they hold (all sealed at rest):
 * ``key_packages``: KeyPackage privates by KeyPackageRef (hex), with the KeyPackage;
 * ``room/<room_id>``: :class:`RoomState` (MLS group state, last processed seq,
   status, a commit awaiting the hub's answer, the refused events after it);
-* ``messages/<room_id>``: the decrypted messages of the room, in seq order;
+* ``messages/<room_id>``: the decrypted messages of the room, in seq order
+  (:class:`~client.sdk.messages.RoomMessage` records);
 * ``sync``: the since-token of the last sync;
 * ``verified``: peer devices whose registration was proven in the log.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from client.profile import Profile
 
 from .errors import NotSignedIn, UnknownRoom
+from .messages import RoomMessage, message_from_record
 
 __all__ = ["Account", "RoomState", "PendingCommit", "StoredKeyPackage", "Store"]
 
@@ -122,16 +124,16 @@ class Store:
         return [n.removeprefix("room/") for n in self.profile.names("room/")]
 
     # -- messages ----------------------------------------------------------------------
-    def messages(self, room_id: str) -> list[dict[str, Any]]:
-        return self.profile.get(f"messages/{room_id}", [])
+    def messages(self, room_id: str) -> list[RoomMessage]:
+        return [message_from_record(d) for d in self.profile.get(f"messages/{room_id}", [])]
 
-    def add_messages(self, room_id: str, new: list[dict[str, Any]]) -> None:
+    def add_messages(self, room_id: str, new: list[RoomMessage]) -> None:
         if not new:
             return
-        have = self.messages(room_id)
-        seen = {m["seq"] for m in have}
-        have.extend(m for m in new if m["seq"] not in seen)
-        have.sort(key=lambda m: m["seq"])
+        have: list[dict[str, Any]] = self.profile.get(f"messages/{room_id}", [])
+        seen = {d["seq"] for d in have}
+        have.extend(m.to_record() for m in new if m.seq not in seen)
+        have.sort(key=lambda d: d["seq"])
         self.profile.put(f"messages/{room_id}", have)
 
     # -- sync and verification -----------------------------------------------------------

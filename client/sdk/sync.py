@@ -41,6 +41,7 @@ from protocol.events import SignedEvent
 from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
 from .http import Http, quote_path
 from .keys import Keys
+from .messages import RoomMessage
 from .store import RoomState, Store
 from .timeline import Applied, apply_event
 
@@ -55,7 +56,7 @@ def _seq(ev: SignedEvent | Refusal) -> int | None:
 
 @dataclass
 class SyncResult:
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[RoomMessage] = field(default_factory=list)
     joined: list[str] = field(default_factory=list)
     added: dict[str, list[bytes]] = field(default_factory=dict)  # room -> identities added
     refused: list[Refusal] = field(default_factory=list)  # events that failed their checks

@@ -1,4 +1,4 @@
-"""Applying a room's signed events, in seq order, to this device's group state.
+r"""Applying a room's signed events, in seq order, to this device's group state.
 
 :func:`apply_event` takes one event (:class:`protocol.events.SignedEvent`) that
 directly follows ``room.last_seq`` and returns what it produced:
@@ -7,7 +7,8 @@ directly follows ``room.last_seq`` and returns what it produced:
   stored it when sending); our own commit was merged when the hub accepted it,
   or, if the answer was lost, the commit waiting in ``room.pending`` is adopted
   when its exact bytes appear;
-* others' application messages: decrypted and decoded into message dicts;
+* others' application messages: decrypted and decoded into
+  :class:`~client.sdk.messages.RoomMessage`\ s;
 * others' proposals: remembered by the group for the next commit;
 * others' commits: staged and merged; a commit that removes us ends the room
   (status ``removed``, group state dropped); the added and removed members
@@ -29,6 +30,7 @@ from crypto.mls import Group, MessageKind, MLSMessage
 from protocol.events import SignedEvent
 
 from .errors import InvalidPayload
+from .messages import MembershipMessage, RoomMessage, message_from_record
 from .payload import decode_payload
 from .store import RoomState
 
@@ -39,7 +41,7 @@ _MAX_WARNINGS = 50
 
 @dataclass
 class Applied:
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[RoomMessage] = field(default_factory=list)
     added: list[bytes] = field(default_factory=list)  # identities a commit added
 
 
@@ -57,10 +59,10 @@ def _warn(room: RoomState, text: str) -> None:
     del room.warnings[:-_MAX_WARNINGS]
 
 
-def _base(ev: SignedEvent, kind: str) -> dict[str, Any]:
+def _meta(ev: SignedEvent) -> dict[str, Any]:
     c = ev.content
     return {"room_id": c.room_id, "seq": c.seq, "sender_user": c.sender_user,
-            "sender_device": c.sender_device, "ts": c.ts, "epoch": c.epoch, "type": kind}
+            "sender_device": c.sender_device, "ts": c.ts, "epoch": c.epoch}
 
 
 def apply_event(room: RoomState, ev: SignedEvent, own_device: str, own_user: str) -> Applied:
@@ -105,9 +107,7 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
             _warn(room, f"seq {c.seq}: {exc}")
             room.group = group.to_bytes()
             return
-        m = _base(ev, payload.pop("type"))
-        m.update(payload)
-        out.messages.append(m)
+        out.messages.append(message_from_record({**_meta(ev), **payload}))
     elif processed.kind == MessageKind.COMMIT:
         staged = processed.staged_commit
         assert staged is not None
@@ -120,9 +120,9 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
         removed = [leaf.credential.identity for _, leaf in staged.removed]
         out.added.extend(added)
         if added or removed:
-            m = _base(ev, "membership")
-            m.update({"added": [i.decode() for i in added], "removed": [i.decode() for i in removed]})
-            out.messages.append(m)
+            out.messages.append(MembershipMessage(
+                **_meta(ev), added=tuple(i.decode() for i in added),
+                removed=tuple(i.decode() for i in removed)))
         if staged.self_removed or not group.is_active:
             room.group, room.status = None, "removed"
             return
