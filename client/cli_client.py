@@ -288,19 +288,20 @@ async def _room_list(args, client, _profile) -> int:
     rooms = client.rooms()
     if args.json:
         for r in rooms:
-            print(json.dumps({"room_id": r.room_id, "name": r.name, "status": r.status,
+            print(json.dumps({"room_id": r.room_id, "name": r.name, "status": r.status.value,
                               "epoch": r.epoch, "members": list(r.members)}))
     else:
         for r in rooms:
             name = f" ({r.name})" if r.name else ""
-            print(f"{r.room_id}{name} {r.status} epoch {r.epoch} members {len(r.members)}")
+            print(f"{r.room_id}{name} {r.status.value} epoch {r.epoch} members {len(r.members)}")
     return 0
 
 
 async def _send(args, client, _profile) -> int:
     if (args.text is None) == (args.file is None):
         return _fail(2, "give either TEXT or --file")
-    await client.sync()
+    if not client.store.has_room(args.room):
+        await client.sync()  # its Welcome may be waiting; a known room catches up only if stale
     if args.file is not None:
         seq = await client.send_attachment(args.room, args.file.read_bytes(), args.file.name)
     else:

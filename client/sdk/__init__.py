@@ -37,6 +37,7 @@ from .messages import (
     TextMessage,
 )
 from .session import Client, RoomSummary
+from .store import RoomStatus
 from .sync import SyncResult
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "AttachmentMessage",
     "MembershipMessage",
     "MessageType",
+    "RoomStatus",
     "Refusal",
     "Failure",
     "EventRefused",

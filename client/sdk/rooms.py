@@ -53,7 +53,7 @@ from .errors import NotAMember, RetriesExhausted, ServerError, StaleEpoch, Trans
 from .http import Http, quote_path
 from .keys import SUITE, Keys, device_identity
 from .messages import MembershipMessage, message_from_record
-from .store import PendingCommit, RoomState, Store
+from .store import PendingCommit, RoomState, RoomStatus, Store
 from .sync import Sync
 
 __all__ = ["Rooms", "MAX_ATTEMPTS"]
@@ -93,8 +93,8 @@ class Rooms:
 
     def _joined(self, room_id: str) -> RoomState:
         room = self.store.room(room_id)
-        if room.status != "joined" or room.group is None:
-            raise NotAMember(f"this device is no longer a member of {room_id} ({room.status})")
+        if room.status is not RoomStatus.JOINED or room.group is None:
+            raise NotAMember(f"this device is no longer a member of {room_id} ({room.status.value})")
         return room
 
     async def _post(self, room_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -278,7 +278,7 @@ class Rooms:
             await self.sync.catch_up(room_id)
             return await self.leave(room_id)
         room = self.store.room(room_id)
-        room.group, room.status, room.pending = None, "left", None
+        room.group, room.status, room.pending = None, RoomStatus.LEFT, None
         self.store.save_room(room)
 
     async def add_own_devices(self) -> dict[str, list[str]]:
@@ -289,7 +289,7 @@ class Rooms:
         out: dict[str, list[str]] = {}
         for room_id in self.store.room_ids():
             room = self.store.room(room_id)
-            if room.status != "joined" or room.group is None:
+            if room.status is not RoomStatus.JOINED or room.group is None:
                 continue
             members = {m.identity for m in Group.from_bytes(room.group).members}
             missing = {d["device_id"] for d in devices

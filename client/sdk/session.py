@@ -40,7 +40,7 @@ from .keys import Keys, split_identity
 from .messages import AttachmentMessage, RoomMessage
 from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
 from .rooms import Rooms
-from .store import Account, Store
+from .store import Account, RoomStatus, Store
 from .sync import Sync, SyncResult
 
 __all__ = ["Client", "RoomSummary"]
@@ -50,7 +50,7 @@ __all__ = ["Client", "RoomSummary"]
 class RoomSummary:
     room_id: str
     name: str | None
-    status: str
+    status: RoomStatus
     epoch: int | None
     members: tuple[str, ...]
     last_seq: int
@@ -257,7 +257,7 @@ class Client:
     async def _after_sync(self, result: SyncResult) -> None:
         for room_id in self.store.room_ids():
             room = self.store.room(room_id)
-            if room.status == "joined" and room.group is not None:
+            if room.status is RoomStatus.JOINED and room.group is not None:
                 g = Group.from_bytes(room.group)
                 if any(sender != g.own_leaf_index for _, sender in g.pending_proposals.values()):
                     try:
@@ -283,7 +283,7 @@ class Client:
 
     def _warn(self, room_id: str, text: str) -> None:
         room = self.store.room(room_id)
-        if room.status == "joined" and text not in room.warnings[-5:]:
+        if room.status is RoomStatus.JOINED and text not in room.warnings[-5:]:
             room.warnings.append(text)
             self.store.save_room(room)
 

@@ -16,6 +16,7 @@ Records and what they hold (all sealed at rest):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 from client.profile import Profile
@@ -23,7 +24,7 @@ from client.profile import Profile
 from .errors import NotSignedIn, UnknownRoom
 from .messages import RoomMessage, message_from_record
 
-__all__ = ["Account", "RoomState", "PendingCommit", "StoredKeyPackage", "Store"]
+__all__ = ["Account", "RoomState", "RoomStatus", "PendingCommit", "StoredKeyPackage", "Store"]
 
 
 @dataclass
@@ -49,6 +50,14 @@ class PendingCommit:
     new_group: bytes
 
 
+class RoomStatus(Enum):
+    """This device's standing in a room."""
+
+    JOINED = "joined"
+    LEFT = "left"  # it sent its Remove proposal and forgot the room's keys
+    REMOVED = "removed"  # a commit removed it
+
+
 @dataclass
 class RoomState:
     room_id: str
@@ -56,7 +65,7 @@ class RoomState:
     last_seq: int = -1  # every event up to here has been processed, in order
     last_event_id: bytes | None = None  # id of event last_seq (for the prev chain)
     joined_epoch: int = 0  # events of earlier epochs cannot be read by this device
-    status: str = "joined"  # joined | left | removed
+    status: RoomStatus = RoomStatus.JOINED
     name: str | None = None
     pending: PendingCommit | None = None
     warnings: list[str] = field(default_factory=list)
@@ -64,12 +73,14 @@ class RoomState:
 
     def to_record(self) -> dict[str, Any]:
         d = asdict(self)
+        d["status"] = self.status.value
         return d
 
     @classmethod
     def from_record(cls, d: dict[str, Any]) -> RoomState:
         d = dict(d)
         p = d.pop("pending", None)
+        d["status"] = RoomStatus(d.get("status", RoomStatus.JOINED.value))
         return cls(**d, pending=PendingCommit(**p) if p else None)
 
 

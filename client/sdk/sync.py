@@ -42,7 +42,7 @@ from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
 from .http import Http, quote_path
 from .keys import Keys
 from .messages import RoomMessage
-from .store import RoomState, Store
+from .store import RoomState, RoomStatus, Store
 from .timeline import Applied, apply_event
 
 __all__ = ["Sync", "SyncResult", "HISTORY_PAGE"]
@@ -212,7 +212,7 @@ class Sync:
             return None
         if self.store.has_room(room_id):
             old = self.store.room(room_id)
-            if old.status == "joined" and old.group is not None \
+            if old.status is RoomStatus.JOINED and old.group is not None \
                     and Group.from_bytes(old.group).epoch >= group.epoch:
                 self.keys.consume(ref)
                 return None  # an older Welcome delivered again

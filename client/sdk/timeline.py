@@ -11,7 +11,7 @@ directly follows ``room.last_seq`` and returns what it produced:
   :class:`~client.sdk.messages.RoomMessage`\ s;
 * others' proposals: remembered by the group for the next commit;
 * others' commits: staged and merged; a commit that removes us ends the room
-  (status ``removed``, group state dropped); the added and removed members
+  (:attr:`RoomStatus.REMOVED`, group state dropped); the added and removed members
   become a ``membership`` message;
 * events this device cannot read (epochs before it joined, undecryptable
   messages) are skipped; failures other than "before we joined" are noted in
@@ -32,7 +32,7 @@ from protocol.events import SignedEvent
 from .errors import InvalidPayload
 from .messages import MembershipMessage, RoomMessage, message_from_record
 from .payload import decode_payload
-from .store import RoomState
+from .store import RoomState, RoomStatus
 
 __all__ = ["Applied", "apply_event", "message_epoch"]
 
@@ -124,6 +124,6 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
                 **_meta(ev), added=tuple(i.decode() for i in added),
                 removed=tuple(i.decode() for i in removed)))
         if staged.self_removed or not group.is_active:
-            room.group, room.status = None, "removed"
+            room.group, room.status = None, RoomStatus.REMOVED
             return
     room.group = group.to_bytes()

@@ -8,6 +8,9 @@ re-signed with the hub's own key, or an event left out) makes ``confide
 read`` (the real CLI entry point, in-process) refuse the event, name what
 failed in one sentence and exit 5, without printing the message. Once the
 relay passes events through unchanged, the genuine event is read.
+
+The relay's request log also shows that ``confide send`` to a known room
+sends without a sync (a stale epoch is caught up from the room's history).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from client.profile import MINIMUM, Profile
-from client.sdk import Client
+from client.sdk import Client, TextMessage
 from federation import FEDERATION_KEYRING
 from protocol.events import SignedEvent, sign_event
 from server.cli import main
@@ -44,6 +47,7 @@ class TamperingRelay:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.tamper: Tamper | None = None
+        self.log: list[str] = []  # "METHOD /path" of every request
         self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self._forward)
         self.server = TestServer(self.app)
@@ -64,6 +68,7 @@ class TamperingRelay:
 
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
+        self.log.append(f"{request.method} {request.path}")
         headers = {k: v for k, v in request.headers.items()
                    if k in ("Authorization", "Content-Type", "Accept")}
         async with self._session.request(request.method, self.upstream + request.path_qs,
@@ -190,3 +195,19 @@ async def test_read_refuses_events_after_one_left_out(setup, capsys):
     relay.tamper = None
     code, out, _ = await read(hs, capsys, room)
     assert code == 0 and "the hidden message" in out and "the message after it" in out
+
+
+async def test_send_to_a_known_room_posts_once_and_never_syncs(setup, capsys):
+    hs, relay, alice, room = setup
+    assert (await read(hs, capsys, room))[0] == 0
+    profile = str(hs.tmp / "profile-bob")
+    relay.log.clear()
+    assert await asyncio.to_thread(main, ["send", "--profile", profile, room, "one"]) == 0
+    posts = [r for r in relay.log if r.startswith("POST ") and r.endswith("/send")]
+    assert len(posts) == 1 and not any(r.endswith("/sync") for r in relay.log)
+    await alice.rotate_keys(room)  # a commit bob has not read: still no sync to send
+    relay.log.clear()
+    assert await asyncio.to_thread(main, ["send", "--profile", profile, room, "two"]) == 0
+    assert not any(r.endswith("/sync") for r in relay.log)
+    await alice.sync()
+    assert [m.body for m in alice.messages(room) if isinstance(m, TextMessage)][-2:] == ["one", "two"]

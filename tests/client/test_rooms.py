@@ -15,6 +15,7 @@ from client.sdk import (
     TransportError,
 )
 from client.sdk.rooms import Rooms
+from client.sdk.store import RoomStatus
 from crypto.mls import Group
 
 
@@ -74,7 +75,7 @@ async def test_a_removed_member_reads_nothing_after_removal(hs):
     await alice.send_text(room, "after bob left")
     await bob.sync()
     assert "after bob left" not in texts(bob, room)
-    assert bob.room(room).status == "removed"
+    assert bob.room(room).status is RoomStatus.REMOVED
     with pytest.raises(NotAMember):
         await bob.send_text(room, "let me in")
 
@@ -82,7 +83,7 @@ async def test_a_removed_member_reads_nothing_after_removal(hs):
 async def test_leave_is_completed_by_another_members_commit(hs):
     alice, bob, room = await converse(hs)
     await bob.leave(room)
-    assert bob.room(room).status == "left"
+    assert bob.room(room).status is RoomStatus.LEFT
     await alice.sync()  # sees the proposal and commits it
     members = alice.room(room).members
     assert not any(m.startswith(bob.user_id) for m in members)

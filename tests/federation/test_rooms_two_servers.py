@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from client.sdk import ServerError
+from client.sdk.store import RoomStatus
 from federation import FEDERATION_SENDER
 from protocol.events import SignedEvent
 from protocol.schema import unpack_body
@@ -29,7 +30,7 @@ async def room_seqs(node, room):
 
 async def joined(client, room):
     await client.sync()
-    return client.store.has_room(room) and client.room(room).status == "joined"
+    return client.store.has_room(room) and client.room(room).status is RoomStatus.JOINED
 
 
 async def reads(client, room, expected):
