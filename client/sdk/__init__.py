@@ -7,6 +7,7 @@ Modules, one responsibility each:
 * :mod:`.keys`: device keys, KeyPackages, claims and log verification of peers;
 * :mod:`.envelopes`: verifying room events with the hubs' published keys;
 * :mod:`.messages`: the timeline's messages (frozen dataclasses);
+* :mod:`.groups`: the rooms' live MLS groups;
 * :mod:`.timeline`: applying one room event to the group state;
 * :mod:`.sync`: long-poll sync, history catch-up, Welcomes;
 * :mod:`.rooms`: create, invite, remove, leave, rotate, send (the commit pipeline);

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from crypto.errors import CryptoError
+from crypto.errors import CryptoError, InternalError
 from crypto.mls import (
     Add,
     Group,
@@ -50,6 +50,7 @@ from crypto.mls.key_package_gen import generate_key_package
 from crypto.rng import Rng, system_rng
 
 from .errors import NotAMember, RetriesExhausted, ServerError, StaleEpoch, TransportError
+from .groups import GroupStore
 from .http import Http, quote_path
 from .keys import SUITE, Keys, device_identity
 from .messages import MembershipMessage, message_from_record
@@ -82,11 +83,13 @@ def pending_refs(group: Group, exclude_leaves: set[int] = frozenset()) -> list[b
 
 
 class Rooms:
-    def __init__(self, http: Http, store: Store, keys: Keys, sync: Sync, rng: Rng = system_rng) -> None:
+    def __init__(self, http: Http, store: Store, keys: Keys, sync: Sync, groups: GroupStore,
+                 rng: Rng = system_rng) -> None:
         self.http = http
         self.store = store
         self.keys = keys
         self.sync = sync
+        self.groups = groups
         self.rng = rng
 
     # -- helpers ---------------------------------------------------------------------------
@@ -141,14 +144,16 @@ class Rooms:
         await self.resolve_pending(room_id)
         for _ in range(MAX_ATTEMPTS):
             room = self._joined(room_id)
-            tentative = Group.from_bytes(room.group)  # type: ignore[arg-type]
+            tentative = self.groups.copy(room)
             staged = build(tentative)
             if staged is None:
                 return None
+            if staged.commit is None:
+                raise InternalError("a staged commit of our own carries no commit message")
             tentative.merge_staged_commit(staged)
             info = MLSMessage(tentative.group_info(with_ratchet_tree=True))
             room.pending = PendingCommit(
-                _txn(self.rng), staged.commit.to_bytes(),  # type: ignore[union-attr]
+                _txn(self.rng), staged.commit.to_bytes(),
                 staged.welcome.to_bytes() if staged.welcome is not None else None,
                 info.to_bytes(), tentative.to_bytes())
             self.store.save_room(room)
@@ -163,7 +168,8 @@ class Rooms:
                 room.pending = None
                 self.store.save_room(room)
                 raise
-            room.group, room.pending = room.pending.new_group, None
+            room.pending = None
+            self.groups.put(room, tentative)  # the staged group is the room's now
             self.store.save_room(room)
             self._record_membership(room_id, out, staged)
             return staged
@@ -190,7 +196,8 @@ class Rooms:
         group = Group.create(suite, self.rng(16), kp, priv, rng=self.rng)
         info = MLSMessage(group.group_info(with_ratchet_tree=True)).to_bytes()
         out = await self._post_create({"txn_id": _txn(self.rng), "group_info": info})
-        room = RoomState(out["room_id"], group.to_bytes(), last_seq=-1, name=name)
+        room = RoomState(out["room_id"], None, last_seq=-1, name=name)
+        self.groups.put(room, group)
         self.store.save_room(room)
         await self.sync.catch_up(room.room_id)  # the create event (seq 0) sets the chain
         return room.room_id
@@ -242,8 +249,7 @@ class Rooms:
             return g.stage_commit([Proposal(Remove(i)) for i in sorted(leaves)],
                                   proposal_refs=pending_refs(g, leaves))
 
-        room = self._joined(room_id)
-        g = Group.from_bytes(room.group)  # type: ignore[arg-type]
+        g = self.groups.live(self._joined(room_id))
         if not any(m.identity.startswith(prefix) for m in g.members):
             raise NotAMember(f"{user_id} is not a member of {room_id}")
         await self.commit(room_id, build)
@@ -269,8 +275,7 @@ class Rooms:
         room's keys. Another member's next commit completes the removal; until then the
         hub still counts this device as a member, but it can no longer read."""
         await self.resolve_pending(room_id)
-        room = self._joined(room_id)
-        group = Group.from_bytes(room.group)  # type: ignore[arg-type]
+        group = self.groups.copy(self._joined(room_id))  # dropped once the proposal is sent
         msg, _ = group.propose(Proposal(Remove(int(group.own_leaf_index))), public=True, rng=self.rng)
         try:
             await self._post_retrying(room_id, {"txn_id": _txn(self.rng), "message": msg.to_bytes()})
@@ -279,6 +284,7 @@ class Rooms:
             return await self.leave(room_id)
         room = self.store.room(room_id)
         room.group, room.status, room.pending = None, RoomStatus.LEFT, None
+        self.groups.forget(room_id)
         self.store.save_room(room)
 
     async def add_own_devices(self) -> dict[str, list[str]]:
@@ -291,7 +297,7 @@ class Rooms:
             room = self.store.room(room_id)
             if room.status is not RoomStatus.JOINED or room.group is None:
                 continue
-            members = {m.identity for m in Group.from_bytes(room.group).members}
+            members = {m.identity for m in self.groups.live(room).members}
             missing = {d["device_id"] for d in devices
                        if device_identity(acct.user_id, d["device_id"]) not in members}
             if not missing:
@@ -321,7 +327,8 @@ class Rooms:
                 await self._post_retrying(room_id, body)
             except StaleEpoch:
                 continue
-            room = RoomState(room_id, group.to_bytes(), joined_epoch=group.epoch)
+            room = RoomState(room_id, None, joined_epoch=group.epoch)
+            self.groups.put(room, group)
             self.store.save_room(room)
             await self.sync.catch_up(room_id)
             return group.epoch
@@ -335,10 +342,9 @@ class Rooms:
         acct = self.store.account()
         for _ in range(MAX_ATTEMPTS):
             room = self._joined(room_id)
-            group = Group.from_bytes(room.group)  # type: ignore[arg-type]
-            msg = group.protect(payload, rng=self.rng)
-            room.group = group.to_bytes()  # the used key is gone for good, sent or not
-            self.store.save_room(room)
+            with self.groups.changing(room) as group:
+                msg = group.protect(payload, rng=self.rng)
+            self.store.save_room(room)  # the used key is gone for good, sent or not
             try:
                 out = await self._post_retrying(room_id, {"txn_id": _txn(self.rng),
                                                           "message": msg.to_bytes()})

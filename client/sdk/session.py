@@ -30,11 +30,11 @@ from typing import Any
 import aiohttp
 
 from client.profile import Profile
-from crypto.mls import Group
 from crypto.rng import Rng, system_rng
 
 from .envelopes import Refusal
 from .errors import RetriesExhausted, ServerError, VerificationFailed
+from .groups import GroupStore
 from .http import Http
 from .keys import Keys, split_identity
 from .messages import AttachmentMessage, RoomMessage
@@ -73,8 +73,9 @@ class Client:
             server, token = acct.server, acct.access_token
         self.http = Http(server or "http://invalid", token, session=session)
         self.keys = Keys(self.http, self.store, rng)
-        self.sync_engine = Sync(self.http, self.store, self.keys)
-        self.rooms_engine = Rooms(self.http, self.store, self.keys, self.sync_engine, rng)
+        self.groups = GroupStore()
+        self.sync_engine = Sync(self.http, self.store, self.keys, self.groups)
+        self.rooms_engine = Rooms(self.http, self.store, self.keys, self.sync_engine, self.groups, rng)
         self.auto_add_own_devices = auto_add_own_devices
         self.own_devices_interval = own_devices_interval
         self._last_own_devices = 0.0
@@ -196,7 +197,7 @@ class Client:
         the hub's GroupInfo); returns the epoch. The alternative to :meth:`add_own_devices`."""
         async with self._exclusive():
             epoch = await self.rooms_engine.join_external(room_id)
-            g = Group.from_bytes(self.store.room(room_id).group)  # type: ignore[arg-type]
+            g = self.groups.live(self.store.room(room_id))
             await self._verify_identities({room_id: [m.identity for m in g.members]})
             return epoch
 
@@ -204,7 +205,7 @@ class Client:
         out = []
         for room_id in self.store.room_ids():
             r = self.store.room(room_id)
-            g = Group.from_bytes(r.group) if r.group is not None else None
+            g = self.groups.view(r)
             members = tuple(sorted(m.identity.decode() for m in g.members)) if g else ()
             out.append(RoomSummary(room_id, r.name, r.status, g.epoch if g else None, members,
                                    r.last_seq, tuple(r.warnings),
@@ -257,17 +258,19 @@ class Client:
     async def _after_sync(self, result: SyncResult) -> None:
         for room_id in self.store.room_ids():
             room = self.store.room(room_id)
-            if room.status is RoomStatus.JOINED and room.group is not None:
-                g = Group.from_bytes(room.group)
-                if any(sender != g.own_leaf_index for _, sender in g.pending_proposals.values()):
-                    try:
-                        await self.rooms_engine.commit_pending_proposals(room_id)
-                    except (ServerError, RetriesExhausted) as exc:
-                        self._warn(room_id, f"could not commit others' proposals: {exc}")
+            g = self.groups.view(room)
+            others = g is not None and any(sender != g.own_leaf_index
+                                           for _, sender in g.pending_proposals.values())
+            if room.status is RoomStatus.JOINED and others:
+                try:
+                    await self.rooms_engine.commit_pending_proposals(room_id)
+                except (ServerError, RetriesExhausted) as exc:
+                    self._warn(room_id, f"could not commit others' proposals: {exc}")
         for room_id in result.joined:
             room = self.store.room(room_id)
-            if room.group is not None:
-                ids = [m.identity for m in Group.from_bytes(room.group).members]
+            g = self.groups.view(room)
+            if g is not None:
+                ids = [m.identity for m in g.members]
                 result.added.setdefault(room_id, []).extend(ids)
         await self._verify_identities(result.added)
         if result.welcomes_used:
@@ -291,7 +294,7 @@ class Client:
         acct = self.store.account()
         for room_id, identities in by_room.items():
             room = self.store.room(room_id)
-            g = Group.from_bytes(room.group) if room.group is not None else None
+            g = self.groups.view(room)
             keys = {m.identity: m.signature_key for m in g.members} if g else {}
             changed = False
             for identity in identities:
@@ -311,7 +314,7 @@ class Client:
         async with self._exclusive():
             room = self.store.room(room_id)
             before = len(room.warnings)
-            g = Group.from_bytes(room.group) if room.group is not None else None
+            g = self.groups.view(room)
             await self._verify_identities({room_id: [m.identity for m in g.members] if g else []})
             return self.store.room(room_id).warnings[before:]
 

@@ -39,6 +39,7 @@ from crypto.mls import Group, MLSMessage, Welcome
 from protocol.events import SignedEvent
 
 from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
+from .groups import GroupStore
 from .http import Http, quote_path
 from .keys import Keys
 from .messages import RoomMessage
@@ -65,10 +66,12 @@ class SyncResult:
 
 
 class Sync:
-    def __init__(self, http: Http, store: Store, keys: Keys, hub_keys: HubKeys | None = None) -> None:
+    def __init__(self, http: Http, store: Store, keys: Keys, groups: GroupStore,
+                 hub_keys: HubKeys | None = None) -> None:
         self.http = http
         self.store = store
         self.keys = keys
+        self.groups = groups
         self.hub_keys = hub_keys or HubKeys(http)
 
     async def fetch(self, timeout_ms: int = 0, limit: int | None = None) -> dict[str, Any]:
@@ -187,7 +190,7 @@ class Sync:
         if room.last_event_id is not None and c.prev != room.last_event_id:
             self._refuse(room, Refusal(room.room_id, c.seq, Failure.CHAIN,
                                        f"its prev is not the id of event {room.last_seq}"), result)
-        applied: Applied = apply_event(room, ev, device, user)
+        applied: Applied = apply_event(room, ev, device, user, self.groups)
         room.refused = [r for r in room.refused if r["seq"] is None or r["seq"] > c.seq]
         if applied.messages:
             self.store.add_messages(room.room_id, applied.messages)
@@ -212,11 +215,12 @@ class Sync:
             return None
         if self.store.has_room(room_id):
             old = self.store.room(room_id)
-            if old.status is RoomStatus.JOINED and old.group is not None \
-                    and Group.from_bytes(old.group).epoch >= group.epoch:
+            current = self.groups.view(old)
+            if old.status is RoomStatus.JOINED and current is not None and current.epoch >= group.epoch:
                 self.keys.consume(ref)
                 return None  # an older Welcome delivered again
-        room = RoomState(room_id, group.to_bytes(), joined_epoch=group.epoch)
+        room = RoomState(room_id, None, joined_epoch=group.epoch)
+        self.groups.put(room, group)
         self.store.save_room(room)
         self.keys.consume(ref)
         result.welcomes_used += 1

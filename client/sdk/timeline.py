@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crypto.errors import CryptoError
-from crypto.mls import Group, MessageKind, MLSMessage
+from crypto.mls import MessageKind, MLSMessage
 from protocol.events import SignedEvent
 
 from .errors import InvalidPayload
+from .groups import GroupStore
 from .messages import MembershipMessage, RoomMessage, message_from_record
 from .payload import decode_payload
 from .store import RoomState, RoomStatus
@@ -65,19 +66,25 @@ def _meta(ev: SignedEvent) -> dict[str, Any]:
             "sender_device": c.sender_device, "ts": c.ts, "epoch": c.epoch}
 
 
-def apply_event(room: RoomState, ev: SignedEvent, own_device: str, own_user: str) -> Applied:
-    """Apply ``ev`` (seq ``room.last_seq + 1``) to ``room`` in place; see the module docstring."""
+def apply_event(room: RoomState, ev: SignedEvent, own_device: str, own_user: str,
+                groups: GroupStore) -> Applied:
+    """Apply ``ev`` (seq ``room.last_seq + 1``) to ``room`` in place, on the room's live group
+    from ``groups``; see the module docstring."""
     c = ev.content
     out = Applied()
     try:
-        _apply(room, ev, own_device, own_user, out)
+        _apply(room, ev, own_device, own_user, groups, out)
+    except BaseException:
+        groups.forget(room.room_id)  # the live group may be half changed: the stored state holds
+        raise
     finally:
         room.last_seq = c.seq
         room.last_event_id = ev.event_id
     return out
 
 
-def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out: Applied) -> None:
+def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, groups: GroupStore,
+           out: Applied) -> None:
     c = ev.content
     kind = c.kind.value
     if kind == "create" or room.group is None:
@@ -91,13 +98,14 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
         return  # sent before this device joined: MLS gives us no keys for it
     try:
         msg = MLSMessage.from_bytes(c.message)
-        group = Group.from_bytes(room.group)
+        group = groups.live(room)
         if kind in ("commit", "proposal") and message_epoch(msg) != group.epoch:
             _warn(room, f"seq {c.seq}: a {kind} for epoch {message_epoch(msg)} "
                         f"at our epoch {group.epoch} was skipped")
             return
         processed = group.process_message(msg)
     except CryptoError as exc:
+        groups.forget(room.room_id)  # it may have changed before failing: the stored state holds
         _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
         return
     if processed.kind == MessageKind.APPLICATION:
@@ -105,7 +113,7 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
             payload = decode_payload(processed.application_data or b"")
         except InvalidPayload as exc:
             _warn(room, f"seq {c.seq}: {exc}")
-            room.group = group.to_bytes()
+            groups.put(room, group)
             return
         out.messages.append(message_from_record({**_meta(ev), **payload}))
     elif processed.kind == MessageKind.COMMIT:
@@ -125,5 +133,6 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
                 removed=tuple(i.decode() for i in removed)))
         if staged.self_removed or not group.is_active:
             room.group, room.status = None, RoomStatus.REMOVED
+            groups.forget(room.room_id)
             return
-    room.group = group.to_bytes()
+    groups.put(room, group)
