@@ -394,13 +394,13 @@ async def _device_add(args, client, _profile) -> int:
 async def _device_list(args, client, _profile) -> int:
     devices = await client.keys.user_devices(client.user_id)
     for d in devices:
-        me = " (this device)" if d["device_id"] == client.device_id else ""
-        key = base64.b64encode(d["signature_key"]).decode()
+        me = " (this device)" if str(d.device_id) == client.device_id else ""
+        key = base64.b64encode(d.signature_key).decode()
         if args.json:
-            print(json.dumps({"device_id": d["device_id"], "signature_key": key,
-                              "log_index": d["log_index"], "this": bool(me)}))
+            print(json.dumps({"device_id": str(d.device_id), "signature_key": key,
+                              "log_index": d.log_index, "this": bool(me)}))
         else:
-            print(f"{d['device_id']}{me} key {key[:16]}... log entry {d['log_index']}")
+            print(f"{d.device_id}{me} key {key[:16]}... log entry {d.log_index}")
     return 0
 
 

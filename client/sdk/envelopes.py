@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from protocol.errors import MalformedBody
 from protocol.events import EventIdMismatch, InvalidEventSignature, MalformedEvent, SignedEvent
 from protocol.federation import ServerKeys, ServerKeysInvalid
 from protocol.rooms_api import HubKeyResponse
@@ -127,12 +126,12 @@ class HubKeys:
 
     async def fetch(self, hub: str) -> ServerKeys:
         """``GET /hub_key?server=HUB``: the document, self-signature checked, now cached."""
-        out = await self.http.call("GET", "/hub_key", params={"server": hub})
+        answer = await self.http.request("GET", "/hub_key", None, HubKeyResponse,
+                                         params={"server": hub})
         try:
-            answer = HubKeyResponse.from_wire(out)
             doc = ServerKeys.decode(answer.key_document)
             doc.verify(hub)
-        except (MalformedBody, ServerKeysInvalid) as exc:
+        except ServerKeysInvalid as exc:
             raise VerificationFailed(f"the key document of hub {hub} is not valid: {exc}") from None
         if answer.server_name != hub or answer.key_id not in doc.keys:
             raise VerificationFailed(f"the key answer for hub {hub} does not match its document")

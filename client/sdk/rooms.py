@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from crypto.errors import CryptoError, InternalError
 from crypto.mls import (
@@ -48,6 +48,15 @@ from crypto.mls.ciphersuite import get_suite
 from crypto.mls.extensions import ExtensionType, find_extension
 from crypto.mls.key_package_gen import generate_key_package
 from crypto.rng import Rng, system_rng
+from protocol.rooms_api import (
+    CreateRoomRequest,
+    CreateRoomResponse,
+    GroupInfoResponse,
+    RoomsResponse,
+    SendRequest,
+    SendResponse,
+)
+from protocol.rooms_api import RoomSummary as ServerRoom
 
 from .errors import NotAMember, RetriesExhausted, ServerError, StaleEpoch, TransportError
 from .groups import GroupStore
@@ -58,6 +67,8 @@ from .store import PendingCommit, RoomState, RoomStatus, Store
 from .sync import Sync
 
 __all__ = ["Rooms", "MAX_ATTEMPTS"]
+
+T = TypeVar("T")
 
 #: How many times a commit is re-staged after losing its epoch to another member's commit.
 MAX_ATTEMPTS = 8
@@ -100,19 +111,14 @@ class Rooms:
             raise NotAMember(f"this device is no longer a member of {room_id} ({room.status.value})")
         return room
 
-    async def _post(self, room_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.http.call("POST", f"/rooms/{quote_path(room_id)}/send", body)
+    async def _post(self, room_id: str, body: SendRequest) -> SendResponse:
+        """``POST /rooms/{room_id}/send``."""
+        return await self.http.request("POST", f"/rooms/{quote_path(room_id)}/send", body, SendResponse)
 
-    async def _post_retrying(self, room_id: str, body: dict[str, Any], tries: int = 3) -> dict[str, Any]:
-        """Send; a lost answer is retried with the same transaction id (idempotent)."""
-        for attempt in range(tries):
-            try:
-                return await self._post(room_id, body)
-            except TransportError:
-                if attempt == tries - 1:
-                    raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+    async def _post_retrying(self, room_id: str, body: SendRequest) -> SendResponse:
+        """:meth:`_post`; a lost answer is retried with the same transaction id (the hub is
+        idempotent)."""
+        return await _retrying(lambda: self._post(room_id, body))
 
     async def resolve_pending(self, room_id: str) -> None:
         """Settle a commit whose answer was lost: send it again with its transaction id."""
@@ -130,11 +136,8 @@ class Rooms:
         self.store.save_room(room)
 
     @staticmethod
-    def _commit_body(p: PendingCommit) -> dict[str, Any]:
-        body: dict[str, Any] = {"txn_id": p.txn_id, "message": p.message, "group_info": p.group_info}
-        if p.welcome is not None:
-            body["welcome"] = p.welcome
-        return body
+    def _commit_body(p: PendingCommit) -> SendRequest:
+        return SendRequest(p.txn_id, p.message, p.welcome, p.group_info)
 
     # -- the commit pipeline ----------------------------------------------------------------
 
@@ -175,14 +178,14 @@ class Rooms:
             return staged
         raise RetriesExhausted(f"{room_id}: lost the race for {MAX_ATTEMPTS} epochs in a row")
 
-    def _record_membership(self, room_id: str, out: dict[str, Any], staged: StagedCommit) -> None:
+    def _record_membership(self, room_id: str, out: SendResponse, staged: StagedCommit) -> None:
         added = [kp.leaf_node.credential.identity.decode() for _, kp in staged.added]
         removed = [leaf.credential.identity.decode() for _, leaf in staged.removed]
         if not added and not removed:
             return
         acct = self.store.account()
         self.store.add_messages(room_id, [MembershipMessage(
-            room_id, out["seq"], acct.user_id, acct.device_id, int(time.time() * 1000),
+            room_id, out.seq, acct.user_id, acct.device_id, int(time.time() * 1000),
             staged.epoch - 1, tuple(added), tuple(removed))])
 
     # -- operations ---------------------------------------------------------------------------
@@ -195,22 +198,13 @@ class Rooms:
                                         self.rng, signature_priv=acct.signature_seed)
         group = Group.create(suite, self.rng(16), kp, priv, rng=self.rng)
         info = MLSMessage(group.group_info(with_ratchet_tree=True)).to_bytes()
-        out = await self._post_create({"txn_id": _txn(self.rng), "group_info": info})
-        room = RoomState(out["room_id"], None, last_seq=-1, name=name)
+        request = CreateRoomRequest(_txn(self.rng), info)
+        out = await _retrying(lambda: self.http.request("POST", "/rooms", request, CreateRoomResponse))
+        room = RoomState(str(out.room_id), None, last_seq=-1, name=name)
         self.groups.put(room, group)
         self.store.save_room(room)
         await self.sync.catch_up(room.room_id)  # the create event (seq 0) sets the chain
         return room.room_id
-
-    async def _post_create(self, body: dict[str, Any]) -> dict[str, Any]:
-        for attempt in range(3):
-            try:
-                return await self.http.call("POST", "/rooms", body)
-            except TransportError:
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
 
     async def invite(self, room_id: str, user_id: str) -> list[str]:
         """Add every device of ``user_id`` (claimed, verified KeyPackages); returns the
@@ -278,7 +272,7 @@ class Rooms:
         group = self.groups.copy(self._joined(room_id))  # dropped once the proposal is sent
         msg, _ = group.propose(Proposal(Remove(int(group.own_leaf_index))), public=True, rng=self.rng)
         try:
-            await self._post_retrying(room_id, {"txn_id": _txn(self.rng), "message": msg.to_bytes()})
+            await self._post_retrying(room_id, SendRequest(_txn(self.rng), msg.to_bytes()))
         except StaleEpoch:
             await self.sync.catch_up(room_id)
             return await self.leave(room_id)
@@ -291,15 +285,15 @@ class Rooms:
         """Add this user's other devices (registered and proven in the log) to every room this
         device is in and they are not; returns room -> identities added."""
         acct = self.store.account()
-        devices = [d for d in await self.keys.user_devices(acct.user_id) if d["device_id"] != acct.device_id]
+        devices = [str(d.device_id) for d in await self.keys.user_devices(acct.user_id)
+                   if str(d.device_id) != acct.device_id]
         out: dict[str, list[str]] = {}
         for room_id in self.store.room_ids():
             room = self.store.room(room_id)
             if room.status is not RoomStatus.JOINED or room.group is None:
                 continue
             members = {m.identity for m in self.groups.live(room).members}
-            missing = {d["device_id"] for d in devices
-                       if device_identity(acct.user_id, d["device_id"]) not in members}
+            missing = {d for d in devices if device_identity(acct.user_id, d) not in members}
             if not missing:
                 continue
             claimed = [(d, kp) for d, kp in await self.keys.claim(acct.user_id) if d in missing]
@@ -321,8 +315,7 @@ class Rooms:
             prior = _own_leaf(info, suite, me)  # a re-join replaces our old leaf
             group, commit = Group.external_join(info, kp, priv, remove_prior=prior, rng=self.rng)
             new_info = MLSMessage(group.group_info(with_ratchet_tree=True))
-            body = {"txn_id": _txn(self.rng), "message": commit.to_bytes(),
-                    "group_info": new_info.to_bytes()}
+            body = SendRequest(_txn(self.rng), commit.to_bytes(), group_info=new_info.to_bytes())
             try:
                 await self._post_retrying(room_id, body)
             except StaleEpoch:
@@ -346,26 +339,44 @@ class Rooms:
                 msg = group.protect(payload, rng=self.rng)
             self.store.save_room(room)  # the used key is gone for good, sent or not
             try:
-                out = await self._post_retrying(room_id, {"txn_id": _txn(self.rng),
-                                                          "message": msg.to_bytes()})
+                out = await self._post_retrying(room_id, SendRequest(_txn(self.rng), msg.to_bytes()))
             except StaleEpoch:
                 await self.sync.catch_up(room_id)
                 continue
             self.store.add_messages(room_id, [message_from_record({
-                "room_id": room_id, "seq": out["seq"], "sender_user": acct.user_id,
+                "room_id": room_id, "seq": out.seq, "sender_user": acct.user_id,
                 "sender_device": acct.device_id, "ts": int(time.time() * 1000),
                 "epoch": group.epoch, **local})])
-            return out["seq"]
+            return out.seq
         raise RetriesExhausted(f"{room_id}: the epoch kept changing under the message")
 
-    async def server_rooms(self) -> list[dict[str, Any]]:
-        return list((await self.http.call("GET", "/rooms"))["rooms"])
+    async def server_rooms(self) -> tuple[ServerRoom, ...]:
+        return (await self.http.request("GET", "/rooms", None, RoomsResponse)).rooms
 
     async def group_info(self, room_id: str) -> GroupInfo:
-        out = await self.http.call("GET", f"/rooms/{quote_path(room_id)}/group_info")
-        body = MLSMessage.from_bytes(out["group_info"]).body
-        assert isinstance(body, GroupInfo)
+        """The room's current GroupInfo as the hub serves it; raises :class:`TransportError`
+        for an answer that is not one."""
+        out = await self.http.request("GET", f"/rooms/{quote_path(room_id)}/group_info", None,
+                                      GroupInfoResponse)
+        try:
+            body = MLSMessage.from_bytes(out.group_info).body
+        except CryptoError:
+            body = None
+        if not isinstance(body, GroupInfo):
+            raise TransportError(f"{room_id}: the served group_info is not a GroupInfo")
         return body
+
+
+async def _retrying(send: Callable[[], Awaitable[T]], tries: int = 3) -> T:
+    """``send()``, again after a :class:`TransportError` (a lost answer), up to ``tries`` times."""
+    for attempt in range(tries):
+        try:
+            return await send()
+        except TransportError:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _own_leaf(info: GroupInfo, suite, identity: bytes) -> int | None:

@@ -31,6 +31,15 @@ import aiohttp
 
 from client.profile import Profile
 from crypto.rng import Rng, system_rng
+from protocol.api import (
+    Empty,
+    KeyPackageCountResponse,
+    LoginRequest,
+    RegisterRequest,
+    SessionResponse,
+)
+from protocol.ids import DeviceId
+from protocol.rooms_api import AttachmentResponse
 
 from .envelopes import Refusal
 from .errors import RetriesExhausted, ServerError, VerificationFailed
@@ -97,8 +106,9 @@ class Client:
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         try:
-            out = await client.http.call("POST", "/register", {
-                "invite": invite, "user": user, "password": password, "device_name": device_name})
+            out = await client.http.request("POST", "/register",
+                                            RegisterRequest(invite, user, password, device_name),
+                                            SessionResponse)
             await client._start(server, out)
         except BaseException:
             await client.close()
@@ -111,26 +121,25 @@ class Client:
         """Log in; a profile with an account logs its device in again (same keys)."""
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
-        body: dict[str, Any] = {"user": user, "password": password, "device_name": device_name}
         old = client.store.account() if client.store.has_account() else None
-        if old is not None:
-            body["device_id"] = old.device_id
+        body = LoginRequest(user, password, device_name,
+                            DeviceId.parse(old.device_id) if old is not None else None)
         try:
-            out = await client.http.call("POST", "/login", body)
+            out = await client.http.request("POST", "/login", body, SessionResponse)
             await client._start(server, out, old)
         except BaseException:
             await client.close()
             raise
         return client
 
-    async def _start(self, server: str, out: dict[str, Any], old: Account | None = None) -> None:
+    async def _start(self, server: str, out: SessionResponse, old: Account | None = None) -> None:
         async with self._exclusive():
-            if old is not None and old.device_id == out["device_id"]:
+            if old is not None and old.device_id == str(out.device_id):
                 acct = old
-                acct.access_token, acct.server = out["access_token"], server.rstrip("/")
+                acct.access_token, acct.server = out.access_token, server.rstrip("/")
             else:
-                acct = Account(server.rstrip("/"), out["user_id"], out["device_id"],
-                               out["access_token"], self.rng(32))
+                acct = Account(server.rstrip("/"), str(out.user_id), str(out.device_id),
+                               out.access_token, self.rng(32))
             self.store.save_account(acct)
             self.http.token = acct.access_token
             await self.keys.register_device_keys()
@@ -147,7 +156,7 @@ class Client:
 
     async def logout(self) -> None:
         """Revoke this device's token (the device and its keys stay)."""
-        await self.http.call("POST", "/logout", {})
+        await self.http.request("POST", "/logout", Empty(), Empty)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
@@ -226,8 +235,8 @@ class Client:
     async def send_attachment(self, room_id: str, data: bytes, name: str) -> int:
         """Encrypt ``data`` under a fresh key, upload the ciphertext, send the key in MLS."""
         blob, key, nonce = seal_attachment(data, self.rng)
-        out = await self.http.call("POST", "/attachments", raw=blob)
-        att = Attachment(out["content_id"], key, nonce, name, len(data))
+        out = await self.http.request("POST", "/attachments", None, AttachmentResponse, raw=blob)
+        att = Attachment(out.content_id, key, nonce, name, len(data))
         payload = encode_attachment(att)
         local = att.to_payload()
         async with self._exclusive():
@@ -318,6 +327,6 @@ class Client:
             await self._verify_identities({room_id: [m.identity for m in g.members] if g else []})
             return self.store.room(room_id).warnings[before:]
 
-    async def ensure_key_packages(self) -> dict[str, Any]:
+    async def ensure_key_packages(self) -> KeyPackageCountResponse:
         async with self._exclusive():
             return await self.keys.top_up()
