@@ -81,7 +81,7 @@ class Server:
 async def _until_read(client: Client, room: str, text: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        if any(getattr(m, "body", None) == text for m in client.messages(room)[-50:]):
+        if any(isinstance(m, TextMessage) and m.body == text for m in client.messages(room)[-50:]):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"{text!r} not delivered")

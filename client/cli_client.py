@@ -300,8 +300,10 @@ async def _room_list(args, client, _profile) -> int:
 async def _send(args, client, _profile) -> int:
     if (args.text is None) == (args.file is None):
         return _fail(2, "give either TEXT or --file")
-    if not client.store.has_room(args.room):
-        await client.sync()  # its Welcome may be waiting; a known room catches up only if stale
+    if client.store.has_room(args.room):
+        await client.catch_up(args.room)  # that room only, so members just added can read it
+    else:
+        await client.sync()  # its Welcome may be waiting in the inbox
     if args.file is not None:
         seq = await client.send_attachment(args.room, args.file.read_bytes(), args.file.name)
     else:

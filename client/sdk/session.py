@@ -251,6 +251,14 @@ class Client:
         """The room's messages this device has read or sent, in seq order."""
         return [m for m in self.store.messages(room_id) if m.seq > after_seq]
 
+    async def catch_up(self, room_id: str) -> SyncResult:
+        """Apply one room's events after this device's last, from its history (no ``GET
+        /sync``: the inbox and other rooms wait), and verify the members it added."""
+        async with self._exclusive():
+            result = await self.sync_engine.catch_up(room_id)
+            await self._verify_identities(result.added)
+        return result
+
     async def sync(self, timeout_ms: int = 0) -> SyncResult:
         """One sync round: fetch (long-poll up to ``timeout_ms``), then apply under the lock;
         then commit others' pending proposals, verify added members, add own devices and top

@@ -10,7 +10,8 @@ failed in one sentence and exit 5, without printing the message. Once the
 relay passes events through unchanged, the genuine event is read.
 
 The relay's request log also shows that ``confide send`` to a known room
-sends without a sync (a stale epoch is caught up from the room's history).
+sends without a sync: it catches that room up from its history, so that a
+member added meanwhile can read the message.
 """
 
 from __future__ import annotations
@@ -205,9 +206,13 @@ async def test_send_to_a_known_room_posts_once_and_never_syncs(setup, capsys):
     assert await asyncio.to_thread(main, ["send", "--profile", profile, room, "one"]) == 0
     posts = [r for r in relay.log if r.startswith("POST ") and r.endswith("/send")]
     assert len(posts) == 1 and not any(r.endswith("/sync") for r in relay.log)
-    await alice.rotate_keys(room)  # a commit bob has not read: still no sync to send
+    carol = await hs.user("carol")
+    await alice.invite(room, carol.user_id)  # a commit bob has not read
     relay.log.clear()
     assert await asyncio.to_thread(main, ["send", "--profile", profile, room, "two"]) == 0
     assert not any(r.endswith("/sync") for r in relay.log)
+    assert any(r.startswith("GET ") and r.endswith("/events") for r in relay.log)
     await alice.sync()
+    await carol.sync()
     assert [m.body for m in alice.messages(room) if isinstance(m, TextMessage)][-2:] == ["one", "two"]
+    assert [m.body for m in carol.messages(room) if isinstance(m, TextMessage)] == ["two"]
