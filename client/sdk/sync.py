@@ -17,7 +17,8 @@ from disk and
    passes it and so acknowledges the inbox items.
 
 :meth:`Sync.catch_up` applies a room's history from ``last_seq + 1`` to its end
-(used after a ``stale_epoch`` refusal).
+(after a ``stale_epoch`` refusal, before ``confide send``, and for a room with
+refused events).
 
 Every envelope is verified before it is applied (:mod:`.envelopes`: strict decoding,
 ``event_id``, the hub's key by ``hub_key_id`` from ``GET /hub_key``, its signature) and
@@ -32,7 +33,7 @@ again), and listed in :attr:`SyncResult.refused`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from crypto.errors import CryptoError
 from crypto.mls import Group, MLSMessage, Welcome
@@ -169,7 +170,8 @@ class Sync:
         finally:
             self.store.save_room(room)
 
-    def _refuse(self, room: RoomState, refusal: Refusal, result: SyncResult) -> None:
+    def _refuse(self, room: RoomState, refusal: Refusal, result: SyncResult) -> NoReturn:
+        """Record ``refusal`` in the result and the room, and stop the room (raises)."""
         result.refused.append(refusal)
         record = refusal.to_record()
         if record not in room.refused:
@@ -182,7 +184,6 @@ class Sync:
         :class:`EventRefused` (after recording it) for a refused event."""
         if isinstance(ev, Refusal):
             self._refuse(room, ev, result)
-            return
         c = ev.content
         if c.seq != room.last_seq + 1:
             self._refuse(room, Refusal(room.room_id, c.seq, Failure.CHAIN,
