@@ -25,11 +25,14 @@ from protocol.federation_rooms import ITEM_ROOM_EVENT, ITEM_TO_DEVICE, ITEM_WELC
 from server import appkeys as server_appkeys
 from server.api.routes import REMOTE_USERS
 from server.config import Config
+from server.delivery.sync import Delivery
 from server.keyfiles import load_or_create_seed
+from server.rooms.hub import Hub
 
 from . import store
 from .appkeys import (
     FEDERATION_CLIENT,
+    FEDERATION_FORWARDED,
     FEDERATION_ITEMS,
     FEDERATION_KEYRING,
     FEDERATION_PEER_KEYS,
@@ -42,6 +45,7 @@ from .appkeys import (
 )
 from .client import FederationClient
 from .discovery import Discovery
+from .forwarded import ForwardedSends
 from .inbound import INBOUND_RETENTION_MS, ItemRegistry, TransactionReceiver
 from .keyring import ServerKeyring
 from .peer_keys import PeerKeys
@@ -94,7 +98,7 @@ def _federation(config: Config, clock: Callable[[], float], rng: Rng):
             app[FEDERATION_SENDER] = sender
             app[FEDERATION_VERIFIER] = verifier
             app[FEDERATION_RECEIVER] = TransactionReceiver(db, app[FEDERATION_ITEMS], clock)
-            rooms = _rooms(app, config, db, keyring, peer_keys, client, sender, clock)
+            rooms = _rooms(app, config, db, keyring, peer_keys, client, sender, clock, rng)
             witnessing = Witnessing(app[server_appkeys.TRANSPARENCY_LOG], client, config.server_name,
                                     load_or_create_seed(config.keys_dir / "witness.key", rng),
                                     fed.peer_table, clock, db)
@@ -122,21 +126,23 @@ def _federation(config: Config, clock: Callable[[], float], rng: Rng):
 
 
 def _rooms(app: web.Application, config: Config, db, keyring, peer_keys, client, sender,
-           clock: Callable[[], float]) -> RoomFederation:
-    """Room federation, plugged into the hub, delivery and the key routes."""
-    hub = app[server_appkeys.HUB]
-    rooms = RoomFederation(db=db, hub=hub, keyring=keyring, peer_keys=peer_keys, client=client,
-                           sender=sender, wakeups=app[server_appkeys.WAKEUPS],
+           clock: Callable[[], float], rng: Rng) -> RoomFederation:
+    """Room federation, then the hub and delivery that fan out through it."""
+    wakeups = app[server_appkeys.WAKEUPS]
+    rooms = RoomFederation(db=db, keyring=keyring, peer_keys=peer_keys, client=client,
+                           sender=sender, wakeups=wakeups,
                            key_directory=app[server_appkeys.KEY_DIRECTORY],
-                           devices_service=app[server_appkeys.DEVICES], server_name=config.server_name,
-                           clock=clock)
+                           server_name=config.server_name, clock=clock)
+    hub = Hub(db, app[server_appkeys.AUDIT], config.server_name, wakeups, rooms, rooms, clock, rng)
     items = app[FEDERATION_ITEMS]
     items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item, rooms.prepare_room_event)
     items.register(ITEM_WELCOME, rooms.on_welcome_item)
     items.register(ITEM_TO_DEVICE, rooms.on_to_device_item)
-    hub.federation = rooms
-    app[server_appkeys.DELIVERY].federation = rooms
+    app[server_appkeys.HUB] = hub
+    app[server_appkeys.DELIVERY] = Delivery(db, wakeups, rooms, config.server_name, clock)
+    app[server_appkeys.REMOTE_ROOMS] = rooms
     app[FEDERATION_ROOMS] = rooms
+    app[FEDERATION_FORWARDED] = ForwardedSends(hub, config.server_name)
     app[REMOTE_USERS] = rooms
     return rooms
 

@@ -13,7 +13,7 @@ from server.attachments.store import BlobStore
 from server.config import Config
 from server.delivery.sync import Delivery
 from server.delivery.wakeups import Wakeups
-from server.rooms.hub import Hub
+from server.rooms.hub import Hub, RemoteRooms
 from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
 from server.services.devices import Devices
@@ -25,6 +25,7 @@ from server.translog import TransparencyLog
 __all__ = [
     "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
     "KEY_DIRECTORY", "SIGNING_KEY", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
+    "REMOTE_ROOMS",
 ]
 
 CONFIG = web.AppKey("confide.config", Config)
@@ -42,3 +43,5 @@ HUB = web.AppKey("confide.hub", Hub)
 DELIVERY = web.AppKey("confide.delivery", Delivery)
 WAKEUPS = web.AppKey("confide.wakeups", Wakeups)
 ATTACHMENTS = web.AppKey("confide.attachments", BlobStore)
+#: Rooms hosted elsewhere and hubs' key documents (room federation's follower side).
+REMOTE_ROOMS = web.AppKey("confide.remote_rooms", RemoteRooms)

@@ -20,14 +20,12 @@ import structlog
 from aiohttp import web
 
 from crypto.rng import Rng
-from server.appkeys import ATTACHMENTS, AUDIT, DATABASE, DELIVERY, HUB, SIGNING_KEY, WAKEUPS
+from server.appkeys import ATTACHMENTS, HUB, WAKEUPS
 from server.attachments.routes import add_routes as add_attachment_routes
 from server.attachments.store import BlobStore
 from server.config import Config
 from server.delivery.routes import add_routes as add_delivery_routes
-from server.delivery.sync import Delivery
 from server.delivery.wakeups import Wakeups
-from server.rooms.hub import Hub
 from server.rooms.routes import add_routes as add_room_routes
 from server.services.clock import Clock
 
@@ -60,9 +58,6 @@ def _services(config: Config, clock: Clock, rng: Rng):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         wakeups = Wakeups()
         app[WAKEUPS] = wakeups
-        app[HUB] = Hub(app[DATABASE], app[AUDIT], app[SIGNING_KEY], config.server_name, wakeups,
-                       clock, rng)
-        app[DELIVERY] = Delivery(app[DATABASE], wakeups, config.server_name, clock)
         store = BlobStore(config.attachments_dir, config.attachments.max_size, rng)
         await asyncio.to_thread(store.open)
         app[ATTACHMENTS] = store
