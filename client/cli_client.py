@@ -13,7 +13,6 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
     confide room list   --profile DIR [--json]
     confide send --profile DIR ROOM TEXT | --file PATH
     confide read --profile DIR ROOM [--json] [--follow] [--timeout S]
-                                                           refused events: one line each on stderr, exit 5
     confide device add  --profile DIR                      add your other devices to your rooms
     confide device list --profile DIR [--json]
     confide attachment get --profile DIR ROOM SEQ --out PATH
@@ -21,6 +20,11 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
 The profile passphrase comes from ``CONFIDE_PASSPHRASE`` or a prompt; the
 account password from ``CONFIDE_PASSWORD`` or a prompt. (``CONFIDE_PROFILE_KDF=minimum``
 makes new profiles with Argon2id's minimum limits: for tests only.)
+
+``confide read`` verifies every room event with the hub's published keys; an event it
+refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never
+printed as a message: each is one sentence on stderr, and the exit status is 5.
+``confide send`` to a known room catches that room up from its history, not a full sync.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--file", type=Path, default=None, help="send this file as an attachment")
     p.set_defaults(func=_cmd(_send))
 
-    p = _parser(subparsers, "read", "sync and print a room's messages")
+    p = _parser(subparsers, "read", "sync and print a room's messages (refused events on stderr, exit 5)")
     _profile_arg(p)
     p.add_argument("room")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
