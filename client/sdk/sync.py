@@ -37,7 +37,9 @@ from typing import Any, NoReturn
 
 from crypto.errors import CryptoError
 from crypto.mls import Group, MLSMessage, Welcome
+from protocol.errors import ApiError
 from protocol.events import SignedEvent
+from protocol.rooms_api import InboxItem
 
 from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
 from .groups import GroupStore
@@ -114,8 +116,12 @@ class Sync:
     async def apply(self, body: dict[str, Any]) -> SyncResult:
         """Apply one sync answer (the caller holds the profile lock)."""
         result = SyncResult(raw_count=len(body.get("events", [])) + len(body.get("inbox", [])))
-        for item in body.get("inbox", []):
-            if item.get("kind") == "welcome":
+        for obj in body.get("inbox", []):
+            try:
+                item = InboxItem.from_wire(obj, "inbox item")
+            except ApiError:
+                continue  # not an inbox item: nothing to act on (acknowledged with the token)
+            if item.kind == "welcome":
                 room_id = await self._join(item, result)
                 if room_id is not None:
                     result.joined.append(room_id)
@@ -199,12 +205,12 @@ class Sync:
         if applied.added:
             result.added.setdefault(room.room_id, []).extend(applied.added)
 
-    async def _join(self, item: dict[str, Any], result: SyncResult) -> str | None:
-        room_id = item.get("room_id")
-        if not isinstance(room_id, str):
+    async def _join(self, item: InboxItem, result: SyncResult) -> str | None:
+        if item.room_id is None:
             return None
+        room_id = str(item.room_id)
         try:
-            msg = MLSMessage.from_bytes(item["payload"])
+            msg = MLSMessage.from_bytes(item.payload)
             if not isinstance(msg.body, Welcome):
                 return None
             found = self.keys.for_welcome(msg.body)

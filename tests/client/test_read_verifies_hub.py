@@ -130,7 +130,13 @@ def wrong_event_id(e: dict[str, Any]) -> dict[str, Any]:
     return e
 
 
+def malformed(e: dict[str, Any]) -> dict[str, Any]:
+    e["epoch"] = -1  # not a uint: the map does not decode as an event
+    return e
+
+
 CASES = {
+    "malformed": (malformed, "it is not a well-formed event"),
     "bad_signature": (flip_signature, "the hub's signature does not verify"),
     "unknown_key_id": (unknown_key_id, "it names a hub key id that the hub does not publish"),
     "wrong_event_id": (wrong_event_id, "its event id is not the hash of its content"),
