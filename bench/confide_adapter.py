@@ -51,9 +51,10 @@ import aiohttp
 import msgpack
 
 from client.profile import MINIMUM, Profile
-from client.sdk import Client
+from client.sdk import Client, TextMessage
 from client.sdk.errors import TransportError
 from client.sdk.payload import encode_text
+from client.sdk.store import RoomStatus
 from crypto.mls import Group
 
 _main = sys.modules.get("__main__")
@@ -206,7 +207,7 @@ class ConfideAdapter(ChatAdapter):
     async def join_room(self, s, room_id):
         bob = self.clients[s.user_id]
         deadline = time.perf_counter() + 30
-        while room_id not in bob.store.room_ids() or bob.store.room(room_id).status != "joined":
+        while room_id not in bob.store.room_ids() or bob.store.room(room_id).status is not RoomStatus.JOINED:
             if time.perf_counter() > deadline:
                 raise TimeoutError("bob did not join from the Welcome within 30 s")
             await sdk_sync_page(bob, timeout_ms=2000)
@@ -313,7 +314,7 @@ class ConfideAdapter(ChatAdapter):
         while await sdk_sync_page(bob):
             pass
         read = [m for m in bob.messages(self.pool_room)[before:]
-                if m.get("type") == "text" and str(m.get("body", "")).startswith("bench message")]
+                if isinstance(m, TextMessage) and m.body.startswith("bench message")]
         self.counters["decrypted_by_bob"] = len(read)
         self.counters["bob_sync_s"] = round(time.perf_counter() - t0, 2)
 

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from client.profile import MINIMUM, Profile
-from client.sdk import Client
+from client.sdk import Client, TextMessage
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIDE = [sys.executable, "-m", "server.cli"]
@@ -81,7 +81,7 @@ class Server:
 async def _until_read(client: Client, room: str, text: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        if any(m.get("body") == text for m in client.messages(room)[-50:]):
+        if any(isinstance(m, TextMessage) and m.body == text for m in client.messages(room)[-50:]):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"{text!r} not delivered")
@@ -116,8 +116,8 @@ async def _measure(alice: Client, other: Client, room: str, samples: int, burst:
         await alice.send_text(room, f"burst {i}")
     await _until_read(other, room, f"burst {burst - 1}", timeout=120)
     elapsed = time.perf_counter() - t0
-    got = [m for m in other.messages(room) if str(m.get("body", "")).startswith("burst ")]
-    assert [m["body"] for m in got] == [f"burst {i}" for i in range(burst)], "lost or reordered"
+    got = [m for m in other.messages(room) if isinstance(m, TextMessage) and m.body.startswith("burst ")]
+    assert [m.body for m in got] == [f"burst {i}" for i in range(burst)], "lost or reordered"
     return {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
             "mean": statistics.fmean(lat), "throughput": burst / elapsed}
 

@@ -313,7 +313,7 @@ def verify_delivery(env: dict[str, str], url: str) -> dict[str, Any]:
         "import asyncio, json, os, time\n"
         "from pathlib import Path\n"
         "from client.profile import Profile\n"
-        "from client.sdk import Client\n"
+        "from client.sdk import Client, TextMessage\n"
         "from bench.confide_adapter import sdk_sync_page\n"
         "async def main():\n"
         "    t0, read, rooms = time.perf_counter(), 0, 0\n"
@@ -326,7 +326,7 @@ def verify_delivery(env: dict[str, str], url: str) -> dict[str, Any]:
         "            await bob.close()\n"
         "        rooms += len(bob.store.room_ids())\n"
         "        read += sum(1 for r in bob.store.room_ids() for m in bob.messages(r)\n"
-        "                    if str(m.get('body', '')).startswith('bench message'))\n"
+        "                    if isinstance(m, TextMessage) and m.body.startswith('bench message'))\n"
         "    print(json.dumps({'decrypted_by_bob': read, 'rooms': rooms,\n"
         "                      'seconds': round(time.perf_counter() - t0, 1)}))\n"
         "asyncio.run(main())\n")

@@ -20,6 +20,11 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
 The profile passphrase comes from ``CONFIDE_PASSPHRASE`` or a prompt; the
 account password from ``CONFIDE_PASSWORD`` or a prompt. (``CONFIDE_PROFILE_KDF=minimum``
 makes new profiles with Argon2id's minimum limits: for tests only.)
+
+``confide read`` verifies every room event with the hub's published keys; an event it
+refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never
+printed as a message: each is one sentence on stderr, and the exit status is 5.
+``confide send`` to a known room catches that room up from its history, not a full sync.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ EXIT_CODES = {
     2: "usage error",
     3: "profile error (missing, wrong passphrase, damaged)",
     4: "the server could not be reached",
-    5: "verification failed (a peer's keys are not proven in the transparency log, or a broken room history)",
+    5: "verification failed (a peer's keys are not proven in the transparency log, or a room event "
+       "the hub did not sign, with an unknown key id, a wrong event id or a broken chain)",
     6: "not possible with this device's state (unknown room, not a member, retries exhausted)",
 }
 
@@ -111,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--file", type=Path, default=None, help="send this file as an attachment")
     p.set_defaults(func=_cmd(_send))
 
-    p = _parser(subparsers, "read", "sync and print a room's messages")
+    p = _parser(subparsers, "read", "sync and print a room's messages (refused events on stderr, exit 5)")
     _profile_arg(p)
     p.add_argument("room")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -286,19 +292,22 @@ async def _room_list(args, client, _profile) -> int:
     rooms = client.rooms()
     if args.json:
         for r in rooms:
-            print(json.dumps({"room_id": r.room_id, "name": r.name, "status": r.status,
+            print(json.dumps({"room_id": r.room_id, "name": r.name, "status": r.status.value,
                               "epoch": r.epoch, "members": list(r.members)}))
     else:
         for r in rooms:
             name = f" ({r.name})" if r.name else ""
-            print(f"{r.room_id}{name} {r.status} epoch {r.epoch} members {len(r.members)}")
+            print(f"{r.room_id}{name} {r.status.value} epoch {r.epoch} members {len(r.members)}")
     return 0
 
 
 async def _send(args, client, _profile) -> int:
     if (args.text is None) == (args.file is None):
         return _fail(2, "give either TEXT or --file")
-    await client.sync()
+    if client.store.has_room(args.room):
+        await client.catch_up(args.room)  # that room only, so members just added can read it
+    else:
+        await client.sync()  # its Welcome may be waiting in the inbox
     if args.file is not None:
         seq = await client.send_attachment(args.room, args.file.read_bytes(), args.file.name)
     else:
@@ -307,25 +316,27 @@ async def _send(args, client, _profile) -> int:
     return 0
 
 
-def _jsonable(m: dict[str, Any]) -> dict[str, Any]:
-    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in m.items()}
+def _jsonable(m) -> dict[str, Any]:
+    """A :class:`~client.sdk.messages.RoomMessage` as JSON: its record, bytes in base64."""
+    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
+            for k, v in m.to_record().items()}
 
 
-def _line(m: dict[str, Any]) -> str:
-    when = datetime.datetime.fromtimestamp(m["ts"] / 1000).strftime("%Y-%m-%d %H:%M:%S")
-    who = m["sender_user"]
-    kind = m["type"]
-    if kind == "text":
-        what = m["body"]
-    elif kind == "attachment":
-        what = f"[attachment {m['name']}, {m['size']} bytes; confide attachment get ... {m['seq']}]"
-    elif kind == "membership":
-        parts = [f"added {', '.join(m['added'])}" if m["added"] else "",
-                 f"removed {', '.join(m['removed'])}" if m["removed"] else ""]
+def _line(m) -> str:
+    from client.sdk.messages import AttachmentMessage, MembershipMessage, TextMessage
+
+    when = datetime.datetime.fromtimestamp(m.ts / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(m, TextMessage):
+        what = m.body
+    elif isinstance(m, AttachmentMessage):
+        what = f"[attachment {m.name}, {m.size} bytes; confide attachment get ... {m.seq}]"
+    elif isinstance(m, MembershipMessage):
+        parts = [f"added {', '.join(m.added)}" if m.added else "",
+                 f"removed {', '.join(m.removed)}" if m.removed else ""]
         what = "* " + "; ".join(p for p in parts if p)
     else:
-        what = f"[{kind}]"
-    return f"[{m['seq']}] {when} {who}: {what}"
+        what = f"[{m.type.value}]"
+    return f"[{m.seq}] {when} {m.sender_user}: {what}"
 
 
 async def _drain(client) -> None:
@@ -347,19 +358,32 @@ async def _read(args, client, _profile) -> int:
         nonlocal shown
         for m in client.messages(args.room, shown):
             print(json.dumps(_jsonable(m)) if args.json else _line(m), flush=True)
-            shown = m["seq"]
+            shown = m.seq
+
+    reported: set[str] = set()
+
+    def refusals() -> int:
+        """Each refused event of the room, once, as one sentence on stderr; 5 if any."""
+        sentences = [r.sentence() for r in client.room(args.room).refused]
+        for s in sentences:
+            if s not in reported:
+                reported.add(s)
+                print(f"confide: verification failed: {s}", file=sys.stderr, flush=True)
+        return 5 if reported else 0
 
     show()
     if not args.follow:
         for w in client.room(args.room).warnings:
             print(f"warning: {w}", file=sys.stderr)
-        return 0
+        return refusals()
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    refusals()
     while deadline is None or time.monotonic() < deadline:
         left = 25.0 if deadline is None else max(0.0, min(25.0, deadline - time.monotonic()))
         await client.sync(int(left * 1000))
         show()
-    return 0
+        refusals()
+    return refusals()
 
 
 async def _device_add(args, client, _profile) -> int:
@@ -376,19 +400,21 @@ async def _device_add(args, client, _profile) -> int:
 async def _device_list(args, client, _profile) -> int:
     devices = await client.keys.user_devices(client.user_id)
     for d in devices:
-        me = " (this device)" if d["device_id"] == client.device_id else ""
-        key = base64.b64encode(d["signature_key"]).decode()
+        me = " (this device)" if str(d.device_id) == client.device_id else ""
+        key = base64.b64encode(d.signature_key).decode()
         if args.json:
-            print(json.dumps({"device_id": d["device_id"], "signature_key": key,
-                              "log_index": d["log_index"], "this": bool(me)}))
+            print(json.dumps({"device_id": str(d.device_id), "signature_key": key,
+                              "log_index": d.log_index, "this": bool(me)}))
         else:
-            print(f"{d['device_id']}{me} key {key[:16]}... log entry {d['log_index']}")
+            print(f"{d.device_id}{me} key {key[:16]}... log entry {d.log_index}")
     return 0
 
 
 async def _attachment_get(args, client, _profile) -> int:
     await client.sync()
-    match = [m for m in client.messages(args.room) if m["seq"] == args.seq and m["type"] == "attachment"]
+    from client.sdk.messages import AttachmentMessage
+
+    match = [m for m in client.messages(args.room) if m.seq == args.seq and isinstance(m, AttachmentMessage)]
     if not match:
         return _fail(6, f"no attachment at event {args.seq} in {args.room}")
     args.out.write_bytes(await client.download_attachment(match[0]))

@@ -32,7 +32,10 @@ import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from client.sdk.messages import RoomMessage
 
 __all__ = ["register", "run", "MESSAGES"]
 
@@ -207,23 +210,25 @@ def _describe(kind: str, message: bytes) -> str:
     return f"{len(message)} B {type(body).__name__} (public handshake)"
 
 
-def _cell(m: dict[str, Any] | None, users: dict[str, str]) -> str:
+def _cell(m: RoomMessage | None, users: dict[str, str]) -> str:
+    from client.sdk.messages import MembershipMessage, TextMessage
+
     if m is None:
         return ""
-    who = m["sender_user"].split(":", 1)[0].lstrip("@")
-    if m["type"] == "text":
-        text = f"{who}: {m['body']}"
-    elif m["type"] == "membership":
-        text = f"* {who} added {len(m['added'])} device(s)" if m["added"] else f"* {who} changed members"
+    who = m.sender_user.split(":", 1)[0].lstrip("@")
+    if isinstance(m, TextMessage):
+        text = f"{who}: {m.body}"
+    elif isinstance(m, MembershipMessage):
+        text = f"* {who} added {len(m.added)} device(s)" if m.added else f"* {who} changed members"
     else:
-        text = f"[{m['type']}]"
+        text = f"[{m.type.value}]"
     return text if len(text) <= _W else text[:_W - 1] + "…"
 
 
 def _show(result: _Result, server: _Server, tmp: Path) -> None:
     users = result.users
     print(f"clinician {users['clinician']}, client {users['client']}, room {result.room}\n")
-    by_seq = {role: {m["seq"]: m for m in msgs} for role, msgs in result.read.items()}
+    by_seq = {role: {m.seq: m for m in msgs} for role, msgs in result.read.items()}
     header = (f"{'seq':>3} | {'clinician device read':<{_W}} | {'client device read':<{_W}} | "
               "server stored: epoch kind sender-device, MLS message")
     print(header)

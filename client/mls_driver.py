@@ -20,23 +20,24 @@ proposal named again in ``commit`` or ``handle_commit`` is not processed twice).
 A signature key is kept per identity and suite for the whole process, as the
 ts-mls driver does, so that an external join with ``remove_prior`` comes back with
 the same key.
+
+Request fields are read by :mod:`client.mls_driver_fields`; the records kept per state
+id are in :mod:`client.mls_driver_state`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from crypto.errors import CryptoError, InternalError
-from crypto.mls.ciphersuite import SUPPORTED_SUITES, CipherSuite, get_suite
+from crypto.mls.ciphersuite import CipherSuite, get_suite
 from crypto.mls.credential import Credential
-from crypto.mls.extensions import Extension, ExtensionType, find_extension
-from crypto.mls.framing import PrivateMessage, PublicMessage
+from crypto.mls.extensions import Extension, ExtensionType
+from crypto.mls.framing import PrivateMessage
 from crypto.mls.group import Group, MessageKind, StagedCommit
 from crypto.mls.group_context import PROTOCOL_VERSION_MLS10
 from crypto.mls.group_external import (
@@ -61,169 +62,34 @@ from crypto.mls.proposals import (
     Remove,
     ResumptionPSKUsage,
 )
-from crypto.mls.ratchet_tree import RatchetTree
 from crypto.mls.welcome import GroupInfo, Welcome
 from crypto.rng import Rng, system_rng
 
+from .mls_driver_fields import (
+    DRIVER_SUITES,
+    HANDSHAKE,
+    DriverFailure,
+    bad_request,
+    bytes_field,
+    extensions_of,
+    hex_value,
+    leaf_of,
+    list_field,
+    message_of,
+    need,
+    optional_bytes,
+    staged_tree,
+    suite_of,
+    tree_of,
+    tree_of_group_info,
+    uint_field,
+    wire,
+)
+from .mls_driver_state import DriverMember, ExternalSigner, PendingJoin, SuspendedGroup
+
 __all__ = ["MlsDriver", "DriverFailure", "OPS", "serve", "register"]
 
-DRIVER_SUITES = (1, 3)
 VERSION = "1"
-
-_HEX = re.compile(r"^(?:[0-9a-f]{2})*$")
-_HANDSHAKE = (PublicMessage, PrivateMessage)
-
-
-class DriverFailure(Exception):
-    """A request the driver answers with ``ok: false`` and the protocol error ``code``."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-def _bad(message: str) -> DriverFailure:
-    return DriverFailure("bad_request", message)
-
-
-# ---------------------------------------------------------------- request fields
-
-
-def _need(req: dict, name: str) -> Any:
-    value = req.get(name)
-    if value is None:
-        raise _bad(f"missing field {name}")
-    return value
-
-
-def _hex(value: Any, name: str) -> bytes:
-    if not isinstance(value, str) or not _HEX.match(value):
-        raise _bad(f"{name} must be lowercase hex")
-    return bytes.fromhex(value)
-
-
-def _bytes(req: dict, name: str) -> bytes:
-    return _hex(_need(req, name), name)
-
-
-def _opt_bytes(req: dict, name: str) -> bytes | None:
-    value = req.get(name)
-    return None if value is None or value == "" else _hex(value, name)
-
-
-def _int(req: dict, name: str) -> int:
-    value = _need(req, name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise _bad(f"{name} must be a non-negative integer")
-    return value
-
-
-def _list(req: dict, name: str) -> list:
-    value = req.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _bad(f"{name} must be a list")
-    return value
-
-
-def _suite(number: Any) -> CipherSuite:
-    if not isinstance(number, int) or number not in DRIVER_SUITES or number not in SUPPORTED_SUITES:
-        raise DriverFailure("unsupported", f"cipher suite {number} not supported")
-    return get_suite(number)
-
-
-def _message(data: bytes, name: str, *kinds: type) -> MLSMessage:
-    """Decode an MLSMessage whose body is one of ``kinds``; bad_request otherwise."""
-    try:
-        msg = MLSMessage.from_bytes(data)
-    except CryptoError as exc:
-        raise _bad(f"{name}: not an MLSMessage ({exc.code}: {exc})") from None
-    if kinds and not isinstance(msg.body, kinds):
-        want = " or ".join(k.__name__ for k in kinds)
-        raise _bad(f"{name}: expected {want}, got {type(msg.body).__name__}")
-    return msg
-
-
-def _extensions(items: Any) -> tuple[Extension, ...]:
-    if not isinstance(items, list):
-        raise _bad("extensions must be a list")
-    out = []
-    for e in items:
-        if not isinstance(e, dict):
-            raise _bad("an extension must be an object")
-        t = _int(e, "extension_type")
-        if t > 0xFFFF:
-            raise _bad("extension_type is a uint16")
-        out.append(Extension(t, _hex(e.get("extension_data", ""), "extension_data")))
-    return tuple(out)
-
-
-def _tree(suite: CipherSuite, data: bytes | None) -> RatchetTree | None:
-    if data is None:
-        return None
-    try:
-        return RatchetTree.from_bytes(suite, data)
-    except CryptoError as exc:
-        raise _bad(f"ratchet_tree does not decode ({exc.code}: {exc})") from None
-
-
-def _tree_of_group_info(suite: CipherSuite, info: GroupInfo, given: bytes | None) -> RatchetTree:
-    ext = find_extension(info.extensions, ExtensionType.RATCHET_TREE)
-    tree = _tree(suite, ext.extension_data if ext is not None else given)
-    if tree is None:
-        raise _bad("the GroupInfo embeds no ratchet tree and none was given")
-    return tree
-
-
-def _leaf_of(tree: RatchetTree, identity: bytes) -> int:
-    leaf = tree.find_leaf(lambda node: node.credential.identity == identity)
-    if leaf is None:
-        raise _bad(f"no member with identity {identity.hex()}")
-    return int(leaf)
-
-
-def _wire(msg: MLSMessage) -> str:
-    return msg.to_bytes().hex()
-
-
-# ---------------------------------------------------------------- driver state
-
-
-@dataclass
-class _Member:
-    group: Group
-    encrypt: bool
-    identity: bytes
-    pending: StagedCommit | None = None
-    known: dict[bytes, bytes] = field(default_factory=dict)  # proposal message -> ProposalRef
-    known_epoch: int = -1
-
-    @property
-    def public(self) -> bool:
-        return not self.encrypt
-
-
-@dataclass
-class _Transaction:
-    key_package: KeyPackage
-    private: KeyPackagePrivate
-    psks: dict[bytes, bytes] = field(default_factory=dict)
-
-
-@dataclass
-class _Reinit:
-    member: _Member  # the suspended group
-    key_package: KeyPackage
-    private: KeyPackagePrivate
-
-
-@dataclass
-class _Signer:
-    suite: CipherSuite
-    signature_priv: bytes
-    external_sender: ExternalSender
-
 
 OPS = (
     "supported", "create_group", "create_key_package", "join_group", "external_join",
@@ -246,10 +112,10 @@ class MlsDriver:
 
     def __init__(self, rng: Rng = system_rng) -> None:
         self.rng = rng
-        self.members: dict[int, _Member] = {}
-        self.transactions: dict[int, _Transaction] = {}
-        self.reinits: dict[int, _Reinit] = {}
-        self.signers: dict[int, _Signer] = {}
+        self.members: dict[int, DriverMember] = {}
+        self.transactions: dict[int, PendingJoin] = {}
+        self.reinits: dict[int, SuspendedGroup] = {}
+        self.signers: dict[int, ExternalSigner] = {}
         self._signature_keys: dict[tuple[int, bytes], bytes] = {}
         self._next_id = 1
 
@@ -259,7 +125,7 @@ class MlsDriver:
         rid = req.get("id") if isinstance(req, dict) else None
         try:
             if not isinstance(req, dict):
-                raise _bad("a request is a JSON object")
+                raise bad_request("a request is a JSON object")
             op = req.get("op")
             method: Callable[[dict], dict] | None = (
                 getattr(self, f"op_{op}", None) if isinstance(op, str) and op in OPS else None)
@@ -283,20 +149,20 @@ class MlsDriver:
         self._next_id += 1
         return i
 
-    def _add_member(self, member: _Member) -> int:
+    def _add_member(self, member: DriverMember) -> int:
         i = self._new_id()
         self.members[i] = member
         return i
 
-    def _member(self, req: dict) -> _Member:
-        sid = _need(req, "state_id")
+    def _member(self, req: dict) -> DriverMember:
+        sid = need(req, "state_id")
         m = self.members.get(sid) if isinstance(sid, int) else None
         if m is None:
             raise DriverFailure("unknown_state", f"no state {sid!r}")
         return m
 
     def _lookup(self, table: dict, req: dict, name: str):
-        key = _need(req, name)
+        key = need(req, name)
         value = table.get(key) if isinstance(key, int) else None
         if value is None:
             raise DriverFailure("unknown_state", f"no {name} {key!r}")
@@ -317,21 +183,21 @@ class MlsDriver:
             raise InternalError("own leaf has no basic identity")
         return own.identity
 
-    def _refs(self, m: _Member, proposals: list) -> list[bytes]:
+    def _refs(self, m: DriverMember, proposals: list) -> list[bytes]:
         """ProposalRefs of proposal messages: our own and those already processed from the
         cache, the others processed now (as the protocol asks of committers and receivers)."""
         if m.known_epoch != m.group.epoch:
             m.known, m.known_epoch = {}, m.group.epoch
         refs = []
         for item in proposals:
-            data = _hex(item, "proposal")
+            data = hex_value(item, "proposal")
             ref = m.known.get(data)
             if ref is None:
-                msg = _message(data, "proposal", *_HANDSHAKE)
+                msg = message_of(data, "proposal", *HANDSHAKE)
                 before = set(m.group.pending_proposals)
                 processed = m.group.process_message(msg)
                 if processed.kind != MessageKind.PROPOSAL:
-                    raise _bad(f"a by-reference item is a {processed.kind.value}, not a proposal")
+                    raise bad_request(f"a by-reference item is a {processed.kind.value}, not a proposal")
                 new = [r for r in m.group.pending_proposals if r not in before]
                 if len(new) != 1:
                     raise InternalError("processing a proposal did not record exactly one ProposalRef")
@@ -339,47 +205,47 @@ class MlsDriver:
             refs.append(ref)
         return refs
 
-    def _remember(self, m: _Member, msg: MLSMessage, ref: bytes) -> dict:
+    def _remember(self, m: DriverMember, msg: MLSMessage, ref: bytes) -> dict:
         if m.known_epoch != m.group.epoch:
             m.known, m.known_epoch = {}, m.group.epoch
         data = msg.to_bytes()
         m.known[data] = ref
         return {"proposal": data.hex()}
 
-    def _propose(self, m: _Member, proposal: Proposal) -> dict:
+    def _propose(self, m: DriverMember, proposal: Proposal) -> dict:
         msg, ref = m.group.propose(proposal, public=m.public, rng=self.rng)
         return self._remember(m, msg, ref)
 
-    def _merge(self, m: _Member, staged: StagedCommit) -> None:
+    def _merge(self, m: DriverMember, staged: StagedCommit) -> None:
         m.group.merge_staged_commit(staged)
         m.pending = None
         m.known, m.known_epoch = {}, m.group.epoch
 
-    def _process_commit(self, m: _Member, req: dict) -> None:
-        self._refs(m, _list(req, "proposals"))
-        msg = _message(_bytes(req, "commit"), "commit", *_HANDSHAKE)
+    def _process_commit(self, m: DriverMember, req: dict) -> None:
+        self._refs(m, list_field(req, "proposals"))
+        msg = message_of(bytes_field(req, "commit"), "commit", *HANDSHAKE)
         processed = m.group.process_message(msg)
         if processed.kind != MessageKind.COMMIT or processed.staged_commit is None:
-            raise _bad(f"commit is a {processed.kind.value}, not a commit")
+            raise bad_request(f"commit is a {processed.kind.value}, not a commit")
         self._merge(m, processed.staged_commit)
 
-    def _proposal_of(self, m: _Member, d: Any) -> Proposal:
+    def _proposal_of(self, m: DriverMember, d: Any) -> Proposal:
         """A by-value proposal description (``commit.by_value``) for member ``m``."""
         if not isinstance(d, dict):
-            raise _bad("a by-value proposal is an object")
+            raise bad_request("a by-value proposal is an object")
         kind = d.get("proposal_type")
         g = m.group
         if kind == "add":
-            kp = _message(_bytes(d, "key_package"), "key_package", KeyPackage).body
+            kp = message_of(bytes_field(d, "key_package"), "key_package", KeyPackage).body
             return Proposal(Add(kp))  # type: ignore[arg-type]
         if kind == "remove":
-            return Proposal(Remove(_leaf_of(g.ratchet_tree, _bytes(d, "removed_identity"))))
+            return Proposal(Remove(leaf_of(g.ratchet_tree, bytes_field(d, "removed_identity"))))
         if kind == "external_psk":
-            return g.psk_proposal(_bytes(d, "psk_id"), rng=self.rng)
+            return g.psk_proposal(bytes_field(d, "psk_id"), rng=self.rng)
         if kind == "resumption_psk":
-            return g.resumption_psk_proposal(_int(d, "epoch_id"), rng=self.rng)
+            return g.resumption_psk_proposal(uint_field(d, "epoch_id"), rng=self.rng)
         if kind == "group_context_extensions":
-            return Proposal(GroupContextExtensions(_extensions(_need(d, "extensions"))))
+            return Proposal(GroupContextExtensions(extensions_of(need(d, "extensions"))))
         raise DriverFailure("unsupported", f"by-value proposal_type {kind!r} not supported")
 
     # -- operations: setup
@@ -389,54 +255,54 @@ class MlsDriver:
                 "version": VERSION}
 
     def op_create_group(self, req: dict) -> dict:
-        suite = _suite(_need(req, "cipher_suite"))
-        identity = _bytes(req, "identity")
+        suite = suite_of(need(req, "cipher_suite"))
+        identity = bytes_field(req, "identity")
         kp, priv = self._key_package(suite, identity)
-        group = Group.create(suite, _bytes(req, "group_id"), kp, priv, rng=self.rng)
-        return {"state_id": self._add_member(_Member(group, bool(req.get("encrypt_handshake")), identity))}
+        group = Group.create(suite, bytes_field(req, "group_id"), kp, priv, rng=self.rng)
+        return {"state_id": self._add_member(DriverMember(group, bool(req.get("encrypt_handshake")), identity))}
 
     def op_create_key_package(self, req: dict) -> dict:
-        suite = _suite(_need(req, "cipher_suite"))
-        kp, priv = self._key_package(suite, _bytes(req, "identity"))
+        suite = suite_of(need(req, "cipher_suite"))
+        kp, priv = self._key_package(suite, bytes_field(req, "identity"))
         tid = self._new_id()
-        self.transactions[tid] = _Transaction(kp, priv)
-        return {"transaction_id": tid, "key_package": _wire(MLSMessage(kp))}
+        self.transactions[tid] = PendingJoin(kp, priv)
+        return {"transaction_id": tid, "key_package": wire(MLSMessage(kp))}
 
     def op_join_group(self, req: dict) -> dict:
-        tx: _Transaction = self._lookup(self.transactions, req, "transaction_id")
-        welcome = _message(_bytes(req, "welcome"), "welcome", Welcome)
+        tx: PendingJoin = self._lookup(self.transactions, req, "transaction_id")
+        welcome = message_of(bytes_field(req, "welcome"), "welcome", Welcome)
         suite = get_suite(tx.key_package.cipher_suite)
-        group = Group.join(welcome, tx.key_package, tx.private, _tree(suite, _opt_bytes(req, "ratchet_tree")),
+        group = Group.join(welcome, tx.key_package, tx.private, tree_of(suite, optional_bytes(req, "ratchet_tree")),
                            external_psks=tx.psks)
         del self.transactions[req["transaction_id"]]
         identity = tx.key_package.leaf_node.credential.identity or b""
-        sid = self._add_member(_Member(group, bool(req.get("encrypt_handshake")), identity))
+        sid = self._add_member(DriverMember(group, bool(req.get("encrypt_handshake")), identity))
         return {"state_id": sid, "epoch_authenticator": group.epoch_authenticator.hex()}
 
     def op_external_join(self, req: dict) -> dict:
-        msg = _message(_bytes(req, "group_info"), "group_info", GroupInfo)
+        msg = message_of(bytes_field(req, "group_info"), "group_info", GroupInfo)
         info: GroupInfo = msg.body  # type: ignore[assignment]
-        suite = _suite(info.group_context.cipher_suite)
-        identity = _bytes(req, "identity")
-        given = _opt_bytes(req, "ratchet_tree")
-        tree = _tree_of_group_info(suite, info, given)
-        remove_prior = _leaf_of(tree, identity) if req.get("remove_prior") else None
+        suite = suite_of(info.group_context.cipher_suite)
+        identity = bytes_field(req, "identity")
+        given = optional_bytes(req, "ratchet_tree")
+        tree = tree_of_group_info(suite, info, given)
+        remove_prior = leaf_of(tree, identity) if req.get("remove_prior") else None
         psks = {}
-        for p in _list(req, "psks"):
+        for p in list_field(req, "psks"):
             if not isinstance(p, dict):
-                raise _bad("a psk is an object")
-            psks[_bytes(p, "psk_id")] = _bytes(p, "psk_secret")
+                raise bad_request("a psk is an object")
+            psks[bytes_field(p, "psk_id")] = bytes_field(p, "psk_secret")
         kp, priv = self._key_package(suite, identity)
-        group, commit = Group.external_join(msg, kp, priv, _tree(suite, given), remove_prior=remove_prior,
+        group, commit = Group.external_join(msg, kp, priv, tree_of(suite, given), remove_prior=remove_prior,
                                             external_psks=psks, rng=self.rng)
-        sid = self._add_member(_Member(group, bool(req.get("encrypt_handshake")), identity))
-        return {"state_id": sid, "commit": _wire(commit),
+        sid = self._add_member(DriverMember(group, bool(req.get("encrypt_handshake")), identity))
+        return {"state_id": sid, "commit": wire(commit),
                 "epoch_authenticator": group.epoch_authenticator.hex()}
 
     def op_group_info(self, req: dict) -> dict:
         m = self._member(req)
         info = m.group.group_info(with_ratchet_tree=not req.get("external_tree"))
-        return {"group_info": _wire(MLSMessage(info)), "ratchet_tree": m.group.ratchet_tree.to_bytes().hex()}
+        return {"group_info": wire(MLSMessage(info)), "ratchet_tree": m.group.ratchet_tree.to_bytes().hex()}
 
     def op_state_auth(self, req: dict) -> dict:
         m = self._member(req)
@@ -444,33 +310,33 @@ class MlsDriver:
 
     def op_export(self, req: dict) -> dict:
         m = self._member(req)
-        length = _int(req, "key_length")
+        length = uint_field(req, "key_length")
         if length > 0xFFFF:
-            raise _bad("key_length is a uint16")
-        secret = m.group.exporter(_bytes(req, "label"), _opt_bytes(req, "context") or b"", length)
+            raise bad_request("key_length is a uint16")
+        secret = m.group.exporter(bytes_field(req, "label"), optional_bytes(req, "context") or b"", length)
         return {"exported_secret": secret.hex()}
 
     def op_protect(self, req: dict) -> dict:
         m = self._member(req)
-        msg = m.group.protect(_opt_bytes(req, "plaintext") or b"",
-                              authenticated_data=_opt_bytes(req, "authenticated_data") or b"", rng=self.rng)
-        return {"ciphertext": _wire(msg)}
+        msg = m.group.protect(optional_bytes(req, "plaintext") or b"",
+                              authenticated_data=optional_bytes(req, "authenticated_data") or b"", rng=self.rng)
+        return {"ciphertext": wire(msg)}
 
     def op_unprotect(self, req: dict) -> dict:
         m = self._member(req)
-        msg = _message(_bytes(req, "ciphertext"), "ciphertext", PrivateMessage)
+        msg = message_of(bytes_field(req, "ciphertext"), "ciphertext", PrivateMessage)
         processed = m.group.process_message(msg)
         if processed.kind != MessageKind.APPLICATION or processed.application_data is None:
-            raise _bad(f"ciphertext is a {processed.kind.value}, not an application message")
+            raise bad_request(f"ciphertext is a {processed.kind.value}, not an application message")
         return {"authenticated_data": processed.authenticated_data.hex(),
                 "plaintext": processed.application_data.hex()}
 
     def op_store_psk(self, req: dict) -> dict:
-        psk_id, secret = _bytes(req, "psk_id"), _bytes(req, "psk_secret")
+        psk_id, secret = bytes_field(req, "psk_id"), bytes_field(req, "psk_secret")
         if req.get("state_id") is not None:
             self._member(req).group.add_external_psk(psk_id, secret)
         else:
-            tx: _Transaction = self._lookup(self.transactions, req, "transaction_id")
+            tx: PendingJoin = self._lookup(self.transactions, req, "transaction_id")
             tx.psks[psk_id] = secret
         return {}
 
@@ -500,34 +366,34 @@ class MlsDriver:
 
     def op_external_psk_proposal(self, req: dict) -> dict:
         m = self._member(req)
-        return self._propose(m, m.group.psk_proposal(_bytes(req, "psk_id"), rng=self.rng))
+        return self._propose(m, m.group.psk_proposal(bytes_field(req, "psk_id"), rng=self.rng))
 
     def op_resumption_psk_proposal(self, req: dict) -> dict:
         m = self._member(req)
-        return self._propose(m, m.group.resumption_psk_proposal(_int(req, "epoch_id"), rng=self.rng))
+        return self._propose(m, m.group.resumption_psk_proposal(uint_field(req, "epoch_id"), rng=self.rng))
 
     def op_group_context_extensions_proposal(self, req: dict) -> dict:
         m = self._member(req)
-        return self._propose(m, Proposal(GroupContextExtensions(_extensions(_list(req, "extensions")))))
+        return self._propose(m, Proposal(GroupContextExtensions(extensions_of(list_field(req, "extensions")))))
 
     # -- operations: commits
 
     def op_commit(self, req: dict) -> dict:
         m = self._member(req)
-        refs = self._refs(m, _list(req, "by_reference"))
-        by_value = [self._proposal_of(m, d) for d in _list(req, "by_value")]
+        refs = self._refs(m, list_field(req, "by_reference"))
+        by_value = [self._proposal_of(m, d) for d in list_field(req, "by_value")]
         external_tree = bool(req.get("external_tree"))
         staged = m.group.stage_commit(by_value, proposal_refs=refs, force_path=bool(req.get("force_path")),
                                       public=m.public, ratchet_tree_in_welcome=not external_tree, rng=self.rng)
         m.pending = staged
-        return {"commit": _wire(staged.commit),  # type: ignore[arg-type]
-                "welcome": _wire(staged.welcome) if staged.welcome is not None else None,
-                "ratchet_tree": _staged_tree(staged).hex()}
+        return {"commit": wire(staged.commit),  # type: ignore[arg-type]
+                "welcome": wire(staged.welcome) if staged.welcome is not None else None,
+                "ratchet_tree": staged_tree(staged).hex()}
 
     def op_handle_pending_commit(self, req: dict) -> dict:
         m = self._member(req)
         if m.pending is None:
-            raise _bad("no pending commit")
+            raise bad_request("no pending commit")
         self._merge(m, m.pending)
         return {"state_id": req["state_id"], "epoch_authenticator": m.group.epoch_authenticator.hex()}
 
@@ -539,31 +405,31 @@ class MlsDriver:
     # -- operations: external senders and new members
 
     def op_new_member_add_proposal(self, req: dict) -> dict:
-        msg = _message(_bytes(req, "group_info"), "group_info", GroupInfo)
+        msg = message_of(bytes_field(req, "group_info"), "group_info", GroupInfo)
         info: GroupInfo = msg.body  # type: ignore[assignment]
-        suite = _suite(info.group_context.cipher_suite)
-        tree = _tree_of_group_info(suite, info, _opt_bytes(req, "ratchet_tree"))
+        suite = suite_of(info.group_context.cipher_suite)
+        tree = tree_of_group_info(suite, info, optional_bytes(req, "ratchet_tree"))
         verify_group_info(suite, tree, info)
-        kp, priv = self._key_package(suite, _bytes(req, "identity"))
+        kp, priv = self._key_package(suite, bytes_field(req, "identity"))
         proposal = new_member_add_proposal(info, kp, priv)
         tid = self._new_id()
-        self.transactions[tid] = _Transaction(kp, priv)
-        return {"proposal": _wire(proposal), "transaction_id": tid}
+        self.transactions[tid] = PendingJoin(kp, priv)
+        return {"proposal": wire(proposal), "transaction_id": tid}
 
     def op_create_external_signer(self, req: dict) -> dict:
-        suite = _suite(_need(req, "cipher_suite"))
+        suite = suite_of(need(req, "cipher_suite"))
         priv, pub = suite.generate_signature_key_pair(self.rng)
-        sender = ExternalSender(pub, Credential.basic(_bytes(req, "identity")))
+        sender = ExternalSender(pub, Credential.basic(bytes_field(req, "identity")))
         sid = self._new_id()
-        self.signers[sid] = _Signer(suite, priv, sender)
+        self.signers[sid] = ExternalSigner(suite, priv, sender)
         return {"signer_id": sid, "external_sender": sender.to_bytes().hex()}
 
     def op_add_external_signer(self, req: dict) -> dict:
         m = self._member(req)
         try:
-            sender = ExternalSender.from_bytes(_bytes(req, "external_sender"))
+            sender = ExternalSender.from_bytes(bytes_field(req, "external_sender"))
         except CryptoError as exc:
-            raise _bad(f"external_sender does not decode ({exc.code})") from None
+            raise bad_request(f"external_sender does not decode ({exc.code})") from None
         current = m.group.group_context.extensions
         senders = [*external_senders(current), sender]
         data = external_senders_extension(senders).extension_data
@@ -579,70 +445,70 @@ class MlsDriver:
         return self._propose(m, Proposal(GroupContextExtensions(tuple(exts))))
 
     def op_external_signer_proposal(self, req: dict) -> dict:
-        signer: _Signer = self._lookup(self.signers, req, "signer_id")
-        info: GroupInfo = _message(_bytes(req, "group_info"), "group_info", GroupInfo).body  # type: ignore[assignment]
+        signer: ExternalSigner = self._lookup(self.signers, req, "signer_id")
+        info: GroupInfo = message_of(bytes_field(req, "group_info"), "group_info", GroupInfo).body  # type: ignore[assignment]
         ctx = info.group_context
-        suite = _suite(ctx.cipher_suite)
-        tree = _tree_of_group_info(suite, info, _opt_bytes(req, "ratchet_tree"))
+        suite = suite_of(ctx.cipher_suite)
+        tree = tree_of_group_info(suite, info, optional_bytes(req, "ratchet_tree"))
         verify_group_info(suite, tree, info)
         index = next((i for i, s in enumerate(external_senders(ctx.extensions))
                       if s.signature_key == signer.external_sender.signature_key), None)
         if index is None:
             raise DriverFailure("mls_error", "this signer is not in the group's external_senders")
-        d = _need(req, "description")
+        d = need(req, "description")
         if not isinstance(d, dict):
-            raise _bad("description is an object")
+            raise bad_request("description is an object")
         kind = d.get("proposal_type")
         nonce = self.rng(suite.hash_len)
         if kind == "add":
-            proposal = Proposal(Add(_message(_bytes(d, "key_package"), "key_package", KeyPackage).body))  # type: ignore[arg-type]
+            proposal = Proposal(Add(message_of(bytes_field(d, "key_package"), "key_package", KeyPackage).body))  # type: ignore[arg-type]
         elif kind == "remove":
-            proposal = Proposal(Remove(_leaf_of(tree, _bytes(d, "removed_identity"))))
+            proposal = Proposal(Remove(leaf_of(tree, bytes_field(d, "removed_identity"))))
         elif kind == "external_psk":
-            proposal = Proposal(PreSharedKey(PreSharedKeyID(PSKType.EXTERNAL, nonce, psk_id=_bytes(d, "psk_id"))))
+            proposal = Proposal(PreSharedKey(PreSharedKeyID(PSKType.EXTERNAL, nonce, psk_id=bytes_field(d, "psk_id"))))
         elif kind == "resumption_psk":
             proposal = Proposal(PreSharedKey(PreSharedKeyID(
                 PSKType.RESUMPTION, nonce, usage=ResumptionPSKUsage.APPLICATION, psk_group_id=ctx.group_id,
-                psk_epoch=_int(d, "epoch_id"))))
+                psk_epoch=uint_field(d, "epoch_id"))))
         elif kind == "group_context_extensions":
-            proposal = Proposal(GroupContextExtensions(_extensions(_need(d, "extensions"))))
+            proposal = Proposal(GroupContextExtensions(extensions_of(need(d, "extensions"))))
         elif kind == "reinit":
-            _suite(_need(d, "cipher_suite"))
-            proposal = Proposal(ReInit(_bytes(d, "group_id"), PROTOCOL_VERSION_MLS10, d["cipher_suite"],
-                                       _extensions(_list(d, "extensions"))))
+            suite_of(need(d, "cipher_suite"))
+            proposal = Proposal(ReInit(bytes_field(d, "group_id"), PROTOCOL_VERSION_MLS10, d["cipher_suite"],
+                                       extensions_of(list_field(d, "extensions"))))
         else:
             raise DriverFailure("unsupported", f"external proposal_type {kind!r} not supported")
-        return {"proposal": _wire(external_proposal(ctx, index, signer.signature_priv, proposal))}
+        return {"proposal": wire(external_proposal(ctx, index, signer.signature_priv, proposal))}
 
     # -- operations: reinit
 
     def op_reinit_proposal(self, req: dict) -> dict:
         m = self._member(req)
-        suite = _suite(_need(req, "cipher_suite"))
-        return self._propose(m, Proposal(ReInit(_bytes(req, "group_id"), PROTOCOL_VERSION_MLS10, suite.id,
-                                                _extensions(_list(req, "extensions")))))
+        suite = suite_of(need(req, "cipher_suite"))
+        return self._propose(m, Proposal(ReInit(bytes_field(req, "group_id"), PROTOCOL_VERSION_MLS10, suite.id,
+                                                extensions_of(list_field(req, "extensions")))))
 
     def op_reinit_commit(self, req: dict) -> dict:
         m = self._member(req)
-        refs = self._refs(m, [_need(req, "proposal")])
+        refs = self._refs(m, [need(req, "proposal")])
         staged = m.group.stage_commit(proposal_refs=refs, public=m.public, rng=self.rng)
         m.pending = staged
-        return {"commit": _wire(staged.commit)}  # type: ignore[arg-type]
+        return {"commit": wire(staged.commit)}  # type: ignore[arg-type]
 
-    def _suspended(self, m: _Member) -> dict:
+    def _suspended(self, m: DriverMember) -> dict:
         r = m.group.pending_reinit
         if r is None:
             raise DriverFailure("mls_error", "the commit carried no ReInit")
-        kp, priv = self._key_package(_suite(r.cipher_suite), m.identity)
+        kp, priv = self._key_package(suite_of(r.cipher_suite), m.identity)
         rid = self._new_id()
-        self.reinits[rid] = _Reinit(m, kp, priv)
-        return {"reinit_id": rid, "key_package": _wire(MLSMessage(kp)),
+        self.reinits[rid] = SuspendedGroup(m, kp, priv)
+        return {"reinit_id": rid, "key_package": wire(MLSMessage(kp)),
                 "epoch_authenticator": m.group.epoch_authenticator.hex()}
 
     def op_handle_pending_reinit_commit(self, req: dict) -> dict:
         m = self._member(req)
         if m.pending is None:
-            raise _bad("no pending commit")
+            raise bad_request("no pending commit")
         self._merge(m, m.pending)
         return self._suspended(m)
 
@@ -652,61 +518,52 @@ class MlsDriver:
         return self._suspended(m)
 
     def op_reinit_welcome(self, req: dict) -> dict:
-        r: _Reinit = self._lookup(self.reinits, req, "reinit_id")
-        kps = [_message(_hex(k, "key_package"), "key_package", KeyPackage).body
-               for k in _list(req, "key_packages")]
+        r: SuspendedGroup = self._lookup(self.reinits, req, "reinit_id")
+        kps = [message_of(hex_value(k, "key_package"), "key_package", KeyPackage).body
+               for k in list_field(req, "key_packages")]
         external_tree = bool(req.get("external_tree"))
         new, staged = r.member.group.reinit(r.key_package, r.private, kps,  # type: ignore[arg-type]
                                             force_path=bool(req.get("force_path")),
                                             ratchet_tree_in_welcome=not external_tree, rng=self.rng)
         return self._resumed(r.member, new, staged)
 
-    def _resumed(self, old: _Member, new: Group, staged: StagedCommit) -> dict:
-        sid = self._add_member(_Member(new, old.encrypt, old.identity))
-        return {"state_id": sid, "welcome": _wire(staged.welcome) if staged.welcome is not None else None,
+    def _resumed(self, old: DriverMember, new: Group, staged: StagedCommit) -> dict:
+        sid = self._add_member(DriverMember(new, old.encrypt, old.identity))
+        return {"state_id": sid, "welcome": wire(staged.welcome) if staged.welcome is not None else None,
                 "ratchet_tree": new.ratchet_tree.to_bytes().hex(),
                 "epoch_authenticator": new.epoch_authenticator.hex()}
 
     def op_handle_reinit_welcome(self, req: dict) -> dict:
-        r: _Reinit = self._lookup(self.reinits, req, "reinit_id")
+        r: SuspendedGroup = self._lookup(self.reinits, req, "reinit_id")
         return self._join_prior(r.member, r.key_package, r.private, req)
 
-    def _join_prior(self, old: _Member, kp: KeyPackage, priv: KeyPackagePrivate, req: dict) -> dict:
-        welcome = _message(_bytes(req, "welcome"), "welcome", Welcome)
+    def _join_prior(self, old: DriverMember, kp: KeyPackage, priv: KeyPackagePrivate, req: dict) -> dict:
+        welcome = message_of(bytes_field(req, "welcome"), "welcome", Welcome)
         suite = get_suite(kp.cipher_suite)
-        group = Group.join(welcome, kp, priv, _tree(suite, _opt_bytes(req, "ratchet_tree")), prior=old.group)
-        sid = self._add_member(_Member(group, old.encrypt, old.identity))
+        group = Group.join(welcome, kp, priv, tree_of(suite, optional_bytes(req, "ratchet_tree")), prior=old.group)
+        sid = self._add_member(DriverMember(group, old.encrypt, old.identity))
         return {"state_id": sid, "epoch_authenticator": group.epoch_authenticator.hex()}
 
     # -- operations: branch
 
     def op_create_branch(self, req: dict) -> dict:
         m = self._member(req)
-        kps = [_message(_hex(k, "key_package"), "key_package", KeyPackage).body
-               for k in _list(req, "key_packages")]
+        kps = [message_of(hex_value(k, "key_package"), "key_package", KeyPackage).body
+               for k in list_field(req, "key_packages")]
         kp, priv = self._key_package(m.group.suite, m.identity)
         external_tree = bool(req.get("external_tree"))
-        new, staged = m.group.branch(_bytes(req, "group_id"), kp, priv, kps,  # type: ignore[arg-type]
-                                     extensions=_extensions(_list(req, "extensions")),
+        new, staged = m.group.branch(bytes_field(req, "group_id"), kp, priv, kps,  # type: ignore[arg-type]
+                                     extensions=extensions_of(list_field(req, "extensions")),
                                      force_path=bool(req.get("force_path")),
                                      ratchet_tree_in_welcome=not external_tree, rng=self.rng)
         return self._resumed(m, new, staged)
 
     def op_handle_branch(self, req: dict) -> dict:
         m = self._member(req)
-        tx: _Transaction = self._lookup(self.transactions, req, "transaction_id")
+        tx: PendingJoin = self._lookup(self.transactions, req, "transaction_id")
         out = self._join_prior(m, tx.key_package, tx.private, req)
         del self.transactions[req["transaction_id"]]
         return out
-
-
-def _staged_tree(staged: StagedCommit) -> bytes:
-    """The new epoch's ratchet tree of a staged Commit: given apart, or from its GroupInfo."""
-    if staged.ratchet_tree is not None:
-        return staged.ratchet_tree.to_bytes()
-    info = staged.group_info
-    ext = find_extension(info.extensions, ExtensionType.RATCHET_TREE) if info is not None else None
-    return ext.extension_data if ext is not None else b""
 
 
 # ---------------------------------------------------------------- loop and command

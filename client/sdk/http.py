@@ -6,21 +6,30 @@ token, and returns the decoded msgpack map. A non-2xx answer raises
 :class:`~client.sdk.errors.ServerError` (or :class:`~client.sdk.errors.StaleEpoch`)
 built from the server's ``{"error": {...}}`` body; no answer, a timeout or an
 undecodable body raises :class:`~client.sdk.errors.TransportError`.
+
+:meth:`Http.request` is the typed form: the body is a :mod:`protocol` message
+(``protocol.api``, ``protocol.rooms_api``) and the answer is decoded strictly
+into the given one. Sync and history answers are read with :meth:`Http.call`,
+because each envelope in them is verified (and may be refused) on its own.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 import msgpack
 
 from protocol.api import CLIENT_PREFIX
+from protocol.errors import ApiError
+from protocol.schema import Message
 
 from .errors import ServerError, TransportError
 
 __all__ = ["Http", "quote_path"]
+
+M = TypeVar("M", bound=Message)
 
 _MSGPACK = "application/msgpack"
 _MAX_RESPONSE = 64 << 20
@@ -92,6 +101,18 @@ class Http:
         if not isinstance(decoded, dict):
             raise TransportError(f"{method} {path}: the answer is not a map")
         return decoded
+
+    async def request(self, method: str, path: str, body: Message | None, answer: type[M], *,
+                      params: dict[str, Any] | None = None, raw: bytes | None = None,
+                      timeout: float | None = None) -> M:
+        """:meth:`call` with a :mod:`protocol` request body, decoding the answer strictly as
+        ``answer``; an answer that does not decode raises :class:`TransportError`."""
+        out = await self.call(method, path, body.to_wire() if body is not None else None,
+                              params=params, raw=raw, timeout=timeout)
+        try:
+            return answer.from_wire(out)
+        except ApiError as exc:  # MalformedBody, or an identifier outside its grammar
+            raise TransportError(f"{method} {path}: the answer does not decode ({exc})") from None
 
     async def get_raw(self, absolute_path: str) -> bytes:
         """GET a non-API resource of the server (e.g. the log's ``vkey``); raises

@@ -28,8 +28,19 @@ from crypto.mls.key_package_gen import generate_key_package, key_package_ref
 from crypto.note import parse_vkey
 from crypto.primitives import ed25519_public_key, ed25519_sign
 from crypto.rng import Rng, system_rng
-from protocol.api import CLIENT_PREFIX
+from protocol.api import (
+    CLIENT_PREFIX,
+    ClaimRequest,
+    ClaimResponse,
+    DeviceKeys,
+    DeviceKeysRequest,
+    DeviceKeysResponse,
+    KeyPackageCountResponse,
+    KeyPackageUploadRequest,
+    UserDevicesResponse,
+)
 from protocol.audit import device_registration_message
+from protocol.ids import RoomId, UserId
 
 from .errors import VerificationFailed
 from .http import Http, quote_path
@@ -77,9 +88,9 @@ class Keys:
         cred = Credential.basic(device_identity(acct.user_id, acct.device_id)).to_bytes()
         sig = ed25519_sign(acct.signature_seed,
                            device_registration_message(acct.user_id, acct.device_id, pk, cred))
-        out = await self.http.call("PUT", "/keys/device",
-                                   {"signature_key": pk, "credential": cred, "signature": sig})
-        acct.log_index = out["log_index"]
+        out = await self.http.request("PUT", "/keys/device", DeviceKeysRequest(pk, cred, sig),
+                                      DeviceKeysResponse)
+        acct.log_index = out.log_index
         acct.keys_registered = True
         self.store.save_account(acct)
         return acct.log_index
@@ -94,16 +105,16 @@ class Keys:
         stored = StoredKeyPackage(kp.to_bytes(), priv.init_priv, priv.encryption_priv, last_resort)
         return MLSMessage(kp).to_bytes(), ref, stored
 
-    async def count(self) -> dict:
-        return await self.http.call("GET", "/keys/packages/count")
+    async def count(self) -> KeyPackageCountResponse:
+        return await self.http.request("GET", "/keys/packages/count", None, KeyPackageCountResponse)
 
-    async def top_up(self, *, force: bool = False) -> dict:
+    async def top_up(self, *, force: bool = False) -> KeyPackageCountResponse:
         """Upload KeyPackages when the server holds fewer than ``threshold`` one-time ones
         (or ``force``); always with a fresh last-resort one. Returns the count."""
         count = await self.count()
-        if not force and count["one_time"] >= self.threshold and count["last_resort"]:
+        if not force and count.one_time >= self.threshold and count.last_resort:
             return count
-        n = max(0, min(100, self.batch - count["one_time"]))
+        n = max(0, min(100, self.batch - count.one_time))
         made = [self._generate(False) for _ in range(n)]
         last = self._generate(True)
         kps = self.store.key_packages()
@@ -112,8 +123,8 @@ class Keys:
         for _, ref, stored in (*made, last):
             kps[ref] = stored
         self.store.save_key_packages(kps)
-        return await self.http.call("POST", "/keys/packages", {
-            "one_time": [m for m, _, _ in made], "last_resort": last[0]})
+        upload = KeyPackageUploadRequest(tuple(m for m, _, _ in made), last[0])
+        return await self.http.request("POST", "/keys/packages", upload, KeyPackageCountResponse)
 
     def for_welcome(self, welcome: Welcome) -> tuple[str, KeyPackage, KeyPackagePrivate] | None:
         """The stored KeyPackage (ref, package, privates) named by ``welcome``, if any."""
@@ -136,9 +147,11 @@ class Keys:
 
     # -- peers ---------------------------------------------------------------------------
 
-    async def user_devices(self, user_id: str) -> list[dict]:
-        out = await self.http.call("GET", f"/users/{quote_path(user_id)}/devices")
-        return list(out["devices"])
+    async def user_devices(self, user_id: str) -> tuple[DeviceKeys, ...]:
+        """The devices of ``user_id`` with registered keys, as its server lists them."""
+        out = await self.http.request("GET", f"/users/{quote_path(user_id)}/devices", None,
+                                      UserDevicesResponse)
+        return out.devices
 
     async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
                             log_index: int | None = None) -> None:
@@ -156,12 +169,12 @@ class Keys:
             base = f"{self.http.base_url}{CLIENT_PREFIX}/federation/{server}"
             vkey = await self._remote_log_key(server, base)
         if log_index is None:
-            match = [d for d in await self.user_devices(user_id) if d["device_id"] == device_id]
+            match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
             if not match:
                 raise VerificationFailed(f"{identity} is not a registered device")
-            if match[0]["signature_key"] != signature_key:
+            if match[0].signature_key != signature_key:
                 raise VerificationFailed(f"{identity} uses a key other than the registered one")
-            log_index = match[0]["log_index"]
+            log_index = match[0].log_index
         if vkey is None:
             raise VerificationFailed("no transparency-log key pinned in this profile")
         try:
@@ -195,14 +208,14 @@ class Keys:
         Raises :class:`~client.sdk.errors.ServerError` (``key_package_exhausted``, ``not_found``) and
         :class:`VerificationFailed` (a package whose key or credential is not the
         device's registered one, or a registration not proven in the log)."""
-        body = {"user": user_id} if room_id is None else {"user": user_id, "room_id": room_id}
-        claimed = await self.http.call("POST", "/keys/claim", body)
-        registered = {d["device_id"]: d for d in await self.user_devices(user_id)}
+        body = ClaimRequest(UserId.parse(user_id), RoomId.parse(room_id) if room_id is not None else None)
+        claimed = await self.http.request("POST", "/keys/claim", body, ClaimResponse)
+        registered = {str(d.device_id): d for d in await self.user_devices(user_id)}
         out: list[tuple[str, KeyPackage]] = []
-        for item in claimed["key_packages"]:
-            device = item["device_id"]
+        for item in claimed.key_packages:
+            device = str(item.device_id)
             try:
-                msg = MLSMessage.from_bytes(item["key_package"])
+                msg = MLSMessage.from_bytes(item.key_package)
             except CryptoError:
                 raise VerificationFailed(f"the KeyPackage of {device} does not decode") from None
             kp = msg.body
@@ -210,12 +223,12 @@ class Keys:
                 raise VerificationFailed(f"the claimed item of {device} is not a KeyPackage")
             reg = registered.get(device)
             leaf = kp.leaf_node
-            if reg is None or leaf.signature_key != reg["signature_key"] \
-                    or leaf.credential.to_bytes() != reg["credential"] \
+            if reg is None or leaf.signature_key != reg.signature_key \
+                    or leaf.credential.to_bytes() != reg.credential \
                     or leaf.credential.identity != device_identity(user_id, device):
                 raise VerificationFailed(f"the KeyPackage of {user_id}/{device} is not bound to "
                                          "the device's registered keys")
             out.append((device, kp))
         await asyncio.gather(*(self.verify_device(user_id, d, kp.leaf_node.signature_key,
-                                                  registered[d]["log_index"]) for d, kp in out))
+                                                  registered[d].log_index) for d, kp in out))
         return out

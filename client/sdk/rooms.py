@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from crypto.errors import CryptoError
+from crypto.errors import CryptoError, InternalError
 from crypto.mls import (
     Add,
     Group,
@@ -48,14 +48,27 @@ from crypto.mls.ciphersuite import get_suite
 from crypto.mls.extensions import ExtensionType, find_extension
 from crypto.mls.key_package_gen import generate_key_package
 from crypto.rng import Rng, system_rng
+from protocol.rooms_api import (
+    CreateRoomRequest,
+    CreateRoomResponse,
+    GroupInfoResponse,
+    RoomsResponse,
+    SendRequest,
+    SendResponse,
+)
+from protocol.rooms_api import RoomSummary as ServerRoom
 
 from .errors import NotAMember, RetriesExhausted, ServerError, StaleEpoch, TransportError
+from .groups import GroupStore
 from .http import Http, quote_path
 from .keys import SUITE, Keys, device_identity
-from .store import PendingCommit, RoomState, Store
+from .messages import MembershipMessage, message_from_record
+from .store import PendingCommit, RoomState, RoomStatus, Store
 from .sync import Sync
 
 __all__ = ["Rooms", "MAX_ATTEMPTS"]
+
+T = TypeVar("T")
 
 #: How many times a commit is re-staged after losing its epoch to another member's commit.
 MAX_ATTEMPTS = 8
@@ -81,34 +94,31 @@ def pending_refs(group: Group, exclude_leaves: set[int] = frozenset()) -> list[b
 
 
 class Rooms:
-    def __init__(self, http: Http, store: Store, keys: Keys, sync: Sync, rng: Rng = system_rng) -> None:
+    def __init__(self, http: Http, store: Store, keys: Keys, sync: Sync, groups: GroupStore,
+                 rng: Rng = system_rng) -> None:
         self.http = http
         self.store = store
         self.keys = keys
         self.sync = sync
+        self.groups = groups
         self.rng = rng
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _joined(self, room_id: str) -> RoomState:
         room = self.store.room(room_id)
-        if room.status != "joined" or room.group is None:
-            raise NotAMember(f"this device is no longer a member of {room_id} ({room.status})")
+        if room.status is not RoomStatus.JOINED or room.group is None:
+            raise NotAMember(f"this device is no longer a member of {room_id} ({room.status.value})")
         return room
 
-    async def _post(self, room_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.http.call("POST", f"/rooms/{quote_path(room_id)}/send", body)
+    async def _post(self, room_id: str, body: SendRequest) -> SendResponse:
+        """``POST /rooms/{room_id}/send``."""
+        return await self.http.request("POST", f"/rooms/{quote_path(room_id)}/send", body, SendResponse)
 
-    async def _post_retrying(self, room_id: str, body: dict[str, Any], tries: int = 3) -> dict[str, Any]:
-        """Send; a lost answer is retried with the same transaction id (idempotent)."""
-        for attempt in range(tries):
-            try:
-                return await self._post(room_id, body)
-            except TransportError:
-                if attempt == tries - 1:
-                    raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+    async def _post_retrying(self, room_id: str, body: SendRequest) -> SendResponse:
+        """:meth:`_post`; a lost answer is retried with the same transaction id (the hub is
+        idempotent)."""
+        return await _retrying(lambda: self._post(room_id, body))
 
     async def resolve_pending(self, room_id: str) -> None:
         """Settle a commit whose answer was lost: send it again with its transaction id."""
@@ -126,11 +136,8 @@ class Rooms:
         self.store.save_room(room)
 
     @staticmethod
-    def _commit_body(p: PendingCommit) -> dict[str, Any]:
-        body: dict[str, Any] = {"txn_id": p.txn_id, "message": p.message, "group_info": p.group_info}
-        if p.welcome is not None:
-            body["welcome"] = p.welcome
-        return body
+    def _commit_body(p: PendingCommit) -> SendRequest:
+        return SendRequest(p.txn_id, p.message, p.welcome, p.group_info)
 
     # -- the commit pipeline ----------------------------------------------------------------
 
@@ -140,14 +147,16 @@ class Rooms:
         await self.resolve_pending(room_id)
         for _ in range(MAX_ATTEMPTS):
             room = self._joined(room_id)
-            tentative = Group.from_bytes(room.group)  # type: ignore[arg-type]
+            tentative = self.groups.copy(room)
             staged = build(tentative)
             if staged is None:
                 return None
+            if staged.commit is None:
+                raise InternalError("a staged commit of our own carries no commit message")
             tentative.merge_staged_commit(staged)
             info = MLSMessage(tentative.group_info(with_ratchet_tree=True))
             room.pending = PendingCommit(
-                _txn(self.rng), staged.commit.to_bytes(),  # type: ignore[union-attr]
+                _txn(self.rng), staged.commit.to_bytes(),
                 staged.welcome.to_bytes() if staged.welcome is not None else None,
                 info.to_bytes(), tentative.to_bytes())
             self.store.save_room(room)
@@ -162,22 +171,22 @@ class Rooms:
                 room.pending = None
                 self.store.save_room(room)
                 raise
-            room.group, room.pending = room.pending.new_group, None
+            room.pending = None
+            self.groups.put(room, tentative)  # the staged group is the room's now
             self.store.save_room(room)
             self._record_membership(room_id, out, staged)
             return staged
         raise RetriesExhausted(f"{room_id}: lost the race for {MAX_ATTEMPTS} epochs in a row")
 
-    def _record_membership(self, room_id: str, out: dict[str, Any], staged: StagedCommit) -> None:
+    def _record_membership(self, room_id: str, out: SendResponse, staged: StagedCommit) -> None:
         added = [kp.leaf_node.credential.identity.decode() for _, kp in staged.added]
         removed = [leaf.credential.identity.decode() for _, leaf in staged.removed]
         if not added and not removed:
             return
         acct = self.store.account()
-        self.store.add_messages(room_id, [{
-            "room_id": room_id, "seq": out["seq"], "sender_user": acct.user_id,
-            "sender_device": acct.device_id, "ts": int(time.time() * 1000),
-            "epoch": staged.epoch - 1, "type": "membership", "added": added, "removed": removed}])
+        self.store.add_messages(room_id, [MembershipMessage(
+            room_id, out.seq, acct.user_id, acct.device_id, int(time.time() * 1000),
+            staged.epoch - 1, tuple(added), tuple(removed))])
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -189,21 +198,13 @@ class Rooms:
                                         self.rng, signature_priv=acct.signature_seed)
         group = Group.create(suite, self.rng(16), kp, priv, rng=self.rng)
         info = MLSMessage(group.group_info(with_ratchet_tree=True)).to_bytes()
-        out = await self._post_create({"txn_id": _txn(self.rng), "group_info": info})
-        room = RoomState(out["room_id"], group.to_bytes(), last_seq=-1, name=name)
+        request = CreateRoomRequest(_txn(self.rng), info)
+        out = await _retrying(lambda: self.http.request("POST", "/rooms", request, CreateRoomResponse))
+        room = RoomState(str(out.room_id), None, last_seq=-1, name=name)
+        self.groups.put(room, group)
         self.store.save_room(room)
         await self.sync.catch_up(room.room_id)  # the create event (seq 0) sets the chain
         return room.room_id
-
-    async def _post_create(self, body: dict[str, Any]) -> dict[str, Any]:
-        for attempt in range(3):
-            try:
-                return await self.http.call("POST", "/rooms", body)
-            except TransportError:
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
 
     async def invite(self, room_id: str, user_id: str) -> list[str]:
         """Add every device of ``user_id`` (claimed, verified KeyPackages); returns the
@@ -242,8 +243,7 @@ class Rooms:
             return g.stage_commit([Proposal(Remove(i)) for i in sorted(leaves)],
                                   proposal_refs=pending_refs(g, leaves))
 
-        room = self._joined(room_id)
-        g = Group.from_bytes(room.group)  # type: ignore[arg-type]
+        g = self.groups.live(self._joined(room_id))
         if not any(m.identity.startswith(prefix) for m in g.members):
             raise NotAMember(f"{user_id} is not a member of {room_id}")
         await self.commit(room_id, build)
@@ -269,31 +269,31 @@ class Rooms:
         room's keys. Another member's next commit completes the removal; until then the
         hub still counts this device as a member, but it can no longer read."""
         await self.resolve_pending(room_id)
-        room = self._joined(room_id)
-        group = Group.from_bytes(room.group)  # type: ignore[arg-type]
+        group = self.groups.copy(self._joined(room_id))  # dropped once the proposal is sent
         msg, _ = group.propose(Proposal(Remove(int(group.own_leaf_index))), public=True, rng=self.rng)
         try:
-            await self._post_retrying(room_id, {"txn_id": _txn(self.rng), "message": msg.to_bytes()})
+            await self._post_retrying(room_id, SendRequest(_txn(self.rng), msg.to_bytes()))
         except StaleEpoch:
             await self.sync.catch_up(room_id)
             return await self.leave(room_id)
         room = self.store.room(room_id)
-        room.group, room.status, room.pending = None, "left", None
+        room.group, room.status, room.pending = None, RoomStatus.LEFT, None
+        self.groups.forget(room_id)
         self.store.save_room(room)
 
     async def add_own_devices(self) -> dict[str, list[str]]:
         """Add this user's other devices (registered and proven in the log) to every room this
         device is in and they are not; returns room -> identities added."""
         acct = self.store.account()
-        devices = [d for d in await self.keys.user_devices(acct.user_id) if d["device_id"] != acct.device_id]
+        devices = [str(d.device_id) for d in await self.keys.user_devices(acct.user_id)
+                   if str(d.device_id) != acct.device_id]
         out: dict[str, list[str]] = {}
         for room_id in self.store.room_ids():
             room = self.store.room(room_id)
-            if room.status != "joined" or room.group is None:
+            if room.status is not RoomStatus.JOINED or room.group is None:
                 continue
-            members = {m.identity for m in Group.from_bytes(room.group).members}
-            missing = {d["device_id"] for d in devices
-                       if device_identity(acct.user_id, d["device_id"]) not in members}
+            members = {m.identity for m in self.groups.live(room).members}
+            missing = {d for d in devices if device_identity(acct.user_id, d) not in members}
             if not missing:
                 continue
             claimed = [(d, kp) for d, kp in await self.keys.claim(acct.user_id) if d in missing]
@@ -315,13 +315,13 @@ class Rooms:
             prior = _own_leaf(info, suite, me)  # a re-join replaces our old leaf
             group, commit = Group.external_join(info, kp, priv, remove_prior=prior, rng=self.rng)
             new_info = MLSMessage(group.group_info(with_ratchet_tree=True))
-            body = {"txn_id": _txn(self.rng), "message": commit.to_bytes(),
-                    "group_info": new_info.to_bytes()}
+            body = SendRequest(_txn(self.rng), commit.to_bytes(), group_info=new_info.to_bytes())
             try:
                 await self._post_retrying(room_id, body)
             except StaleEpoch:
                 continue
-            room = RoomState(room_id, group.to_bytes(), joined_epoch=group.epoch)
+            room = RoomState(room_id, None, joined_epoch=group.epoch)
+            self.groups.put(room, group)
             self.store.save_room(room)
             await self.sync.catch_up(room_id)
             return group.epoch
@@ -335,31 +335,48 @@ class Rooms:
         acct = self.store.account()
         for _ in range(MAX_ATTEMPTS):
             room = self._joined(room_id)
-            group = Group.from_bytes(room.group)  # type: ignore[arg-type]
-            msg = group.protect(payload, rng=self.rng)
-            room.group = group.to_bytes()  # the used key is gone for good, sent or not
-            self.store.save_room(room)
+            with self.groups.changing(room) as group:
+                msg = group.protect(payload, rng=self.rng)
+            self.store.save_room(room)  # the used key is gone for good, sent or not
             try:
-                out = await self._post_retrying(room_id, {"txn_id": _txn(self.rng),
-                                                          "message": msg.to_bytes()})
+                out = await self._post_retrying(room_id, SendRequest(_txn(self.rng), msg.to_bytes()))
             except StaleEpoch:
                 await self.sync.catch_up(room_id)
                 continue
-            m = {"room_id": room_id, "seq": out["seq"], "sender_user": acct.user_id,
-                 "sender_device": acct.device_id, "ts": int(time.time() * 1000),
-                 "epoch": group.epoch, **local}
-            self.store.add_messages(room_id, [m])
-            return out["seq"]
+            self.store.add_messages(room_id, [message_from_record({
+                "room_id": room_id, "seq": out.seq, "sender_user": acct.user_id,
+                "sender_device": acct.device_id, "ts": int(time.time() * 1000),
+                "epoch": group.epoch, **local})])
+            return out.seq
         raise RetriesExhausted(f"{room_id}: the epoch kept changing under the message")
 
-    async def server_rooms(self) -> list[dict[str, Any]]:
-        return list((await self.http.call("GET", "/rooms"))["rooms"])
+    async def server_rooms(self) -> tuple[ServerRoom, ...]:
+        return (await self.http.request("GET", "/rooms", None, RoomsResponse)).rooms
 
     async def group_info(self, room_id: str) -> GroupInfo:
-        out = await self.http.call("GET", f"/rooms/{quote_path(room_id)}/group_info")
-        body = MLSMessage.from_bytes(out["group_info"]).body
-        assert isinstance(body, GroupInfo)
+        """The room's current GroupInfo as the hub serves it; raises :class:`TransportError`
+        for an answer that is not one."""
+        out = await self.http.request("GET", f"/rooms/{quote_path(room_id)}/group_info", None,
+                                      GroupInfoResponse)
+        try:
+            body = MLSMessage.from_bytes(out.group_info).body
+        except CryptoError:
+            body = None
+        if not isinstance(body, GroupInfo):
+            raise TransportError(f"{room_id}: the served group_info is not a GroupInfo")
         return body
+
+
+async def _retrying(send: Callable[[], Awaitable[T]], tries: int = 3) -> T:
+    """``send()``, again after a :class:`TransportError` (a lost answer), up to ``tries`` times."""
+    for attempt in range(tries):
+        try:
+            return await send()
+        except TransportError:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _own_leaf(info: GroupInfo, suite, identity: bytes) -> int | None:

@@ -30,15 +30,26 @@ from typing import Any
 import aiohttp
 
 from client.profile import Profile
-from crypto.mls import Group
 from crypto.rng import Rng, system_rng
+from protocol.api import (
+    Empty,
+    KeyPackageCountResponse,
+    LoginRequest,
+    RegisterRequest,
+    SessionResponse,
+)
+from protocol.ids import DeviceId
+from protocol.rooms_api import AttachmentResponse
 
+from .envelopes import Refusal
 from .errors import RetriesExhausted, ServerError, VerificationFailed
+from .groups import GroupStore
 from .http import Http
 from .keys import Keys, split_identity
+from .messages import AttachmentMessage, RoomMessage
 from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
 from .rooms import Rooms
-from .store import Account, Store
+from .store import Account, RoomStatus, Store
 from .sync import Sync, SyncResult
 
 __all__ = ["Client", "RoomSummary"]
@@ -48,11 +59,12 @@ __all__ = ["Client", "RoomSummary"]
 class RoomSummary:
     room_id: str
     name: str | None
-    status: str
+    status: RoomStatus
     epoch: int | None
     members: tuple[str, ...]
     last_seq: int
     warnings: tuple[str, ...]
+    refused: tuple[Refusal, ...] = ()  # events that failed verification, not applied
 
 
 class Client:
@@ -70,8 +82,9 @@ class Client:
             server, token = acct.server, acct.access_token
         self.http = Http(server or "http://invalid", token, session=session)
         self.keys = Keys(self.http, self.store, rng)
-        self.sync_engine = Sync(self.http, self.store, self.keys)
-        self.rooms_engine = Rooms(self.http, self.store, self.keys, self.sync_engine, rng)
+        self.groups = GroupStore()
+        self.sync_engine = Sync(self.http, self.store, self.keys, self.groups)
+        self.rooms_engine = Rooms(self.http, self.store, self.keys, self.sync_engine, self.groups, rng)
         self.auto_add_own_devices = auto_add_own_devices
         self.own_devices_interval = own_devices_interval
         self._last_own_devices = 0.0
@@ -93,8 +106,9 @@ class Client:
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         try:
-            out = await client.http.call("POST", "/register", {
-                "invite": invite, "user": user, "password": password, "device_name": device_name})
+            out = await client.http.request("POST", "/register",
+                                            RegisterRequest(invite, user, password, device_name),
+                                            SessionResponse)
             await client._start(server, out)
         except BaseException:
             await client.close()
@@ -107,26 +121,25 @@ class Client:
         """Log in; a profile with an account logs its device in again (same keys)."""
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
-        body: dict[str, Any] = {"user": user, "password": password, "device_name": device_name}
         old = client.store.account() if client.store.has_account() else None
-        if old is not None:
-            body["device_id"] = old.device_id
+        body = LoginRequest(user, password, device_name,
+                            DeviceId.parse(old.device_id) if old is not None else None)
         try:
-            out = await client.http.call("POST", "/login", body)
+            out = await client.http.request("POST", "/login", body, SessionResponse)
             await client._start(server, out, old)
         except BaseException:
             await client.close()
             raise
         return client
 
-    async def _start(self, server: str, out: dict[str, Any], old: Account | None = None) -> None:
+    async def _start(self, server: str, out: SessionResponse, old: Account | None = None) -> None:
         async with self._exclusive():
-            if old is not None and old.device_id == out["device_id"]:
+            if old is not None and old.device_id == str(out.device_id):
                 acct = old
-                acct.access_token, acct.server = out["access_token"], server.rstrip("/")
+                acct.access_token, acct.server = out.access_token, server.rstrip("/")
             else:
-                acct = Account(server.rstrip("/"), out["user_id"], out["device_id"],
-                               out["access_token"], self.rng(32))
+                acct = Account(server.rstrip("/"), str(out.user_id), str(out.device_id),
+                               out.access_token, self.rng(32))
             self.store.save_account(acct)
             self.http.token = acct.access_token
             await self.keys.register_device_keys()
@@ -143,7 +156,7 @@ class Client:
 
     async def logout(self) -> None:
         """Revoke this device's token (the device and its keys stay)."""
-        await self.http.call("POST", "/logout", {})
+        await self.http.request("POST", "/logout", Empty(), Empty)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
@@ -193,7 +206,7 @@ class Client:
         the hub's GroupInfo); returns the epoch. The alternative to :meth:`add_own_devices`."""
         async with self._exclusive():
             epoch = await self.rooms_engine.join_external(room_id)
-            g = Group.from_bytes(self.store.room(room_id).group)  # type: ignore[arg-type]
+            g = self.groups.live(self.store.room(room_id))
             await self._verify_identities({room_id: [m.identity for m in g.members]})
             return epoch
 
@@ -201,10 +214,11 @@ class Client:
         out = []
         for room_id in self.store.room_ids():
             r = self.store.room(room_id)
-            g = Group.from_bytes(r.group) if r.group is not None else None
+            g = self.groups.view(r)
             members = tuple(sorted(m.identity.decode() for m in g.members)) if g else ()
             out.append(RoomSummary(room_id, r.name, r.status, g.epoch if g else None, members,
-                                   r.last_seq, tuple(r.warnings)))
+                                   r.last_seq, tuple(r.warnings),
+                                   tuple(Refusal.from_record(x) for x in r.refused)))
         return out
 
     def room(self, room_id: str) -> RoomSummary:
@@ -221,21 +235,29 @@ class Client:
     async def send_attachment(self, room_id: str, data: bytes, name: str) -> int:
         """Encrypt ``data`` under a fresh key, upload the ciphertext, send the key in MLS."""
         blob, key, nonce = seal_attachment(data, self.rng)
-        out = await self.http.call("POST", "/attachments", raw=blob)
-        att = Attachment(out["content_id"], key, nonce, name, len(data))
+        out = await self.http.request("POST", "/attachments", None, AttachmentResponse, raw=blob)
+        att = Attachment(out.content_id, key, nonce, name, len(data))
         payload = encode_attachment(att)
         local = att.to_payload()
         async with self._exclusive():
             return await self.rooms_engine.send_payload(room_id, payload, local)
 
-    async def download_attachment(self, message: dict[str, Any]) -> bytes:
+    async def download_attachment(self, message: AttachmentMessage) -> bytes:
         """The plaintext of an attachment message (checked against its content id and key)."""
-        blob = await self.http.get_bytes(f"/attachments/{message['content_id']}")
-        return open_attachment(message, blob)
+        blob = await self.http.get_bytes(f"/attachments/{message.content_id}")
+        return open_attachment(message.attachment, blob)
 
-    def messages(self, room_id: str, after_seq: int = -1) -> list[dict[str, Any]]:
+    def messages(self, room_id: str, after_seq: int = -1) -> list[RoomMessage]:
         """The room's messages this device has read or sent, in seq order."""
-        return [m for m in self.store.messages(room_id) if m["seq"] > after_seq]
+        return [m for m in self.store.messages(room_id) if m.seq > after_seq]
+
+    async def catch_up(self, room_id: str) -> SyncResult:
+        """Apply one room's events after this device's last, from its history (no ``GET
+        /sync``: the inbox and other rooms wait), and verify the members it added."""
+        async with self._exclusive():
+            result = await self.sync_engine.catch_up(room_id)
+            await self._verify_identities(result.added)
+        return result
 
     async def sync(self, timeout_ms: int = 0) -> SyncResult:
         """One sync round: fetch (long-poll up to ``timeout_ms``), then apply under the lock;
@@ -253,17 +275,19 @@ class Client:
     async def _after_sync(self, result: SyncResult) -> None:
         for room_id in self.store.room_ids():
             room = self.store.room(room_id)
-            if room.status == "joined" and room.group is not None:
-                g = Group.from_bytes(room.group)
-                if any(sender != g.own_leaf_index for _, sender in g.pending_proposals.values()):
-                    try:
-                        await self.rooms_engine.commit_pending_proposals(room_id)
-                    except (ServerError, RetriesExhausted) as exc:
-                        self._warn(room_id, f"could not commit others' proposals: {exc}")
+            g = self.groups.view(room)
+            others = g is not None and any(sender != g.own_leaf_index
+                                           for _, sender in g.pending_proposals.values())
+            if room.status is RoomStatus.JOINED and others:
+                try:
+                    await self.rooms_engine.commit_pending_proposals(room_id)
+                except (ServerError, RetriesExhausted) as exc:
+                    self._warn(room_id, f"could not commit others' proposals: {exc}")
         for room_id in result.joined:
             room = self.store.room(room_id)
-            if room.group is not None:
-                ids = [m.identity for m in Group.from_bytes(room.group).members]
+            g = self.groups.view(room)
+            if g is not None:
+                ids = [m.identity for m in g.members]
                 result.added.setdefault(room_id, []).extend(ids)
         await self._verify_identities(result.added)
         if result.welcomes_used:
@@ -279,7 +303,7 @@ class Client:
 
     def _warn(self, room_id: str, text: str) -> None:
         room = self.store.room(room_id)
-        if room.status == "joined" and text not in room.warnings[-5:]:
+        if room.status is RoomStatus.JOINED and text not in room.warnings[-5:]:
             room.warnings.append(text)
             self.store.save_room(room)
 
@@ -287,7 +311,7 @@ class Client:
         acct = self.store.account()
         for room_id, identities in by_room.items():
             room = self.store.room(room_id)
-            g = Group.from_bytes(room.group) if room.group is not None else None
+            g = self.groups.view(room)
             keys = {m.identity: m.signature_key for m in g.members} if g else {}
             changed = False
             for identity in identities:
@@ -307,10 +331,10 @@ class Client:
         async with self._exclusive():
             room = self.store.room(room_id)
             before = len(room.warnings)
-            g = Group.from_bytes(room.group) if room.group is not None else None
+            g = self.groups.view(room)
             await self._verify_identities({room_id: [m.identity for m in g.members] if g else []})
             return self.store.room(room_id).warnings[before:]
 
-    async def ensure_key_packages(self) -> dict[str, Any]:
+    async def ensure_key_packages(self) -> KeyPackageCountResponse:
         async with self._exclusive():
             return await self.keys.top_up()

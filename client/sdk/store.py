@@ -6,8 +6,9 @@ Records and what they hold (all sealed at rest):
   Ed25519 seed, the pinned transparency-log key, the registration's log index);
 * ``key_packages``: KeyPackage privates by KeyPackageRef (hex), with the KeyPackage;
 * ``room/<room_id>``: :class:`RoomState` (MLS group state, last processed seq,
-  status, a commit awaiting the hub's answer);
-* ``messages/<room_id>``: the decrypted messages of the room, in seq order;
+  status, a commit awaiting the hub's answer, the refused events after it);
+* ``messages/<room_id>``: the decrypted messages of the room, in seq order
+  (:class:`~client.sdk.messages.RoomMessage` records);
 * ``sync``: the since-token of the last sync;
 * ``verified``: peer devices whose registration was proven in the log.
 """
@@ -15,13 +16,15 @@ Records and what they hold (all sealed at rest):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 from client.profile import Profile
 
 from .errors import NotSignedIn, UnknownRoom
+from .messages import RoomMessage, message_from_record
 
-__all__ = ["Account", "RoomState", "PendingCommit", "StoredKeyPackage", "Store"]
+__all__ = ["Account", "RoomState", "RoomStatus", "PendingCommit", "StoredKeyPackage", "Store"]
 
 
 @dataclass
@@ -47,6 +50,14 @@ class PendingCommit:
     new_group: bytes
 
 
+class RoomStatus(Enum):
+    """This device's standing in a room."""
+
+    JOINED = "joined"
+    LEFT = "left"  # it sent its Remove proposal and forgot the room's keys
+    REMOVED = "removed"  # a commit removed it
+
+
 @dataclass
 class RoomState:
     room_id: str
@@ -54,19 +65,22 @@ class RoomState:
     last_seq: int = -1  # every event up to here has been processed, in order
     last_event_id: bytes | None = None  # id of event last_seq (for the prev chain)
     joined_epoch: int = 0  # events of earlier epochs cannot be read by this device
-    status: str = "joined"  # joined | left | removed
+    status: RoomStatus = RoomStatus.JOINED
     name: str | None = None
     pending: PendingCommit | None = None
     warnings: list[str] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # Refusal records (envelopes.py)
 
     def to_record(self) -> dict[str, Any]:
         d = asdict(self)
+        d["status"] = self.status.value
         return d
 
     @classmethod
     def from_record(cls, d: dict[str, Any]) -> RoomState:
         d = dict(d)
         p = d.pop("pending", None)
+        d["status"] = RoomStatus(d.get("status", RoomStatus.JOINED.value))
         return cls(**d, pending=PendingCommit(**p) if p else None)
 
 
@@ -121,16 +135,16 @@ class Store:
         return [n.removeprefix("room/") for n in self.profile.names("room/")]
 
     # -- messages ----------------------------------------------------------------------
-    def messages(self, room_id: str) -> list[dict[str, Any]]:
-        return self.profile.get(f"messages/{room_id}", [])
+    def messages(self, room_id: str) -> list[RoomMessage]:
+        return [message_from_record(d) for d in self.profile.get(f"messages/{room_id}", [])]
 
-    def add_messages(self, room_id: str, new: list[dict[str, Any]]) -> None:
+    def add_messages(self, room_id: str, new: list[RoomMessage]) -> None:
         if not new:
             return
-        have = self.messages(room_id)
-        seen = {m["seq"] for m in have}
-        have.extend(m for m in new if m["seq"] not in seen)
-        have.sort(key=lambda m: m["seq"])
+        have: list[dict[str, Any]] = self.profile.get(f"messages/{room_id}", [])
+        seen = {d["seq"] for d in have}
+        have.extend(m.to_record() for m in new if m.seq not in seen)
+        have.sort(key=lambda d: d["seq"])
         self.profile.put(f"messages/{room_id}", have)
 
     # -- sync and verification -----------------------------------------------------------

@@ -17,27 +17,36 @@ from disk and
    passes it and so acknowledges the inbox items.
 
 :meth:`Sync.catch_up` applies a room's history from ``last_seq + 1`` to its end
-(used after a ``stale_epoch`` refusal).
+(after a ``stale_epoch`` refusal, before ``confide send``, and for a room with
+refused events).
 
-Envelopes are decoded strictly (:meth:`protocol.events.SignedEvent.from_wire`,
-which checks ``event_id``) and chained by ``prev``; the hub's signature is
-checked when its key is known (``hub_keys``: a seam until the server publishes
-its key).
+Every envelope is verified before it is applied (:mod:`.envelopes`: strict decoding,
+``event_id``, the hub's key by ``hub_key_id`` from ``GET /hub_key``, its signature) and
+chained here: an event must carry ``seq`` one past the room's last event and ``prev``
+that event's id. An event that fails is *refused*: it is not applied and the room
+stops at the event before it (later events cannot be chained past it); the
+:class:`~client.sdk.envelopes.Refusal` is kept in ``room.refused`` until the hub
+serves a valid event at that seq (every sync asks the history of such a room
+again), and listed in :attr:`SyncResult.refused`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from crypto.errors import CryptoError
 from crypto.mls import Group, MLSMessage, Welcome
+from protocol.errors import ApiError
 from protocol.events import SignedEvent
+from protocol.rooms_api import InboxItem
 
-from .errors import VerificationFailed
+from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
+from .groups import GroupStore
 from .http import Http, quote_path
 from .keys import Keys
-from .store import RoomState, Store
+from .messages import RoomMessage
+from .store import RoomState, RoomStatus, Store
 from .timeline import Applied, apply_event
 
 __all__ = ["Sync", "SyncResult", "HISTORY_PAGE"]
@@ -45,22 +54,28 @@ __all__ = ["Sync", "SyncResult", "HISTORY_PAGE"]
 HISTORY_PAGE = 200
 
 
+def _seq(ev: SignedEvent | Refusal) -> int | None:
+    return ev.seq if isinstance(ev, Refusal) else ev.content.seq
+
+
 @dataclass
 class SyncResult:
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[RoomMessage] = field(default_factory=list)
     joined: list[str] = field(default_factory=list)
     added: dict[str, list[bytes]] = field(default_factory=dict)  # room -> identities added
+    refused: list[Refusal] = field(default_factory=list)  # events that failed their checks
     welcomes_used: int = 0
     raw_count: int = 0  # events and inbox items the server returned
 
 
 class Sync:
-    def __init__(self, http: Http, store: Store, keys: Keys) -> None:
+    def __init__(self, http: Http, store: Store, keys: Keys, groups: GroupStore,
+                 hub_keys: HubKeys | None = None) -> None:
         self.http = http
         self.store = store
         self.keys = keys
-        # hub server name -> its Ed25519 key, or {key_id: key} from GET /hub_key's key document
-        self.hub_keys: dict[str, bytes | dict[str, bytes]] = {}
+        self.groups = groups
+        self.hub_keys = hub_keys or HubKeys(http)
 
     async def fetch(self, timeout_ms: int = 0, limit: int | None = None) -> dict[str, Any]:
         """One ``GET /sync`` from the stored since-token."""
@@ -68,52 +83,63 @@ class Sync:
         return await self.http.call("GET", "/sync", params=params,
                                     timeout=max(30.0, timeout_ms / 1000 + 15))
 
-    def _decode(self, obj: Any) -> SignedEvent:
+    async def _verified(self, obj: Any) -> SignedEvent | Refusal:
         try:
-            ev = SignedEvent.from_wire(obj)
-            hub = ev.content.room_id.split(":", 1)[1]
-            key = self.hub_keys.get(hub)
-            if isinstance(key, dict):  # key id -> public key (from GET /hub_key's key document)
-                if ev.key_id not in key:
-                    raise VerificationFailed(f"the hub signed with a key it does not publish: {ev.key_id}")
-                key = key[ev.key_id]
-            if key is not None:
-                ev.verify(key)
-        except CryptoError as exc:
-            raise VerificationFailed(f"a room event fails its checks: {exc}") from None
-        return ev
+            return await verify_envelope(obj, self.hub_keys)
+        except EventRefused as exc:
+            return exc.refusal
 
-    async def history(self, room_id: str, start: int, end: int | None = None) -> list[SignedEvent]:
-        """Events ``start..end-1`` (to the end of the room when ``end`` is None)."""
-        out: list[SignedEvent] = []
+    async def history(self, room_id: str, start: int, end: int | None = None) -> list[SignedEvent | Refusal]:
+        """Events ``start..end-1`` (to the end of the room when ``end`` is None), each
+        verified; the list ends at the first refused one (its :class:`Refusal`)."""
+        out: list[SignedEvent | Refusal] = []
         seq = start
         while end is None or seq < end:
             limit = HISTORY_PAGE if end is None else min(HISTORY_PAGE, end - seq)
             page = await self.http.call("GET", f"/rooms/{quote_path(room_id)}/events",
                                         params={"from": seq, "limit": limit})
-            events = [self._decode(e) for e in page["events"]]
-            if not events:
+            events = page.get("events")
+            if not isinstance(events, list) or not events:
                 break
-            out.extend(events)
-            seq = events[-1].content.seq + 1
+            for obj in events:
+                item = await self._verified(obj)
+                out.append(item)
+                if isinstance(item, Refusal):
+                    return out
+                if item.content.room_id != room_id or item.content.seq < seq:
+                    out[-1] = Refusal(room_id, item.content.seq, Failure.CHAIN,
+                                      f"the history of {room_id} from {seq} returned it")
+                    return out
+                seq = item.content.seq + 1
         return out
 
     async def apply(self, body: dict[str, Any]) -> SyncResult:
         """Apply one sync answer (the caller holds the profile lock)."""
         result = SyncResult(raw_count=len(body.get("events", [])) + len(body.get("inbox", [])))
-        for item in body.get("inbox", []):
-            if item.get("kind") == "welcome":
+        for obj in body.get("inbox", []):
+            try:
+                item = InboxItem.from_wire(obj, "inbox item")
+            except ApiError:
+                continue  # not an inbox item: nothing to act on (acknowledged with the token)
+            if item.kind == "welcome":
                 room_id = await self._join(item, result)
                 if room_id is not None:
                     result.joined.append(room_id)
-        by_room: dict[str, list[SignedEvent]] = {}
+        by_room: dict[str | None, list[SignedEvent | Refusal]] = {}
         for obj in body.get("events", []):
-            ev = self._decode(obj)
-            by_room.setdefault(ev.content.room_id, []).append(ev)
+            ev = await self._verified(obj)
+            by_room.setdefault(ev.room_id if isinstance(ev, Refusal) else ev.content.room_id,
+                               []).append(ev)
         for room_id, events in by_room.items():
+            if room_id is None:
+                result.refused.extend(e for e in events if isinstance(e, Refusal))
+                continue  # an envelope that does not even name its room
             if room_id in result.joined or not self.store.has_room(room_id):
                 continue  # a just-joined room was caught up from history; unknown rooms wait
-            await self._apply_room(room_id, sorted(events, key=lambda e: e.content.seq), result)
+            await self._apply_room(room_id, sorted(events, key=lambda e: _seq(e) or 0), result)
+        for room_id in self.store.room_ids():
+            if room_id not in by_room and room_id not in result.joined and self.store.room(room_id).refused:
+                await self.catch_up(room_id, result)  # ask again for the events refused before
         self.store.save_sync_token(body.get("next"))
         return result
 
@@ -124,42 +150,67 @@ class Sync:
         await self._apply_room(room_id, await self.history(room_id, room.last_seq + 1), result)
         return result
 
-    async def _apply_room(self, room_id: str, events: list[SignedEvent], result: SyncResult) -> None:
+    async def _apply_room(self, room_id: str, events: list[SignedEvent | Refusal],
+                          result: SyncResult) -> None:
         room = self.store.room(room_id)
         acct = self.store.account()
-        for ev in events:
-            seq = ev.content.seq
-            if seq <= room.last_seq:
-                continue
-            if seq > room.last_seq + 1 and room.last_event_id is not None:
-                for missing in await self.history(room_id, room.last_seq + 1, seq):
-                    self._one(room, missing, acct.device_id, acct.user_id, result)
-            if seq > room.last_seq + 1:
-                # The hub shows a device only the events of its membership: a fresh room
-                # starts at the first event after the commit that added us.
-                if room.last_event_id is not None:
-                    room.warnings.append(f"events {room.last_seq + 1}..{seq - 1} are not "
-                                         "visible to this device")
-                room.last_seq, room.last_event_id = seq - 1, None
-            self._one(room, ev, acct.device_id, acct.user_id, result)
-        self.store.save_room(room)
+        try:
+            for ev in events:
+                seq = _seq(ev)
+                if seq is not None and seq <= room.last_seq:
+                    continue  # seen already (at-least-once delivery)
+                if seq is not None and seq > room.last_seq + 1 and room.last_event_id is not None:
+                    for missing in await self.history(room_id, room.last_seq + 1, seq):
+                        self._one(room, missing, acct.device_id, acct.user_id, result)
+                    if seq > room.last_seq + 1:
+                        self._refuse(room, Refusal(room_id, seq, Failure.CHAIN,
+                                                   f"events {room.last_seq + 1}..{seq - 1} are missing"),
+                                     result)
+                if isinstance(ev, SignedEvent) and seq > room.last_seq + 1:
+                    # The hub shows a device only the events of its membership: a fresh room
+                    # starts at the first event after the commit that added us.
+                    room.last_seq, room.last_event_id = seq - 1, None
+                self._one(room, ev, acct.device_id, acct.user_id, result)
+        except EventRefused:
+            pass  # the room stops before the refused event; the next sync tries again
+        finally:
+            self.store.save_room(room)
 
-    def _one(self, room: RoomState, ev: SignedEvent, device: str, user: str, result: SyncResult) -> None:
-        if ev.content.seq != room.last_seq + 1:
-            return
-        applied: Applied = apply_event(room, ev, device, user)
+    def _refuse(self, room: RoomState, refusal: Refusal, result: SyncResult) -> NoReturn:
+        """Record ``refusal`` in the result and the room, and stop the room (raises)."""
+        result.refused.append(refusal)
+        record = refusal.to_record()
+        if record not in room.refused:
+            room.refused.append(record)
+        raise EventRefused(refusal)
+
+    def _one(self, room: RoomState, ev: SignedEvent | Refusal, device: str, user: str,
+             result: SyncResult) -> None:
+        """Apply ``ev`` (seq ``room.last_seq + 1``) after checking its chain; raises
+        :class:`EventRefused` (after recording it) for a refused event."""
+        if isinstance(ev, Refusal):
+            self._refuse(room, ev, result)
+        c = ev.content
+        if c.seq != room.last_seq + 1:
+            self._refuse(room, Refusal(room.room_id, c.seq, Failure.CHAIN,
+                                       f"the next event is {room.last_seq + 1}"), result)
+        if room.last_event_id is not None and c.prev != room.last_event_id:
+            self._refuse(room, Refusal(room.room_id, c.seq, Failure.CHAIN,
+                                       f"its prev is not the id of event {room.last_seq}"), result)
+        applied: Applied = apply_event(room, ev, device, user, self.groups)
+        room.refused = [r for r in room.refused if r["seq"] is None or r["seq"] > c.seq]
         if applied.messages:
             self.store.add_messages(room.room_id, applied.messages)
             result.messages.extend(applied.messages)
         if applied.added:
             result.added.setdefault(room.room_id, []).extend(applied.added)
 
-    async def _join(self, item: dict[str, Any], result: SyncResult) -> str | None:
-        room_id = item.get("room_id")
-        if not isinstance(room_id, str):
+    async def _join(self, item: InboxItem, result: SyncResult) -> str | None:
+        if item.room_id is None:
             return None
+        room_id = str(item.room_id)
         try:
-            msg = MLSMessage.from_bytes(item["payload"])
+            msg = MLSMessage.from_bytes(item.payload)
             if not isinstance(msg.body, Welcome):
                 return None
             found = self.keys.for_welcome(msg.body)
@@ -171,11 +222,12 @@ class Sync:
             return None
         if self.store.has_room(room_id):
             old = self.store.room(room_id)
-            if old.status == "joined" and old.group is not None \
-                    and Group.from_bytes(old.group).epoch >= group.epoch:
+            current = self.groups.view(old)
+            if old.status is RoomStatus.JOINED and current is not None and current.epoch >= group.epoch:
                 self.keys.consume(ref)
                 return None  # an older Welcome delivered again
-        room = RoomState(room_id, group.to_bytes(), joined_epoch=group.epoch)
+        room = RoomState(room_id, None, joined_epoch=group.epoch)
+        self.groups.put(room, group)
         self.store.save_room(room)
         self.keys.consume(ref)
         result.welcomes_used += 1

@@ -1,4 +1,4 @@
-"""Applying a room's signed events, in seq order, to this device's group state.
+r"""Applying a room's signed events, in seq order, to this device's group state.
 
 :func:`apply_event` takes one event (:class:`protocol.events.SignedEvent`) that
 directly follows ``room.last_seq`` and returns what it produced:
@@ -7,17 +7,17 @@ directly follows ``room.last_seq`` and returns what it produced:
   stored it when sending); our own commit was merged when the hub accepted it,
   or, if the answer was lost, the commit waiting in ``room.pending`` is adopted
   when its exact bytes appear;
-* others' application messages: decrypted and decoded into message dicts;
+* others' application messages: decrypted and decoded into
+  :class:`~client.sdk.messages.RoomMessage`\ s;
 * others' proposals: remembered by the group for the next commit;
 * others' commits: staged and merged; a commit that removes us ends the room
-  (status ``removed``, group state dropped); the added and removed members
+  (:attr:`RoomStatus.REMOVED`, group state dropped); the added and removed members
   become a ``membership`` message;
 * events this device cannot read (epochs before it joined, undecryptable
   messages) are skipped; failures other than "before we joined" are noted in
   ``room.warnings``.
 
-The chain is checked: each event's ``prev`` must be the id of the event before
-it (``BrokenEventChain``, a :class:`~client.sdk.errors.VerificationFailed`).
+The caller (:mod:`.sync`) has verified the event and its chain.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crypto.errors import CryptoError
-from crypto.mls import Group, MessageKind, MLSMessage
+from crypto.mls import MessageKind, MLSMessage
 from protocol.events import SignedEvent
 
-from .errors import InvalidPayload, VerificationFailed
+from .errors import InvalidPayload
+from .groups import GroupStore
+from .messages import MembershipMessage, RoomMessage, message_from_record
 from .payload import decode_payload
-from .store import RoomState
+from .store import RoomState, RoomStatus
 
 __all__ = ["Applied", "apply_event", "message_epoch"]
 
@@ -40,7 +42,7 @@ _MAX_WARNINGS = 50
 
 @dataclass
 class Applied:
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[RoomMessage] = field(default_factory=list)
     added: list[bytes] = field(default_factory=list)  # identities a commit added
 
 
@@ -58,28 +60,31 @@ def _warn(room: RoomState, text: str) -> None:
     del room.warnings[:-_MAX_WARNINGS]
 
 
-def _base(ev: SignedEvent, kind: str) -> dict[str, Any]:
+def _meta(ev: SignedEvent) -> dict[str, Any]:
     c = ev.content
     return {"room_id": c.room_id, "seq": c.seq, "sender_user": c.sender_user,
-            "sender_device": c.sender_device, "ts": c.ts, "epoch": c.epoch, "type": kind}
+            "sender_device": c.sender_device, "ts": c.ts, "epoch": c.epoch}
 
 
-def apply_event(room: RoomState, ev: SignedEvent, own_device: str, own_user: str) -> Applied:
-    """Apply ``ev`` (seq ``room.last_seq + 1``) to ``room`` in place; see the module docstring."""
+def apply_event(room: RoomState, ev: SignedEvent, own_device: str, own_user: str,
+                groups: GroupStore) -> Applied:
+    """Apply ``ev`` (seq ``room.last_seq + 1``) to ``room`` in place, on the room's live group
+    from ``groups``; see the module docstring."""
     c = ev.content
-    if room.last_event_id is not None and c.prev != room.last_event_id:
-        raise VerificationFailed(f"room {room.room_id}: event {c.seq} does not link to event "
-                                 f"{room.last_seq} (the hub's history changed)")
     out = Applied()
     try:
-        _apply(room, ev, own_device, own_user, out)
+        _apply(room, ev, own_device, own_user, groups, out)
+    except BaseException:
+        groups.forget(room.room_id)  # the live group may be half changed: the stored state holds
+        raise
     finally:
         room.last_seq = c.seq
         room.last_event_id = ev.event_id
     return out
 
 
-def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out: Applied) -> None:
+def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, groups: GroupStore,
+           out: Applied) -> None:
     c = ev.content
     kind = c.kind.value
     if kind == "create" or room.group is None:
@@ -93,13 +98,14 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
         return  # sent before this device joined: MLS gives us no keys for it
     try:
         msg = MLSMessage.from_bytes(c.message)
-        group = Group.from_bytes(room.group)
+        group = groups.live(room)
         if kind in ("commit", "proposal") and message_epoch(msg) != group.epoch:
             _warn(room, f"seq {c.seq}: a {kind} for epoch {message_epoch(msg)} "
                         f"at our epoch {group.epoch} was skipped")
             return
         processed = group.process_message(msg)
     except CryptoError as exc:
+        groups.forget(room.room_id)  # it may have changed before failing: the stored state holds
         _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
         return
     if processed.kind == MessageKind.APPLICATION:
@@ -107,11 +113,9 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
             payload = decode_payload(processed.application_data or b"")
         except InvalidPayload as exc:
             _warn(room, f"seq {c.seq}: {exc}")
-            room.group = group.to_bytes()
+            groups.put(room, group)
             return
-        m = _base(ev, payload.pop("type"))
-        m.update(payload)
-        out.messages.append(m)
+        out.messages.append(message_from_record({**_meta(ev), **payload}))
     elif processed.kind == MessageKind.COMMIT:
         staged = processed.staged_commit
         assert staged is not None
@@ -124,10 +128,11 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, out
         removed = [leaf.credential.identity for _, leaf in staged.removed]
         out.added.extend(added)
         if added or removed:
-            m = _base(ev, "membership")
-            m.update({"added": [i.decode() for i in added], "removed": [i.decode() for i in removed]})
-            out.messages.append(m)
+            out.messages.append(MembershipMessage(
+                **_meta(ev), added=tuple(i.decode() for i in added),
+                removed=tuple(i.decode() for i in removed)))
         if staged.self_removed or not group.is_active:
-            room.group, room.status = None, "removed"
+            room.group, room.status = None, RoomStatus.REMOVED
+            groups.forget(room.room_id)
             return
-    room.group = group.to_bytes()
+    groups.put(room, group)

@@ -6,13 +6,21 @@ import asyncio
 
 import pytest
 
-from client.sdk import NotAMember, ServerError, TransportError
+from client.sdk import (
+    AttachmentMessage,
+    MembershipMessage,
+    NotAMember,
+    ServerError,
+    TextMessage,
+    TransportError,
+)
 from client.sdk.rooms import Rooms
+from client.sdk.store import RoomStatus
 from crypto.mls import Group
 
 
 def texts(client, room):
-    return [m["body"] for m in client.messages(room) if m["type"] == "text"]
+    return [m.body for m in client.messages(room) if isinstance(m, TextMessage)]
 
 
 def group(client, room) -> Group:
@@ -67,7 +75,7 @@ async def test_a_removed_member_reads_nothing_after_removal(hs):
     await alice.send_text(room, "after bob left")
     await bob.sync()
     assert "after bob left" not in texts(bob, room)
-    assert bob.room(room).status == "removed"
+    assert bob.room(room).status is RoomStatus.REMOVED
     with pytest.raises(NotAMember):
         await bob.send_text(room, "let me in")
 
@@ -75,7 +83,7 @@ async def test_a_removed_member_reads_nothing_after_removal(hs):
 async def test_leave_is_completed_by_another_members_commit(hs):
     alice, bob, room = await converse(hs)
     await bob.leave(room)
-    assert bob.room(room).status == "left"
+    assert bob.room(room).status is RoomStatus.LEFT
     await alice.sync()  # sees the proposal and commits it
     members = alice.room(room).members
     assert not any(m.startswith(bob.user_id) for m in members)
@@ -131,8 +139,8 @@ async def test_attachments_are_encrypted_and_readable_by_members(hs):
     data = b"scan of a form " * 1000
     await alice.send_attachment(room, data, "form.pdf")
     await bob.sync()
-    [m] = [m for m in bob.messages(room) if m["type"] == "attachment"]
-    assert (m["name"], m["size"]) == ("form.pdf", len(data))
+    [m] = [m for m in bob.messages(room) if isinstance(m, AttachmentMessage)]
+    assert (m.name, m.size) == ("form.pdf", len(data))
     assert await bob.download_attachment(m) == data
     blobs = [p.read_bytes() for p in hs.data_dir.rglob("*") if p.is_file()]
     assert not any(b"scan of a form" in b for b in blobs)
@@ -189,8 +197,8 @@ async def test_second_device_joins_by_itself_with_an_external_commit(hs):
     await alice.sync()
     await bob.sync()
     assert group(bob, room).epoch_authenticator == group(tablet, room).epoch_authenticator
-    [m] = [m for m in bob.messages(room) if m["type"] == "membership" and m["added"]][-1:]
-    assert m["added"] == [f"{alice.user_id}/{tablet.device_id}"]
+    [m] = [m for m in bob.messages(room) if isinstance(m, MembershipMessage) and m.added][-1:]
+    assert m.added == (f"{alice.user_id}/{tablet.device_id}",)
     await bob.send_text(room, "hello tablet")
     await tablet.sync()
     assert texts(tablet, room) == ["hello tablet"]

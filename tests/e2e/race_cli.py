@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     first = [True]
 
     async def _post(self, room_id, body):
-        if not (first[0] and "group_info" in body):
+        if not (first[0] and body.group_info is not None):
             return await original(self, room_id, body)
         first[0] = False
         (race / f"ready-{os.getpid()}").touch()
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
         except StaleEpoch:
             outcome.write_text("stale_epoch")
             raise
-        outcome.write_text(f"accepted {out['seq']}")
+        outcome.write_text(f"accepted {out.seq}")
         return out
 
     rooms.Rooms._post = _post

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from client.profile import MINIMUM, Profile
-from client.sdk import Client
+from client.sdk import Client, TextMessage
 from crypto.rng import system_rng
 from server.services.provisioning import create_invite
 
@@ -30,7 +30,7 @@ async def user_on(node: Node, name: str, role: str = "clinician", clients: list 
 
 
 def texts(client: Client, room: str) -> list[str]:
-    return [m["body"] for m in client.messages(room) if m["type"] == "text"]
+    return [m.body for m in client.messages(room) if isinstance(m, TextMessage)]
 
 
 async def sync_all(*clients: Client, rounds: int = 1) -> None:

@@ -1,0 +1,96 @@
+"""The messages of a room's timeline, as this device read or sent them.
+
+Each is a frozen dataclass: where and by whom (:class:`RoomMessage`'s fields:
+room, seq, sender, hub time, epoch), then what, by :class:`MessageType`:
+
+* :class:`TextMessage`: ``body``;
+* :class:`AttachmentMessage`: the attachment's ``content_id``, key, nonce, name and size
+  (download it with :meth:`client.sdk.Client.download_attachment`);
+* :class:`MembershipMessage`: the identities a commit ``added`` and ``removed``.
+
+The profile stores them as records (:meth:`RoomMessage.to_record`: the fields and
+``"type"``, the form ``confide read --json`` prints); :func:`message_from_record`
+reads one back and raises :class:`~client.sdk.errors.InvalidPayload` for anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from typing import Any, ClassVar
+
+from .errors import InvalidPayload
+from .payload import Attachment
+
+__all__ = ["MessageType", "RoomMessage", "TextMessage", "AttachmentMessage", "MembershipMessage",
+           "message_from_record"]
+
+
+class MessageType(Enum):
+    TEXT = "text"
+    ATTACHMENT = "attachment"
+    MEMBERSHIP = "membership"
+
+
+@dataclass(frozen=True)
+class RoomMessage:
+    """What every timeline message has; see the subclasses for what it says."""
+
+    TYPE: ClassVar[MessageType]
+
+    room_id: str
+    seq: int
+    sender_user: str
+    sender_device: str
+    ts: int  # ms since the Unix epoch (the hub's acceptance time, or the send time for our own)
+    epoch: int
+
+    @property
+    def type(self) -> MessageType:
+        return self.TYPE
+
+    def to_record(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["type"] = self.TYPE.value
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class TextMessage(RoomMessage):
+    TYPE: ClassVar = MessageType.TEXT
+    body: str
+
+
+@dataclass(frozen=True)
+class AttachmentMessage(RoomMessage):
+    TYPE: ClassVar = MessageType.ATTACHMENT
+    content_id: str
+    key: bytes
+    nonce: bytes
+    name: str
+    size: int
+
+    @property
+    def attachment(self) -> Attachment:
+        return Attachment(self.content_id, self.key, self.nonce, self.name, self.size)
+
+
+@dataclass(frozen=True)
+class MembershipMessage(RoomMessage):
+    TYPE: ClassVar = MessageType.MEMBERSHIP
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+_BY_TYPE: dict[str, type[RoomMessage]] = {
+    cls.TYPE.value: cls for cls in (TextMessage, AttachmentMessage, MembershipMessage)}
+
+
+def message_from_record(d: dict[str, Any]) -> RoomMessage:
+    """The message of a record (its fields and ``"type"``); raises :class:`InvalidPayload`."""
+    cls = _BY_TYPE.get(str(d.get("type")))
+    names = {f.name for f in fields(cls)} if cls is not None else set()
+    if cls is None or set(d) != names | {"type"}:
+        raise InvalidPayload(f"not a timeline message record: {sorted(d)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "type"}
+    return cls(**values)
