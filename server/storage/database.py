@@ -25,9 +25,11 @@ from pathlib import Path
 
 import aiosqlite
 
+from server.transactions import begin
+
 from .migrations import migrate
 
-__all__ = ["Database", "SerialLock", "connect"]
+__all__ = ["Database", "SerialLock", "begin", "connect"]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -95,9 +97,10 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction: committed (and fsynced) on exit, rolled back on an exception."""
+        """A write transaction: committed (and fsynced) on exit, rolled back on an exception
+        (cancellation included, also while ``BEGIN`` is in flight)."""
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await begin(self.conn, "BEGIN IMMEDIATE")
             try:
                 yield self.conn
             except BaseException:
@@ -109,7 +112,7 @@ class Database:
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A read-only snapshot (``BEGIN DEFERRED``); nothing it does is kept."""
         async with self._lock:
-            await self.conn.execute("BEGIN")
+            await begin(self.conn, "BEGIN")
             try:
                 yield self.conn
             finally:

@@ -20,6 +20,7 @@ from typing import Any
 import aiosqlite
 
 from crypto.merkle import Node
+from server.transactions import begin
 
 __all__ = ["SCHEMA_VERSION", "StorageCorrupt", "migrate", "open_connection", "LogStorage", "node_id"]
 
@@ -91,7 +92,7 @@ class LogStorage:
 
     async def _transaction(self, statements: Sequence[tuple[str, Sequence]]) -> None:
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await begin(self.conn)
             try:
                 for sql, rows in statements:
                     if rows:
@@ -213,7 +214,7 @@ class LogStorage:
         in one ``BEGIN IMMEDIATE`` transaction.
         """
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await begin(self.conn)
             try:
                 async with self.conn.execute(
                     "SELECT size FROM translog_witness_state WHERE origin = ?", (origin,)
