@@ -6,6 +6,10 @@
   ``{"error": {"code", "message"[, "retry_after_ms"]}}``;
 - domain errors of the storage layer (anything with a registered ``code``)
   the same way, through :func:`protocol.errors.error_for_code`;
+- a database failure (:class:`sqlite3.OperationalError` such as "database is
+  locked" or a disk I/O error, or a bare :class:`sqlite3.DatabaseError` such as
+  a damaged file) as ``storage_unavailable`` (503), after logging its type and
+  SQLite's error name (never the statement or its parameters);
 - aiohttp's own HTTP errors: unknown route ``not_found``, wrong method
   ``method_not_allowed``, oversize ``body_too_large``, other 4xx ``bad_request``;
 - anything else as ``internal`` (500) without details, after logging the
@@ -19,6 +23,7 @@ User ids are never logged at info level.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import structlog
@@ -31,6 +36,7 @@ from protocol.errors import (
     Internal,
     MethodNotAllowed,
     NotFound,
+    StorageUnavailable,
     error_for_code,
 )
 from server.storage import StorageError
@@ -58,6 +64,12 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     return BadRequest(exc.reason or "bad request")
 
 
+def _is_storage_failure(exc: Exception) -> bool:
+    """A fault of the database rather than of the code: locked, I/O, read-only, damaged.
+    (``IntegrityError``, ``ProgrammingError`` and the like are bugs: ``internal``.)"""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
@@ -71,6 +83,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             raise
         return error_response(_from_http(exc))
     except Exception as exc:
+        if _is_storage_failure(exc):
+            log.error("storage_unavailable", route=route_name(request), error_type=type(exc).__name__,
+                      sqlite_error=getattr(exc, "sqlite_errorname", None))
+            return error_response(StorageUnavailable("storage temporarily unavailable, retry later"))
         log.error("unhandled_error", route=route_name(request), error_type=type(exc).__name__,
                   exc_info=True)
         return error_response(Internal("internal error"))
