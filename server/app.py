@@ -34,7 +34,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from crypto.note import Signer
+from crypto.note import SIG_COSIGNATURE_V1, Signer
 from crypto.rng import Rng, system_rng
 from federation import setup_federation
 from server.api import access_log_middleware, add_routes, error_middleware
@@ -48,6 +48,7 @@ from server.appkeys import (
     SESSIONS,
     SIGNING_KEY,
     TRANSPARENCY_LOG,
+    TRANSPARENCY_WITNESS,
 )
 from server.config import Config
 from server.keyfiles import load_or_create_seed
@@ -60,7 +61,7 @@ from server.services.passwords import PasswordHasher
 from server.services.ratelimit import FailureWindow, LoginLimiter
 from server.services.sessions import Sessions
 from server.storage import Database, connect, key_packages, meta
-from server.translog import TransparencyLog
+from server.translog import TransparencyLog, Witness
 from server.translog import add_routes as add_log_routes
 
 __all__ = ["create_app", "MAINTENANCE_INTERVAL"]
@@ -74,11 +75,11 @@ MAINTENANCE_INTERVAL = 30.0
 class _LateLog:
     """The transparency log as the log routes see it: resolved per request, once started."""
 
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
+    def __init__(self, app: web.Application, key: web.AppKey = TRANSPARENCY_LOG) -> None:
+        self._app, self._key = app, key
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._app[TRANSPARENCY_LOG], name)
+        return getattr(self._app[self._key], name)
 
 
 def create_app(
@@ -97,7 +98,7 @@ def create_app(
     app.cleanup_ctx.append(_services(config, clock, rng, hasher))
     app.cleanup_ctx.append(_maintenance(clock))
     add_routes(app.router)
-    add_log_routes(app, _LateLog(app), None)  # type: ignore[arg-type]
+    add_log_routes(app, _LateLog(app), _LateLog(app, TRANSPARENCY_WITNESS))  # type: ignore[arg-type]
     setup_messaging(app, config, clock, rng)
     setup_federation(app, config, clock, rng)
     return app
@@ -118,6 +119,10 @@ def _storage(config: Config, clock: Callable[[], float], rng: Rng):
                                               lock=db.lock)
             app[DATABASE] = db
             app[TRANSPARENCY_LOG] = tlog
+            # C2SP tlog-witness for the server's own log (peers' logs: federation witnessing).
+            app[TRANSPARENCY_WITNESS] = Witness(tlog.storage, Signer(
+                f"{config.server_name}/witness", load_or_create_seed(config.keys_dir / "witness.key", rng),
+                SIG_COSIGNATURE_V1), {config.server_name: [tlog.verifier]}, clock)
             app[AUDIT] = AuditTrail(db, tlog)
             await app[AUDIT].flush()
             yield

@@ -20,16 +20,18 @@ from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
 from server.services.sessions import Sessions
 from server.storage import Database
-from server.translog import TransparencyLog
+from server.translog import TransparencyLog, Witness
 
 __all__ = [
-    "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
+    "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "TRANSPARENCY_WITNESS", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
     "KEY_DIRECTORY", "SIGNING_KEY", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
 ]
 
 CONFIG = web.AppKey("confide.config", Config)
 DATABASE = web.AppKey("confide.database", Database)
 TRANSPARENCY_LOG = web.AppKey("confide.transparency_log", TransparencyLog)
+#: The C2SP tlog-witness of ``/_confide/witness/v1`` (key ``keys/witness.key``, ``<server>/witness``).
+TRANSPARENCY_WITNESS = web.AppKey("confide.transparency_witness", Witness)
 AUDIT = web.AppKey("confide.audit", AuditTrail)
 SESSIONS = web.AppKey("confide.sessions", Sessions)
 ACCOUNTS = web.AppKey("confide.accounts", Accounts)

@@ -155,7 +155,7 @@ def add_routes(
             except WitnessError as exc:
                 if exc.status == 409:
                     return web.Response(
-                        status=409, text=f"{exc.current_size}\n", content_type="text/x.tlog.size",
+                        status=409, body=f"{exc.current_size}\n".encode(), content_type="text/x.tlog.size",
                         headers={"X-Confide-Error": exc.code},
                     )
                 return _error(exc.status, exc.code, str(exc))
