@@ -6,7 +6,7 @@ is ``/_confide/log/v1``, ``WITNESS_PREFIX`` is ``/_confide/witness/v1``):
 ====================================================  ==========================================
 ``GET  LOG_PREFIX/checkpoint``                          signed checkpoint with received cosignatures
 ``GET  LOG_PREFIX/tile/<L>/<N>[.p/<W>]``                hash tile (tlog-tiles)
-``GET  LOG_PREFIX/tile/entries/<N>[.p/<W>]``            entry bundle (tlog-tiles)
+``GET  LOG_PREFIX/tile/entries/<N>[.p/<W>]``            entry bundle (tlog-tiles), gzip if accepted
 ``GET  LOG_PREFIX/vkey``                                the log's verifier key (for pinning)
 ``GET  LOG_PREFIX/proof/inclusion?index=I[&size=S]``    c2sp tlog-proof, entry as ``extra``
 ``GET  LOG_PREFIX/proof/inclusion?event=<hex>[&size]``  same, found by room event hash
@@ -22,6 +22,7 @@ Errors are answered here and only here: status plus a ``text/plain`` body
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 from typing import Any
 
@@ -56,6 +57,30 @@ def _status_of(exc: Exception) -> int:
     if isinstance(exc, BadRequest | CryptoError):
         return 400
     return 500
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value (RFC 9110 section 12.5.3) allows ``gzip``:
+    listed (or ``x-gzip``, or ``*`` when gzip is not listed) with a q-value above 0."""
+    named: float | None = None
+    wildcard: float | None = None
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        coding = coding.lower()
+        if coding in ("gzip", "x-gzip"):
+            named = q if named is None else max(named, q)
+        elif coding == "*":
+            wildcard = q
+    chosen = named if named is not None else wildcard
+    return chosen is not None and chosen > 0
 
 
 def _int_param(request: web.Request, name: str, default: int | None = None) -> int | None:
@@ -97,15 +122,17 @@ def add_routes(
 
         async def tile(request: web.Request) -> web.Response:
             ident = parse_tile_path("tile/" + request.match_info["path"])
+            headers = {"Cache-Control": _IMMUTABLE}
             if isinstance(ident, TileId):
                 body = await log.read_tile(ident)
             else:
                 assert isinstance(ident, BundleId)
                 body = await log.read_bundle(ident)
-            return web.Response(
-                body=body, content_type="application/octet-stream",
-                headers={"Cache-Control": _IMMUTABLE},
-            )
+                headers["Vary"] = "Accept-Encoding"
+                if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+                    body = gzip.compress(body, mtime=0)
+                    headers["Content-Encoding"] = "gzip"
+            return web.Response(body=body, content_type="application/octet-stream", headers=headers)
 
         async def inclusion(request: web.Request) -> web.Response:
             size = _int_param(request, "size")
