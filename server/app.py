@@ -50,6 +50,7 @@ from server.appkeys import (
     TRANSPARENCY_LOG,
     TRANSPARENCY_WITNESS,
 )
+from server.background import run_forever
 from server.config import Config
 from server.keyfiles import load_or_create_seed
 from server.messaging import setup_messaging
@@ -155,18 +156,13 @@ def _services(config: Config, clock: Callable[[], float], rng: Rng, hasher: Pass
 
 
 def _maintenance(clock: Callable[[], float]):
-    async def loop(app: web.Application) -> None:
-        while True:
-            await asyncio.sleep(MAINTENANCE_INTERVAL)
-            try:
-                await app[AUDIT].flush()
-                async with app[DATABASE].transaction() as tx:
-                    await key_packages.delete_expired(tx, int(clock()))
-            except Exception:
-                log.error("maintenance_failed", exc_info=True)
+    async def step(app: web.Application) -> None:
+        await app[AUDIT].flush()
+        async with app[DATABASE].transaction() as tx:
+            await key_packages.delete_expired(tx, int(clock()))
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(loop(app))
+        task = asyncio.create_task(run_forever("maintenance", lambda: step(app), MAINTENANCE_INTERVAL))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
