@@ -31,7 +31,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from crypto.note import SIG_COSIGNATURE_V1, Signer
@@ -66,8 +65,6 @@ from server.translog import TransparencyLog, Witness
 from server.translog import add_routes as add_log_routes
 
 __all__ = ["create_app", "MAINTENANCE_INTERVAL"]
-
-log = structlog.get_logger("confide.app")
 
 #: Seconds between background passes (audit outbox drain, expired KeyPackages).
 MAINTENANCE_INTERVAL = 30.0

@@ -1,6 +1,7 @@
 """Cancellation-safe ``BEGIN`` for aiosqlite connections in autocommit mode.
 
-Shared by the homeserver's database (:mod:`server.storage.database`) and the
+:func:`rollback` ends a transaction whose body or ``COMMIT`` failed, without masking
+the failure when SQLite already rolled back by itself. Shared by the homeserver's database (:mod:`server.storage.database`) and the
 transparency log's own connection (:mod:`server.translog.storage`); it lives
 outside both packages so that neither imports the other to use it.
 """
@@ -12,7 +13,7 @@ import sqlite3
 
 import aiosqlite
 
-__all__ = ["begin"]
+__all__ = ["begin", "rollback"]
 
 
 async def begin(conn: aiosqlite.Connection, sql: str = "BEGIN IMMEDIATE") -> None:
@@ -28,7 +29,7 @@ async def begin(conn: aiosqlite.Connection, sql: str = "BEGIN IMMEDIATE") -> Non
     try:
         await conn.execute(sql)
     except BaseException:
-        await _rollback_uncancellable(conn)
+        await rollback(conn)
         raise
 
 
@@ -41,9 +42,11 @@ async def _rollback_quietly(conn: aiosqlite.Connection) -> None:
             raise
 
 
-async def _rollback_uncancellable(conn: aiosqlite.Connection) -> None:
-    """Roll back and wait for it even if the caller is cancelled again meanwhile (the
-    cancellation is delivered once the ``ROLLBACK`` is done)."""
+async def rollback(conn: aiosqlite.Connection) -> None:
+    """``ROLLBACK`` after a failed or cancelled transaction (or ``COMMIT``), waited for even if
+    the caller is cancelled again meanwhile (that cancellation is delivered once it is
+    done). No open transaction is fine: SQLite rolls some failures back by itself, and a
+    ``COMMIT`` whose caller was cancelled may have run."""
     rollback = asyncio.ensure_future(_rollback_quietly(conn))
     cancelled = False
     while True:

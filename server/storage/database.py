@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from server.transactions import begin
+from server.transactions import begin, rollback
 
 from .migrations import migrate
 
@@ -98,15 +98,16 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction: committed (and fsynced) on exit, rolled back on an exception
-        (cancellation included, also while ``BEGIN`` is in flight)."""
+        (cancellation included, also while ``BEGIN`` is in flight) or a failed ``COMMIT``, so
+        the connection never stays inside a transaction once the lock is released."""
         async with self._lock:
             await begin(self.conn, "BEGIN IMMEDIATE")
             try:
                 yield self.conn
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self.conn.execute("COMMIT")
+            except BaseException:  # the body's failure, or a COMMIT that failed (disk full, I/O)
+                await rollback(self.conn)
                 raise
-            await self.conn.execute("COMMIT")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -116,7 +117,7 @@ class Database:
             try:
                 yield self.conn
             finally:
-                await self.conn.execute("ROLLBACK")
+                await rollback(self.conn)
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from crypto.merkle import Node
-from server.transactions import begin
+from server.transactions import begin, rollback
 
 __all__ = ["SCHEMA_VERSION", "StorageCorrupt", "migrate", "open_connection", "LogStorage", "node_id"]
 
@@ -99,7 +99,7 @@ class LogStorage:
                         await self.conn.executemany(sql, rows)
                 await self.conn.execute("COMMIT")
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await rollback(self.conn)
                 raise
 
     async def append_batch(
@@ -232,6 +232,5 @@ class LogStorage:
                 await self.conn.execute("COMMIT")
                 return None
             except BaseException:
-                if self.conn.in_transaction:
-                    await self.conn.execute("ROLLBACK")
+                await rollback(self.conn)
                 raise

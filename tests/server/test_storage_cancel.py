@@ -126,3 +126,23 @@ async def test_cancelled_read_snapshot_during_begin_leaves_no_open_snapshot(tmp_
         await tx.execute("INSERT INTO scratch (x) VALUES (4)")
     assert not db.conn.in_transaction and await _rows(db) == [4]
     await db.close()
+
+
+async def test_a_failed_commit_is_rolled_back_and_the_next_transaction_works(tmp_path):
+    """A COMMIT that fails for real (a deferred foreign key still violated at commit time)
+    leaves SQLite inside the transaction; it is rolled back before the lock is released."""
+    db = await _open(tmp_path)
+    async with db.statement() as conn:
+        await conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    async with db.statement() as conn:
+        await conn.execute("CREATE TABLE child (pid INTEGER NOT NULL REFERENCES parent (id) "
+                           "DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO scratch (x) VALUES (5)")
+            await tx.execute("INSERT INTO child (pid) VALUES (99)")  # checked at COMMIT
+    assert not db.conn.in_transaction
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO scratch (x) VALUES (6)")
+    assert await _rows(db) == [6]
+    await db.close()
