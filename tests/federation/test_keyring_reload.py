@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 from crypto.rng import SeededRng
 from federation.keyring import RELOAD_INTERVAL, ServerKeyring, rotate
 from server.storage import Database
+from tests.server.helpers import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -21,17 +22,9 @@ class _Stop(BaseException):
     pass
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_failed_reload_is_logged_and_the_loop_keeps_reloading(tmp_path):
     db = await Database.open(tmp_path / "db.sqlite")
-    clock = Clock()
+    clock = FakeClock()
     keys = tmp_path / "keys"
     try:
         ring = await ServerKeyring.open(db, keys, "a.test", clock, SeededRng(1))
@@ -48,7 +41,7 @@ async def test_failed_reload_is_logged_and_the_loop_keeps_reloading(tmp_path):
             elif calls == 2:  # after the failed reload: the table is back, with a new key
                 async with db.statement() as conn:
                     await conn.execute("ALTER TABLE hidden_keys RENAME TO federation_server_keys")
-                clock.now += 60
+                clock.advance(60)
                 rotated.append(await rotate(db, keys, SeededRng(2), int(clock() * 1000), 10_000))
             else:
                 raise _Stop
