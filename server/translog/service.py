@@ -62,7 +62,7 @@ async def _check_stored_tree(storage: LogStorage, verifier: Verifier, origin: st
     try:
         cp = parse_checkpoint(open_note(note, [verifier]).text)
     except (MalformedNote, UnverifiedNote, NoteSignatureInvalid) as exc:
-        raise StorageCorrupt(f"the latest checkpoint is not signed by this server's log key ({exc})") from None
+        raise StorageCorrupt(f"the latest checkpoint is not signed by this server's log key: {exc}") from None
     if cp.origin != origin:
         raise StorageCorrupt(f"the latest checkpoint is for {cp.origin!r}, not {origin!r}")
     if cp.size != size or cp.root_hash != root:
