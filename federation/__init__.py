@@ -2,7 +2,7 @@
 
 Public seams (room federation builds on these):
 
-- :func:`setup_federation` (called by :func:`server.app.create_app`);
+- the services are built by the composition root (:func:`server.app.create_app`);
 - item kinds: ``app[FEDERATION_ITEMS].register(kind, handler, prepare=None)`` with
   ``async handler(item: InboundItem)`` and, for network look-ups, ``async prepare(origin,
   data)`` run before the receiver's database transaction (:mod:`federation.inbound`);
@@ -30,7 +30,6 @@ from .keyring import ServerKeyring, SigningKey
 from .peer_keys import PeerKeys
 from .routes import authenticate_peer
 from .sender import FederationSender
-from .setup import setup_federation
 from .verifier import RequestVerifier, VerifiedRequest
 
 __all__ = [
@@ -38,5 +37,5 @@ __all__ = [
     "FEDERATION_POLICY", "FEDERATION_RECEIVER", "FEDERATION_SENDER", "FEDERATION_VERIFIER",
     "FederationClient", "InboundItem", "ItemHandler", "ItemRegistry", "TransactionReceiver",
     "ServerKeyring", "SigningKey", "PeerKeys", "authenticate_peer", "FederationSender",
-    "setup_federation", "RequestVerifier", "VerifiedRequest",
+    "RequestVerifier", "VerifiedRequest",
 ]

@@ -1,8 +1,8 @@
 """The federation services' slots in the application (aiohttp ``AppKey``).
 
-:data:`FEDERATION_ITEMS` exists from :func:`federation.setup_federation` on
+:data:`FEDERATION_ITEMS` exists from :func:`server.app.create_app` on
 (register item kinds at any time before the app starts serving); the others
-are filled when the application starts (``cleanup_ctx``).
+are filled by the composition root when the application starts (``cleanup_ctx``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .client import FederationClient
+from .forwarded import ForwardedSends
 from .inbound import ItemRegistry, TransactionReceiver
 from .keyring import ServerKeyring
 from .peer_keys import PeerKeys
@@ -22,7 +23,7 @@ from .witnessing import Witnessing
 __all__ = [
     "FEDERATION_ITEMS", "FEDERATION_KEYRING", "FEDERATION_PEER_KEYS", "FEDERATION_POLICY",
     "FEDERATION_CLIENT", "FEDERATION_SENDER", "FEDERATION_VERIFIER", "FEDERATION_RECEIVER",
-    "FEDERATION_ROOMS", "FEDERATION_WITNESSING",
+    "FEDERATION_ROOMS", "FEDERATION_FORWARDED", "FEDERATION_WITNESSING",
 ]
 
 FEDERATION_ITEMS = web.AppKey("confide.federation.items", ItemRegistry)
@@ -35,5 +36,7 @@ FEDERATION_VERIFIER = web.AppKey("confide.federation.verifier", RequestVerifier)
 FEDERATION_RECEIVER = web.AppKey("confide.federation.receiver", TransactionReceiver)
 #: Room federation: hub fan-out, follower store, forwarded submissions, remote users.
 FEDERATION_ROOMS = web.AppKey("confide.federation.rooms", RoomFederation)
+#: Followers' submissions for rooms hosted here, run by the hub.
+FEDERATION_FORWARDED = web.AppKey("confide.federation.forwarded", ForwardedSends)
 #: The witness of peers' logs and the submitter of this server's checkpoints.
 FEDERATION_WITNESSING = web.AppKey("confide.federation.witnessing", Witnessing)

@@ -1,7 +1,7 @@
-"""Rooms across servers: hub fan-out, follower store, forwarded submissions, catch-up.
+"""Rooms across servers: hub fan-out, history and GroupInfo for followers, claims, remote calls.
 
 ``spec/server-server.md`` sections 11-15. One :class:`RoomFederation` per
-server plays both roles:
+server plays both roles (the follower's in :mod:`federation.room_follower`):
 
 **Hub** (rooms whose id names this server). It signs every event with the
 federation keyring's current key (:meth:`signing_key`). Inside the
@@ -12,20 +12,9 @@ server that becomes a follower with this event first gets events
 ``0..seq-1`` in the same queue, in order. The Welcome of a commit goes as a
 ``welcome`` item to each joiner's home server. Followers' submissions arrive
 at ``POST /rooms/{room_id}/send`` and are run by the hub like its own
-clients'; the hub's answer (including ``stale_epoch``) goes back as is.
-
-**Follower** (rooms hosted elsewhere). A ``room_event`` item is applied only
-if it comes from the room's hub (``not_hub``), its envelope decodes
-(``room_event_malformed``), the hub's signature verifies with the named key
-valid at ``ts`` (``room_event_bad_signature``) and it continues the stored
-chain (``room_event_chain_broken``). The follower keeps its own public view
-of the MLS group, processing each handshake as the hub did (with the
-event's ``ts`` as the time), and derives memberships from it
-(``room_event_rejected`` if the hub's handshake does not apply). Events go
-into the same tables as a hub's, so sync and history serve local members
-unchanged. An event past a gap (``seq > last_seq + 1``) is acknowledged and
-triggers :meth:`catch_up`: a signed ``GET /rooms/{room_id}/events`` from the
-hub, each event verified as above. A refused item stores nothing.
+clients' (:class:`federation.forwarded.ForwardedSends`, which holds the hub:
+this class does not, so the hub can be built with it); the hub's answer
+(including ``stale_epoch``) goes back as is.
 
 **Submissions by local devices to a remote room** (:meth:`submit_remote`,
 only for rooms this server follows, else ``unknown_room``): a synchronous
@@ -42,41 +31,23 @@ the hub answers it when that user (of the origin) has a current member device
 (:meth:`group_info_for`). The answer is cached per room for the follower's current
 epoch of the room (a commit applied here makes the next request ask again).
 
-**Catch-up without a trigger** (:meth:`run_catch_up`): at start, and then every
-:data:`CATCH_UP_INTERVAL` seconds for at most :data:`CATCH_UP_ROOMS_PER_PASS` rooms
-(round robin), the follower asks each hub whose rooms have a current local member
-for the events after its last one, so a tail it missed (no later event to reveal
-the gap) still arrives.
-
-**Stuck rooms** (:mod:`federation.stuck_rooms`): when the hub's history does not apply
-here (``room_event_chain_broken``, ``room_event_rejected``, ``room_event_bad_signature``,
-``room_event_malformed``) the room cannot move on; catch-up records it with the seq,
-code and reason, retries it at every pass, and clears the record when it moves on.
-
-**No network inside the database transaction**: a ``room_event`` item's hub key is
-fetched by :meth:`prepare_room_event` before the receiver opens its transaction; the
-handler reads the cached key document only.
+**Follower** (rooms hosted elsewhere): :class:`federation.room_follower.RoomFollower`,
+the part this class inherits: ``room_event``, ``welcome`` and ``to_device`` items, the
+checks before a hub's event is stored, catch-up and stuck rooms.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
-from urllib.parse import quote
 
 import aiosqlite
 import structlog
 
-from crypto.errors import CryptoError
-from crypto.mls.public_group import PublicGroup
 from protocol.api import ClaimResponse, UserDevicesResponse
-from protocol.errors import ApiError, MalformedBody, NotFound
-from protocol.events import GENESIS_PREV, EventKind, SignedEvent
+from protocol.errors import MalformedBody
+from protocol.events import SignedEvent
 from protocol.federation import (
     FEDERATION_PREFIX,
-    FederationError,
-    PeerRefused,
     PeerUnreachable,
     UnknownKey,
 )
@@ -89,21 +60,15 @@ from protocol.federation_rooms import (
     FederatedGroupInfo,
     FederatedRoomClaim,
     FederatedSend,
-    HubKeysUnavailable,
     HubUnreachable,
     NotHub,
     NotYourUser,
-    RoomEventBadSignature,
-    RoomEventChainBroken,
-    RoomEventMalformed,
-    RoomEventRejected,
     ToDeviceItem,
     WelcomeItem,
-    decode_room_event,
     encode_room_event,
 )
 from protocol.ids import DeviceId, RoomId, UserId
-from protocol.room_errors import NotMember, UnknownRoom
+from protocol.room_rules import Member
 from protocol.rooms_api import (
     Envelope,
     EventsResponse,
@@ -113,79 +78,50 @@ from protocol.rooms_api import (
     SendResponse,
     ToDeviceMessage,
 )
-from protocol.schema import decode_body, pack_body
-from server.delivery import inbox
-from server.delivery.wakeups import Wakeups, device_key
-from server.rooms import storage
-from server.rooms.classify import classify_message, decode_group_info, parse_device_identity
-from server.rooms.hub import Hub
-from server.services.devices import Devices
+from protocol.schema import pack_body
+from server.delivery.wakeups import Wakeups
+from server.rooms import access, storage
 from server.services.key_directory import KeyDirectory
 from server.services.sessions import Session
-from server.storage import AlreadyExists, Database, devices
+from server.storage import Database
 
-from . import store, stuck_rooms
+from . import store
 from .client import FederationClient
-from .inbound import InboundItem
 from .keyring import ServerKeyring
 from .peer_keys import PeerKeys
+from .room_follower import (
+    CATCH_UP_INTERVAL,
+    CATCH_UP_ROOMS_PER_PASS,
+    HISTORY_PAGE,
+    RelayedRefusal,
+    RoomFollower,
+    quote_id,
+    server_of,
+)
 from .sender import FederationSender
 
-__all__ = ["RoomFederation", "RelayedRefusal", "HISTORY_PAGE", "CATCH_UP_INTERVAL",
+__all__ = ["RoomFederation", "RoomFollower", "RelayedRefusal", "HISTORY_PAGE", "CATCH_UP_INTERVAL",
            "CATCH_UP_ROOMS_PER_PASS", "server_of"]
 
 log = structlog.get_logger("confide.federation")
 
-#: Events per history page a follower asks for (and a hub answers at most).
-HISTORY_PAGE = 200
-#: Seconds between catch-up passes over followed rooms (after the one at start).
-CATCH_UP_INTERVAL = 60.0
-#: Rooms asked about per periodic pass (round robin); the pass at start asks every room.
-CATCH_UP_ROOMS_PER_PASS = 50
 #: Rooms whose hub GroupInfo stays cached.
 _GROUP_INFO_CACHE = 1024
-#: A history refusal that leaves a followed room stuck (11.4).
-_STUCK = (RoomEventChainBroken, RoomEventRejected, RoomEventBadSignature, RoomEventMalformed)
-
-Member = tuple[str, str]
 
 
-def server_of(user_id: str) -> str:
-    return UserId.parse(user_id).server
+class RoomFederation(RoomFollower):
+    """Room federation of this server: the hub side here, the follower side inherited."""
 
-
-class RelayedRefusal(ApiError):
-    """A peer's refusal passed on to our client with the peer's code, status and details."""
-
-    def __init__(self, exc: PeerRefused) -> None:
-        details = dict(getattr(exc, "remote_details", {}) or {})
-        super().__init__(f"the remote server refused: {exc.message}", **details)
-        self.code = exc.remote_code  # type: ignore[misc]
-        self.status = exc.remote_status if 400 <= exc.remote_status <= 599 else 502  # type: ignore[misc]
-
-
-class RoomFederation:
-    def __init__(self, *, db: Database, hub: Hub, keyring: ServerKeyring, peer_keys: PeerKeys,
+    def __init__(self, *, db: Database, keyring: ServerKeyring, peer_keys: PeerKeys,
                  client: FederationClient, sender: FederationSender, wakeups: Wakeups,
-                 key_directory: KeyDirectory, devices_service: Devices, server_name: str,
+                 key_directory: KeyDirectory, server_name: str,
                  clock: Callable[[], float]) -> None:
-        self.db = db
-        self.hub = hub
+        super().__init__(db=db, peer_keys=peer_keys, client=client, wakeups=wakeups,
+                         server_name=server_name, clock=clock)
         self.keyring = keyring
-        self.peer_keys = peer_keys
-        self.client = client
         self.sender = sender
-        self.wakeups = wakeups
         self.key_directory = key_directory
-        self.devices = devices_service
-        self.server_name = server_name
-        self.clock = clock
-        self._catching: dict[str, asyncio.Task] = {}
         self._group_infos: dict[str, tuple[int, GroupInfoResponse]] = {}
-        self._cursor = ""
-
-    def _now_ms(self) -> int:
-        return int(self.clock() * 1000)
 
     # -- hub side (HubFederation) ---------------------------------------------------------
 
@@ -209,7 +145,7 @@ class RoomFederation:
         data = encode_room_event(event) if old or new else b""
         for dest in sorted(old | new):
             if dest not in old and c.seq > 0:
-                for past in await _events(tx, c.room_id, 0, c.seq):
+                for past in await storage.events_between(tx, c.room_id, 0, c.seq):
                     await store.enqueue(tx, dest, ITEM_ROOM_EVENT, encode_room_event(past), now)
             await store.enqueue(tx, dest, ITEM_ROOM_EVENT, data, now)
         if welcome is None:
@@ -224,30 +160,16 @@ class RoomFederation:
                                DeviceId.parse(c.sender_device), welcome, tuple(targets))
             await store.enqueue(tx, server, ITEM_WELCOME, pack_body(item), now)
 
-    async def submit_forwarded(self, origin: str, room_id: RoomId, req: FederatedSend) -> SendResponse:
-        """A follower's submission for a room hosted here: run it as the hub runs its own."""
-        if room_id.server != self.server_name:
-            raise NotHub("this server does not host that room")
-        if req.user_id.server != origin:
-            raise NotYourUser("a server submits for its own users only")
-        session = Session(req.user_id, req.device_id, "remote", b"")
-        return await self.hub.submit(session, room_id, SendRequest(req.txn_id, req.message, req.welcome,
-                                                                  req.group_info))
-
     async def history_for(self, origin: str, room_id: RoomId, from_seq: int, limit: int) -> EventsResponse:
         """Signed events ``from_seq..`` for a follower server with (or that had) a member device."""
         if room_id.server != self.server_name:
             raise NotHub("this server does not host that room")
         async with self.db.read() as conn:
-            if await storage.get_room(conn, str(room_id)) is None:
-                raise NotFound("no such room")
-            async with conn.execute(
-                "SELECT 1 FROM room_members WHERE room_id = ? AND user_id LIKE ? LIMIT 1",
-                (str(room_id), f"%:{origin}")
-            ) as cur:
-                if await cur.fetchone() is None:
-                    raise NotYourUser("no device of that server is or was a member of this room")
-            events = await _events(conn, str(room_id), from_seq, from_seq + min(limit, HISTORY_PAGE))
+            await access.known_room(conn, str(room_id))
+            if not await storage.server_has_had_member(conn, str(room_id), origin):
+                raise NotYourUser("no device of that server is or was a member of this room")
+            events = await storage.events_between(conn, str(room_id), from_seq,
+                                                  from_seq + min(limit, HISTORY_PAGE))
         nxt = events[-1].content.seq + 1 if events else from_seq
         return EventsResponse(tuple(Envelope(e) for e in events), nxt)
 
@@ -258,11 +180,7 @@ class RoomFederation:
         if req.user_id.server != origin:
             raise NotYourUser("a server asks for its own users only")
         async with self.db.read() as conn:
-            room = await storage.get_room(conn, str(room_id))
-            if room is None:
-                raise NotFound("no such room")
-            if not await storage.user_has_member_device(conn, str(room_id), str(req.user_id)):
-                raise NotMember("no device of this user is a member of this room")
+            room = await access.room_of_member_user(conn, str(room_id), str(req.user_id))
         return GroupInfoResponse(room.group_info, room.group_info_epoch)
 
     # -- follower side: submissions and keys ------------------------------------------------
@@ -273,15 +191,11 @@ class RoomFederation:
         ``hub_unreachable``."""
         rid = str(room_id)
         async with self.db.read() as conn:
-            room = await storage.get_room(conn, rid)
-            if room is None:
-                raise UnknownRoom("no such room")
-            if not await storage.user_has_member_device(conn, rid, str(session.user_id)):
-                raise NotMember("no device of this user is a member of this room")
+            room = await access.room_of_member_user(conn, rid, str(session.user_id))
         hit = self._group_infos.get(rid)
         if hit is not None and hit[0] == room.epoch:
             return hit[1]
-        target = f"{FEDERATION_PREFIX}/rooms/{_q(rid)}/group_info"
+        target = f"{FEDERATION_PREFIX}/rooms/{quote_id(rid)}/group_info"
         try:
             out = await self._call("POST", room_id.server, target, FederatedGroupInfo(session.user_id))
         except PeerUnreachable as exc:
@@ -298,19 +212,12 @@ class RoomFederation:
         return resp
 
 
-    async def _call(self, method: str, server: str, target: str, body=None):
-        try:
-            return await self.client.call(method, server, target, body)
-        except PeerRefused as exc:
-            raise RelayedRefusal(exc) from None
-
     async def submit_remote(self, session: Session, room_id: RoomId, req: SendRequest) -> SendResponse:
-        async with self.db.read() as conn:
-            if await storage.get_room(conn, str(room_id)) is None:
-                raise UnknownRoom("no such room here: this server follows the rooms of its members")
+        async with self.db.read() as conn:  # a follower holds the rooms of its members only
+            await access.known_room(conn, str(room_id))
         body = FederatedSend(session.user_id, session.device_id, req.txn_id, req.message, req.welcome,
                              req.group_info)
-        target = f"{FEDERATION_PREFIX}/rooms/{_q(str(room_id))}/send"
+        target = f"{FEDERATION_PREFIX}/rooms/{quote_id(str(room_id))}/send"
         try:
             out = await self._call("POST", room_id.server, target, body)
         except PeerUnreachable as exc:
@@ -359,7 +266,7 @@ class RoomFederation:
         if it cannot be reached). Raises ``peer_denied`` for a server the policy refuses."""
         if room_id.server == self.server_name:
             return await self._hub_claim(room_id, user)
-        target = f"{FEDERATION_PREFIX}/rooms/{_q(str(room_id))}/claim"
+        target = f"{FEDERATION_PREFIX}/rooms/{quote_id(str(room_id))}/claim"
         try:
             out = await self._call("POST", room_id.server, target, FederatedRoomClaim(user, requester))
         except PeerUnreachable as exc:
@@ -383,10 +290,7 @@ class RoomFederation:
         if req.requester.server != origin:
             raise NotYourUser("a server claims for its own users only")
         async with self.db.read() as conn:
-            if await storage.get_room(conn, str(room_id)) is None:
-                raise UnknownRoom("no such room")
-            if not await storage.user_has_member_device(conn, str(room_id), str(req.requester)):
-                raise NotMember("no device of the requester is a member of this room")
+            await access.room_of_member_user(conn, str(room_id), str(req.requester))
         log.info("federation_claim_via_hub", origin=origin, home=req.user_id.server)
         return await self._hub_claim(room_id, req.user_id)
 
@@ -396,7 +300,7 @@ class RoomFederation:
         return await self._claim_at_home(user, room_id)
 
     async def user_devices(self, user: UserId) -> UserDevicesResponse:
-        out = await self._call("GET", user.server, f"{FEDERATION_PREFIX}/users/{_q(str(user))}/devices")
+        out = await self._call("GET", user.server, f"{FEDERATION_PREFIX}/users/{quote_id(str(user))}/devices")
         resp = UserDevicesResponse.from_wire(out)
         if resp.user_id != user:
             raise PeerUnreachable(f"{user.server} answered for another user")
@@ -411,299 +315,3 @@ class RoomFederation:
         for server, items in sorted(by_server.items()):
             body = ToDeviceItem(UserId.parse(sender[0]), DeviceId.parse(sender[1]), tuple(items))
             await store.enqueue(tx, server, ITEM_TO_DEVICE, pack_body(body), self._now_ms())
-
-    # -- follower side: inbound items -------------------------------------------------------
-
-    async def prepare_room_event(self, origin: str, data: bytes) -> None:
-        """Before the receiver's transaction: make sure the hub's key document that verifies
-        the event is cached (fetched if the key is not listed). Raises
-        :class:`HubKeysUnavailable` (the whole transaction is refused and retried) only when
-        no document of the hub could ever be fetched; item problems are left to the handler."""
-        try:
-            event = decode_room_event(data)
-            hub = RoomId.parse(event.content.room_id).server
-        except ApiError:
-            return
-        if hub != origin or hub == self.server_name:
-            return
-        with contextlib.suppress(FederationError):
-            await self.peer_keys.public_key(hub, event.key_id, event.content.ts)
-        if self.peer_keys.cached(hub) is None:
-            raise HubKeysUnavailable(f"the key document of {hub} cannot be fetched; retry later")
-
-    async def on_room_event_item(self, item: InboundItem) -> None:
-        event = decode_room_event(item.data)
-        room = RoomId.parse(event.content.room_id)
-        if room.server != item.origin or room.server == self.server_name:
-            raise NotHub("only a room's hub sends its events")
-        try:
-            self.verify_signature_cached(event)
-            status, wake = await self.apply_event(item.tx, event)
-        except _STUCK:
-            # nothing of this item is stored; catch-up tries the hub's history and records
-            # the room as stuck if that does not apply either
-            self.schedule_catch_up(str(room))
-            raise
-        if status == "gap":
-            item.after_commit(lambda: self.schedule_catch_up(str(room)))
-        elif wake:
-            item.after_commit(lambda: self._wake_local(wake))
-
-    async def on_welcome_item(self, item: InboundItem) -> None:
-        w = decode_body(item.data, WelcomeItem)
-        if w.room_id.server != item.origin:
-            raise NotHub("only a room's hub routes its Welcomes")
-        woken = set()
-        for t in w.targets:
-            if t.user_id.server != self.server_name:
-                raise NotYourUser("a Welcome target of another server")
-            if await devices.get(item.tx, str(t.user_id), str(t.device_id)) is None:
-                continue  # the device was removed meanwhile
-            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(t.user_id),
-                             str(t.device_id), "welcome", w.welcome,
-                             sender=(str(w.sender_user), str(w.sender_device)), room_id=str(w.room_id),
-                             now_ms=item.received_ms)
-            woken.add((str(t.user_id), str(t.device_id)))
-        item.after_commit(lambda: self._wake_local(woken))
-
-    async def on_to_device_item(self, item: InboundItem) -> None:
-        m = decode_body(item.data, ToDeviceItem)
-        if m.sender_user.server != item.origin:
-            raise NotYourUser("a server sends for its own users' devices only")
-        woken = set()
-        for t in m.messages:
-            if t.user_id.server != self.server_name:
-                raise NotYourUser("a target of another server")
-            if await devices.get(item.tx, str(t.user_id), str(t.device_id)) is None:
-                raise NotFound(f"no device {t.device_id} of {t.user_id}")
-            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(t.user_id),
-                             str(t.device_id), "to_device", t.payload,
-                             sender=(str(m.sender_user), str(m.sender_device)), room_id=None,
-                             now_ms=item.received_ms)
-            woken.add((str(t.user_id), str(t.device_id)))
-        item.after_commit(lambda: self._wake_local(woken))
-
-    def _wake_local(self, members: set[Member]) -> None:
-        self.wakeups.notify(device_key(u, d) for u, d in members if server_of(u) == self.server_name)
-
-    def verify_signature_cached(self, event: SignedEvent) -> None:
-        """:meth:`verify_signature` with the cached key document only (no I/O): for handlers
-        that hold the database transaction."""
-        hub = RoomId.parse(event.content.room_id).server
-        try:
-            event.verify(self.peer_keys.cached_key(hub, event.key_id, event.content.ts))
-        except (FederationError, CryptoError) as exc:
-            raise RoomEventBadSignature(f"the hub signature does not check: {exc}") from None
-
-    async def verify_signature(self, event: SignedEvent) -> None:
-        """The hub's signature with the named key, valid at the event's ``ts``."""
-        hub = RoomId.parse(event.content.room_id).server
-        try:
-            public = await self.peer_keys.public_key(hub, event.key_id, event.content.ts)
-            event.verify(public)
-        except (FederationError, CryptoError) as exc:
-            raise RoomEventBadSignature(f"the hub signature does not check: {exc}") from None
-
-    async def apply_event(self, tx: aiosqlite.Connection, event: SignedEvent) -> tuple[str, set[Member]]:
-        """Store a verified event of a followed room: ``("applied", devices to wake)``,
-        ``("duplicate", ∅)`` or ``("gap", ∅)``. Raises the ``room_event_*`` errors."""
-        c = event.content
-        row = await storage.get_room(tx, c.room_id)
-        if row is None:
-            if c.seq != 0:
-                return "gap", set()
-            return "applied", await self._create(tx, event)
-        if c.seq <= row.last_seq:
-            async with tx.execute("SELECT event_id FROM room_events WHERE room_id = ? AND seq = ?",
-                                  (c.room_id, c.seq)) as cur:
-                found = await cur.fetchone()
-            if found is not None and bytes(found[0]) == event.event_id:
-                return "duplicate", set()
-            raise RoomEventChainBroken(f"seq {c.seq} already holds another event")
-        if c.seq > row.last_seq + 1:
-            return "gap", set()
-        if c.prev != row.last_event_id or c.kind == EventKind.CREATE:
-            raise RoomEventChainBroken(f"event {c.seq} does not continue the stored chain")
-        before = await storage.open_members(tx, c.room_id)
-        after = before
-        epoch, view_bytes = row.epoch, None
-        if c.kind in (EventKind.COMMIT, EventKind.PROPOSAL):
-            view = PublicGroup.from_bytes(row.view)
-            classified = classify_message(c.message)
-            try:
-                processed = view.process(classified.message, now=c.ts // 1000)
-                processed.merge()
-            except CryptoError as exc:
-                raise RoomEventRejected(f"the handshake does not apply ({exc.code})") from None
-            epoch, view_bytes = view.epoch, view.to_bytes()
-            if c.kind == EventKind.COMMIT:
-                after = {_member(m.credential) for m in view.members()}
-        await storage.insert_event(tx, await storage.next_stream_position(tx), event)
-        await storage.update_room(tx, c.room_id, epoch=epoch, last_seq=c.seq, last_event_id=event.event_id,
-                                  view=view_bytes, group_info=None)
-        if before - after:
-            await storage.close_members(tx, c.room_id, before - after, c.seq)
-        if after - before:
-            await storage.add_members(tx, c.room_id, after - before, c.seq + 1)
-        return "applied", before | after
-
-    async def _create(self, tx: aiosqlite.Connection, event: SignedEvent) -> set[Member]:
-        c = event.content
-        if c.kind != EventKind.CREATE or c.prev != GENESIS_PREV:
-            raise RoomEventChainBroken("a room starts with a create event with the genesis prev")
-        try:
-            view = PublicGroup.from_group_info(decode_group_info(c.message), now=c.ts // 1000)
-        except CryptoError as exc:
-            raise RoomEventRejected(f"the room's GroupInfo does not check ({exc.code})") from None
-        members = {_member(m.credential) for m in view.members()}
-        room = storage.StoredRoom(c.room_id, view.group_id, view.cipher_suite.id, view.epoch, 0,
-                                  event.event_id, view.to_bytes(), c.message, view.epoch)
-        try:
-            await storage.insert_room(tx, room, self._now_ms())
-        except AlreadyExists:
-            raise RoomEventRejected("a room for this MLS group exists here") from None
-        await storage.insert_event(tx, await storage.next_stream_position(tx), event)
-        await storage.add_members(tx, c.room_id, members, 0)
-        return members
-
-    # -- follower side: catch-up ---------------------------------------------------------
-
-    def schedule_catch_up(self, room_id: str) -> None:
-        task = self._catching.get(room_id)
-        if task is None or task.done():
-            self._catching[room_id] = asyncio.create_task(self._catch_up_logged(room_id))
-
-    async def _catch_up_logged(self, room_id: str) -> None:
-        try:
-            await self.catch_up(room_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("federation_catch_up_failed", code=getattr(exc, "code", type(exc).__name__))
-
-    async def followed_rooms(self) -> list[str]:
-        """Rooms hosted elsewhere with a current member device of this server, in id order."""
-        async with self.db.read() as conn:
-            rows = await conn.execute_fetchall(  # LIKE narrows; the exact check is below
-                "SELECT DISTINCT room_id, user_id FROM room_members WHERE last_seq IS NULL AND "
-                "user_id LIKE ?", (f"%:{self.server_name}",))
-        out = set()
-        for room_id, user_id in rows:
-            try:
-                if RoomId.parse(room_id).server != self.server_name and server_of(user_id) == self.server_name:
-                    out.add(room_id)
-            except ApiError:
-                continue
-        return sorted(out)
-
-    async def catch_up_pass(self, max_rooms: int | None = None) -> int:
-        """Catch up followed rooms, one after another: all of them, or the next ``max_rooms``
-        after the previous pass's last (round robin). Returns the events applied. Errors are
-        logged per room (and recorded for stuck rooms); a hub that is down is asked again at
-        the next pass."""
-        rooms = await self.followed_rooms()
-        if max_rooms is not None and len(rooms) > max_rooms:
-            after = [r for r in rooms if r > self._cursor]
-            rooms = (after + [r for r in rooms if r <= self._cursor])[:max_rooms]
-            self._cursor = rooms[-1]
-        applied = 0
-        for room_id in rooms:
-            task = self._catching.get(room_id)
-            if task is not None and not task.done():
-                continue  # a catch-up of this room runs already
-            try:
-                applied += await self.catch_up(room_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("federation_catch_up_failed", code=getattr(exc, "code", type(exc).__name__))
-        return applied
-
-    async def run_catch_up(self, interval: float = CATCH_UP_INTERVAL) -> None:
-        """A pass over every followed room at start, then a bounded pass every ``interval``."""
-        limit: int | None = None
-        while True:
-            try:
-                await self.catch_up_pass(limit)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.error("federation_catch_up_pass_failed", exc_info=True)
-            limit = CATCH_UP_ROOMS_PER_PASS
-            await asyncio.sleep(interval)
-
-    async def catch_up(self, room_id: str) -> int:
-        """Fetch and apply the hub's events after the stored ``last_seq`` (signed history,
-        each event verified); returns how many were applied. Raises the ``room_event_*``
-        errors (nothing of the refused page is stored) or the federation client's errors."""
-        room = RoomId.parse(room_id)
-        applied = 0
-        while True:
-            async with self.db.read() as conn:
-                row = await storage.get_room(conn, room_id)
-            start = 0 if row is None else row.last_seq + 1
-            target = f"{FEDERATION_PREFIX}/rooms/{_q(room_id)}/events?from={start}&limit={HISTORY_PAGE}"
-            out = await self._call("GET", room.server, target)
-            try:
-                page = EventsResponse.from_wire(out)
-            except MalformedBody as exc:
-                raise RoomEventMalformed(f"history page: {exc.message}") from None
-            events = [e.event for e in page.events]
-            if not events:
-                return applied
-            at: SignedEvent | None = None
-            try:
-                for e in events:
-                    at = e
-                    if e.content.room_id != room_id:
-                        raise RoomEventMalformed("history of another room")
-                    await self.verify_signature(e)
-                wake: set[Member] = set()
-                async with self.db.transaction() as tx:
-                    for e in events:
-                        at = e
-                        status, woken = await self.apply_event(tx, e)
-                        if status == "gap":
-                            raise RoomEventChainBroken("the hub's history has a gap")
-                        applied += status == "applied"
-                        wake |= woken
-                    if len(events) < HISTORY_PAGE:
-                        await stuck_rooms.clear(tx, room_id)
-            except _STUCK as exc:
-                await self._record_stuck(room_id, at, exc)
-                raise
-            self._wake_local(wake)
-            if len(events) < HISTORY_PAGE:
-                return applied
-
-    async def _record_stuck(self, room_id: str, at: SignedEvent | None, exc: ApiError) -> None:
-        seq = at.content.seq if at is not None else -1
-        log.warning("federation_room_stuck", code=exc.code, seq=seq)
-        async with self.db.transaction() as tx:
-            await stuck_rooms.record(tx, room_id, seq, None if at is None else at.event_id, exc.code,
-                                     exc.message, self._now_ms())
-
-    async def close(self) -> None:
-        for task in list(self._catching.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-
-def _q(value: str) -> str:
-    return quote(value, safe="!:@")
-
-
-def _member(credential) -> Member:
-    user, device = parse_device_identity(credential)
-    return str(user), str(device)
-
-
-async def _events(conn: aiosqlite.Connection, room_id: str, start: int, end: int) -> list[SignedEvent]:
-    async with conn.execute(
-        f"SELECT {storage.EVENT_COLUMNS} FROM room_events WHERE room_id = ? AND seq >= ? AND seq < ? "
-        "ORDER BY seq", (room_id, start, end)
-    ) as cur:
-        rows = await cur.fetchall()
-    return [storage.event_from_row(tuple(r))[1] for r in rows]
-

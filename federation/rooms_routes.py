@@ -16,7 +16,8 @@
 - the witness endpoints of :mod:`federation.witnessing`.
 
 Handlers verify the request (:func:`~federation.routes.authenticate_peer`), decode the
-body strictly and call :class:`~federation.rooms.RoomFederation` or the key directory.
+body strictly and call :class:`~federation.rooms.RoomFederation`,
+:class:`~federation.forwarded.ForwardedSends` or the key directory.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ from server.api import respond
 from server.appkeys import CONFIG, DEVICES, KEY_DIRECTORY
 from server.translog import LOG_PREFIX
 
-from .appkeys import FEDERATION_CLIENT, FEDERATION_ROOMS, FEDERATION_WITNESSING
+from .appkeys import (
+    FEDERATION_CLIENT,
+    FEDERATION_FORWARDED,
+    FEDERATION_ROOMS,
+    FEDERATION_WITNESSING,
+)
 from .routes import authenticate_peer
 from .witnessing import WITNESS_PATH
 
@@ -55,7 +61,7 @@ async def forwarded_send(request: web.Request) -> web.Response:
     room_id = RoomId.parse(request.match_info["room_id"])
     peer = await authenticate_peer(request, _SEND_BODY)
     req = decode_body(peer.body, FederatedSend)
-    return respond(await request.app[FEDERATION_ROOMS].submit_forwarded(peer.origin, room_id, req))
+    return respond(await request.app[FEDERATION_FORWARDED].submit(peer.origin, room_id, req))
 
 
 async def history(request: web.Request) -> web.Response:

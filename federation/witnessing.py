@@ -41,7 +41,7 @@ import structlog
 
 from crypto.checkpoint import parse_checkpoint
 from crypto.errors import CryptoError
-from crypto.note import SIG_COSIGNATURE_V1, MalformedNote, Signer, Verifier, parse_note, parse_vkey
+from crypto.note import MalformedNote, Verifier, parse_note, parse_vkey
 from protocol.errors import ApiError, MalformedBody
 from protocol.federation import FEDERATION_PREFIX, FederationError, PeerRefused
 from protocol.federation_rooms import NotYourUser
@@ -88,15 +88,17 @@ class WitnessRefused(ApiError):
 
 class Witnessing:
     def __init__(self, tlog: TransparencyLog, client: FederationClient, server_name: str,
-                 witness_seed: bytes, peers: Iterable[str], clock: Callable[[], float],
+                 witness: Witness, peers: Iterable[str], clock: Callable[[], float],
                  db: Database) -> None:
+        """``witness`` cosigns peers' logs (its ``logs`` are the pinned keys, filled by
+        :meth:`load`); it signs as ``<server_name>/witness``."""
         self.db = db
         self.clock = clock
         self.tlog = tlog
         self.client = client
         self.server_name = server_name
-        self.signer = Signer(f"{server_name}/witness", witness_seed, SIG_COSIGNATURE_V1)
-        self.witness = Witness(tlog.storage, self.signer, {}, clock)
+        self.witness = witness
+        self.signer = witness.signer
         self.peers = sorted(set(peers) - {server_name})
         self.alerts: list[dict] = []
         self._cosigned: dict[str, int] = {}

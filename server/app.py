@@ -1,26 +1,36 @@
 """The composition root: :func:`create_app` builds the homeserver's aiohttp application.
 
-Nothing else constructs services. On startup (``cleanup_ctx``) it creates the
-data directory and the key files, opens the database (migrations included)
-and a second connection for the transparency log in the same file, drains the
-audit outbox, builds each service with exactly its collaborators and stores
-them under the :mod:`server.appkeys` keys; on cleanup it stops the
-background task, flushes the log and closes both connections.
+Nothing else constructs services (``tests/test_layers.py`` checks it). At
+creation the application gets its routes (client API, rooms, delivery,
+attachments, federation; handlers look their service up under the
+:mod:`server.appkeys` and :mod:`federation.appkeys` keys at request time) and
+the federation item registry. On startup (one ``cleanup_ctx``, :func:`_root`)
+every service is built once, in dependency order, each constructor naming
+exactly what it uses:
 
-Rooms, delivery and attachments are mounted by :func:`server.messaging.setup_messaging`.
+1. storage (:func:`_storage`): the data directory, ``keys/log.key``, the
+   database (migrations included), a second connection for the transparency
+   log in the same file, the log's witness (``keys/witness.key``, following
+   this server's own log; witnessing pins the peers' logs into it); the log's
+   and the witness's routes are mounted on them;
+2. the audit trail (its outbox drained), sessions, accounts, devices, the key
+   directory;
+3. federation's transport: the keyring (creating the first key), an aiohttp
+   client session, the peer policy, discovery, the federation client, the peer
+   key cache, the sender, the request verifier, the transaction receiver;
+4. rooms: the wakeups, :class:`~federation.rooms.RoomFederation` (hub fan-out,
+   follower store, remote rooms and users), the :class:`~server.rooms.hub.Hub`
+   (which fans out and forwards through it), the forwarded submissions (which
+   run through the hub), delivery (remote devices through room federation),
+   the attachments' blob store, the item kinds; then witnessing;
+5. the background tasks: maintenance (audit outbox, expired KeyPackages),
+   transaction-id pruning, the keyring's reload, inbound-id pruning (each through
+   :func:`server.background.run_forever`, which logs a failed pass and goes on)
+   and, with federation enabled, the sender, witnessing and followed rooms' catch-up.
 
-Seams for rooms, delivery and federation:
-
-- routes: add a module like :mod:`server.api.routes` with its own
-  ``add_routes(router)`` and call it in :func:`create_app` (paths under
-  :data:`protocol.api.CLIENT_PREFIX`); handlers authenticate with
-  :func:`server.api.authenticate` and raise :class:`protocol.errors.ApiError`
-  subclasses; the middleware answers them;
-- services: build them in :func:`_services` from ``app[DATABASE]``,
-  ``app[AUDIT]``, ``app[SIGNING_KEY]``, the clock and rng, under new AppKeys;
-- storage: new tables are a new entry of ``server.storage.migrations.MIGRATIONS``;
-- log: ``await app[AUDIT].append_now(entry)`` or ``AuditTrail.record(tx, entry)``
-  then ``await app[AUDIT].flush()``.
+On cleanup the tasks stop, room federation's catch-ups are cancelled, the
+client session closes, the wakeups close, the log is flushed and both
+connections close (the reverse of the order above).
 """
 
 from __future__ import annotations
@@ -28,31 +38,70 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NamedTuple
 
+import aiohttp
 from aiohttp import web
 
 from crypto.note import SIG_COSIGNATURE_V1, Signer
 from crypto.rng import Rng, system_rng
-from federation import setup_federation
+from federation import store as federation_store
+from federation.appkeys import (
+    FEDERATION_CLIENT,
+    FEDERATION_FORWARDED,
+    FEDERATION_ITEMS,
+    FEDERATION_KEYRING,
+    FEDERATION_PEER_KEYS,
+    FEDERATION_POLICY,
+    FEDERATION_RECEIVER,
+    FEDERATION_ROOMS,
+    FEDERATION_SENDER,
+    FEDERATION_VERIFIER,
+    FEDERATION_WITNESSING,
+)
+from federation.client import FederationClient
+from federation.discovery import Discovery
+from federation.forwarded import ForwardedSends
+from federation.inbound import INBOUND_RETENTION_MS, ItemRegistry, TransactionReceiver
+from federation.keyring import ServerKeyring
+from federation.peer_keys import PeerKeys
+from federation.policy import PeerPolicy
+from federation.replay import ReplayCache
+from federation.rooms import RoomFederation
+from federation.rooms_routes import add_room_routes as add_federation_room_routes
+from federation.routes import add_routes as add_federation_routes
+from federation.sender import FederationSender
+from federation.verifier import RequestVerifier
+from federation.witnessing import Witnessing
+from protocol.federation_rooms import ITEM_ROOM_EVENT, ITEM_TO_DEVICE, ITEM_WELCOME
 from server.api import access_log_middleware, add_routes, error_middleware
+from server.api.routes import REMOTE_USERS
 from server.appkeys import (
     ACCOUNTS,
+    ATTACHMENTS,
     AUDIT,
     CONFIG,
     DATABASE,
+    DELIVERY,
     DEVICES,
+    HUB,
     KEY_DIRECTORY,
+    REMOTE_ROOMS,
     SESSIONS,
-    SIGNING_KEY,
     TRANSPARENCY_LOG,
-    TRANSPARENCY_WITNESS,
+    WAKEUPS,
 )
+from server.attachments.routes import add_routes as add_attachment_routes
+from server.attachments.store import BlobStore
 from server.background import run_forever
 from server.config import Config
+from server.delivery.routes import add_routes as add_delivery_routes
+from server.delivery.sync import Delivery
+from server.delivery.wakeups import Wakeups
 from server.keyfiles import load_or_create_seed
-from server.messaging import setup_messaging
+from server.rooms.hub import Hub
+from server.rooms.routes import add_routes as add_room_routes
 from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
 from server.services.devices import Devices
@@ -64,105 +113,179 @@ from server.storage import Database, connect, key_packages, meta
 from server.translog import TransparencyLog, Witness
 from server.translog import add_routes as add_log_routes
 
-__all__ = ["create_app", "MAINTENANCE_INTERVAL"]
+__all__ = ["create_app", "MAINTENANCE_INTERVAL", "TXN_RETENTION_MS", "TXN_PRUNE_INTERVAL",
+           "INBOUND_PRUNE_INTERVAL"]
 
 #: Seconds between background passes (audit outbox drain, expired KeyPackages).
 MAINTENANCE_INTERVAL = 30.0
+#: A transaction id is answered from memory for a day; a retry after that is a new request.
+TXN_RETENTION_MS = 24 * 3600 * 1000
+#: Seconds between passes of the transaction-id pruning task.
+TXN_PRUNE_INTERVAL = 600.0
+#: Seconds between prunes of remembered inbound federation transaction ids.
+INBOUND_PRUNE_INTERVAL = 3600.0
 
-
-class _LateLog:
-    """The transparency log as the log routes see it: resolved per request, once started."""
-
-    def __init__(self, app: web.Application, key: web.AppKey = TRANSPARENCY_LOG) -> None:
-        self._app, self._key = app, key
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._app[self._key], name)
+Clock = Callable[[], float]
 
 
 def create_app(
-    config: Config, *, clock: Callable[[], float] = time.time, rng: Rng = system_rng,
+    config: Config, *, clock: Clock = time.time, rng: Rng = system_rng,
     hasher: PasswordHasher | None = None,
 ) -> web.Application:
-    """The application for ``config``; storage opens when the app starts.
+    """The application for ``config``; its services are built when the app starts.
 
     ``clock`` (POSIX seconds) and ``rng`` are injected everywhere time or
     randomness is used; ``hasher`` replaces the password hasher (tests).
+    Item kinds may be registered on ``app[FEDERATION_ITEMS]`` until it starts.
     """
     app = web.Application(middlewares=[access_log_middleware, error_middleware],
                           client_max_size=config.limits.max_body)
     app[CONFIG] = config
-    app.cleanup_ctx.append(_storage(config, clock, rng))
-    app.cleanup_ctx.append(_services(config, clock, rng, hasher))
-    app.cleanup_ctx.append(_maintenance(clock))
+    app[FEDERATION_ITEMS] = ItemRegistry()
     add_routes(app.router)
-    add_log_routes(app, _LateLog(app), _LateLog(app, TRANSPARENCY_WITNESS))  # type: ignore[arg-type]
-    setup_messaging(app, config, clock, rng)
-    setup_federation(app, config, clock, rng)
+    add_room_routes(app.router)
+    add_delivery_routes(app)
+    add_attachment_routes(app.router)
+    add_federation_routes(app.router)
+    add_federation_room_routes(app.router)
+    app.cleanup_ctx.append(_root(config, clock, rng, hasher))
     return app
 
 
-def _storage(config: Config, clock: Callable[[], float], rng: Rng):
+class _Storage(NamedTuple):
+    db: Database
+    tlog: TransparencyLog
+    witness: Witness
+
+
+@contextlib.asynccontextmanager
+async def _storage(app: web.Application, config: Config, clock: Clock,
+                   rng: Rng) -> AsyncIterator[_Storage]:
+    """The database, the transparency log and its witness (their routes mounted on them);
+    closed on exit. The witness follows this server's own log; witnessing pins its peers'
+    logs into the same witness."""
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_seed = load_or_create_seed(config.keys_dir / "log.key", rng)
+    db = await Database.open(config.database_path)
+    log_conn = None
+    try:
+        async with db.transaction() as tx:
+            await meta.pin(tx, "server_name", config.server_name)
+        log_conn = await connect(config.database_path)
+        tlog = await TransparencyLog.open(log_conn, Signer(config.server_name, log_seed),
+                                          lock=db.lock)
+        witness = Witness(tlog.storage, Signer(
+            f"{config.server_name}/witness", load_or_create_seed(config.keys_dir / "witness.key", rng),
+            SIG_COSIGNATURE_V1), {config.server_name: [tlog.verifier]}, clock)
+        add_log_routes(app, tlog, witness)
+        yield _Storage(db, tlog, witness)
+        await tlog.flush()
+    finally:
+        if log_conn is not None:
+            await log_conn.close()
+        await db.close()
+
+
+def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None):
+    fed = config.federation
+    name = config.server_name
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        app[SIGNING_KEY] = load_or_create_seed(config.keys_dir / "server.key", rng)
-        log_seed = load_or_create_seed(config.keys_dir / "log.key", rng)
-        db = await Database.open(config.database_path)
-        log_conn = None
-        try:
-            async with db.transaction() as tx:
-                await meta.pin(tx, "server_name", config.server_name)
-            log_conn = await connect(config.database_path)
-            tlog = await TransparencyLog.open(log_conn, Signer(config.server_name, log_seed),
-                                              lock=db.lock)
-            app[DATABASE] = db
-            app[TRANSPARENCY_LOG] = tlog
-            # C2SP tlog-witness for the server's own log (peers' logs: federation witnessing).
-            app[TRANSPARENCY_WITNESS] = Witness(tlog.storage, Signer(
-                f"{config.server_name}/witness", load_or_create_seed(config.keys_dir / "witness.key", rng),
-                SIG_COSIGNATURE_V1), {config.server_name: [tlog.verifier]}, clock)
-            app[AUDIT] = AuditTrail(db, tlog)
-            await app[AUDIT].flush()
-            yield
-            await tlog.flush()
-        finally:
-            if log_conn is not None:
-                await log_conn.close()
-            await db.close()
+        async with contextlib.AsyncExitStack() as stack:
+            db, tlog, witness = await stack.enter_async_context(_storage(app, config, clock, rng))
+            audit = AuditTrail(db, tlog)
+            await audit.flush()
+
+            policy = config.login
+            sessions = Sessions(db, audit, config.sessions, clock, rng)
+            limiter = LoginLimiter(
+                FailureWindow(policy.max_failures_per_user, policy.window, clock),
+                FailureWindow(policy.max_failures_per_address, policy.window, clock),
+            )
+            accounts = Accounts(db, sessions, hasher or PasswordHasher(policy.password_hash),
+                                limiter, audit, name, clock, rng)
+            devices = Devices(db, audit, clock)
+            key_directory = KeyDirectory(db, config.key_packages.max_one_time_per_device, clock)
+
+            keyring = await ServerKeyring.open(db, config.keys_dir, name, clock, rng)
+            session = aiohttp.ClientSession(auto_decompress=False)
+            stack.push_async_callback(session.close)
+            peer_policy = PeerPolicy(fed.enabled, fed.allow, fed.deny)
+            discovery = Discovery(session, fed.peer_table, fed.discovery_ttl, clock,
+                                  fed.connect_timeout)
+            client = FederationClient(session, name, keyring, discovery, peer_policy, clock,
+                                      fed.request_timeout, fed.connect_timeout)
+            peer_keys = PeerKeys(client.fetch_server_keys, clock, fed.key_cache_ttl,
+                                 fed.key_refetch_interval)
+            sender = FederationSender(db, client, name, clock, rng, fed.batch_items,
+                                      fed.retry_initial_ms, fed.retry_max_ms, fed.max_txn_attempts)
+            verifier = RequestVerifier(name, peer_policy, peer_keys,
+                                       ReplayCache(fed.replay_cache_size, fed.max_clock_skew * 1000),
+                                       clock, fed.max_clock_skew, sender.peer_alive)
+            items = app[FEDERATION_ITEMS]
+            receiver = TransactionReceiver(db, items, clock)
+
+            wakeups = Wakeups()
+            stack.callback(wakeups.close)
+            rooms = RoomFederation(db=db, keyring=keyring, peer_keys=peer_keys, client=client,
+                                   sender=sender, wakeups=wakeups, key_directory=key_directory,
+                                   server_name=name, clock=clock)
+            stack.push_async_callback(rooms.close)
+            hub = Hub(db, audit, name, wakeups, fan_out=rooms, remote_rooms=rooms, clock=clock, rng=rng)
+            forwarded = ForwardedSends(hub, name)
+            delivery = Delivery(db, wakeups, remote_devices=rooms, server_name=name, clock=clock)
+            blobs = BlobStore(config.attachments_dir, config.attachments.max_size, rng)
+            await asyncio.to_thread(blobs.open)
+            items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item, rooms.prepare_room_event)
+            items.register(ITEM_WELCOME, rooms.on_welcome_item)
+            items.register(ITEM_TO_DEVICE, rooms.on_to_device_item)
+            witnessing = Witnessing(tlog, client, name, witness, fed.peer_table, clock, db)
+            await witnessing.load()
+
+            app[DATABASE], app[TRANSPARENCY_LOG], app[AUDIT] = db, tlog, audit
+            app[SESSIONS], app[ACCOUNTS], app[DEVICES] = sessions, accounts, devices
+            app[KEY_DIRECTORY] = key_directory
+            app[FEDERATION_KEYRING], app[FEDERATION_POLICY] = keyring, peer_policy
+            app[FEDERATION_CLIENT], app[FEDERATION_PEER_KEYS] = client, peer_keys
+            app[FEDERATION_SENDER], app[FEDERATION_VERIFIER] = sender, verifier
+            app[FEDERATION_RECEIVER] = receiver
+            app[WAKEUPS], app[HUB], app[DELIVERY], app[ATTACHMENTS] = wakeups, hub, delivery, blobs
+            app[FEDERATION_ROOMS], app[FEDERATION_FORWARDED] = rooms, forwarded
+            app[REMOTE_ROOMS], app[REMOTE_USERS] = rooms, rooms
+            app[FEDERATION_WITNESSING] = witnessing
+
+            loops: list[Callable[[], Awaitable[None]]] = [
+                lambda: run_forever("maintenance", lambda: _maintenance(audit, db, clock),
+                                    MAINTENANCE_INTERVAL),
+                lambda: run_forever("txn_prune", lambda: hub.prune_txns(TXN_RETENTION_MS),
+                                    TXN_PRUNE_INTERVAL),
+                keyring.reload_forever,
+                lambda: run_forever("inbound_prune", lambda: _prune_inbound(db, clock),
+                                    INBOUND_PRUNE_INTERVAL, first="step"),
+            ]
+            if fed.enabled:
+                loops += [sender.run, witnessing.run, rooms.run_catch_up]
+            tasks = [asyncio.create_task(loop()) for loop in loops]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     return ctx
 
 
-def _services(config: Config, clock: Callable[[], float], rng: Rng, hasher: PasswordHasher | None):
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        db, audit = app[DATABASE], app[AUDIT]
-        sessions = Sessions(db, audit, config.sessions, clock, rng)
-        policy = config.login
-        limiter = LoginLimiter(
-            FailureWindow(policy.max_failures_per_user, policy.window, clock),
-            FailureWindow(policy.max_failures_per_address, policy.window, clock),
-        )
-        app[SESSIONS] = sessions
-        app[ACCOUNTS] = Accounts(db, sessions, hasher or PasswordHasher(policy.password_hash), limiter,
-                                 audit, config.server_name, clock, rng)
-        app[DEVICES] = Devices(db, audit, clock)
-        app[KEY_DIRECTORY] = KeyDirectory(db, config.key_packages.max_one_time_per_device, clock)
-        yield
-
-    return ctx
+async def _maintenance(audit: AuditTrail, db: Database, clock: Clock) -> None:
+    """One maintenance pass: drain the audit outbox, delete expired KeyPackages."""
+    await audit.flush()
+    async with db.transaction() as tx:
+        await key_packages.delete_expired(tx, int(clock()))
 
 
-def _maintenance(clock: Callable[[], float]):
-    async def step(app: web.Application) -> None:
-        await app[AUDIT].flush()
-        async with app[DATABASE].transaction() as tx:
-            await key_packages.delete_expired(tx, int(clock()))
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(run_forever("maintenance", lambda: step(app), MAINTENANCE_INTERVAL))
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
+async def _prune_inbound(db: Database, clock: Clock) -> None:
+    """Forget inbound federation transaction ids older than the retention."""
+    async with db.transaction() as tx:
+        await federation_store.prune_inbound(tx, int(clock() * 1000) - INBOUND_RETENTION_MS)

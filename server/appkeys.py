@@ -13,34 +13,33 @@ from server.attachments.store import BlobStore
 from server.config import Config
 from server.delivery.sync import Delivery
 from server.delivery.wakeups import Wakeups
-from server.rooms.hub import Hub
+from server.rooms.hub import Hub, RemoteRooms
 from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
 from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
 from server.services.sessions import Sessions
 from server.storage import Database
-from server.translog import TransparencyLog, Witness
+from server.translog import TransparencyLog
 
 __all__ = [
-    "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "TRANSPARENCY_WITNESS", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
-    "KEY_DIRECTORY", "SIGNING_KEY", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
+    "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
+    "KEY_DIRECTORY", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
+    "REMOTE_ROOMS",
 ]
 
 CONFIG = web.AppKey("confide.config", Config)
 DATABASE = web.AppKey("confide.database", Database)
 TRANSPARENCY_LOG = web.AppKey("confide.transparency_log", TransparencyLog)
-#: The C2SP tlog-witness of ``/_confide/witness/v1`` (key ``keys/witness.key``, ``<server>/witness``).
-TRANSPARENCY_WITNESS = web.AppKey("confide.transparency_witness", Witness)
 AUDIT = web.AppKey("confide.audit", AuditTrail)
 SESSIONS = web.AppKey("confide.sessions", Sessions)
 ACCOUNTS = web.AppKey("confide.accounts", Accounts)
 DEVICES = web.AppKey("confide.devices", Devices)
 KEY_DIRECTORY = web.AppKey("confide.key_directory", KeyDirectory)
-#: The server's Ed25519 signing key seed (32 bytes): hub event signatures, federation.
-SIGNING_KEY = web.AppKey("confide.signing_key", bytes)
-#: Rooms, delivery and attachments (built by :func:`server.messaging.setup_messaging`).
+#: Rooms, delivery and attachments.
 HUB = web.AppKey("confide.hub", Hub)
 DELIVERY = web.AppKey("confide.delivery", Delivery)
 WAKEUPS = web.AppKey("confide.wakeups", Wakeups)
 ATTACHMENTS = web.AppKey("confide.attachments", BlobStore)
+#: Rooms hosted elsewhere and hubs' key documents (room federation's follower side).
+REMOTE_ROOMS = web.AppKey("confide.remote_rooms", RemoteRooms)

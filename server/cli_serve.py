@@ -1,7 +1,8 @@
 """``confide serve [--config FILE]``: run the homeserver until SIGTERM or SIGINT.
 
 On first start it creates the data directory, the database and the key files
-(``keys/server.key``, ``keys/log.key``, mode 0600). It prints one line,
+(``keys/log.key``, ``keys/witness.key`` and the federation signing key under
+``keys/federation/``, mode 0600). It prints one line,
 ``Confide <server_name> listening on http://HOST:PORT/`` (the real port when
 the config says 0), then serves; on SIGTERM/SIGINT it stops accepting,
 answers open long-polls and closes open sync WebSockets (1001, going away),

@@ -37,7 +37,7 @@ __all__ = ["add_routes", "authenticate", "RemoteUsers", "REMOTE_USERS"]
 
 
 class RemoteUsers(Protocol):
-    """Users of other servers (set by federation at start: ``federation.rooms``)."""
+    """Users of other servers (room federation, built by the composition root)."""
 
     async def claim(self, user: UserId) -> ClaimResponse: ...
 
@@ -46,14 +46,14 @@ class RemoteUsers(Protocol):
     async def user_devices(self, user: UserId) -> UserDevicesResponse: ...
 
 
-#: Present once federation has started; claims and device lists of remote users go there.
+#: Claims and device lists of remote users go there (filled when the application starts).
 REMOTE_USERS = web.AppKey("confide.remote_users", RemoteUsers)
 
 
 def _remote(request: web.Request, user: UserId) -> RemoteUsers | None:
     if user.server == request.app[CONFIG].server_name:
         return None
-    return request.app.get(REMOTE_USERS)
+    return request.app[REMOTE_USERS]
 
 
 def _max_body(request: web.Request) -> int:
@@ -152,10 +152,9 @@ async def _claim_in_room(request: web.Request, session: Session, room_id: RoomId
         if not await room_storage.user_has_member_device(conn, str(room_id), str(session.user_id)):
             raise NotMember("no device of this user is a member of this room")
     here = request.app[CONFIG].server_name
-    remote = request.app.get(REMOTE_USERS)
-    if remote is None or (room_id.server == here and user.server == here):
+    if room_id.server == here and user.server == here:
         return await request.app[KEY_DIRECTORY].claim(user)
-    return await remote.claim_in_room(session.user_id, room_id, user)
+    return await request.app[REMOTE_USERS].claim_in_room(session.user_id, room_id, user)
 
 
 def add_routes(router: web.UrlDispatcher, prefix: str = CLIENT_PREFIX) -> None:

@@ -21,28 +21,30 @@ does the wait's own timer (the time left on the clock, at most the timeout).
 
 Errors: :class:`~protocol.room_errors.InvalidSinceToken`, and for
 :meth:`Delivery.send_to_device` :class:`~protocol.errors.NotFound` (unknown
-target device) and :class:`~protocol.errors.BadRequest` (a target on another server).
+target device). Targets on other servers go to :class:`RemoteDevices` (room federation).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import aiosqlite
 
 from protocol.api import Empty
-from protocol.errors import BadRequest, NotFound
+from protocol.errors import NotFound
 from protocol.ids import DeviceId, RoomId, UserId
 from protocol.rooms_api import (
     Envelope,
     InboxItem,
     SendToDeviceRequest,
     SyncResponse,
+    ToDeviceMessage,
     format_since,
 )
 from protocol.schema import pack_body
 from server.rooms.storage import (
-    EVENT_COLUMNS,
     current_stream_position,
-    event_from_row,
+    events_for_device,
     find_txn,
     next_stream_position,
     store_txn,
@@ -54,26 +56,26 @@ from server.storage import Database, devices
 from . import inbox
 from .wakeups import Wakeups, device_key
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "RemoteDevices"]
 
-_EVENTS_FOR_DEVICE = (
-    f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS.split(', '))} "
-    "FROM room_members m JOIN room_events e ON e.room_id = m.room_id "
-    "WHERE m.user_id = ? AND m.device_id = ? AND e.stream_pos > ? AND e.seq >= m.first_seq "
-    "AND (m.last_seq IS NULL OR e.seq <= m.last_seq) AND e.kind != 'create' "
-    "ORDER BY e.stream_pos LIMIT ?"
-)
+class RemoteDevices(Protocol):
+    """Other servers' devices (room federation): ``await enqueue_to_device(tx, sender,
+    messages)`` queues payloads for them in the caller's transaction; ``wake()`` after it."""
+
+    async def enqueue_to_device(self, tx: aiosqlite.Connection, sender: tuple[str, str],
+                                messages: list[ToDeviceMessage]) -> None: ...
+
+    def wake(self) -> None: ...
 
 
 class Delivery:
-    def __init__(self, db: Database, wakeups: Wakeups, server_name: str, clock: Clock) -> None:
+    def __init__(self, db: Database, wakeups: Wakeups, remote_devices: RemoteDevices,
+                 server_name: str, clock: Clock) -> None:
         self.db = db
         self.wakeups = wakeups
+        self.remote_devices = remote_devices
         self.server_name = server_name
         self.clock = clock
-        #: Set by federation at start: ``await enqueue_to_device(tx, sender, messages)`` queues
-        #: payloads for other servers' devices in the caller's transaction; ``wake()`` after it.
-        self.federation = None
 
     # -- the stream ------------------------------------------------------------------------
 
@@ -92,7 +94,7 @@ class Delivery:
         """What the device has after ``since``, at most ``limit`` items in all."""
         async with self.db.read() as conn:
             end = await current_stream_position(conn)
-            events = await _events_after(conn, user_id, device_id, since, limit)
+            events = await events_for_device(conn, user_id, device_id, since, limit)
             items = await inbox.pending(conn, user_id, device_id, since, limit)
         merged: list[tuple[int, object]] = sorted(
             [(pos, e) for pos, e in events] + [(i.position, i) for i in items], key=lambda t: t[0])
@@ -126,8 +128,6 @@ class Delivery:
         """Queue each payload in its target device's inbox, once per transaction id."""
         user, device = str(session.user_id), str(session.device_id)
         remote = [m for m in req.messages if m.user_id.server != self.server_name]
-        if remote and self.federation is None:
-            raise BadRequest("sendToDevice reaches devices of this server only")
         now = now_ms(self.clock)
         async with self.db.transaction() as tx:  # serialized: one answer per txn_id
             if await find_txn(tx, user, device, "to_device", req.txn_id) is not None:
@@ -141,18 +141,12 @@ class Delivery:
                                  str(m.device_id), "to_device", m.payload, sender=(user, device),
                                  room_id=None, now_ms=now)
             if remote:
-                await self.federation.enqueue_to_device(tx, (user, device), remote)
+                await self.remote_devices.enqueue_to_device(tx, (user, device), remote)
             await store_txn(tx, user, device, "to_device", req.txn_id, pack_body(Empty()), now)
         if remote:
-            self.federation.wake()
+            self.remote_devices.wake()
         self.wakeups.notify({device_key(str(m.user_id), str(m.device_id)) for m in req.messages})
         return Empty()
-
-
-async def _events_after(conn: aiosqlite.Connection, user_id: str, device_id: str, since: int,
-                        limit: int) -> list:
-    rows = await conn.execute_fetchall(_EVENTS_FOR_DEVICE, (user_id, device_id, since, limit))
-    return [event_from_row(tuple(r)) for r in rows]
 
 
 def _inbox_item(item: inbox.StoredItem) -> InboxItem:

@@ -4,7 +4,10 @@
 :meth:`Hub.submit` accepts one MLSMessage for a room. Submissions to one room
 are serialized by a per-room :class:`asyncio.Lock`, so of two racing commits
 for an epoch exactly one is processed against that epoch and the other meets
-the next one (``stale_epoch``). An accepted message becomes the room's next
+the next one (``stale_epoch``). Whether a message is accepted, and what it
+changes, is decided by the pure room core :mod:`protocol.room_rules` (``accept``,
+then ``apply``, the transition a follower applies too); this module keeps the
+locking, the batching and the I/O. An accepted message becomes the room's next
 signed event (:mod:`protocol.events`); the event, the public group view, the
 memberships derived from it, the Welcome's inbox items, the transaction id and
 the transparency-log entry (queued in the audit outbox) are written in one
@@ -35,7 +38,7 @@ kept in memory with the room's head (last seq, last event id, members). Only
 code holding the room's lock touches it; any failure after the view was
 changed drops the cached copy, so the next submission reloads it from the
 database, where nothing changed. Rooms with uncommitted events are never
-dropped by the cache's bound.
+dropped by the cache's bound (:mod:`server.rooms.room_cache`).
 
 Errors: :mod:`protocol.room_errors` (``unknown_room``, ``not_member``,
 ``sender_mismatch``, ``not_mls``, ``wrong_wire_format``, ``handshake_not_public``,
@@ -51,40 +54,36 @@ import asyncio
 import base64
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiosqlite
 import structlog
 
-from crypto.errors import CryptoError
-from crypto.mls.framing import PublicMessage, SenderType
-from crypto.mls.group_errors import EpochMismatch
-from crypto.mls.key_package_gen import key_package_ref
-from crypto.mls.public_group import PublicGroup, PublicProcessed
-from crypto.primitives import ed25519_public_key, sha256
+from crypto.mls.public_group import PublicGroup
+from crypto.primitives import sha256
 from crypto.rng import Rng
 from protocol.audit import RoomEvent
-from protocol.errors import BadRequest
 from protocol.events import (
     GENESIS_PREV,
-    MAX_EVENT_MESSAGE,
     EventContent,
     EventKind,
     SignedEvent,
     sign_event,
 )
-from protocol.federation import key_id_for
-from protocol.ids import RoomId, device_identity
-from protocol.room_errors import (
-    GroupInfoInvalid,
-    MessageTooLarge,
-    MlsRejected,
-    NotMember,
-    SenderMismatch,
-    StaleEpoch,
-    UnknownRoom,
-    WelcomeInvalid,
+from protocol.ids import RoomId
+from protocol.room_errors import NotMember, UnknownRoom
+from protocol.room_messages import Classified
+from protocol.room_rules import (
+    APPLICATION_PAST_EPOCHS,
+    Accepted,
+    Applied,
+    Member,
+    Submission,
+    accept,
+    accept_create,
+    apply,
+    decode_submission,
+    next_content,
 )
 from protocol.rooms_api import (
     CreateRoomRequest,
@@ -106,40 +105,24 @@ from server.services.clock import Clock, now_ms, now_s
 from server.services.sessions import Session
 from server.storage import Database, devices
 
-from . import storage
-from .classify import (
-    Classified,
-    classify_message,
-    decode_group_info,
-    decode_welcome,
-    parse_device_identity,
-)
+from . import access, storage
+from .room_cache import MAX_CACHED_ROOMS, CachedRoom, PendingEvent, RoomCache, TxnKey
 
-__all__ = ["Hub", "HubFederation", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS", "RECENT_TXNS"]
+__all__ = ["Hub", "HubFanOut", "RemoteRooms", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS", "RECENT_TXNS"]
 
 log = structlog.get_logger("confide.rooms")
 
-#: Application messages are accepted for the current epoch and this many before it.
-APPLICATION_PAST_EPOCHS = 3
-#: Rooms whose public view stays in memory (least recently used ones are dropped).
-MAX_CACHED_ROOMS = 1024
 #: Transaction ids of committed submissions remembered in memory (see the module docstring):
 #: they cover the commits between a retry's database check and its taking the room's lock;
 #: when more than this many committed meanwhile, the retry asks the database again.
 RECENT_TXNS = 256
 
-Member = tuple[str, str]  # (user id, device id)
-TxnKey = tuple[str, str, str, str]  # (user id, device id, scope, txn id)
-
-
-class HubFederation(Protocol):
-    """What room federation plugs into the hub (``federation.rooms``; set at start).
+class HubFanOut(Protocol):
+    """Where the hub's accepted events go beyond this server (room federation's hub side).
 
     ``signing_key()`` is ``(key_id, seed)`` of the federation key events are signed
     with; ``on_event`` runs inside the transaction that stores an accepted event (fan-out
-    to follower servers, remote Welcomes); ``wake()`` after its commit;
-    ``submit_remote`` forwards a local device's submission for a room hosted elsewhere;
-    ``group_info_remote`` asks a room's hub for its current GroupInfo.
+    to follower servers, remote Welcomes); ``wake()`` after its commit.
     """
 
     def signing_key(self) -> tuple[str, bytes]: ...
@@ -150,6 +133,13 @@ class HubFederation(Protocol):
 
     def wake(self) -> None: ...
 
+
+class RemoteRooms(Protocol):
+    """Rooms hosted elsewhere, as this server's clients reach them (room federation's follower
+    side): ``submit_remote`` forwards a local device's submission to the room's hub;
+    ``group_info_remote`` asks the hub for its current GroupInfo; ``hub_keys`` is a hub's
+    key document (this server's own or a peer's)."""
+
     async def submit_remote(self, session: Session, room_id: RoomId,
                             req: SendRequest) -> SendResponse: ...
 
@@ -158,86 +148,27 @@ class HubFederation(Protocol):
     async def group_info_remote(self, session: Session, room_id: RoomId) -> GroupInfoResponse: ...
 
 
-@dataclass
-class _Pending:
-    """An accepted application message waiting for its batch's transaction."""
-
-    event: SignedEvent
-    sender: Member
-    key: TxnKey
-    response: SendResponse
-    future: asyncio.Future[SendResponse]
-
-
-@dataclass(eq=False)
-class _Room:
-    """A room's head (including queued events) and public view (of its last committed event:
-    only handshakes change it, and they commit the queue first)."""
-
-    room_id: str
-    group_id: bytes
-    cipher_suite: int
-    view: PublicGroup
-    last_seq: int
-    last_event_id: bytes
-    members: set[Member]
-    #: Accepted application messages not yet taken by a batch, in seq order.
-    pending: list[_Pending] = field(default_factory=list)
-    #: Held by whoever commits this room's events (batches in order, handshakes after them).
-    commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    writer: asyncio.Task | None = None
-    #: Set when a batch failed: this copy is no longer the room (the cache has dropped it).
-    broken: bool = False
-
-    def busy(self) -> bool:
-        return bool(self.pending) or self.commit_lock.locked()
-
-
-@dataclass(frozen=True)
-class _Accepted:
-    """What one accepted submission writes, besides the event itself."""
-
-    new_view: bytes | None = None
-    group_info: tuple[bytes, int] | None = None
-    added: frozenset[Member] = frozenset()
-    removed: frozenset[Member] = frozenset()
-    welcome: bytes | None = None
-    welcome_to: tuple[Member, ...] = ()
-    members_after: frozenset[Member] | None = None
-
-
 class Hub:
-    def __init__(self, db: Database, audit: AuditTrail, signing_seed: bytes, server_name: str,
-                 wakeups: Wakeups, clock: Clock, rng: Rng) -> None:
+    def __init__(self, db: Database, audit: AuditTrail, server_name: str, wakeups: Wakeups,
+                 fan_out: HubFanOut, remote_rooms: RemoteRooms, clock: Clock, rng: Rng) -> None:
         self.db = db
         self.audit = audit
-        self._seed = signing_seed
         self.server_name = server_name
         self.wakeups = wakeups
+        self.fan_out = fan_out
+        self.remote_rooms = remote_rooms
         self.clock = clock
         self.rng = rng
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._rooms: OrderedDict[str, _Room] = OrderedDict()
+        self._rooms = RoomCache()
         #: Queued submissions by transaction id, until their batch has committed.
         self._inflight: dict[TxnKey, asyncio.Future[SendResponse]] = {}
         #: The last :data:`RECENT_TXNS` committed ones (done futures), and how many so far.
         self._recent: OrderedDict[TxnKey, asyncio.Future[SendResponse]] = OrderedDict()
         self._committed_txns = 0
-        #: Room federation (set when federation starts); None: a hub of local members only.
-        self.federation: HubFederation | None = None
-
-    @property
-    def public_key(self) -> bytes:
-        """The Ed25519 key that verifies this hub's event signatures (the current one)."""
-        return ed25519_public_key(self._signing_key()[1])
-
-    def _signing_key(self) -> tuple[str, bytes]:
-        if self.federation is not None:
-            return self.federation.signing_key()
-        return key_id_for(ed25519_public_key(self._seed)), self._seed
 
     def _sign(self, content: EventContent) -> SignedEvent:
-        key_id, seed = self._signing_key()
+        key_id, seed = self.fan_out.signing_key()
         return sign_event(seed, content, key_id)
 
     def _lock(self, key: str) -> asyncio.Lock:
@@ -257,33 +188,20 @@ class Hub:
                 stored = await storage.find_txn(conn, user, device, "create", req.txn_id)
             if stored is not None:
                 return decode_body(stored, CreateRoomResponse)
-            msg = decode_group_info(req.group_info)
-            try:
-                view = PublicGroup.from_group_info(msg, now=now_s(self.clock))
-            except CryptoError as exc:
-                raise MlsRejected(f"the GroupInfo was refused ({exc.code})", exc.code) from None
-            members = view.members()
-            if len(members) != 1 or members[0].identity != device_identity(session.user_id,
-                                                                          session.device_id):
-                raise GroupInfoInvalid("a new room's group must have the calling device as its "
-                                       "only member")
+            view = accept_create(Submission((user, device), req.group_info), now_s(self.clock))
             room_id = RoomId(base64.urlsafe_b64encode(self.rng(15)).decode(), self.server_name)
             event = self._sign(EventContent(
                 str(room_id), 0, GENESIS_PREV, view.epoch, EventKind.CREATE, user, device,
                 now_ms(self.clock), req.group_info))
+            applied = apply(None, view, event)
             response = CreateRoomResponse(room_id, 0, view.epoch, event.event_id.hex())
-            room = storage.StoredRoom(str(room_id), view.group_id, view.cipher_suite.id, view.epoch,
-                                      0, event.event_id, view.to_bytes(), req.group_info, view.epoch)
             async with self.db.transaction() as tx:
-                await storage.insert_room(tx, room, now_ms(self.clock))
-                await storage.insert_event(tx, await storage.next_stream_position(tx), event)
-                await storage.add_members(tx, str(room_id), [(user, device)], 0)
+                await storage.write_event(tx, applied, now_ms=now_ms(self.clock))
                 await storage.store_txn(tx, user, device, "create", req.txn_id, pack_body(response),
                                         now_ms(self.clock))
                 await self.audit.record(tx, _log_entry(event))
             await self.audit.flush()
-        self._cache(_Room(str(room_id), view.group_id, view.cipher_suite.id, view, 0, event.event_id,
-                          {(user, device)}))
+        self._rooms.put(CachedRoom(applied.head, view))
         log.info("room_created")
         return response
 
@@ -295,9 +213,7 @@ class Hub:
         rid = str(room_id)
         scope = f"send:{rid}"
         if room_id.server != self.server_name:
-            if self.federation is not None:
-                return await self.federation.submit_remote(session, room_id, req)
-            raise UnknownRoom("this server is not the room's hub")
+            return await self.remote_rooms.submit_remote(session, room_id, req)
         key: TxnKey = (user, device, scope, req.txn_id)
         mark = self._committed_txns
         stored = await self._find_txn(key)
@@ -317,14 +233,13 @@ class Hub:
                     return stored
             if waiter is None:
                 room = await self._room(rid)
-                if len(req.message) > MAX_EVENT_MESSAGE:
-                    raise MessageTooLarge(f"an MLSMessage may have at most {MAX_EVENT_MESSAGE} bytes")
-                classified = classify_message(req.message)
+                classified = decode_submission(req.message)
                 kind = classified.kind
+                sub = Submission((user, device), req.message, req.welcome, req.group_info)
                 if kind == EventKind.APPLICATION:
-                    waiter = self._queue_application(room, classified, key, req)
+                    waiter = self._queue_application(room, classified, key, sub)
                 else:
-                    response = await self._submit_handshake(rid, classified, session, req, key)
+                    response = await self._submit_handshake(rid, classified, sub, key)
         if waiter is not None:
             response = await asyncio.shield(waiter)
         await self.audit.flush()
@@ -337,31 +252,29 @@ class Hub:
             stored = await storage.find_txn(conn, *key)
         return None if stored is None else decode_body(stored, SendResponse)
 
-    def _queue_application(self, room: _Room, c: Classified, key: TxnKey,
-                           req: SendRequest) -> asyncio.Future[SendResponse]:
+    def _queue_application(self, room: CachedRoom, c: Classified, key: TxnKey,
+                           sub: Submission) -> asyncio.Future[SendResponse]:
         """Check, sign and queue an application message; the room's head moves in memory.
         No await: the room cannot change under it."""
-        user, device = key[0], key[1]
-        self._check_application(room, c, (user, device), req)
-        event = self._sign(EventContent(
-            room.room_id, room.last_seq + 1, room.last_event_id, c.epoch, c.kind, user, device,
-            now_ms(self.clock), req.message))
-        response = SendResponse(event.content.seq, event.event_id.hex(), room.view.epoch)
+        accepted = accept(room.head, room.view, sub, now_s(self.clock), c)
+        event = self._sign(next_content(room.head, accepted, sub, now_ms(self.clock)))
+        applied = apply(room.head, None, event)
+        response = SendResponse(event.content.seq, event.event_id.hex(), room.head.epoch)
         future: asyncio.Future[SendResponse] = asyncio.get_running_loop().create_future()
-        room.pending.append(_Pending(event, (user, device), key, response, future))
-        room.last_seq, room.last_event_id = event.content.seq, event.event_id
+        room.pending.append(PendingEvent(applied, key, response, future))
+        room.head = applied.head
         self._inflight[key] = future
         if room.writer is None or room.writer.done():
             room.writer = asyncio.create_task(self._write_room(room))
         return future
 
-    async def _write_room(self, room: _Room) -> None:
+    async def _write_room(self, room: CachedRoom) -> None:
         """The room's writer: commits what is queued, batch after batch, until nothing is."""
         while room.pending and not room.broken:
             async with room.commit_lock:
                 await self._commit_pending(room)
 
-    async def _commit_pending(self, room: _Room) -> None:
+    async def _commit_pending(self, room: CachedRoom) -> None:
         """Commit every queued event of ``room`` in one transaction, then answer them (the
         caller holds ``room.commit_lock``). On failure see :meth:`_fail_room`."""
         items, room.pending = room.pending, []
@@ -369,19 +282,13 @@ class Hub:
             return
         try:
             now = now_ms(self.clock)
-            last = items[-1].event
             async with self.db.transaction() as tx:
-                first = await storage.reserve_stream_positions(tx, len(items))
-                await storage.insert_events(tx, [(first + i, p.event) for i, p in enumerate(items)])
-                await storage.update_room(tx, room.room_id, epoch=room.view.epoch,
-                                          last_seq=last.content.seq, last_event_id=last.event_id,
-                                          view=None, group_info=None)
+                await storage.write_event(tx, *(p.applied for p in items), now_ms=now)
                 await storage.store_txns(tx, [(*p.key, pack_body(p.response), now) for p in items])
-                await self.audit.record_many(tx, [_log_entry(p.event) for p in items])
-                if self.federation is not None:
-                    for p in items:
-                        await self.federation.on_event(tx, p.event, set(room.members),
-                                                       set(room.members), None, ())
+                await self.audit.record_many(tx, [_log_entry(p.applied.event) for p in items])
+                for p in items:
+                    await self.fan_out.on_event(tx, p.applied.event, set(p.applied.before),
+                                                set(p.applied.head.members), None, ())
         except BaseException as exc:
             self._fail_room(room, items, exc)
             if not isinstance(exc, Exception):
@@ -390,9 +297,8 @@ class Hub:
             return
         for p in items:
             self._answered(p.key, p.future, p.response)
-        if self.federation is not None:
-            self.federation.wake()
-        self.wakeups.notify(device_key(u, d) for u, d in room.members)
+        self.fan_out.wake()
+        self.wakeups.notify(device_key(u, d) for u, d in room.head.members)
 
     def _answered(self, key: TxnKey, future: asyncio.Future[SendResponse],
                   response: SendResponse) -> None:
@@ -405,12 +311,11 @@ class Hub:
         while len(self._recent) > RECENT_TXNS:
             self._recent.popitem(last=False)
 
-    def _fail_room(self, room: _Room, items: list[_Pending], exc: BaseException) -> None:
+    def _fail_room(self, room: CachedRoom, items: list[PendingEvent], exc: BaseException) -> None:
         """A batch failed (rolled back): it and everything queued behind it fail with ``exc``;
         the cached room is dropped (its head had moved past the database's)."""
         room.broken = True
-        if self._rooms.get(room.room_id) is room:
-            del self._rooms[room.room_id]
+        self._rooms.drop(room)
         failed, room.pending = items + room.pending, []
         for p in failed:
             if self._inflight.get(p.key) is p.future:
@@ -423,11 +328,11 @@ class Hub:
             if not p.future.cancelled():
                 p.future.exception()  # retrieved here: a waiter may have gone
 
-    async def _submit_handshake(self, rid: str, classified: Classified, session: Session,
-                                req: SendRequest, key: TxnKey) -> SendResponse:
+    async def _submit_handshake(self, rid: str, classified: Classified, sub: Submission,
+                                key: TxnKey) -> SendResponse:
         """The slow path (the caller holds the room's lock): commit what is queued, then
-        process and store the handshake in its own transaction."""
-        user, device = key[0], key[1]
+        decide through :func:`protocol.room_rules.accept` and store the handshake in its own
+        transaction."""
         while True:
             room = await self._room(rid)
             async with room.commit_lock:
@@ -435,140 +340,42 @@ class Hub:
                 if room.broken:
                     continue  # the queue failed: start again from the committed state
                 try:
-                    accepted = await self._process_handshake(room, classified, session, req)
-                    event = self._sign(EventContent(
-                        rid, room.last_seq + 1, room.last_event_id, classified.epoch,
-                        classified.kind, user, device, now_ms(self.clock), req.message))
+                    accepted = accept(room.head, room.view, sub, now_s(self.clock), classified)
+                    event = self._sign(next_content(room.head, accepted, sub, now_ms(self.clock)))
+                    applied = apply(room.head, room.view, event, accepted.group_info)
                     response = SendResponse(event.content.seq, event.event_id.hex(),
-                                            room.view.epoch)
-                    await self._store(room, event, accepted, (user, device), key[2], key[3],
-                                      response)
+                                            applied.head.epoch)
+                    await self._store(applied, accepted, key, response)
                 except BaseException:
                     room.broken = True
-                    self._rooms.pop(rid, None)  # the view may have moved: reload it next time
+                    self._rooms.drop(room)  # the view may have moved: reload it next time
                     raise
-                before = room.members
-                room.last_seq, room.last_event_id = event.content.seq, event.event_id
-                if accepted.members_after is not None:
-                    room.members = set(accepted.members_after)
+                room.head = applied.head
                 done: asyncio.Future[SendResponse] = asyncio.get_running_loop().create_future()
                 self._answered(key, done, response)
-                if self.federation is not None:
-                    self.federation.wake()
-                self.wakeups.notify(device_key(u, d) for u, d in before | room.members
+                self.fan_out.wake()
+                self.wakeups.notify(device_key(u, d) for u, d in applied.before | applied.head.members
                                     | set(accepted.welcome_to))
                 return response
 
-    def _check_application(self, room: _Room, c: Classified, sender: Member,
-                           req: SendRequest) -> _Accepted:
-        if sender not in room.members:
-            raise NotMember("the device is not a member of this room")
-        if req.welcome is not None or req.group_info is not None:
-            raise BadRequest("welcome and group_info go with a commit only")
-        if c.group_id != room.group_id:
-            raise MlsRejected("the message is for another MLS group", "mls_wrong_group")
-        epoch = room.view.epoch
-        if not epoch - APPLICATION_PAST_EPOCHS <= c.epoch <= epoch:
-            raise StaleEpoch(f"application messages are taken for epochs {max(0, epoch - 3)}.."
-                             f"{epoch}", current_epoch=epoch)
-        return _Accepted()
-
-    async def _process_handshake(self, room: _Room, c: Classified, session: Session,
-                                 req: SendRequest) -> _Accepted:
-        user, device = str(session.user_id), str(session.device_id)
-        me = device_identity(session.user_id, session.device_id)
-        body = c.message.body
-        assert isinstance(body, PublicMessage)
-        sender_type = body.content.sender.sender_type
-        if sender_type == SenderType.NEW_MEMBER_COMMIT:
-            # A user's further device joining by itself: the user must already be in the room.
-            if not any(u == user for u, _ in room.members):
-                raise NotMember("no device of this user is a member of this room")
-        elif (user, device) not in room.members:
-            raise NotMember("the device is not a member of this room")
-        elif sender_type != SenderType.MEMBER:
-            raise SenderMismatch("the hub takes handshake messages from members and new-member "
-                                 "commits only")
-        if c.kind != EventKind.COMMIT and (req.welcome is not None or req.group_info is not None):
-            raise BadRequest("welcome and group_info go with a commit only")
-        view = room.view
-        try:
-            processed = view.process(c.message, now=now_s(self.clock))
-        except EpochMismatch as exc:
-            raise StaleEpoch(f"the room is at epoch {exc.current_epoch}",
-                             current_epoch=exc.current_epoch) from None
-        except CryptoError as exc:
-            raise MlsRejected(f"the message was refused ({exc.code})", exc.code) from None
-        if _sender_identity(view, processed, body) != me:
-            raise SenderMismatch("the MLS sender is not the calling device")
-        if c.kind == EventKind.PROPOSAL:
-            processed.merge()
-            return _Accepted(new_view=view.to_bytes())
-        for _, kp in processed.added:
-            parse_device_identity(kp.leaf_node.credential)
-        welcome_to = self._welcome_targets(room, processed, req.welcome)
-        processed.merge()
-        after = frozenset(_member_of(m.credential) for m in view.members())
-        group_info = None
-        if req.group_info is not None:
-            info = decode_group_info(req.group_info)
-            try:
-                view.check_group_info(info)
-            except CryptoError as exc:
-                raise GroupInfoInvalid(f"the GroupInfo is not the new epoch's ({exc.code})",
-                                       mls_code=exc.code) from None
-            group_info = (req.group_info, view.epoch)
-        return _Accepted(new_view=view.to_bytes(), group_info=group_info,
-                         added=after - room.members, removed=frozenset(room.members - after),
-                         welcome=req.welcome, welcome_to=welcome_to, members_after=after)
-
-    def _welcome_targets(self, room: _Room, processed: PublicProcessed,
-                         welcome_bytes: bytes | None) -> tuple[Member, ...]:
-        """The devices a commit's Welcome goes to: those whose KeyPackage the commit adds and
-        the Welcome names by KeyPackageRef. Raises :class:`WelcomeInvalid`."""
-        if welcome_bytes is None:
-            return ()
-        welcome = decode_welcome(welcome_bytes)
-        if not processed.added:
-            raise WelcomeInvalid("a Welcome goes with a commit that adds members")
-        if welcome.cipher_suite != room.cipher_suite:
-            raise WelcomeInvalid("the Welcome's cipher suite is not the room's")
-        suite = room.view.cipher_suite
-        by_ref = {key_package_ref(suite, kp): _member_of(kp.leaf_node.credential)
-                  for _, kp in processed.added}
-        targets: list[Member] = []
-        for secrets in welcome.secrets:
-            member = by_ref.get(secrets.new_member)
-            if member is None:
-                raise WelcomeInvalid("the Welcome names a KeyPackage the commit does not add")
-            if member not in targets:
-                targets.append(member)
-        return tuple(targets)
-
-    async def _store(self, room: _Room, event: SignedEvent, accepted: _Accepted, sender: Member,
-                     scope: str, txn_id: str, response: SendResponse) -> None:
-        seq = event.content.seq
+    async def _store(self, applied: Applied, accepted: Accepted, key: TxnKey,
+                     response: SendResponse) -> None:
+        """One transaction: the event and its rows, the Welcome's inbox items for this
+        server's devices, the txn id, the log entry and the federation fan-out."""
         now = now_ms(self.clock)
+        sender, room_id = (key[0], key[1]), applied.head.room_id
         async with self.db.transaction() as tx:
-            await storage.insert_event(tx, await storage.next_stream_position(tx), event)
-            await storage.update_room(tx, room.room_id, epoch=room.view.epoch, last_seq=seq,
-                                      last_event_id=event.event_id, view=accepted.new_view,
-                                      group_info=accepted.group_info)
-            if accepted.removed:
-                await storage.close_members(tx, room.room_id, accepted.removed, seq)
-            if accepted.added:
-                await storage.add_members(tx, room.room_id, accepted.added, seq + 1)
+            await storage.write_event(tx, applied, now_ms=now)
             for u, d in accepted.welcome_to:
                 if u.endswith(f":{self.server_name}") and await devices.get(tx, u, d) is not None:
                     await inbox.push(tx, await storage.next_stream_position(tx), u, d, "welcome",
-                                     accepted.welcome or b"", sender=sender, room_id=room.room_id,
+                                     accepted.welcome or b"", sender=sender, room_id=room_id,
                                      now_ms=now)
-            await storage.store_txn(tx, *sender, scope, txn_id, pack_body(response), now)
-            await self.audit.record(tx, _log_entry(event))
-            if self.federation is not None:
-                await self.federation.on_event(
-                    tx, event, set(room.members), set(room.members if accepted.members_after is None else accepted.members_after),
-                    accepted.welcome, accepted.welcome_to)
+            await storage.store_txn(tx, *key, pack_body(response), now)
+            await self.audit.record(tx, _log_entry(applied.event))
+            await self.fan_out.on_event(tx, applied.event, set(applied.before),
+                                        set(applied.head.members), accepted.welcome,
+                                        accepted.welcome_to)
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -582,8 +389,7 @@ class Hub:
         """Events from ``from_seq`` that the device may read (its membership intervals)."""
         user, device = str(session.user_id), str(session.device_id)
         async with self.db.read() as conn:
-            if await storage.get_room(conn, str(room_id)) is None:
-                raise UnknownRoom("no such room")
+            await access.known_room(conn, str(room_id))
             if not await storage.is_visible_member(conn, str(room_id), user, device):
                 raise NotMember("the device is not a member of this room")
             events = await storage.events_in_range(conn, str(room_id), user, device, from_seq, limit)
@@ -593,14 +399,10 @@ class Hub:
     async def group_info(self, session: Session, room_id: RoomId) -> GroupInfoResponse:
         """The latest GroupInfo a member uploaded; for users with a member device. For a room
         hosted elsewhere, the hub's current one (room federation asks it)."""
-        if room_id.server != self.server_name and self.federation is not None:
-            return await self.federation.group_info_remote(session, room_id)
+        if room_id.server != self.server_name:
+            return await self.remote_rooms.group_info_remote(session, room_id)
         async with self.db.read() as conn:
-            room = await storage.get_room(conn, str(room_id))
-            if room is None:
-                raise UnknownRoom("no such room")
-            if not await storage.user_has_member_device(conn, str(room_id), str(session.user_id)):
-                raise NotMember("no device of this user is a member of this room")
+            room = await access.room_of_member_user(conn, str(room_id), str(session.user_id))
         return GroupInfoResponse(room.group_info, room.group_info_epoch)
 
     async def prune_txns(self, max_age_ms: int) -> int:
@@ -609,45 +411,18 @@ class Hub:
 
     # -- the cache ---------------------------------------------------------------------------------
 
-    async def _room(self, room_id: str) -> _Room:
+    async def _room(self, room_id: str) -> CachedRoom:
         room = self._rooms.get(room_id)
         if room is not None:
-            self._rooms.move_to_end(room_id)
             return room
         async with self.db.read() as conn:
-            stored = await storage.get_room(conn, room_id)
-            if stored is None:
-                raise UnknownRoom("no such room")
-            members = await storage.open_members(conn, room_id)
-        room = _Room(room_id, stored.group_id, stored.cipher_suite, PublicGroup.from_bytes(stored.view),
-                     stored.last_seq, stored.last_event_id, members)
-        self._cache(room)
+            found = await storage.load_head(conn, room_id)
+        if found is None:
+            raise UnknownRoom("no such room")
+        head, stored = found
+        room = CachedRoom(head, PublicGroup.from_bytes(stored.view))
+        self._rooms.put(room)
         return room
-
-    def _cache(self, room: _Room) -> None:
-        self._rooms[room.room_id] = room
-        self._rooms.move_to_end(room.room_id)
-        while len(self._rooms) > MAX_CACHED_ROOMS:
-            victim = next((r for r in self._rooms.values() if not r.busy()), None)
-            if victim is None:
-                break  # every cached room has uncommitted events: keep them all for now
-            del self._rooms[victim.room_id]
-
-
-def _member_of(credential) -> Member:
-    user, device = parse_device_identity(credential)
-    return str(user), str(device)
-
-
-def _sender_identity(view: PublicGroup, processed: PublicProcessed, body: PublicMessage) -> bytes | None:
-    """The credential identity of a handshake message's sender (before the view merges it)."""
-    if processed.sender_type == SenderType.NEW_MEMBER_COMMIT:
-        path = getattr(body.content.content, "path", None)
-        return None if path is None else path.leaf_node.credential.identity
-    if processed.sender is None:
-        return None
-    leaf = next((m for m in view.members() if m.leaf_index == processed.sender), None)
-    return None if leaf is None else leaf.identity
 
 
 def _log_entry(event: SignedEvent) -> RoomEvent:

@@ -1,6 +1,7 @@
 """The client-server routes of rooms (``spec/client-server.md`` section 8).
 
-Thin handlers: decode the body, authenticate, call the :class:`~server.rooms.hub.Hub`.
+Thin handlers: decode the body, authenticate, call the :class:`~server.rooms.hub.Hub`
+(hub keys: :data:`~server.appkeys.REMOTE_ROOMS`).
 :func:`add_routes` mounts them under :data:`protocol.api.CLIENT_PREFIX`.
 """
 
@@ -9,18 +10,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from protocol.api import CLIENT_PREFIX
-from protocol.errors import NotFound
 from protocol.ids import RoomId
 from protocol.rooms_api import (
     DEFAULT_HISTORY_LIMIT,
     MAX_HISTORY_LIMIT,
     CreateRoomRequest,
-    HubKeyResponse,
     SendRequest,
     parse_uint_param,
 )
 from server.api import authenticate, read_request, respond
-from server.appkeys import CONFIG, HUB
+from server.appkeys import CONFIG, HUB, REMOTE_ROOMS
 
 __all__ = ["add_routes"]
 
@@ -71,13 +70,8 @@ async def group_info(request: web.Request) -> web.Response:
 
 async def hub_key(request: web.Request) -> web.Response:
     """This hub's keys, or with ``?server=NAME`` another hub's (room federation answers)."""
-    hub = request.app[HUB]
-    server = request.query.get("server") or hub.server_name
-    if hub.federation is None:
-        if server != hub.server_name:
-            raise NotFound("no federation: only this server's key is known")
-        return respond(HubKeyResponse(hub.server_name, hub.public_key, hub._signing_key()[0], b"\x80"))
-    return respond(await hub.federation.hub_keys(server))
+    server = request.query.get("server") or request.app[CONFIG].server_name
+    return respond(await request.app[REMOTE_ROOMS].hub_keys(server))
 
 
 def add_routes(router: web.UrlDispatcher, prefix: str = CLIENT_PREFIX) -> None:

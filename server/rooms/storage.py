@@ -1,10 +1,13 @@
 """Rooms' tables: ``rooms``, ``room_events``, ``room_members``, ``txn_ids``, ``stream_position``.
 
 Functions over a connection handed out by :meth:`server.storage.Database.transaction`
-or :meth:`~server.storage.Database.read`. Writes happen only inside the hub's
-one transaction per accepted event (:mod:`server.rooms.hub`); nothing here
-raises HTTP errors (:class:`~server.storage.errors.AlreadyExists` for a
-duplicate group id).
+or :meth:`~server.storage.Database.read`. Every SQL statement over the room tables
+is here (the hub, room federation and delivery call these functions). An event
+and what it changes are written by ONE function, :func:`write_event`, from the
+:class:`~protocol.room_rules.Applied` that the pure room core computed: the hub
+(:mod:`server.rooms.hub`) and a follower (:mod:`federation.rooms`) write the same
+rows for the same event. Nothing here raises HTTP errors
+(:class:`~server.storage.errors.AlreadyExists` for a duplicate group id).
 
 ``room_members`` keeps membership *intervals* per device: ``first_seq`` is the
 first event the device may read (the one after the commit that added it),
@@ -20,10 +23,18 @@ from dataclasses import dataclass
 import aiosqlite
 
 from protocol.events import EventContent, EventKind, SignedEvent
+from protocol.room_rules import Applied, RoomHead
 from server.storage.errors import AlreadyExists
 
 __all__ = [
     "StoredRoom",
+    "write_event",
+    "load_head",
+    "event_id_at",
+    "events_between",
+    "events_for_device",
+    "server_has_had_member",
+    "rooms_with_local_members",
     "next_stream_position",
     "reserve_stream_positions",
     "current_stream_position",
@@ -62,6 +73,100 @@ class StoredRoom:
     view: bytes
     group_info: bytes
     group_info_epoch: int
+
+
+async def write_event(tx: aiosqlite.Connection, *applied: Applied, now_ms: int) -> None:
+    """Store events (in seq order, of one room) and what they change: the event rows, the
+    room's head (its row, created by a ``create`` event), its view and latest GroupInfo when
+    they changed, and the memberships (added devices read from ``seq + 1``, removed ones
+    keep ``seq`` as their last event). Several application messages go in bulk. Raises
+    :class:`AlreadyExists` when a ``create`` event's room or MLS group exists."""
+    if not applied:
+        return
+    view = next((a.view for a in reversed(applied) if a.view is not None), None)
+    group_info = next((a.group_info for a in reversed(applied) if a.group_info is not None), None)
+    last = applied[-1].head
+    create = applied[0].event.content.kind == EventKind.CREATE
+    if create:
+        a = applied[0]
+        assert a.view is not None and a.group_info is not None
+        await insert_room(tx, StoredRoom(last.room_id, last.group_id, last.cipher_suite, a.head.epoch,
+                                         a.head.last_seq, a.head.last_event_id, a.view,
+                                         *a.group_info), now_ms)
+    first = await reserve_stream_positions(tx, len(applied))
+    await insert_events(tx, [(first + i, a.event) for i, a in enumerate(applied)])
+    if not create or len(applied) > 1:
+        await update_room(tx, last.room_id, epoch=last.epoch, last_seq=last.last_seq,
+                          last_event_id=last.last_event_id, view=view, group_info=group_info)
+    for a in applied:
+        seq = a.event.content.seq
+        if a.removed:
+            await close_members(tx, last.room_id, sorted(a.removed), seq)
+        if a.added:
+            await add_members(tx, last.room_id, sorted(a.added),
+                              0 if a.event.content.kind == EventKind.CREATE else seq + 1)
+
+
+async def load_head(conn: aiosqlite.Connection, room_id: str) -> tuple[RoomHead, StoredRoom] | None:
+    """The room's head (with its current members) and its stored row, or None."""
+    row = await get_room(conn, room_id)
+    if row is None:
+        return None
+    members = await open_members(conn, room_id)
+    return RoomHead(room_id, row.group_id, row.cipher_suite, row.epoch, row.last_seq,
+                    row.last_event_id, frozenset(members)), row
+
+
+async def event_id_at(conn: aiosqlite.Connection, room_id: str, seq: int) -> bytes | None:
+    rows = await conn.execute_fetchall(
+        "SELECT event_id FROM room_events WHERE room_id = ? AND seq = ?", (room_id, seq))
+    return bytes(rows[0][0]) if rows else None  # type: ignore[index]
+
+
+async def events_between(conn: aiosqlite.Connection, room_id: str, start: int,
+                         end: int) -> list[SignedEvent]:
+    """The room's events with ``start <= seq < end``, in seq order."""
+    async with conn.execute(
+        f"SELECT {EVENT_COLUMNS} FROM room_events WHERE room_id = ? AND seq >= ? AND seq < ? "
+        "ORDER BY seq", (room_id, start, end)
+    ) as cur:
+        rows = await cur.fetchall()
+    return [event_from_row(tuple(r))[1] for r in rows]
+
+
+_EVENTS_FOR_DEVICE = (
+    f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS.split(', '))} "
+    "FROM room_members m JOIN room_events e ON e.room_id = m.room_id "
+    "WHERE m.user_id = ? AND m.device_id = ? AND e.stream_pos > ? AND e.seq >= m.first_seq "
+    "AND (m.last_seq IS NULL OR e.seq <= m.last_seq) AND e.kind != 'create' "
+    "ORDER BY e.stream_pos LIMIT ?"
+)
+
+
+async def events_for_device(conn: aiosqlite.Connection, user_id: str, device_id: str, since: int,
+                            limit: int) -> list[tuple[int, SignedEvent]]:
+    """(stream position, event) after ``since`` that the device may read (its membership
+    intervals; ``create`` events are not delivered), in stream order, at most ``limit``."""
+    rows = await conn.execute_fetchall(_EVENTS_FOR_DEVICE, (user_id, device_id, since, limit))
+    return [event_from_row(tuple(r)) for r in rows]
+
+
+async def server_has_had_member(conn: aiosqlite.Connection, room_id: str, server: str) -> bool:
+    """Whether a device of a user of ``server`` is or was a member of the room."""
+    async with conn.execute(
+        "SELECT 1 FROM room_members WHERE room_id = ? AND user_id LIKE ? LIMIT 1",
+        (room_id, f"%:{server}")
+    ) as cur:
+        return await cur.fetchone() is not None
+
+
+async def rooms_with_local_members(conn: aiosqlite.Connection, server: str) -> list[tuple[str, str]]:
+    """(room_id, user_id) of current members whose user id ends in ``:server`` (a LIKE that
+    narrows; the caller checks the exact server)."""
+    rows = await conn.execute_fetchall(
+        "SELECT DISTINCT room_id, user_id FROM room_members WHERE last_seq IS NULL AND "
+        "user_id LIKE ?", (f"%:{server}",))
+    return [(r[0], r[1]) for r in rows]
 
 
 async def next_stream_position(tx: aiosqlite.Connection) -> int:

@@ -83,7 +83,7 @@ def test_no_plaintext_in_data_dir_or_logs(practice, carl, pat, tmp_path):
     assert len(practice.plaintexts) >= 7
     files = files_under(_places(practice))
     names = {p.name for p in files}
-    assert {"confide.sqlite", "serve.log", "server.key"} <= names, names
+    assert {"confide.sqlite", "serve.log", "log.key"} <= names, names
     assert practice.server.running
     assert {"confide.sqlite-wal", "confide.sqlite-shm"} <= names
     assert any(p.parent.name != "tmp" and "attachments" in p.parts for p in files), \

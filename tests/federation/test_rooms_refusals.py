@@ -13,7 +13,9 @@ import time
 from dataclasses import replace
 
 import msgpack
+import pytest
 
+from client.sdk import ServerError
 from federation import FEDERATION_KEYRING
 from protocol.events import EventContent, EventKind, sign_event
 from protocol.federation import FEDERATION_PREFIX, sign_request
@@ -121,6 +123,23 @@ async def test_a_follower_cannot_order_or_read_rooms_it_does_not_host(people):
     # the follower's history view is the hub's, signed
     status, body = await signed_call(b, a, "GET", f"{FEDERATION_PREFIX}/rooms/{room}/events?from=0")
     assert status == 200 and [e["seq"] for e in body["events"]] == [s for s, _ in before]
+
+
+async def test_an_unknown_room_is_unknown_room_over_federation_as_at_the_hub(people):
+    """One membership check, one code: history and GroupInfo of a room the hub does not have
+    answer ``unknown_room`` (404), as the hub's own clients get."""
+    a, b, alice, bob, _ = people
+    await consult(a, b, alice, bob)
+    missing = "!nosuchroom:a.test"
+    status, body = await signed_call(b, a, "GET", f"{FEDERATION_PREFIX}/rooms/{missing}/events?from=0")
+    assert (status, body["error"]["code"]) == (404, "unknown_room")
+    status, body = await signed_call(b, a, "POST", f"{FEDERATION_PREFIX}/rooms/{missing}/group_info",
+                                     {"user_id": bob.user_id})
+    assert (status, body["error"]["code"]) == (404, "unknown_room")
+    for path in (f"/rooms/{missing}/group_info", f"/rooms/{missing}/events"):
+        with pytest.raises(ServerError) as err:
+            await alice.http.call("GET", path)
+        assert err.value.code == "unknown_room"
 
 
 async def test_unsigned_and_oversize_room_transactions(people):

@@ -40,7 +40,7 @@ def test_serve_register_login_and_sigterm(tmp_path):
         assert line.startswith("Confide proc.example listening on http://127.0.0.1:"), (
             line, proc.stderr.read() if proc.poll() is not None else "")
         base = line.split(" on ", 1)[1].strip().rstrip("/")
-        for name in ("server.key", "log.key"):
+        for name in ("log.key", "witness.key"):
             assert stat.S_IMODE((data / "keys" / name).stat().st_mode) == 0o600
         invite = subprocess.run([*CONFIDE, "admin", "invite", "--data", str(data), "--role", "client"],
                                 cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()

@@ -1,4 +1,4 @@
-"""What a submitted byte string is, before the hub looks at the room.
+"""What a submitted byte string is, before the room rules look at the room (pure decoding).
 
 :func:`classify_message` decodes one MLSMessage strictly and sorts it: application
 data only as PrivateMessage, proposals and commits only as PublicMessage, nothing
@@ -19,10 +19,11 @@ from crypto.mls.credential import Credential
 from crypto.mls.framing import ContentType, PrivateMessage, PublicMessage
 from crypto.mls.message import MLSMessage
 from crypto.mls.welcome import GroupInfo, Welcome
-from protocol.errors import ApiError
-from protocol.events import EventKind
-from protocol.ids import DeviceId, UserId
-from protocol.room_errors import (
+
+from .errors import ApiError
+from .events import EventKind
+from .ids import DeviceId, UserId
+from .room_errors import (
     ApplicationNotPrivate,
     HandshakeNotPublic,
     MemberIdentityInvalid,
