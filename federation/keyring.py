@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from crypto.errors import InternalError
 from crypto.primitives import ed25519_public_key, ed25519_sign
 from crypto.rng import Rng
 from protocol.federation import MAX_KEYS, ServerKey, ServerKeys, key_id_for
+from server.background import run_forever
 from server.keyfiles import load_or_create_seed
 from server.storage import Database
 
@@ -145,8 +146,7 @@ class ServerKeyring:
         key = self.current()
         return ServerKeys.build(self._server_name, self.published(), {key.key_id: key.seed}, _ms(self._clock))
 
-    async def reload_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RELOAD_INTERVAL)
-            with contextlib.suppress(Exception):
-                await self.refresh()
+    async def reload_forever(self, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        """:meth:`refresh` every :data:`RELOAD_INTERVAL` seconds until cancelled; a failed
+        reload is logged (loop ``federation_key_reload``) and retried at the next interval."""
+        await run_forever("federation_key_reload", self.refresh, RELOAD_INTERVAL, sleep=sleep)

@@ -41,6 +41,7 @@ __all__ = [
     "DeviceKeysMissing",
     "DeviceKeysInvalid",
     "Conflict",
+    "StorageUnavailable",
     "Internal",
 ]
 
@@ -209,6 +210,14 @@ class DeviceKeysMissing(ApiError):
 
     code = "device_keys_missing"
     status = 409
+
+
+class StorageUnavailable(ApiError):
+    """The server's database failed the request (locked beyond the busy timeout, an I/O
+    error, a read-only file); nothing of the request was kept. Retrying later may work."""
+
+    code = "storage_unavailable"
+    status = 503
 
 
 class Internal(ApiError):

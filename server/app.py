@@ -10,7 +10,9 @@ exactly what it uses:
 
 1. storage (:func:`_storage`): the data directory, ``keys/log.key``, the
    database (migrations included), a second connection for the transparency
-   log in the same file; the log's routes are mounted on the opened log;
+   log in the same file, the log's witness (``keys/witness.key``, following
+   this server's own log; witnessing pins the peers' logs into it); the log's
+   and the witness's routes are mounted on them;
 2. the audit trail (its outbox drained), sessions, accounts, devices, the key
    directory;
 3. federation's transport: the keyring (creating the first key), an aiohttp
@@ -22,8 +24,9 @@ exactly what it uses:
    run through the hub), delivery (remote devices through room federation),
    the attachments' blob store, the item kinds; then witnessing;
 5. the background tasks: maintenance (audit outbox, expired KeyPackages),
-   transaction-id pruning, the keyring's reload, inbound-id pruning and, with
-   federation enabled, the sender, witnessing and followed rooms' catch-up.
+   transaction-id pruning, the keyring's reload, inbound-id pruning (each through
+   :func:`server.background.run_forever`, which logs a failed pass and goes on)
+   and, with federation enabled, the sender, witnessing and followed rooms' catch-up.
 
 On cleanup the tasks stop, room federation's catch-ups are cancelled, the
 client session closes, the wakeups close, the log is flushed and both
@@ -39,7 +42,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import NamedTuple
 
 import aiohttp
-import structlog
 from aiohttp import web
 
 from crypto.note import SIG_COSIGNATURE_V1, Signer
@@ -92,6 +94,7 @@ from server.appkeys import (
 )
 from server.attachments.routes import add_routes as add_attachment_routes
 from server.attachments.store import BlobStore
+from server.background import run_forever
 from server.config import Config
 from server.delivery.routes import add_routes as add_delivery_routes
 from server.delivery.sync import Delivery
@@ -112,8 +115,6 @@ from server.translog import add_routes as add_log_routes
 
 __all__ = ["create_app", "MAINTENANCE_INTERVAL", "TXN_RETENTION_MS", "TXN_PRUNE_INTERVAL",
            "INBOUND_PRUNE_INTERVAL"]
-
-log = structlog.get_logger("confide.app")
 
 #: Seconds between background passes (audit outbox drain, expired KeyPackages).
 MAINTENANCE_INTERVAL = 30.0
@@ -154,11 +155,15 @@ def create_app(
 class _Storage(NamedTuple):
     db: Database
     tlog: TransparencyLog
+    witness: Witness
 
 
 @contextlib.asynccontextmanager
-async def _storage(app: web.Application, config: Config, rng: Rng) -> AsyncIterator[_Storage]:
-    """The database and the transparency log (its routes mounted on it); closed on exit."""
+async def _storage(app: web.Application, config: Config, clock: Clock,
+                   rng: Rng) -> AsyncIterator[_Storage]:
+    """The database, the transparency log and its witness (their routes mounted on them);
+    closed on exit. The witness follows this server's own log; witnessing pins its peers'
+    logs into the same witness."""
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_seed = load_or_create_seed(config.keys_dir / "log.key", rng)
     db = await Database.open(config.database_path)
@@ -169,8 +174,11 @@ async def _storage(app: web.Application, config: Config, rng: Rng) -> AsyncItera
         log_conn = await connect(config.database_path)
         tlog = await TransparencyLog.open(log_conn, Signer(config.server_name, log_seed),
                                           lock=db.lock)
-        add_log_routes(app, tlog, None)
-        yield _Storage(db, tlog)
+        witness = Witness(tlog.storage, Signer(
+            f"{config.server_name}/witness", load_or_create_seed(config.keys_dir / "witness.key", rng),
+            SIG_COSIGNATURE_V1), {config.server_name: [tlog.verifier]}, clock)
+        add_log_routes(app, tlog, witness)
+        yield _Storage(db, tlog, witness)
         await tlog.flush()
     finally:
         if log_conn is not None:
@@ -184,7 +192,7 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            db, tlog = await stack.enter_async_context(_storage(app, config, rng))
+            db, tlog, witness = await stack.enter_async_context(_storage(app, config, clock, rng))
             audit = AuditTrail(db, tlog)
             await audit.flush()
 
@@ -231,11 +239,7 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
             items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item, rooms.prepare_room_event)
             items.register(ITEM_WELCOME, rooms.on_welcome_item)
             items.register(ITEM_TO_DEVICE, rooms.on_to_device_item)
-            witness_signer = Signer(f"{name}/witness",
-                                    load_or_create_seed(config.keys_dir / "witness.key", rng),
-                                    SIG_COSIGNATURE_V1)
-            witnessing = Witnessing(tlog, client, name, Witness(tlog.storage, witness_signer, {}, clock),
-                                    fed.peer_table, clock, db)
+            witnessing = Witnessing(tlog, client, name, witness, fed.peer_table, clock, db)
             await witnessing.load()
 
             app[DATABASE], app[TRANSPARENCY_LOG], app[AUDIT] = db, tlog, audit
@@ -251,10 +255,13 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
             app[FEDERATION_WITNESSING] = witnessing
 
             loops: list[Callable[[], Awaitable[None]]] = [
-                lambda: _maintenance(audit, db, clock),
-                lambda: _prune_txns(hub),
+                lambda: run_forever("maintenance", lambda: _maintenance(audit, db, clock),
+                                    MAINTENANCE_INTERVAL),
+                lambda: run_forever("txn_prune", lambda: hub.prune_txns(TXN_RETENTION_MS),
+                                    TXN_PRUNE_INTERVAL),
                 keyring.reload_forever,
-                lambda: _prune_inbound(db, clock),
+                lambda: run_forever("inbound_prune", lambda: _prune_inbound(db, clock),
+                                    INBOUND_PRUNE_INTERVAL, first="step"),
             ]
             if fed.enabled:
                 loops += [sender.run, witnessing.run, rooms.run_catch_up]
@@ -272,30 +279,13 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
 
 
 async def _maintenance(audit: AuditTrail, db: Database, clock: Clock) -> None:
-    while True:
-        await asyncio.sleep(MAINTENANCE_INTERVAL)
-        try:
-            await audit.flush()
-            async with db.transaction() as tx:
-                await key_packages.delete_expired(tx, int(clock()))
-        except Exception:
-            log.error("maintenance_failed", exc_info=True)
-
-
-async def _prune_txns(hub: Hub) -> None:
-    while True:
-        await asyncio.sleep(TXN_PRUNE_INTERVAL)
-        try:
-            await hub.prune_txns(TXN_RETENTION_MS)
-        except Exception:
-            log.error("txn_prune_failed", exc_info=True)
+    """One maintenance pass: drain the audit outbox, delete expired KeyPackages."""
+    await audit.flush()
+    async with db.transaction() as tx:
+        await key_packages.delete_expired(tx, int(clock()))
 
 
 async def _prune_inbound(db: Database, clock: Clock) -> None:
-    while True:
-        try:
-            async with db.transaction() as tx:
-                await federation_store.prune_inbound(tx, int(clock() * 1000) - INBOUND_RETENTION_MS)
-        except Exception:
-            log.error("inbound_prune_failed", exc_info=True)
-        await asyncio.sleep(INBOUND_PRUNE_INTERVAL)
+    """Forget inbound federation transaction ids older than the retention."""
+    async with db.transaction() as tx:
+        await federation_store.prune_inbound(tx, int(clock() * 1000) - INBOUND_RETENTION_MS)

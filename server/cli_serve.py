@@ -11,6 +11,9 @@ stops the background tasks, flushes the log, closes the database and exits
 with status 0. A stop that takes longer than :data:`SHUTDOWN_BOUND` seconds
 logs ``shutdown_timed_out`` and exits with status 1 at once (the database's
 WAL keeps what was committed). A bad config exits with status 2 and the reason.
+A stored transparency log that does not match its signed checkpoint (tampered
+or damaged rows, a checkpoint not signed by ``keys/log.key``) prints one line
+(what, where, what to do) and exits with status 3 (:data:`LOG_CORRUPT`).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from aiohttp import web
 
 from server.config import Config, ConfigError, load_config
 
-__all__ = ["register", "run", "serve", "REQUEST_GRACE", "SHUTDOWN_BOUND"]
+__all__ = ["register", "run", "serve", "REQUEST_GRACE", "SHUTDOWN_BOUND", "LOG_CORRUPT"]
 
 #: Seconds the requests in flight at SIGTERM get to finish before they are cancelled.
 REQUEST_GRACE = 10.0
+#: Exit status when the stored log does not match its signed checkpoint (found at start).
+LOG_CORRUPT = 3
 #: Seconds the whole stop may take (requests, background tasks, log flush, database close).
 SHUTDOWN_BOUND = 30.0
 
@@ -55,10 +60,17 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve(config: Config) -> int:
     from server.app import create_app
+    from server.translog import StorageCorrupt
 
     runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False,
                            shutdown_timeout=REQUEST_GRACE)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except StorageCorrupt as exc:
+        print(f"confide serve: the transparency log in {config.database_path} does not match "
+              f"its signed checkpoint ({exc}); restore the data directory from a backup, or move "
+              "it aside to start a new server", file=sys.stderr, flush=True)
+        return LOG_CORRUPT
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

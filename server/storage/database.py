@@ -25,9 +25,11 @@ from pathlib import Path
 
 import aiosqlite
 
+from server.transactions import begin, rollback
+
 from .migrations import migrate
 
-__all__ = ["Database", "SerialLock", "connect"]
+__all__ = ["Database", "SerialLock", "begin", "connect"]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -95,25 +97,27 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction: committed (and fsynced) on exit, rolled back on an exception."""
+        """A write transaction: committed (and fsynced) on exit, rolled back on an exception
+        (cancellation included, also while ``BEGIN`` is in flight) or a failed ``COMMIT``, so
+        the connection never stays inside a transaction once the lock is released."""
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await begin(self.conn, "BEGIN IMMEDIATE")
             try:
                 yield self.conn
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self.conn.execute("COMMIT")
+            except BaseException:  # the body's failure, or a COMMIT that failed (disk full, I/O)
+                await rollback(self.conn)
                 raise
-            await self.conn.execute("COMMIT")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A read-only snapshot (``BEGIN DEFERRED``); nothing it does is kept."""
         async with self._lock:
-            await self.conn.execute("BEGIN")
+            await begin(self.conn, "BEGIN")
             try:
                 yield self.conn
             finally:
-                await self.conn.execute("ROLLBACK")
+                await rollback(self.conn)
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from crypto.note import SIG_COSIGNATURE_V1, Signer, Verifier, parse_vkey
 from crypto.rng import system_rng
+from server.api.middleware import error_middleware
 
 from .http import add_routes
 from .service import TransparencyLog
@@ -86,7 +87,7 @@ async def create_app(
         logs,
         time.time,
     )
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])  # answers the routes' errors
     add_routes(app, log, witness)
 
     async def close(app: web.Application) -> None:

@@ -6,7 +6,7 @@ is ``/_confide/log/v1``, ``WITNESS_PREFIX`` is ``/_confide/witness/v1``):
 ====================================================  ==========================================
 ``GET  LOG_PREFIX/checkpoint``                          signed checkpoint with received cosignatures
 ``GET  LOG_PREFIX/tile/<L>/<N>[.p/<W>]``                hash tile (tlog-tiles)
-``GET  LOG_PREFIX/tile/entries/<N>[.p/<W>]``            entry bundle (tlog-tiles)
+``GET  LOG_PREFIX/tile/entries/<N>[.p/<W>]``            entry bundle (tlog-tiles), gzip if accepted
 ``GET  LOG_PREFIX/vkey``                                the log's verifier key (for pinning)
 ``GET  LOG_PREFIX/proof/inclusion?index=I[&size=S]``    c2sp tlog-proof, entry as ``extra``
 ``GET  LOG_PREFIX/proof/inclusion?event=<hex>[&size]``  same, found by room event hash
@@ -15,26 +15,35 @@ is ``/_confide/log/v1``, ``WITNESS_PREFIX`` is ``/_confide/witness/v1``):
 ``GET  WITNESS_PREFIX/<sha256(origin) hex>/checkpoint``  last cosigned checkpoint of that log
 ====================================================  ==========================================
 
-Errors are answered here and only here: status plus a ``text/plain`` body
-``<code>: <message>`` and an ``X-Confide-Error: <code>`` header.
+Handlers raise the domain errors (:class:`~server.translog.service.LogError`,
+:class:`~server.translog.witness.WitnessError`, :class:`crypto.errors.CryptoError`)
+or :mod:`protocol.tlog_errors`; the app's one error middleware
+(:mod:`server.api.middleware`) maps their codes to statuses through the one
+registry and, because these handlers are marked with
+:func:`server.http_errors.text_errors`, answers with the C2SP text body: status
+plus ``text/plain`` ``<code>: <message>`` and an ``X-Confide-Error: <code>``
+header (``text/x.tlog.size`` for a witness size conflict). An app that mounts
+these routes needs that middleware.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 from typing import Any
 
 from aiohttp import web
 
 from crypto.checkpoint import parse_decimal
-from crypto.errors import CryptoError
 from crypto.tiles import BundleId, TileId, parse_tile_path
+from protocol.tlog_errors import TlogMalformed
+from server.http_errors import text_errors
 
-from .service import BadRequest, LogError, NotFound, TransparencyLog
-from .witness import MAX_REQUEST, Witness, WitnessError
+from .service import BadRequest, NotFound, TransparencyLog
+from .witness import MAX_REQUEST, Witness
 
-__all__ = ["LOG_PREFIX", "WITNESS_PREFIX", "add_routes"]
+__all__ = ["LOG_PREFIX", "WITNESS_PREFIX", "add_routes", "accepts_gzip"]
 
 LOG_PREFIX = "/_confide/log/v1"
 WITNESS_PREFIX = "/_confide/witness/v1"
@@ -43,19 +52,28 @@ _TEXT = "text/plain; charset=utf-8"
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.Response(
-        status=status, text=f"{code}: {message}\n", content_type="text/plain",
-        headers={"X-Confide-Error": code},
-    )
-
-
-def _status_of(exc: Exception) -> int:
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, BadRequest | CryptoError):
-        return 400
-    return 500
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value (RFC 9110 section 12.5.3) allows ``gzip``:
+    listed (or ``x-gzip``, or ``*`` when gzip is not listed) with a q-value above 0."""
+    named: float | None = None
+    wildcard: float | None = None
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        coding = coding.lower()
+        if coding in ("gzip", "x-gzip"):
+            named = q if named is None else max(named, q)
+        elif coding == "*":
+            wildcard = q
+    chosen = named if named is not None else wildcard
+    return chosen is not None and chosen > 0
 
 
 def _int_param(request: web.Request, name: str, default: int | None = None) -> int | None:
@@ -75,15 +93,6 @@ def add_routes(
     """Mount the log's and/or the witness's routes on an aiohttp app or router."""
     router = getattr(app_or_router, "router", app_or_router)
 
-    def guarded(handler):
-        async def wrapper(request: web.Request) -> web.StreamResponse:
-            try:
-                return await handler(request)
-            except (LogError, CryptoError) as exc:
-                return _error(_status_of(exc), getattr(exc, "code", "error"), str(exc))
-
-        return wrapper
-
     if log is not None:
 
         async def checkpoint(request: web.Request) -> web.Response:
@@ -97,15 +106,17 @@ def add_routes(
 
         async def tile(request: web.Request) -> web.Response:
             ident = parse_tile_path("tile/" + request.match_info["path"])
+            headers = {"Cache-Control": _IMMUTABLE}
             if isinstance(ident, TileId):
                 body = await log.read_tile(ident)
             else:
                 assert isinstance(ident, BundleId)
                 body = await log.read_bundle(ident)
-            return web.Response(
-                body=body, content_type="application/octet-stream",
-                headers={"Cache-Control": _IMMUTABLE},
-            )
+                headers["Vary"] = "Accept-Encoding"
+                if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+                    body = gzip.compress(body, mtime=0)
+                    headers["Content-Encoding"] = "gzip"
+            return web.Response(body=body, content_type="application/octet-stream", headers=headers)
 
         async def inclusion(request: web.Request) -> web.Response:
             size = _int_param(request, "size")
@@ -134,31 +145,23 @@ def add_routes(
             text = "".join(base64.b64encode(h).decode() + "\n" for h in proof)
             return web.Response(text=text, content_type="text/plain")
 
-        router.add_get(f"{log_prefix}/checkpoint", guarded(checkpoint))
-        router.add_get(f"{log_prefix}/vkey", guarded(vkey))
-        router.add_get(f"{log_prefix}/tile/{{path:.+}}", guarded(tile))
-        router.add_get(f"{log_prefix}/proof/inclusion", guarded(inclusion))
-        router.add_get(f"{log_prefix}/proof/consistency", guarded(consistency))
+        router.add_get(f"{log_prefix}/checkpoint", text_errors(checkpoint))
+        router.add_get(f"{log_prefix}/vkey", text_errors(vkey))
+        router.add_get(f"{log_prefix}/tile/{{path:.+}}", text_errors(tile))
+        router.add_get(f"{log_prefix}/proof/inclusion", text_errors(inclusion))
+        router.add_get(f"{log_prefix}/proof/consistency", text_errors(consistency))
 
     if witness is not None:
 
         async def add_checkpoint(request: web.Request) -> web.Response:
             if request.content_length is not None and request.content_length > MAX_REQUEST:
-                return _error(400, "malformed", "request too large")
+                raise TlogMalformed("request too large")
             body = bytearray()
             while chunk := await request.content.read(MAX_REQUEST + 1 - len(body)):
                 body += chunk
                 if len(body) > MAX_REQUEST:
-                    return _error(400, "malformed", "request too large")
-            try:
-                lines = await witness.add_checkpoint(bytes(body))
-            except WitnessError as exc:
-                if exc.status == 409:
-                    return web.Response(
-                        status=409, text=f"{exc.current_size}\n", content_type="text/x.tlog.size",
-                        headers={"X-Confide-Error": exc.code},
-                    )
-                return _error(exc.status, exc.code, str(exc))
+                    raise TlogMalformed("request too large")
+            lines = await witness.add_checkpoint(bytes(body))  # WitnessError: the middleware answers
             return web.Response(text=lines, content_type="text/plain")
 
         async def witnessed(request: web.Request) -> web.Response:
@@ -168,7 +171,7 @@ def add_routes(
                     note = await witness.latest(origin)
                     if note is not None:
                         return web.Response(body=note, content_type="text/plain", charset="utf-8")
-            return _error(404, "not_found", "no cosigned checkpoint for that origin")
+            raise NotFound("no cosigned checkpoint for that origin")
 
-        router.add_post(f"{witness_prefix}/add-checkpoint", add_checkpoint)
-        router.add_get(f"{witness_prefix}/{{origin_hash:[0-9a-f]{{64}}}}/checkpoint", witnessed)
+        router.add_post(f"{witness_prefix}/add-checkpoint", text_errors(add_checkpoint))
+        router.add_get(f"{witness_prefix}/{{origin_hash:[0-9a-f]{{64}}}}/checkpoint", text_errors(witnessed))

@@ -34,13 +34,15 @@ from crypto.merkle import Frontier
 from crypto.note import (
     SIG_ED25519,
     MalformedNote,
+    NoteSignatureInvalid,
     Signer,
+    UnverifiedNote,
     Verifier,
     open_note,
     parse_note,
     parse_signature_lines,
 )
-from crypto.tiles import BundleId, TileId, encode_bundle
+from crypto.tiles import TILE_WIDTH, BundleId, TileId, encode_bundle
 from protocol.audit import AuditEntry, RoomEvent, decode_entry, encode_entry
 
 from .storage import LogStorage, StorageCorrupt, migrate
@@ -49,6 +51,32 @@ __all__ = ["LogError", "NotFound", "BadRequest", "TransparencyLog", "InclusionPr
 
 #: Most entries written in one transaction.
 MAX_BATCH = 4096
+
+
+async def _check_stored_tree(storage: LogStorage, verifier: Verifier, origin: str, size: int,
+                             root: bytes, note: bytes) -> None:
+    """The start-up check: the latest stored checkpoint is signed by this server's log key,
+    names its origin, and has the size and root of the stored tree; the entries of the last
+    bundle hash to their stored leaves (a bounded spot check: at most 256 entries).
+    Raises :class:`StorageCorrupt` saying which of these fails."""
+    try:
+        cp = parse_checkpoint(open_note(note, [verifier]).text)
+    except (MalformedNote, UnverifiedNote, NoteSignatureInvalid) as exc:
+        raise StorageCorrupt(f"the latest checkpoint is not signed by this server's log key: {exc}") from None
+    if cp.origin != origin:
+        raise StorageCorrupt(f"the latest checkpoint is for {cp.origin!r}, not {origin!r}")
+    if cp.size != size or cp.root_hash != root:
+        raise StorageCorrupt(
+            f"the latest checkpoint (size {cp.size}) does not match the stored tree (size {size})"
+        )
+    start = (size - 1) // TILE_WIDTH * TILE_WIDTH if size else 0
+    entries = await storage.read_entries(start, size - start)
+    leaves = await storage.read_hash_range(0, start, size - start)
+    for index, (entry, leaf) in enumerate(zip(entries, leaves, strict=False), start):
+        if merkle.leaf_hash(entry) != leaf:
+            raise StorageCorrupt(f"entry {index} does not match its stored leaf hash")
+    if len(entries) != size - start:
+        raise StorageCorrupt(f"entries from {start} to {size - 1} are incomplete")
 
 
 class LogError(Exception):
@@ -100,7 +128,7 @@ class TransparencyLog:
         """Migrate, rebuild the in-memory right edge of the tree, sign the empty tree if new.
 
         Raises :class:`StorageCorrupt` if the stored tree does not match the
-        latest stored checkpoint.
+        latest stored checkpoint (see :func:`_check_stored_tree`).
         ``lock`` serializes the log's write transactions (see :class:`LogStorage`).
         """
         await migrate(conn)
@@ -116,11 +144,8 @@ class TransparencyLog:
             await storage.put_checkpoint(0, note)
             latest = (0, note)
         else:
-            cp = parse_checkpoint(parse_note(latest[1]).text)
-            if cp.size != size or cp.root_hash != log._frontier.root() or cp.origin != log.origin:
-                raise StorageCorrupt(
-                    f"latest checkpoint (size {cp.size}) does not match the stored tree (size {size})"
-                )
+            await _check_stored_tree(storage, signer.verifier, log.origin, size, log._frontier.root(),
+                                     latest[1])
         log._latest = latest
         return log
 

@@ -20,6 +20,7 @@ from typing import Any
 import aiosqlite
 
 from crypto.merkle import Node
+from server.transactions import begin, rollback
 
 __all__ = ["SCHEMA_VERSION", "StorageCorrupt", "migrate", "open_connection", "LogStorage", "node_id"]
 
@@ -91,14 +92,14 @@ class LogStorage:
 
     async def _transaction(self, statements: Sequence[tuple[str, Sequence]]) -> None:
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await begin(self.conn)
             try:
                 for sql, rows in statements:
                     if rows:
                         await self.conn.executemany(sql, rows)
                 await self.conn.execute("COMMIT")
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await rollback(self.conn)
                 raise
 
     async def append_batch(
@@ -213,7 +214,7 @@ class LogStorage:
         in one ``BEGIN IMMEDIATE`` transaction.
         """
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await begin(self.conn)
             try:
                 async with self.conn.execute(
                     "SELECT size FROM translog_witness_state WHERE origin = ?", (origin,)
@@ -231,6 +232,5 @@ class LogStorage:
                 await self.conn.execute("COMMIT")
                 return None
             except BaseException:
-                if self.conn.in_transaction:
-                    await self.conn.execute("ROLLBACK")
+                await rollback(self.conn)
                 raise

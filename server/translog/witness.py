@@ -5,8 +5,8 @@ for the checkpoint's origin and a consistency proof from the size it last
 cosigned, then returns a timestamped Ed25519 cosignature (tlog-cosignature v1).
 The check of the old size and the write of the new one are one transaction.
 
-Every refusal is a :class:`WitnessError` carrying the status tlog-witness
-prescribes: 400 malformed or old size above the checkpoint size, 403 no valid
+Every refusal is a :class:`WitnessError` whose code's registered status
+(:mod:`protocol.tlog_errors`) is the one tlog-witness prescribes: 400 malformed or old size above the checkpoint size, 403 no valid
 signature from a trusted key, 404 unknown origin, 409 old size is not the last
 cosigned size (``current_size`` set; answer body ``<size>\\n`` as
 ``text/x.tlog.size``), 422 the proof or roots do not check.
@@ -30,6 +30,8 @@ from crypto.note import (
     open_note,
     parse_note,
 )
+from protocol.errors import status_for_code
+from protocol.tlog_errors import TlogMalformed  # noqa: F401  (registers the witness's codes)
 
 from .storage import LogStorage
 
@@ -40,13 +42,17 @@ _MAX_PROOF_LINES = 63
 
 
 class WitnessError(Exception):
-    """A refused add-checkpoint, with the tlog-witness HTTP status."""
+    """A refused add-checkpoint. ``code`` is one of :mod:`protocol.tlog_errors`' codes, whose
+    registered status is the one tlog-witness prescribes (:attr:`status`)."""
 
-    def __init__(self, status: int, code: str, message: str, current_size: int | None = None):
+    def __init__(self, code: str, message: str, current_size: int | None = None):
         super().__init__(message)
-        self.status = status
         self.code = code
         self.current_size = current_size
+
+    @property
+    def status(self) -> int:
+        return status_for_code(self.code)
 
 
 def parse_add_checkpoint(body: bytes) -> tuple[int, list[bytes], bytes]:
@@ -55,14 +61,14 @@ def parse_add_checkpoint(body: bytes) -> tuple[int, list[bytes], bytes]:
     Raises :class:`WitnessError` 400 for anything malformed.
     """
     if len(body) > MAX_REQUEST:
-        raise WitnessError(400, "malformed", "request too large")
+        raise WitnessError("malformed", "request too large")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise WitnessError(400, "malformed", "request is not UTF-8") from exc
+        raise WitnessError("malformed", "request is not UTF-8") from exc
     head, sep, _ = text.partition("\n\n")
     if not sep:
-        raise WitnessError(400, "malformed", "no blank line before the checkpoint")
+        raise WitnessError("malformed", "no blank line before the checkpoint")
     lines = head.split("\n")
     try:
         if not lines[0].startswith("old "):
@@ -74,7 +80,7 @@ def parse_add_checkpoint(body: bytes) -> tuple[int, list[bytes], bytes]:
         if any(len(h) != merkle.HASH_SIZE for h in proof):
             raise MalformedNote("proof line is not a 32-byte hash")
     except MalformedNote as exc:
-        raise WitnessError(400, "malformed", str(exc)) from exc
+        raise WitnessError("malformed", str(exc)) from exc
     note = body[len((head + "\n\n").encode()) :]
     return old, proof, note
 
@@ -107,35 +113,35 @@ class Witness:
             unverified = parse_note(note_bytes)
             cp = parse_checkpoint(unverified.text)
         except MalformedNote as exc:
-            raise WitnessError(400, "malformed", f"checkpoint: {exc}") from exc
+            raise WitnessError("malformed", f"checkpoint: {exc}") from exc
         keys = self.logs.get(cp.origin)
         if not keys:
-            raise WitnessError(404, "unknown_origin", f"unknown log origin {cp.origin!r}")
+            raise WitnessError("unknown_origin", f"unknown log origin {cp.origin!r}")
         try:
             open_note(note_bytes, keys)
         except (UnverifiedNote, NoteSignatureInvalid) as exc:
-            raise WitnessError(403, exc.code, str(exc)) from exc
+            raise WitnessError(exc.code, str(exc)) from exc
         if old > cp.size:
-            raise WitnessError(400, "old_size_too_large", f"old size {old} above {cp.size}")
+            raise WitnessError("old_size_too_large", f"old size {old} above {cp.size}")
         state = await self.storage.witness_state(cp.origin)
         current, current_root = (0, merkle.EMPTY_ROOT) if state is None else (state[0], state[1])
         if old != current:
-            raise WitnessError(409, "size_conflict", f"last cosigned size is {current}", current)
+            raise WitnessError("size_conflict", f"last cosigned size is {current}", current)
         if cp.size == 0 and cp.root_hash != merkle.EMPTY_ROOT:
-            raise WitnessError(422, "bad_empty_root", "a size-0 checkpoint has the empty root")
+            raise WitnessError("bad_empty_root", "a size-0 checkpoint has the empty root")
         if old == 0 and proof:
-            raise WitnessError(422, "unexpected_proof", "no proof is needed from size 0")
+            raise WitnessError("unexpected_proof", "no proof is needed from size 0")
         try:
             merkle.verify_consistency(old, cp.size, current_root, cp.root_hash, proof)
         except CryptoError as exc:
-            raise WitnessError(422, "inconsistent", f"not consistent with size {old}: {exc}") from exc
+            raise WitnessError("inconsistent", f"not consistent with size {old}: {exc}") from exc
         timestamp = int(self.clock())
         line = self.signer.sign(unverified.text, timestamp).line()
         conflict = await self.storage.witness_advance(
             cp.origin, old, cp.size, cp.root_hash, note_bytes, line
         )
         if conflict is not None:
-            raise WitnessError(409, "size_conflict", f"last cosigned size is {conflict}", conflict)
+            raise WitnessError("size_conflict", f"last cosigned size is {conflict}", conflict)
         return line
 
     async def latest(self, origin: str) -> bytes | None:

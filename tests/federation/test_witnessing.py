@@ -90,3 +90,23 @@ async def test_pinned_log_keys_and_split_view_alerts_survive_a_restart(people):
                                      {"request": f"old {tlog.size}\n\n".encode() + other})
     assert (status, body["error"]["code"]) == (400, "witness_refused")
     assert w.witness.logs["a.test"][0].vkey() == pinned
+
+
+async def test_a_pinned_peer_log_is_cosigned_over_the_c2sp_endpoint_too(people):
+    """One witness: the log key b pinned over federation is trusted by b's C2SP
+    add-checkpoint endpoint, which a generic tlog-witness client can use."""
+    import aiohttp
+
+    a, b, alice, bob, clients = people
+    tlog = a.app[TRANSPARENCY_LOG]
+    assert await a.app[FEDERATION_WITNESSING].submit("b.test") == tlog.size
+    note = (await tlog.storage.checkpoint_note(tlog.size))[1]
+    async with aiohttp.ClientSession() as session:
+        async with session.post(b.url + "/_confide/witness/v1/add-checkpoint",
+                                data=f"old {tlog.size}\n\n".encode() + note) as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.text()).startswith("\u2014 b.test/witness ")
+        async with session.post(b.url + "/_confide/witness/v1/add-checkpoint",
+                                data=b"old 0\n\n" + note) as resp:
+            assert (resp.status, resp.content_type, await resp.text()) == (
+                409, "text/x.tlog.size", f"{tlog.size}\n")
