@@ -20,8 +20,10 @@ What is checked of a PublicMessage: group id and epoch (:class:`EpochMismatch`, 
 :class:`~crypto.mls.protection.WrongEpoch` naming the current epoch), that the sender
 is a current member, an ``external_senders`` entry or an allowed new member, and
 its signature over FramedContentTBS with the current GroupContext. A proposal is
-checked on its own as members check it in a Commit; a Commit goes through the same
-code as a member's (:mod:`crypto.mls.group_commit`): proposal resolution, the rules
+checked on its own as members check it in a Commit; a Commit goes through
+:meth:`PublicGroup.commit_publicly`, the very path a member's
+:class:`~crypto.mls.group.Group` takes for the public part of a Commit (a Group holds
+a PublicGroup for its public state): proposal resolution, the rules
 of 12.2, the path required by 12.4, the UpdatePath merged into the public tree
 (leaf signature, fresh keys, lengths, parent hash), then the new tree hash and
 transcript hashes.

@@ -74,6 +74,8 @@ class Harness:
         leaves = sorted(self.members)
         for g in groups:
             assert [int(m.leaf_index) for m in g.members] == leaves
+            # one copy of the public state: the Group's PublicGroup holds its epoch's record
+            assert g.public_group.public_epoch is g.state.epoch.public
 
     def assert_messages(self) -> None:
         for i, sender in self.members.items():

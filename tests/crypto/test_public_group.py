@@ -187,6 +187,8 @@ class Room:
             assert g.group_context.to_bytes() == hub.group_context.to_bytes()
             assert g.ratchet_tree.to_bytes() == hub.ratchet_tree.to_bytes()
             assert [(int(m.leaf_index), m.identity, m.signature_key) for m in g.members] == members
+            # the member's own public view is the hub's, byte for byte (interim hash, proposals)
+            assert g.public_group.to_bytes() == hub.to_bytes()
         assert hub.group_id == hub.group_context.group_id and hub.cipher_suite is self.suite
         assert all(g.cipher_suite is g.suite is hub.cipher_suite for g in self.members.values())
         restored = PublicGroup.from_bytes(hub.to_bytes())
