@@ -25,7 +25,6 @@ from .group_context import GroupContext
 from .group_errors import (
     InvalidProposalList,
     MissingExternalPub,
-    MissingRatchetTree,
     UnexpectedMessage,
 )
 from .group_proposals import CommittedProposal, apply_proposals, validate_leaf_for_group
@@ -36,7 +35,7 @@ from .group_state import (
     first_epoch_state,
     leftmost_blank_leaf,
 )
-from .group_welcome import compute_psk_secret, verify_group_info
+from .group_welcome import compute_psk_secret, group_info_tree, verify_group_info
 from .key_package import KeyPackage
 from .key_package_gen import KeyPackagePrivate
 from .key_schedule import confirmation_tag, epoch_secrets
@@ -151,13 +150,7 @@ def external_join(
         group_info = group_info.body
     old = group_info.group_context
     suite = get_suite(old.cipher_suite)
-    ext = find_extension(group_info.extensions, ExtensionType.RATCHET_TREE)
-    if ext is not None:
-        tree = RatchetTree.from_bytes(suite, ext.extension_data)
-    elif ratchet_tree is not None:
-        tree = ratchet_tree.copy()
-    else:
-        raise MissingRatchetTree("no ratchet_tree extension and no tree given")
+    tree = group_info_tree(suite, group_info, ratchet_tree)
     verify_group_info(suite, tree, group_info)
     validate_tree_for_group(tree, old)
     pub_ext = find_extension(group_info.extensions, ExtensionType.EXTERNAL_PUB)

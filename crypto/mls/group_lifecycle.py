@@ -14,18 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from ..primitives import constant_time_equal
 from ..rng import Rng
 from .ciphersuite import CipherSuite
-from .extensions import Extension, ExtensionType, find_extension
+from .extensions import Extension
 from .group_context import GroupContext
 from .group_errors import (
     ConfirmationTagMismatch,
-    MissingRatchetTree,
     OwnLeafNotFound,
     UnexpectedMessage,
 )
 from .group_proposals import validate_leaf_for_group
 from .group_resumption import check_resumption
 from .group_state import EpochState, GroupState, first_epoch_state, secrets_from_epoch_secret
-from .group_welcome import open_welcome, verify_group_info
+from .group_welcome import group_info_tree, open_welcome, verify_group_info
 from .key_package import KeyPackage
 from .key_package_gen import KeyPackagePrivate
 from .key_schedule import confirmation_tag, epoch_secrets_from_joiner
@@ -79,13 +78,7 @@ def join_state(
         welcome = welcome.body
     secrets_in, info, psk = open_welcome(suite, welcome, key_package, private, lookup)
     context = info.group_context
-    ext = find_extension(info.extensions, ExtensionType.RATCHET_TREE)
-    if ext is not None:
-        tree = RatchetTree.from_bytes(suite, ext.extension_data)
-    elif ratchet_tree is not None:
-        tree = ratchet_tree.copy()
-    else:
-        raise MissingRatchetTree("no ratchet_tree extension and no tree given")
+    tree = group_info_tree(suite, info, ratchet_tree)
     verify_group_info(suite, tree, info)
     validate_tree_for_group(tree, context, now=now)
     own = tree.find_leaf(lambda leaf: leaf == key_package.leaf_node)
