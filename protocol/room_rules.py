@@ -173,7 +173,7 @@ class Followed:
 def members_of(view: PublicGroup) -> frozenset[Member]:
     """(user, device) of every leaf; raises :class:`MemberIdentityInvalid`."""
     out = set()
-    for m in view.members():
+    for m in view.members:
         user, device = parse_device_identity(m.credential)
         out.add((str(user), str(device)))
     return frozenset(out)
@@ -191,7 +191,7 @@ def accept_create(sub: Submission, now: int) -> PublicGroup:
         view = PublicGroup.from_group_info(msg, now=now)
     except CryptoError as exc:
         raise MlsRejected(f"the GroupInfo was refused ({exc.code})", exc.code) from None
-    members = view.members()
+    members = view.members
     if len(members) != 1 or members[0].identity != _identity(sub.sender):
         raise GroupInfoInvalid("a new room's group must have the calling device as its only member")
     return view
@@ -313,7 +313,7 @@ def _sender_identity(view: PublicGroup, processed: PublicProcessed, body: Public
         return None if path is None else path.leaf_node.credential.identity
     if processed.sender is None:
         return None
-    leaf = next((m for m in view.members() if m.leaf_index == processed.sender), None)
+    leaf = next((m for m in view.members if m.leaf_index == processed.sender), None)
     return None if leaf is None else leaf.identity
 
 

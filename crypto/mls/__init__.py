@@ -6,8 +6,10 @@ the package itself imports nothing at load time (no cycles through it).
 
 * Members: :class:`Group` (create, join, external_join, stage_commit, process_message,
   merge_staged_commit, protect, ...), :class:`StagedCommit`, :class:`ProcessedMessage`,
-  :class:`MessageKind`, :class:`Member`.
-* The server: :class:`PublicGroup` (the public view of a group), :class:`PublicProcessed`.
+  :class:`MessageKind`, :class:`Member`; :class:`GroupState`, the one record of a member's
+  state, which holds the group's :class:`PublicGroup` (``Group.state``, ``Group.public_group``).
+* The server: :class:`PublicGroup` (the public view of a group, whose epoch is a
+  :class:`PublicEpoch`), :class:`PublicProcessed`.
 * Key packages: :func:`generate_key_package`, :func:`validate_key_package`,
   :func:`key_package_ref`, :class:`KeyPackage`, :class:`KeyPackagePrivate`.
 * Messages: :class:`MLSMessage`, :class:`GroupInfo`, :class:`Welcome`, :class:`Proposal`
@@ -32,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "ProcessedMessage": "group_results",
     "MessageKind": "group_results",
     "Member": "group_state",
+    "GroupState": "group_state",
+    "PublicEpoch": "group_state",
     # the server
     "PublicGroup": "public_group",
     "PublicProcessed": "public_group",
@@ -100,6 +104,7 @@ __all__ = [
     "GroupError",
     "GroupInfo",
     "GroupInfoMismatch",
+    "GroupState",
     "HandshakeNotPublic",
     "InvalidGroupState",
     "InvalidProposalList",
@@ -118,6 +123,7 @@ __all__ = [
     "Proposal",
     "ProtectionError",
     "PublicGroup",
+    "PublicEpoch",
     "PublicProcessed",
     "RatchetTree",
     "ReInit",
@@ -175,7 +181,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     )
     from .group_external import ExternalSender, external_proposal, new_member_add_proposal
     from .group_results import MessageKind, ProcessedMessage, StagedCommit
-    from .group_state import Member
+    from .group_state import GroupState, Member, PublicEpoch
     from .key_package import KeyPackage
     from .key_package_gen import (
         KeyPackagePrivate,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from ..codec import Reader, Struct, Writer, decode_exact
 from ..rng import Rng, system_rng
@@ -26,18 +25,17 @@ from .group_context import GroupContext
 from .group_errors import (
     InvalidProposalList,
     MissingExternalPub,
-    MissingRatchetTree,
     UnexpectedMessage,
 )
 from .group_proposals import CommittedProposal, apply_proposals, validate_leaf_for_group
 from .group_state import (
-    DEFAULT_MAX_PAST_EPOCHS,
     EXTERNAL_INIT_LABEL,
     EpochState,
     confirmed_input,
+    first_epoch_state,
     leftmost_blank_leaf,
 )
-from .group_welcome import compute_psk_secret, verify_group_info
+from .group_welcome import compute_psk_secret, group_info_tree, verify_group_info
 from .key_package import KeyPackage
 from .key_package_gen import KeyPackagePrivate
 from .key_schedule import confirmation_tag, epoch_secrets
@@ -55,14 +53,10 @@ from .proposals import (
 )
 from .protection import protect_public, sign_framed_content
 from .ratchet_tree import RatchetTree
-from .secret_tree import SecretTree
 from .transcript import confirmed_transcript_hash, interim_transcript_hash
 from .tree_validation import validate_tree_for_group
 from .treekem import create_update_path
 from .welcome import GroupInfo
-
-if TYPE_CHECKING:
-    from .group import Group
 
 __all__ = ["external_join", "external_proposal", "new_member_add_proposal", "ExternalSender",
            "external_senders", "EXTERNAL_PROPOSAL_TYPES"]
@@ -128,7 +122,6 @@ def new_member_add_proposal(group_info: GroupInfo, key_package: KeyPackage, priv
 
 
 def external_join(
-    cls: type[Group],
     group_info: GroupInfo | MLSMessage,
     key_package: KeyPackage,
     private: KeyPackagePrivate,
@@ -138,16 +131,16 @@ def external_join(
     external_psks: Mapping[bytes, bytes] | None = None,
     authenticated_data: bytes = b"",
     rng: Rng = system_rng,
-    max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS,
-) -> tuple[Group, MLSMessage]:
+) -> tuple[EpochState, dict[bytes, bytes], MLSMessage]:
     """Join by an external Commit (12.4.3.2) from a GroupInfo with ``external_pub``.
 
     The new leaf takes the credential, signature key, capabilities and extensions of
     ``key_package``'s leaf (the init and encryption keys are not used). ``remove_prior``
     removes an old appearance of this client (resync); each of ``external_psks`` (id -> PSK)
     is injected with a PreSharedKey proposal and kept in the new Group's PSK store.
-    Returns the Group, already in the new epoch, and the Commit to send; if the delivery
-    service refuses the Commit, drop the Group. Raises :class:`~crypto.errors.InvalidSignature`, tree validation errors,
+    Returns the joiner's state of the new epoch, its PSK store and the Commit to send
+    (:meth:`crypto.mls.group.Group.external_join` makes the Group; if the delivery
+    service refuses the Commit, drop the Group). Raises :class:`~crypto.errors.InvalidSignature`, tree validation errors,
     :class:`~crypto.mls.group_errors.MissingExternalPub`,
     :class:`~crypto.mls.group_errors.MissingRatchetTree`, InvalidProposalList.
     """
@@ -157,13 +150,7 @@ def external_join(
         group_info = group_info.body
     old = group_info.group_context
     suite = get_suite(old.cipher_suite)
-    ext = find_extension(group_info.extensions, ExtensionType.RATCHET_TREE)
-    if ext is not None:
-        tree = RatchetTree.from_bytes(suite, ext.extension_data)
-    elif ratchet_tree is not None:
-        tree = ratchet_tree.copy()
-    else:
-        raise MissingRatchetTree("no ratchet_tree extension and no tree given")
+    tree = group_info_tree(suite, group_info, ratchet_tree)
     verify_group_info(suite, tree, group_info)
     validate_tree_for_group(tree, old)
     pub_ext = find_extension(group_info.extensions, ExtensionType.EXTERNAL_PUB)
@@ -202,11 +189,7 @@ def external_join(
     secrets = epoch_secrets(suite, init_secret, path.commit_secret, psk, context.to_bytes())
     tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
     message = protect_public(suite, old, None, private.signature_priv, content, tag)
-    state = EpochState(
-        suite=suite, context=context, tree=path.tree, keys=path.private_keys,
-        signature_priv=private.signature_priv, secrets=secrets, confirmation_tag=tag,
-        interim_transcript_hash=interim_transcript_hash(suite, confirmed, tag),
-        secret_tree=SecretTree(suite, secrets.encryption_secret, path.tree.n_leaves),
-    )
-    return cls(state, max_past_epochs=max_past_epochs, external_psks=store), MLSMessage(message)
+    state = first_epoch_state(suite, context, path.tree, path.private_keys, private.signature_priv,
+                              secrets, tag)
+    return state, store, MLSMessage(message)
 

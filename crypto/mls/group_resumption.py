@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..rng import Rng
 from .extensions import Extension
+from .group_committing import stage_commit
 from .group_context import GroupContext
 from .group_errors import InvalidResumption
 from .group_results import StagedCommit
@@ -45,16 +46,18 @@ def start_resumed_group(
 ) -> tuple[Group, StagedCommit]:
     """The new group (epoch 1, merged) and its initial Commit (whose ``welcome`` the others
     join with ``prior=``): ``old``'s current resumption PSK with ``usage`` is injected."""
+    before = old.state
     new = type(old).create(suite_id, group_id, key_package, private, extensions=extensions, rng=rng,
-                           max_past_epochs=old._max_past_epochs)
-    new._external_psks = dict(old._external_psks)
-    new._prior_resumption_psks[(old.group_id, old.epoch)] = old._state.secrets.resumption_psk
+                           max_past_epochs=before.max_past_epochs)
+    after = new.state
+    after.external_psks = dict(before.external_psks)
+    after.prior_resumption_psks[(old.group_id, old.epoch)] = before.epoch.secrets.resumption_psk
     psk_id = PreSharedKeyID(PSKType.RESUMPTION, rng(new.cipher_suite.hash_len), usage=usage,
                             psk_group_id=old.group_id, psk_epoch=old.epoch)
     proposals = [Proposal(PreSharedKey(psk_id))] + [Proposal(Add(kp)) for kp in key_packages]
-    staged = new._stage_commit(proposals, (), force_path=force_path, public=True,
-                               ratchet_tree_in_welcome=ratchet_tree_in_welcome, authenticated_data=b"",
-                               now=None, rng=rng, resumption_usages=frozenset({usage}))
+    staged = stage_commit(after, proposals, (), force_path=force_path, public=True,
+                          ratchet_tree_in_welcome=ratchet_tree_in_welcome, authenticated_data=b"",
+                          now=None, rng=rng, resumption_usages=frozenset({usage}))
     new.merge_staged_commit(staged)
     return new, staged
 

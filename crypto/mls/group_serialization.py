@@ -12,7 +12,8 @@ or nonce. Layout, in the TLS presentation language of :mod:`crypto.codec`::
     proposals, pending leaf keys, external PSKs, resumption PSKs (own and prior groups'),
     optional<ReInit> pending reinit
 
-:func:`decode_group` raises :class:`~crypto.mls.group_errors.InvalidGroupState`
+:func:`encode_group_state` writes a :class:`~crypto.mls.group_state.GroupState`
+record, :func:`decode_group_state` reads one back; the latter raises :class:`~crypto.mls.group_errors.InvalidGroupState`
 for anything that does not decode or is inconsistent (e.g. private keys that do
 not match the tree).
 """
@@ -20,29 +21,28 @@ not match the tree).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 from ..codec import Reader, Struct, Writer
 from ..errors import CryptoError, InternalError
 from .ciphersuite import CipherSuite, get_suite
+from .framing import Sender, SenderType
 from .group_context import GroupContext
 from .group_errors import InvalidGroupState
-from .group_proposals import CommittedProposal
-from .group_state import EpochState, PastEpoch
+from .group_state import EpochState, GroupState, PastEpoch, PublicEpoch
 from .key_schedule import EpochSecrets
 from .proposals import Proposal, ReInit
 from .protection import EpochKeys
+from .public_group import PendingProposal, PublicGroup
 from .ratchet_tree import RatchetTree
 from .secret_tree import RatchetKey, RatchetType, SecretTree, _Ratchet
 from .tree_math import LeafIndex, NodeIndex
 from .treekem import TreePrivateKeys
 
-if TYPE_CHECKING:
-    from .group import Group
-
-__all__ = ["encode_group", "decode_group", "FORMAT_VERSION"]
+__all__ = ["encode_group_state", "decode_group_state", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
+_NON_MEMBER = 0xFFFFFFFF
 _SECRET_FIELDS = ("joiner_secret", "welcome_secret", "epoch_secret", "sender_data_secret",
                   "encryption_secret", "exporter_secret", "epoch_authenticator", "external_secret",
                   "confirmation_key", "membership_key", "resumption_psk", "init_secret")
@@ -101,7 +101,7 @@ def _write_state(w: Writer, s: EpochState) -> None:
 
 
 def _read_state(r: Reader) -> EpochState:
-
+    """The epoch state; its ReInit (stored at the end of the record) is set by the caller."""
     suite = get_suite(r.u16())
     context = GroupContext.decode(r)
     tree = RatchetTree.from_bytes(suite, r.opaque())
@@ -114,39 +114,57 @@ def _read_state(r: Reader) -> EpochState:
     keys.check_consistent(tree)
     if context.cipher_suite != suite.id or tree.tree_hash() != context.tree_hash:
         raise InvalidGroupState("group context does not match the tree")
-    return EpochState(suite, context, tree, keys, signature_priv, secrets, tag, interim, secret_tree)
+    return EpochState(suite, PublicEpoch(context, tree, interim), keys, signature_priv, secrets, tag,
+                      secret_tree)
 
 
-def encode_group(g: Group) -> bytes:
+def _write_past(w: Writer, item: tuple[int, PastEpoch]) -> None:
+    epoch, p = item
+    w.u64(epoch)
+    p.keys.context.encode(w)
+    w.opaque(p.keys.membership_key)
+    w.opaque(p.keys.sender_data_secret)
+    _write_secret_tree(w, p.keys.secret_tree)
+    w.opaque(p.tree.to_bytes())
+
+
+def _write_proposal(w: Writer, item: tuple[bytes, PendingProposal]) -> None:
+    ref, p = item
+    w.opaque(ref)
+    p.proposal.encode(w)
+    leaf = p.sender.leaf_index if p.sender.sender_type == SenderType.MEMBER else None
+    w.u32(_NON_MEMBER if leaf is None else leaf)
+
+
+def _read_proposal(r: Reader) -> tuple[bytes, PendingProposal]:
+    ref, prop, leaf = r.opaque(), Proposal.decode(r), r.u32()
+    # The format keeps only a member sender's leaf; which kind of non-member sent a
+    # proposal does not matter to a member (it commits it by reference alike).
+    sender = Sender(SenderType.EXTERNAL, sender_index=0) if leaf == _NON_MEMBER else Sender.member(leaf)
+    return ref, PendingProposal(prop, sender)
+
+
+def encode_group_state(st: GroupState) -> bytes:
+    """The bytes of ``st`` (see the module docstring)."""
     w = Writer()
     w.u8(FORMAT_VERSION)
-    _write_state(w, g._state)
-
-    def past(w2: Writer, item) -> None:
-        epoch, p = item
-        w2.u64(epoch)
-        p.keys.context.encode(w2)
-        w2.opaque(p.keys.membership_key)
-        w2.opaque(p.keys.sender_data_secret)
-        _write_secret_tree(w2, p.keys.secret_tree)
-        w2.opaque(p.tree.to_bytes())
-
-    w.vector(list(g._past.items()), past)
-    w.boolean(g._active)
-    w.u32(g._max_past_epochs)
-    w.vector(list(g._proposals.items()),
-             lambda w2, kv: (w2.opaque(kv[0]), kv[1].proposal.encode(w2), w2.u32(kv[1].sender & 0xFFFFFFFF)))
-    w.vector(list(g._pending_leaf_keys.items()), lambda w2, kv: (w2.opaque(kv[0]), w2.opaque(kv[1])))
-    w.vector(list(g._external_psks.items()), lambda w2, kv: (w2.opaque(kv[0]), w2.opaque(kv[1])))
-    w.vector(list(g._resumption_psks.items()), lambda w2, kv: (w2.u64(kv[0]), w2.opaque(kv[1])))
-    w.vector(list(g._prior_resumption_psks.items()),
+    _write_state(w, st.epoch)
+    w.vector(list(st.past.items()), _write_past)
+    w.boolean(st.active)
+    w.u32(st.max_past_epochs)
+    w.vector(list(st.public.pending_proposals.items()), _write_proposal)
+    w.vector(list(st.pending_leaf_keys.items()), lambda w2, kv: (w2.opaque(kv[0]), w2.opaque(kv[1])))
+    w.vector(list(st.external_psks.items()), lambda w2, kv: (w2.opaque(kv[0]), w2.opaque(kv[1])))
+    w.vector(list(st.resumption_psks.items()), lambda w2, kv: (w2.u64(kv[0]), w2.opaque(kv[1])))
+    w.vector(list(st.prior_resumption_psks.items()),
              lambda w2, kv: (w2.opaque(kv[0][0]), w2.u64(kv[0][1]), w2.opaque(kv[1])))
-    w.optional(g._reinit, Struct.write_item)
+    w.optional(st.epoch.public.reinit, Struct.write_item)
     return w.getvalue()
 
 
-def decode_group(data: bytes, cls: type[Group]) -> Group:
-    """Restore a Group; raises :class:`InvalidGroupState` (see the module docstring)."""
+def decode_group_state(data: bytes) -> GroupState:
+    """Restore a group's state record; raises :class:`InvalidGroupState` (see the module
+    docstring)."""
 
     try:
         r = Reader(data)
@@ -156,7 +174,7 @@ def decode_group(data: bytes, cls: type[Group]) -> Group:
         state = _read_state(r)
         suite = state.suite
 
-        def past(r2: Reader):
+        def past(r2: Reader) -> tuple[int, PastEpoch]:
             epoch = r2.u64()
             context = GroupContext.decode(r2)
             membership, sender_data = r2.opaque(), r2.opaque()
@@ -164,26 +182,21 @@ def decode_group(data: bytes, cls: type[Group]) -> Group:
             tree = RatchetTree.from_bytes(suite, r2.opaque())
             return epoch, PastEpoch(EpochKeys(suite, context, membership, sender_data, st), tree)
 
-        past_epochs = r.vector(past)
+        past_epochs = OrderedDict(r.vector(past))
         active = r.boolean()
         max_past = r.u32()
-        g = cls(state, max_past_epochs=max_past)
-        g._past = OrderedDict(past_epochs)
-        g._active = active
-
-        def proposal(r2: Reader):
-            ref, prop, sender = r2.opaque(), Proposal.decode(r2), r2.u32()
-            return ref, CommittedProposal(prop, sender if sender != 0xFFFFFFFF else -1)
-
-        g._proposals = dict(r.vector(proposal))
-        g._pending_leaf_keys = dict(r.vector(lambda r2: (r2.opaque(), r2.opaque())))
-        g._external_psks = dict(r.vector(lambda r2: (r2.opaque(), r2.opaque())))
-        g._resumption_psks = OrderedDict(r.vector(lambda r2: (r2.u64(), r2.opaque())))
-        g._prior_resumption_psks = dict(r.vector(lambda r2: ((r2.opaque(), r2.u64()), r2.opaque())))
-        g._reinit = r.optional(ReInit.decode)
+        proposals = dict(r.vector(_read_proposal))
+        pending_leaf_keys = dict(r.vector(lambda r2: (r2.opaque(), r2.opaque())))
+        external_psks = dict(r.vector(lambda r2: (r2.opaque(), r2.opaque())))
+        resumption_psks = OrderedDict(r.vector(lambda r2: (r2.u64(), r2.opaque())))
+        prior = dict(r.vector(lambda r2: ((r2.opaque(), r2.u64()), r2.opaque())))
+        state.public = replace(state.public, reinit=r.optional(ReInit.decode))
         r.finish()
-        return g
     except InvalidGroupState:
         raise
     except (CryptoError, InternalError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise InvalidGroupState(f"group state does not decode: {type(exc).__name__}: {exc}") from None
+    return GroupState(state, PublicGroup(suite, state.public, proposals), max_past_epochs=max_past,
+                      active=active, past=past_epochs, pending_leaf_keys=pending_leaf_keys,
+                      external_psks=external_psks, resumption_psks=resumption_psks,
+                      prior_resumption_psks=prior)

@@ -1,35 +1,53 @@
-"""One member's state of one epoch, and the small helpers the group state machine shares.
+"""The group's state records, and the small helpers the group state machine shares.
 
-An :class:`EpochState` is replaced, never mutated, by a Commit; only its
-secret tree's ratchets move within an epoch. A :class:`PastEpoch` keeps what
-late application messages of an earlier epoch need.
+* :class:`PublicEpoch`: the public state of one epoch (GroupContext, ratchet tree,
+  interim transcript hash, a committed ReInit), the one record a
+  :class:`~crypto.mls.public_group.PublicGroup` holds and a member shares with it.
+* :class:`EpochState`: one member's state of one epoch, its :class:`PublicEpoch` plus
+  the member's secrets. Replaced, never mutated, by a Commit; only its secret tree's
+  ratchets move within an epoch.
+* :class:`PastEpoch`: what late application messages of an earlier epoch need.
+* :class:`GroupState`: the whole of one member's state of one group, which
+  :class:`~crypto.mls.group.Group` wraps and :mod:`crypto.mls.group_serialization`
+  encodes.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..codec import Writer
 from .ciphersuite import CipherSuite
 from .credential import Credential
 from .framing import FramedContent, WireFormat
 from .group_context import GroupContext
-from .group_errors import NonMemberSender
+from .group_errors import GroupInactive, GroupSuspended, NonMemberSender, UnknownPsk
 from .key_schedule import EpochSecrets
+from .proposals import PreSharedKeyID, PSKType, ReInit, ResumptionPSKUsage
 from .protection import EpochKeys
 from .ratchet_tree import RatchetTree
 from .secret_tree import SecretTree, _Ratchet
+from .transcript import interim_transcript_hash
 from .tree_math import LeafIndex
 from .treekem import TreePrivateKeys
+
+if TYPE_CHECKING:
+    from .public_group import PublicGroup
 
 __all__ = [
     "DEFAULT_MAX_PAST_EPOCHS",
     "EXTERNAL_INIT_LABEL",
     "RESUMPTION_PSKS_KEPT",
     "Member",
+    "PublicEpoch",
     "EpochState",
     "PastEpoch",
+    "GroupState",
+    "next_epoch_state",
+    "first_epoch_state",
     "secrets_from_epoch_secret",
     "signature_key_lookup",
     "copy_secret_tree",
@@ -57,20 +75,41 @@ class Member:
         return self.credential.identity
 
 
-@dataclass
-class EpochState:
-    """One epoch of one member's group state (replaced, never mutated, by a Commit; only the
-    secret tree's ratchets move inside an epoch)."""
+@dataclass(frozen=True, slots=True)
+class PublicEpoch:
+    """The public state of one epoch; replaced, never mutated, by a merged Commit."""
 
-    suite: CipherSuite
     context: GroupContext
     tree: RatchetTree
+    interim_transcript_hash: bytes
+    reinit: ReInit | None = None  # a merged ReInit suspends the group (11.2)
+
+
+@dataclass(slots=True)
+class EpochState:
+    """One epoch of one member's group state: the epoch's :class:`PublicEpoch` and the
+    member's secrets (replaced, never mutated, by a Commit; only the secret tree's ratchets
+    move inside an epoch)."""
+
+    suite: CipherSuite
+    public: PublicEpoch
     keys: TreePrivateKeys
     signature_priv: bytes
     secrets: EpochSecrets
     confirmation_tag: bytes
-    interim_transcript_hash: bytes
     secret_tree: SecretTree
+
+    @property
+    def context(self) -> GroupContext:
+        return self.public.context
+
+    @property
+    def tree(self) -> RatchetTree:
+        return self.public.tree
+
+    @property
+    def interim_transcript_hash(self) -> bytes:
+        return self.public.interim_transcript_hash
 
     @property
     def own_leaf(self) -> LeafIndex:
@@ -85,6 +124,75 @@ class EpochState:
 class PastEpoch:
     keys: EpochKeys
     tree: RatchetTree
+
+
+@dataclass(slots=True)
+class GroupState:
+    """One member's whole state of one group, the one record behind a
+    :class:`~crypto.mls.group.Group`.
+
+    ``public`` is the group's public view (the current :class:`PublicEpoch`, the same
+    object as ``epoch.public``, and the proposals of the epoch); ``epoch`` adds this
+    member's secrets. ``past`` keeps the keys of earlier epochs by epoch number;
+    ``pending_leaf_keys`` the private keys of our Update proposals (by public key);
+    ``resumption_psks`` this group's own by epoch, ``prior_resumption_psks`` those of
+    groups this one resumed, by (group_id, epoch).
+    """
+
+    epoch: EpochState
+    public: PublicGroup
+    max_past_epochs: int = DEFAULT_MAX_PAST_EPOCHS
+    active: bool = True
+    past: OrderedDict[int, PastEpoch] = field(default_factory=OrderedDict)
+    pending_leaf_keys: dict[bytes, bytes] = field(default_factory=dict)
+    external_psks: dict[bytes, bytes] = field(default_factory=dict)
+    resumption_psks: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    prior_resumption_psks: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
+
+    def remember_resumption_psk(self) -> None:
+        """Keep the current epoch's resumption PSK (the last RESUMPTION_PSKS_KEPT)."""
+        self.resumption_psks[self.epoch.context.epoch] = self.epoch.secrets.resumption_psk
+        while len(self.resumption_psks) > RESUMPTION_PSKS_KEPT:
+            self.resumption_psks.popitem(last=False)
+
+    def require_active(self) -> None:
+        """Raise :class:`GroupInactive` (removed) or :class:`GroupSuspended` (a merged ReInit)."""
+        if not self.active:
+            raise GroupInactive("this member was removed from the group")
+        if self.epoch.public.reinit is not None:
+            raise GroupSuspended("the group was reinitialized; move to the new group")
+
+    def psk_lookup(self, psk_id: PreSharedKeyID) -> bytes:
+        """The PSK ``psk_id`` names: external, this group's resumption PSK (usage application)
+        or a prior group's (reinit, branch). Raises :class:`UnknownPsk`."""
+        if psk_id.psktype == PSKType.EXTERNAL:
+            psk = self.external_psks.get(psk_id.psk_id or b"")
+        elif (psk_id.psk_group_id == self.epoch.context.group_id
+              and psk_id.usage == ResumptionPSKUsage.APPLICATION):
+            psk = self.resumption_psks.get(psk_id.psk_epoch or 0)
+        else:
+            # A reinit or branch PSK names the prior group, which may share our group_id (11.2).
+            psk = self.prior_resumption_psks.get((psk_id.psk_group_id or b"", psk_id.psk_epoch or 0))
+        if psk is None:
+            raise UnknownPsk("PSK not available")
+        return psk
+
+
+def next_epoch_state(s: EpochState, public: PublicEpoch, keys: TreePrivateKeys, secrets: EpochSecrets,
+                     tag: bytes) -> EpochState:
+    """The member's state of the epoch a Commit starts: ``public`` with the new secrets."""
+    return EpochState(s.suite, public, keys, s.signature_priv, secrets, tag,
+                      SecretTree(s.suite, secrets.encryption_secret, public.tree.n_leaves))
+
+
+def first_epoch_state(suite: CipherSuite, context: GroupContext, tree: RatchetTree,
+                      keys: TreePrivateKeys, signature_priv: bytes, secrets: EpochSecrets,
+                      tag: bytes) -> EpochState:
+    """A member's first epoch: ``context`` and ``tree`` as given, the interim transcript hash
+    from the confirmed one and ``tag`` (8.2)."""
+    public = PublicEpoch(context, tree, interim_transcript_hash(suite, context.confirmed_transcript_hash, tag))
+    return EpochState(suite, public, keys, signature_priv, secrets, tag,
+                      SecretTree(suite, secrets.encryption_secret, tree.n_leaves))
 
 
 def secrets_from_epoch_secret(suite: CipherSuite, epoch: bytes) -> EpochSecrets:

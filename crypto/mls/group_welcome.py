@@ -16,7 +16,8 @@ from dataclasses import replace
 from ..errors import CryptoError, InvalidSignature
 from ..rng import Rng, system_rng
 from .ciphersuite import CipherSuite
-from .group_errors import WelcomeNotForUs, WelcomeSuiteMismatch
+from .extensions import ExtensionType, find_extension
+from .group_errors import MissingRatchetTree, WelcomeNotForUs, WelcomeSuiteMismatch
 from .key_package import KeyPackage
 from .key_package_gen import KeyPackagePrivate, key_package_ref
 from .key_schedule import psk_secret, welcome_key_nonce, welcome_secret
@@ -25,7 +26,7 @@ from .ratchet_tree import RatchetTree
 from .tree_nodes import HPKECiphertext
 from .welcome import EncryptedGroupSecrets, GroupInfo, GroupSecrets, PathSecret, Welcome
 
-__all__ = ["sign_group_info", "verify_group_info", "build_welcome", "open_welcome", "PskLookup",
+__all__ = ["sign_group_info", "verify_group_info", "group_info_tree", "build_welcome", "open_welcome", "PskLookup",
            "compute_psk_secret"]
 
 #: Returns the PSK named by a PreSharedKeyID, or raises UnknownPsk.
@@ -61,6 +62,17 @@ def verify_group_info(suite: CipherSuite, tree: RatchetTree, group_info: GroupIn
         raise
     except CryptoError as exc:
         raise InvalidSignature(f"GroupInfo signature: {exc.code}") from None
+
+
+def group_info_tree(suite: CipherSuite, group_info: GroupInfo, ratchet_tree: RatchetTree | None) -> RatchetTree:
+    """The tree of ``group_info``'s ratchet_tree extension, else a copy of ``ratchet_tree``
+    (given out of band); raises :class:`MissingRatchetTree` without either, and decode errors."""
+    ext = find_extension(group_info.extensions, ExtensionType.RATCHET_TREE)
+    if ext is not None:
+        return RatchetTree.from_bytes(suite, ext.extension_data)
+    if ratchet_tree is not None:
+        return ratchet_tree.copy()
+    raise MissingRatchetTree("no ratchet_tree extension and no tree given")
 
 
 def build_welcome(

@@ -20,8 +20,10 @@ What is checked of a PublicMessage: group id and epoch (:class:`EpochMismatch`, 
 :class:`~crypto.mls.protection.WrongEpoch` naming the current epoch), that the sender
 is a current member, an ``external_senders`` entry or an allowed new member, and
 its signature over FramedContentTBS with the current GroupContext. A proposal is
-checked on its own as members check it in a Commit; a Commit goes through the same
-code as a member's (:mod:`crypto.mls.group_commit`): proposal resolution, the rules
+checked on its own as members check it in a Commit; a Commit goes through
+:meth:`PublicGroup.commit_publicly`, the very path a member's
+:class:`~crypto.mls.group.Group` takes for the public part of a Commit (a Group holds
+a PublicGroup for its public state): proposal resolution, the rules
 of 12.2, the path required by 12.4, the UpdatePath merged into the public tree
 (leaf signature, fresh keys, lengths, parent hash), then the new tree hash and
 transcript hashes.
@@ -65,6 +67,7 @@ from .framing import (
     WireFormat,
 )
 from .group_commit import (
+    CommitProposals,
     apply_commit_proposals,
     check_proposal,
     external_proposal_signer,
@@ -86,7 +89,7 @@ from .group_errors import (
 )
 from .group_proposals import CommittedProposal
 from .group_results import MessageKind
-from .group_state import Member, signature_key_lookup
+from .group_state import Member, PublicEpoch, signature_key_lookup
 from .group_welcome import verify_group_info
 from .key_package import KeyPackage
 from .leaf_node import LeafNode
@@ -110,16 +113,6 @@ __all__ = ["PublicGroup", "PublicProcessed", "PendingProposal", "FORMAT_VERSION"
 FORMAT_VERSION = 1
 
 _PROPOSAL_REF_LABEL = "MLS 1.0 Proposal Reference"
-
-
-@dataclass(frozen=True, slots=True)
-class _Epoch:
-    """The public state of one epoch; replaced, never mutated, by a merged Commit."""
-
-    context: GroupContext
-    tree: RatchetTree
-    interim_transcript_hash: bytes
-    reinit: ReInit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +154,8 @@ class PublicProcessed:
     has_path: bool = False
     reinit: ReInit | None = None
     _group: PublicGroup | None = field(default=None, repr=False, compare=False)
-    _base: _Epoch | None = field(default=None, repr=False, compare=False)
-    _new: _Epoch | None = field(default=None, repr=False, compare=False)
+    _base: PublicEpoch | None = field(default=None, repr=False, compare=False)
+    _new: PublicEpoch | None = field(default=None, repr=False, compare=False)
 
     @property
     def new_epoch(self) -> int | None:
@@ -179,7 +172,7 @@ class PublicProcessed:
 class PublicGroup:
     """The public view of one group (see the module docstring)."""
 
-    def __init__(self, suite: CipherSuite, epoch: _Epoch,
+    def __init__(self, suite: CipherSuite, epoch: PublicEpoch,
                  proposals: dict[bytes, PendingProposal] | None = None) -> None:
         self._suite = suite
         self._epoch = epoch
@@ -221,7 +214,7 @@ class PublicGroup:
         if len(info.confirmation_tag) != suite.hash_len:
             raise GroupInfoMismatch("the confirmation tag is not KDF.Nh bytes")
         interim = interim_transcript_hash(suite, context.confirmed_transcript_hash, info.confirmation_tag)
-        return cls(suite, _Epoch(context, tree, interim))
+        return cls(suite, PublicEpoch(context, tree, interim))
 
     # -- what the view knows ------------------------------------------------------------------
 
@@ -260,6 +253,7 @@ class PublicGroup:
         """The ReInit of the last merged Commit: the group then accepts nothing more."""
         return self._epoch.reinit
 
+    @property
     def members(self) -> list[Member]:
         """The current members in leaf order (leaf index, credential with its ``identity``,
         signature key, encryption key)."""
@@ -268,7 +262,12 @@ class PublicGroup:
 
     def find_member(self, identity: bytes) -> LeafIndex | None:
         """The leaf of the (first) member whose basic credential carries ``identity``."""
-        return next((m.leaf_index for m in self.members() if m.identity == identity), None)
+        return next((m.leaf_index for m in self.members if m.identity == identity), None)
+
+    @property
+    def public_epoch(self) -> PublicEpoch:
+        """The current epoch's public state (an immutable record)."""
+        return self._epoch
 
     # -- processing ---------------------------------------------------------------------------
 
@@ -337,6 +336,29 @@ class PublicGroup:
             proposal_ref=ref, _group=self, _base=base)
 
     def _process_commit(self, ac: AuthenticatedContent, now: int | None) -> PublicProcessed:
+        content = ac.content
+        commit: Commit = content.content  # type: ignore[assignment]
+        planned, new = self.commit_publicly(ac, now=now)
+        applied = planned.applied
+        return PublicProcessed(
+            MessageKind.COMMIT, content.sender.sender_type, planned.sender, content.epoch,
+            content.authenticated_data, group_context=new.context, added=tuple(applied.added),
+            removed=tuple(applied.removed), updated=tuple(applied.updated),
+            has_path=commit.path is not None, reinit=applied.reinit,
+            _group=self, _base=self._epoch, _new=new)
+
+    def commit_publicly(self, ac: AuthenticatedContent, *, now: int | None = None,
+                        ) -> tuple[CommitProposals, PublicEpoch]:
+        """The public part of processing an authenticated Commit of the current epoch, the
+        one path members and the server share: the proposals validated and applied
+        (:func:`~crypto.mls.group_commit.apply_commit_proposals`), the UpdatePath merged
+        into the public tree (:func:`~crypto.mls.group_commit.merge_path_publicly`), then
+        the new GroupContext and transcript hashes. The view is unchanged.
+
+        The confirmation tag is only checked for its length (:class:`ConfirmationTagMismatch`);
+        a member checks its value with the epoch's secrets. Raises the errors of
+        :mod:`crypto.mls.group_commit`.
+        """
         suite, base = self._suite, self._epoch
         content = ac.content
         commit: Commit = content.content  # type: ignore[assignment]
@@ -354,13 +376,17 @@ class PublicGroup:
                                               confirmed_transcript_hash_input(ac))
         context = replace(planned.provisional, tree_hash=tree.tree_hash(),
                           confirmed_transcript_hash=confirmed)
-        new = _Epoch(context, tree, interim_transcript_hash(suite, confirmed, tag), applied.reinit)
-        return PublicProcessed(
-            MessageKind.COMMIT, sender.sender_type, planned.sender, content.epoch,
-            content.authenticated_data, group_context=context, added=tuple(applied.added),
-            removed=tuple(applied.removed), updated=tuple(applied.updated),
-            has_path=commit.path is not None, reinit=applied.reinit,
-            _group=self, _base=base, _new=new)
+        return planned, PublicEpoch(context, tree, interim_transcript_hash(suite, confirmed, tag),
+                                    applied.reinit)
+
+    def remember_proposal(self, ref: bytes, proposal: PendingProposal) -> None:
+        """Keep an accepted proposal for a Commit of this epoch (by any member)."""
+        self._proposals[ref] = proposal
+
+    def advance(self, epoch: PublicEpoch) -> None:
+        """Start ``epoch`` (the result of a merged Commit) and forget the proposals."""
+        self._epoch = epoch
+        self._proposals = {}
 
     def merge(self, processed: PublicProcessed) -> None:
         """Apply ``processed``: a proposal is remembered for the epoch; a commit starts the
@@ -372,12 +398,11 @@ class PublicGroup:
             if processed.proposal is None or processed.proposal_ref is None:  # pragma: no cover
                 raise InternalError("a processed proposal without its proposal")
             sender = _proposal_sender(processed)
-            self._proposals[processed.proposal_ref] = PendingProposal(processed.proposal, sender)
+            self.remember_proposal(processed.proposal_ref, PendingProposal(processed.proposal, sender))
             return
         if processed._new is None:  # pragma: no cover - built only by process
             raise InternalError("a processed commit without its new epoch")
-        self._epoch = processed._new
-        self._proposals = {}
+        self.advance(processed._new)
 
     # -- GroupInfo of the current epoch ------------------------------------------------------
 
@@ -472,7 +497,7 @@ class PublicGroup:
             raise InvalidGroupState("the tree does not match the GroupContext's tree hash")
         if len(interim) != suite.hash_len or any(len(ref) != suite.hash_len for ref in proposals):
             raise InvalidGroupState("a hash or ProposalRef of the wrong length")
-        return cls(suite, _Epoch(context, tree, interim, reinit), proposals)
+        return cls(suite, PublicEpoch(context, tree, interim, reinit), proposals)
 
 
 #: Encapsulation public key length of DHKEM(X25519), the KEM of every supported suite.

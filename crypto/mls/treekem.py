@@ -61,6 +61,7 @@ __all__ = [
     "TreePrivateKeys",
     "CommitPath",
     "ProcessedPath",
+    "decrypt_update_path",
     "create_update_path",
     "merge_update_path",
     "process_update_path",
@@ -309,13 +310,38 @@ def process_update_path(
     without one ciphertext per resolution member), :class:`PathSecretUndecryptable` and
     :class:`UpdatePathKeyMismatch`.
     """
-    suite = tree.suite
+    if LeafIndex(sender) == private_keys.leaf_index:
+        raise InternalError("the committer keeps its CommitPath; it does not process its own path")
+    new = merge_update_path(tree, sender, update_path, group_id=provisional_context.group_id)
+    return decrypt_update_path(new, sender, update_path, private_keys,
+                               provisional_context=provisional_context, joiners=joiners)
+
+
+def decrypt_update_path(
+    merged: RatchetTree,
+    sender: int,
+    update_path: UpdatePath,
+    private_keys: TreePrivateKeys,
+    *,
+    provisional_context: GroupContext,
+    joiners: Iterable[int] = (),
+) -> ProcessedPath:
+    """The private part of processing another member's UpdatePath: ``merged`` is the tree
+    with the path already merged (:func:`merge_update_path`, or the public checks of
+    :func:`crypto.mls.group_commit.merge_path_publicly`). Decrypts our path secret, checks
+    the path's public keys against the secrets derived from it and returns the new private
+    keys and commit secret. Neither argument is modified.
+
+    Raises :class:`UpdatePathLengthMismatch`, :class:`PathSecretUndecryptable` and
+    :class:`UpdatePathKeyMismatch`.
+    """
+    suite = merged.suite
     sender = LeafIndex(sender)
     me = private_keys.leaf_index
     if me == sender:
         raise InternalError("the committer keeps its CommitPath; it does not process its own path")
     excluded = [int(j) for j in joiners]
-    new = merge_update_path(tree, sender, update_path, group_id=provisional_context.group_id)
+    new = merged
     pairs = new.filtered_direct_path_pairs(sender)
     resolutions = [new.resolution(s, excluded) for _, s in pairs]
     for (p, _), res, node in zip(pairs, resolutions, update_path.nodes, strict=True):
@@ -338,7 +364,7 @@ def process_update_path(
         raise PathSecretUndecryptable(f"path secret for node {int(pairs[k][0])}: {exc.code}") from None
 
     keys = private_keys.copy()
-    on_path = set(direct_path(2 * sender, tree.n_leaves))
+    on_path = set(direct_path(2 * sender, new.n_leaves))
     keys.keys = {x: v for x, v in keys.keys.items() if x not in on_path}
     decrypted, secret_node = secret, pairs[k][0]
     for (p, _), node in zip(pairs[k:], update_path.nodes[k:], strict=True):

@@ -8,7 +8,8 @@ Fixed:
 
 - reinit.json change_ciphersuite / change_extensions: ``Group.reinit`` into a new group
   with the *same* group_id raised UnknownPsk, because ``Group._psk_lookup`` looked the
-  reinit resumption PSK up in the new group's own PSKs (fixed in 9635058).
+  reinit resumption PSK up in the new group's own PSKs (fixed in 9635058; the lookup is now
+  ``GroupState.psk_lookup``).
 """
 
 from __future__ import annotations

@@ -180,13 +180,15 @@ class Room:
 
     def assert_agree(self) -> None:
         hub = self.hub
-        members = [(int(m.leaf_index), m.identity, m.signature_key) for m in hub.members()]
+        members = [(int(m.leaf_index), m.identity, m.signature_key) for m in hub.members]
         assert [i for i, _, _ in members] == sorted(self.members)
         for g in self.members.values():
             assert g.epoch == hub.epoch
             assert g.group_context.to_bytes() == hub.group_context.to_bytes()
             assert g.ratchet_tree.to_bytes() == hub.ratchet_tree.to_bytes()
             assert [(int(m.leaf_index), m.identity, m.signature_key) for m in g.members] == members
+            # the member's own public view is the hub's, byte for byte (interim hash, proposals)
+            assert g.public_group.to_bytes() == hub.to_bytes()
         assert hub.group_id == hub.group_context.group_id and hub.cipher_suite is self.suite
         assert all(g.cipher_suite is g.suite is hub.cipher_suite for g in self.members.values())
         restored = PublicGroup.from_bytes(hub.to_bytes())
@@ -195,7 +197,7 @@ class Room:
 
 def forge(g: Group, content: FramedContent, *, tag: bytes | None = None) -> MLSMessage:
     """``content`` signed by ``g``'s member, with a valid membership tag (what an insider can send)."""
-    s = g._state
+    s = g.state.epoch
     if content.content_type == ContentType.COMMIT and tag is None:
         tag = bytes(s.suite.hash_len)
     return MLSMessage(protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv,
@@ -327,9 +329,9 @@ def test_commit_from_a_non_member_refused(suite_id):
     room = Room(suite_id)
     room.add(0, 2)
     old = room.members[2]
-    old_key = old._state.signature_priv
+    old_key = old.state.epoch.signature_priv
     room.remove(0, [2])
-    s = room.members[0]._state
+    s = room.members[0].state.epoch
     commit = FramedContent(room.hub.group_id, room.hub.epoch, Sender.member(2), b"",
                            ContentType.COMMIT, Commit())
     forged = protect_public(s.suite, s.context, bytes(32), old_key, commit, bytes(s.suite.hash_len))
@@ -485,7 +487,7 @@ def test_check_group_info(suite_id):
     room.hub.check_group_info(room.members[0].group_info(with_external_pub=False, with_ratchet_tree=False))
     with pytest.raises(GroupInfoMismatch):
         room.hub.check_group_info(old_info)
-    s = room.members[1]._state
+    s = room.members[1].state.epoch
     suite = room.suite
     from crypto.mls.group_welcome import sign_group_info
     other_tag = sign_group_info(suite, s.signature_priv, replace(info, confirmation_tag=bytes(suite.hash_len)))

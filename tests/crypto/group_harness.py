@@ -1,0 +1,104 @@
+"""An in-memory harness of N members of one MLS group, for the Group tests
+(tests/crypto/test_group_*.py): the delivery service is a loop over the members."""
+
+from __future__ import annotations
+
+from crypto.mls.ciphersuite import get_suite
+from crypto.mls.group import Group, MessageKind, StagedCommit
+from crypto.mls.key_package_gen import generate_key_package
+from crypto.mls.message import MLSMessage
+from crypto.rng import SeededRng
+
+__all__ = ["SUITES", "Harness", "snapshot", "broadcast_proposal"]
+
+SUITES = [1, 3]
+
+
+class Harness:
+    """N members of one group, in memory; the delivery service is a loop over the members."""
+
+    def __init__(self, suite_id: int, seed: str = "h") -> None:
+        self.suite = get_suite(suite_id)
+        self.rng = SeededRng(f"{seed}-{suite_id}")
+        self.members: dict[int, Group] = {}
+        self.names: dict[int, bytes] = {}
+        self._n = 0
+        kp, priv = self.key_package()
+        g = Group.create(self.suite, b"group-" + seed.encode(), kp, priv, rng=self.rng)
+        self.members[0] = g
+        self.names[0] = kp.leaf_node.credential.identity or b""
+
+    def key_package(self, **kwargs):
+        self._n += 1
+        return generate_key_package(self.suite, b"member-%d" % self._n, self.rng, **kwargs)
+
+    def deliver_commit(self, committer: int, staged: StagedCommit) -> None:
+        for i, g in list(self.members.items()):
+            if i == committer:
+                continue
+            processed = g.process_message(staged.commit)
+            assert processed.kind == MessageKind.COMMIT
+            g.merge_staged_commit(processed.staged_commit)
+        self.members[committer].merge_staged_commit(staged)
+        removed = [int(i) for i, _ in staged.removed]
+        for i in removed:
+            assert not self.members[i].is_active
+            del self.members[i]
+
+    def add(self, committer: int, count: int = 1, **kwargs) -> list[int]:
+        kps = [self.key_package() for _ in range(count)]
+        staged = self.members[committer].add_members([k for k, _ in kps], rng=self.rng, **kwargs)
+        self.deliver_commit(committer, staged)
+        new = []
+        for kp, priv in kps:
+            g = Group.join(staged.welcome, kp, priv, staged.ratchet_tree)
+            self.members[int(g.own_leaf_index)] = g
+            new.append(int(g.own_leaf_index))
+        return new
+
+    def remove(self, committer: int, leaves: list[int], **kwargs) -> None:
+        staged = self.members[committer].remove_members(leaves, rng=self.rng, **kwargs)
+        self.deliver_commit(committer, staged)
+
+    def empty_commit(self, committer: int, **kwargs) -> None:
+        staged = self.members[committer].stage_commit(rng=self.rng, **kwargs)
+        self.deliver_commit(committer, staged)
+
+    def assert_agree(self) -> None:
+        groups = list(self.members.values())
+        assert len({g.epoch for g in groups}) == 1
+        assert len({g.epoch_authenticator for g in groups}) == 1
+        assert len({g.exporter("test", b"ctx", 32) for g in groups}) == 1
+        assert len({g.group_context.to_bytes() for g in groups}) == 1
+        assert len({g.ratchet_tree.to_bytes() for g in groups}) == 1
+        leaves = sorted(self.members)
+        for g in groups:
+            assert [int(m.leaf_index) for m in g.members] == leaves
+            # one copy of the public state: the Group's PublicGroup holds its epoch's record
+            assert g.public_group.public_epoch is g.state.epoch.public
+
+    def assert_messages(self) -> None:
+        for i, sender in self.members.items():
+            msg = sender.protect(b"from %d at %d" % (i, sender.epoch), rng=self.rng)
+            for j, g in self.members.items():
+                if j != i:
+                    out = g.process_message(msg)
+                    assert out.kind == MessageKind.APPLICATION
+                    assert out.application_data == b"from %d at %d" % (i, sender.epoch)
+                    assert out.sender == i
+
+
+def snapshot(g: Group) -> tuple:
+    return (g.epoch, g.epoch_authenticator, g.group_context.to_bytes(), g.ratchet_tree.to_bytes(),
+            g.exporter("snap", b"", 16), g.is_active)
+
+
+
+
+def broadcast_proposal(h: Harness, sender: int, msg: MLSMessage, ref: bytes) -> None:
+    """Deliver ``sender``'s proposal ``msg`` to every other member; each must keep ``ref``."""
+    for i, g in h.members.items():
+        if i != sender:
+            out = g.process_message(msg)
+            assert out.kind == MessageKind.PROPOSAL and out.sender == sender
+            assert ref in g.pending_proposals
