@@ -23,8 +23,7 @@ from client.sdk import Client
 from crypto.mls.group import Group
 from crypto.rng import system_rng
 from protocol.api import CLIENT_PREFIX
-
-from .harness import PASSWORD, ServerProcess
+from tests.harness import PASSWORD, ServerProcess
 
 pytestmark = [pytest.mark.net, pytest.mark.soak, pytest.mark.timeout(150)]
 

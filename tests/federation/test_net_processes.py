@@ -17,8 +17,7 @@ import msgpack
 import pytest
 
 from protocol.federation import FEDERATION_PREFIX, sign_request
-
-from .helpers import free_port
+from tests.harness import free_port
 
 pytestmark = [pytest.mark.net, pytest.mark.soak]
 

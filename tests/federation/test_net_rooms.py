@@ -17,10 +17,7 @@ import pytest
 
 from client.profile import MINIMUM, Profile
 from client.sdk import Client, ServerError
-
-from .conftest import eventually
-from .helpers import free_port
-from .rooms_helpers import PASSWORD, texts
+from tests.harness import PASSWORD, eventually, free_port, texts
 
 pytestmark = [pytest.mark.net, pytest.mark.soak]
 

@@ -8,7 +8,6 @@ import hashlib
 import importlib.util
 import json
 import struct
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +21,9 @@ from protocol.federation import (
     signed_request_bytes,
     verify_request,
 )
+from tests.harness import FEDERATION_VECTORS
 
-DIR = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "federation"
+DIR = FEDERATION_VECTORS
 
 
 def load(name):

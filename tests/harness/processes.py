@@ -17,27 +17,20 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["REPO", "PASSWORD", "PASSPHRASE", "ServerProcess", "Practice", "User", "confide",
-           "cli_env", "free_port"]
+from .inprocess import PASSWORD, free_port
+
+__all__ = ["REPO", "PASSPHRASE", "ServerProcess", "Practice", "User", "confide", "cli_env"]
 
 REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse battery staple"
 PASSPHRASE = "e2e profile passphrase"
 SERVER_NAME = "e2e.example"
 CLI_TIMEOUT = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

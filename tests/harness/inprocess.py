@@ -1,21 +1,33 @@
-"""Test harness for the homeserver: an in-process app on a fake clock, and client helpers.
+"""In-process homeservers: the one way tests build and start a :func:`server.app.create_app`.
 
-``Harness`` wraps an aiohttp ``TestClient`` around :func:`server.app.create_app`
-with a controllable clock and a fast password hasher. ``call`` sends msgpack
-and decodes the answer. ``DeviceKit`` holds a device's Ed25519 seed and makes
-its key registration and KeyPackages.
+- :func:`build_app` (a fast password hasher, the clock and rng given) and :func:`serve`
+  (a started loopback ``TestServer``, on a given port or a free one); :func:`free_port`.
+- :class:`Harness` (``start``): an aiohttp ``TestClient`` on a fake clock; ``call`` sends
+  msgpack and decodes the answer. :class:`DeviceKit` holds a device's Ed25519 seed and
+  makes its key registration and KeyPackages.
+- :class:`Homeserver`: an in-process server for SDK clients; :func:`register_client`
+  is the one factory of registered SDK users (on any server: this one or a federation node).
+- :class:`LoopbackServer`: the server in its own thread and loop, for synchronous callers
+  (the CLI tests).
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import nacl.pwhash
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from client.profile import MINIMUM, Profile
+from client.sdk import Client
 from crypto.mls.ciphersuite import get_suite
 from crypto.mls.key_package_gen import generate_key_package
 from crypto.mls.leaf_node import Lifetime
@@ -32,11 +44,21 @@ from server.services.devices import expected_credential
 from server.services.passwords import PasswordHasher
 from server.services.provisioning import create_invite
 
-__all__ = ["FakeClock", "FastHasher", "Harness", "DeviceKit", "P", "MSGPACK_HEADERS"]
+__all__ = ["FakeClock", "FastHasher", "Harness", "DeviceKit", "P", "MSGPACK_HEADERS", "T0",
+           "PASSWORD", "free_port", "build_app", "serve", "make_config", "sdk_config", "start",
+           "register_client", "Homeserver", "LoopbackServer"]
 
 P = CLIENT_PREFIX
 MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
 T0 = 1_800_000_000.0
+#: The password of every SDK user the harness registers.
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class FakeClock:
@@ -57,6 +79,18 @@ class FastHasher(PasswordHasher):
         super().__init__("interactive")
         self._ops = nacl.pwhash.argon2id.OPSLIMIT_MIN
         self._mem = nacl.pwhash.argon2id.MEMLIMIT_MIN
+
+
+def build_app(config: Config, clock=time.time, rng=system_rng) -> web.Application:
+    """The real application for ``config`` with a fast password hasher."""
+    return create_app(config, clock=clock, rng=rng, hasher=FastHasher())
+
+
+async def serve(app: web.Application, port: int | None = None) -> TestServer:
+    """``app`` started on 127.0.0.1 (on ``port``, else on a port the OS picks)."""
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    return server
 
 
 @dataclass
@@ -119,13 +153,100 @@ def make_config(tmp_path: Path, **overrides) -> Config:
     return replace(cfg, **overrides)
 
 
+def sdk_config(tmp_path: Path) -> Config:
+    """The default configuration, as the SDK and CLI tests run it."""
+    return Config(data_dir=tmp_path / "data", server_name="test.example")
+
+
 async def start(tmp_path: Path, clock: FakeClock | None = None, **overrides) -> Harness:
     clock = clock or FakeClock()
     config = make_config(tmp_path, **overrides)
-    app = create_app(config, clock=clock, rng=system_rng, hasher=FastHasher())
-    client = TestClient(TestServer(app))
+    client = TestClient(await serve(build_app(config, clock)))
     await client.start_server()
     return Harness(client, clock, config)
+
+
+async def register_client(db, url: str, profile_dir: Path, name: str, *, role: str = "client",
+                          device: str = "phone", **kw) -> Client:
+    """A registered SDK user of the server at ``url`` (whose database is ``db``): an invite,
+    a fresh profile in ``profile_dir``, this device's keys and KeyPackages uploaded."""
+    invite = await create_invite(db, role, 3600, time.time, system_rng)
+    profile = Profile.create(profile_dir, "pp", MINIMUM)
+    return await Client.register(profile, url, invite, name, PASSWORD, device_name=device, **kw)
+
+
+@dataclass
+class Homeserver:
+    """An in-process server for SDK clients; closes the clients it made (``close``)."""
+
+    server: TestServer
+    tmp: Path
+    clients: list[Client] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, tmp_path: Path) -> Homeserver:
+        return cls(await serve(build_app(sdk_config(tmp_path))), tmp_path)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def app(self):
+        return self.server.app
+
+    @property
+    def data_dir(self) -> Path:
+        return self.tmp / "data"
+
+    async def invite(self, role: str = "client") -> str:
+        return await create_invite(self.app[DATABASE], role, 3600, time.time, system_rng)
+
+    async def user(self, name: str, device: str = "phone", **kw) -> Client:
+        """A registered user with this device's keys and KeyPackages uploaded."""
+        c = await register_client(self.app[DATABASE], self.url, self.tmp / f"profile-{name}-{device}",
+                                  name, device=device, **kw)
+        self.clients.append(c)
+        return c
+
+    async def device(self, name: str, device: str, **kw) -> Client:
+        """Another device of an existing user (password login into a fresh profile)."""
+        profile = Profile.create(self.tmp / f"profile-{name}-{device}", "pp", MINIMUM)
+        c = await Client.login(profile, self.url, name, PASSWORD, device_name=device, **kw)
+        self.clients.append(c)
+        return c
+
+    async def close(self) -> None:
+        for c in self.clients:
+            await c.close()
+        await self.server.close()
+
+
+class LoopbackServer:
+    """The homeserver in its own thread and event loop, on 127.0.0.1 and a free port."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.app = build_app(sdk_config(tmp_path))
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._call(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self._call(site.start())
+        port = self.runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def invite(self) -> str:
+        return self._call(create_invite(self.app[DATABASE], "client", 3600, time.time, system_rng))
+
+    def stop(self) -> None:
+        self._call(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 @dataclass
