@@ -39,7 +39,7 @@ from protocol.audit import decode_entry, device_registration_message
 from protocol.ids import DeviceId, UserId
 from server.app import create_app
 from server.appkeys import AUDIT, DATABASE, TRANSPARENCY_LOG
-from server.config import Config, LoginPolicy, Sessions
+from server.config import Config, LoginPolicy, SessionPolicy
 from server.services.devices import expected_credential
 from server.services.passwords import PasswordHasher
 from server.services.provisioning import create_invite
@@ -149,7 +149,7 @@ class Harness:
 def make_config(tmp_path: Path, **overrides) -> Config:
     cfg = Config(data_dir=tmp_path / "data", server_name="test.example",
                  login=LoginPolicy(max_failures_per_user=3, max_failures_per_address=5, window=60),
-                 sessions=Sessions(idle_timeout=3600, touch_interval=60))
+                 sessions=SessionPolicy(idle_timeout=3600, touch_interval=60))
     return replace(cfg, **overrides)
 
 
