@@ -1,6 +1,5 @@
 """Constants, the error types a peer can be answered with, and the identifier grammar
-(``spec/server-server.md``).
-"""
+(``spec/server-server.md``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Server keys: the self-signed key document a server publishes, and which key verifies when.
-"""
+"""Server keys: the self-signed key document a server publishes, and which key verifies when."""
 
 from __future__ import annotations
 

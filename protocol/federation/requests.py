@@ -1,5 +1,4 @@
-"""Signed requests: the bytes an origin signs, the ``Authorization`` header, sign and verify.
-"""
+"""Signed requests: the bytes an origin signs, the ``Authorization`` header, sign and verify."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Transactions and their answers, discovery (``/.well-known``), the queue's retry schedule.
-"""
+"""Transactions and their answers, discovery (``/.well-known``), the queue's retry schedule."""
 
 from __future__ import annotations
 

@@ -167,10 +167,12 @@ async def start(tmp_path: Path, clock: FakeClock | None = None, **overrides) -> 
 
 
 async def register_client(db, url: str, profile_dir: Path, name: str, *, role: str = "client",
-                          device: str = "phone", **kw) -> Client:
-    """A registered SDK user of the server at ``url`` (whose database is ``db``): an invite,
-    a fresh profile in ``profile_dir``, this device's keys and KeyPackages uploaded."""
-    invite = await create_invite(db, role, 3600, time.time, system_rng)
+                          device: str = "phone", invite: str | None = None, **kw) -> Client:
+    """A registered SDK user of the server at ``url``: an invite (``invite``, else one made
+    in its database ``db``), a fresh profile in ``profile_dir``, this device's keys and
+    KeyPackages uploaded."""
+    if invite is None:
+        invite = await create_invite(db, role, 3600, time.time, system_rng)
     profile = Profile.create(profile_dir, "pp", MINIMUM)
     return await Client.register(profile, url, invite, name, PASSWORD, device_name=device, **kw)
 
