@@ -213,3 +213,8 @@ def _located(parse: Callable[[Any], str]) -> Callable[[Any, str], str]:
             raise MalformedBody(f"{where}: {exc.message}") from None
 
     return check
+
+
+#: Schema checks of the identifiers above (``where`` names the field).
+key_id_check = _located(parse_key_id)
+kind_check = _located(parse_item_kind)

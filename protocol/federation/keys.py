@@ -18,15 +18,9 @@ from .grammar import (
     KeyExpired,
     ServerKeysInvalid,
     UnknownKey,
-    _located,
     _opaque_str,
-    parse_key_id,
+    key_id_check,
 )
-
-# -- server keys -----------------------------------------------------------------------
-
-
-_key_id_check = _located(parse_key_id)
 
 
 @dataclass(frozen=True)
@@ -46,13 +40,13 @@ class ServerKey(Message):
 def _keys_map(v: Any, where: str) -> dict[str, ServerKey]:
     if type(v) is not dict or not 1 <= len(v) <= MAX_KEYS:
         raise MalformedBody(f"{where}: expected a map of 1..{MAX_KEYS} keys")
-    return {_key_id_check(k, f"{where} key"): ServerKey.from_wire(x, f"{where}.{k}") for k, x in v.items()}
+    return {key_id_check(k, f"{where} key"): ServerKey.from_wire(x, f"{where}.{k}") for k, x in v.items()}
 
 
 def _sig_map(v: Any, where: str) -> dict[str, bytes]:
     if type(v) is not dict or not 1 <= len(v) <= MAX_KEYS:
         raise MalformedBody(f"{where}: expected a map of 1..{MAX_KEYS} signatures")
-    return {_key_id_check(k, f"{where} key"): blob(64, exact=64)(x, f"{where}.{k}") for k, x in v.items()}
+    return {key_id_check(k, f"{where} key"): blob(64, exact=64)(x, f"{where}.{k}") for k, x in v.items()}
 
 
 def server_keys_tbs(server_name: str, keys: dict[str, ServerKey], published: int) -> bytes:

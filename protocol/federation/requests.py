@@ -28,9 +28,6 @@ from .grammar import (
     parse_target,
 )
 
-# -- signed requests -------------------------------------------------------------------
-
-
 
 def signed_request_bytes(method: str, target: str, body: bytes, origin: str, destination: str,
                          timestamp_ms: int) -> bytes:

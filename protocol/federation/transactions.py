@@ -14,20 +14,15 @@ from .grammar import (
     MAX_TXN_ITEMS,
     TransactionTooLarge,
     _located,
-    parse_item_kind,
+    kind_check,
 )
-
-# -- transactions ----------------------------------------------------------------------
-
-
-_kind_check = _located(parse_item_kind)
 
 
 @dataclass(frozen=True)
 class TransactionItem(Message):
     """One typed item: ``kind`` names the registered handler, ``data`` is its opaque payload."""
 
-    SCHEMA: ClassVar = {"kind": _kind_check, "data": blob(MAX_ITEM_DATA)}
+    SCHEMA: ClassVar = {"kind": kind_check, "data": blob(MAX_ITEM_DATA)}
     kind: str
     data: bytes
 
