@@ -5,7 +5,7 @@ separation: a leaf hash is ``SHA-256(0x00 || entry)``, an interior node is
 ``SHA-256(0x01 || left || right)``, and the empty tree hashes to ``SHA-256()``.
 
 Storage model. A log stores the hash of every *complete* subtree: the node at
-``Node(level, index)`` is the Merkle Tree Hash of leaves
+``MerkleNode(level, index)`` is the Merkle Tree Hash of leaves
 ``[index * 2**level, (index + 1) * 2**level)``. Level 0 holds the leaf hashes.
 Every hash a proof needs is either such a stored node or the hash of a range
 ``[lo, hi)`` whose right edge is the tree size; the latter is folded from the
@@ -41,7 +41,7 @@ from .errors import CryptoError
 __all__ = [
     "HASH_SIZE",
     "EMPTY_ROOT",
-    "Node",
+    "MerkleNode",
     "HashReader",
     "ProofPlan",
     "MerkleError",
@@ -103,7 +103,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
-class Node(NamedTuple):
+class MerkleNode(NamedTuple):
     """A complete subtree: leaves ``[index << level, (index + 1) << level)``."""
 
     level: int
@@ -113,7 +113,7 @@ class Node(NamedTuple):
 class HashReader(Protocol):
     """Reads stored node hashes; must return one 32-byte hash per node, in order."""
 
-    def read_hashes(self, nodes: Sequence[Node]) -> Sequence[bytes]: ...
+    def read_hashes(self, nodes: Sequence[MerkleNode]) -> Sequence[bytes]: ...
 
 
 def _largest_pow2_below(n: int) -> int:
@@ -121,7 +121,7 @@ def _largest_pow2_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def range_nodes(lo: int, hi: int) -> list[Node]:
+def range_nodes(lo: int, hi: int) -> list[MerkleNode]:
     """The complete subtrees that make up ``[lo, hi)``, left to right.
 
     ``lo`` must be a multiple of the largest power of two not larger than
@@ -130,14 +130,14 @@ def range_nodes(lo: int, hi: int) -> list[Node]:
     """
     if not 0 <= lo < hi:
         raise InvalidTreeSize(f"empty or negative range [{lo}, {hi})")
-    nodes: list[Node] = []
+    nodes: list[MerkleNode] = []
     pos = lo
     size = hi - lo
     for level in range(size.bit_length() - 1, -1, -1):
         if size >> level & 1:
             if pos % (1 << level):
                 raise InvalidTreeSize(f"range [{lo}, {hi}) is not aligned")
-            nodes.append(Node(level, pos >> level))
+            nodes.append(MerkleNode(level, pos >> level))
             pos += 1 << level
     return nodes
 
@@ -168,11 +168,11 @@ class ProofPlan:
     """
 
     ranges: tuple[tuple[int, int], ...]
-    nodes: tuple[Node, ...]
+    nodes: tuple[MerkleNode, ...]
 
     @classmethod
     def of_ranges(cls, ranges: Sequence[tuple[int, int]]) -> ProofPlan:
-        nodes: list[Node] = []
+        nodes: list[MerkleNode] = []
         for lo, hi in ranges:
             nodes.extend(range_nodes(lo, hi))
         return cls(tuple(ranges), tuple(nodes))
@@ -393,9 +393,9 @@ class Frontier:
     def hashes(self) -> tuple[bytes, ...]:
         return tuple(self._hashes)
 
-    def append(self, leaf: bytes) -> list[tuple[Node, bytes]]:
+    def append(self, leaf: bytes) -> list[tuple[MerkleNode, bytes]]:
         index = self.size
-        new = [(Node(0, index), leaf)]
+        new = [(MerkleNode(0, index), leaf)]
         h = leaf
         level = 0
         i = index
@@ -403,7 +403,7 @@ class Frontier:
             h = node_hash(self._hashes.pop(), h)
             level += 1
             i >>= 1
-            new.append((Node(level, i), h))
+            new.append((MerkleNode(level, i), h))
         self._hashes.append(h)
         self.size += 1
         return new

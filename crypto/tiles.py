@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .merkle import HASH_SIZE, Node, node_hash
+from .merkle import HASH_SIZE, MerkleNode, node_hash
 from .note import MalformedNote
 
 __all__ = [
@@ -85,10 +85,10 @@ class TileId:
     def path(self) -> str:
         return f"tile/{self.level}/{format_index(self.index)}{_width_suffix(self.width)}"
 
-    def nodes(self) -> list[Node]:
+    def nodes(self) -> list[MerkleNode]:
         """The Merkle nodes whose hashes make up this tile, in order."""
         base = self.index * TILE_WIDTH
-        return [Node(self.level * TILE_HEIGHT, base + i) for i in range(self.width)]
+        return [MerkleNode(self.level * TILE_HEIGHT, base + i) for i in range(self.width)]
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def decode_tile(data: bytes, tile: TileId) -> list[bytes]:
     return [bytes(data[i : i + HASH_SIZE]) for i in range(0, len(data), HASH_SIZE)]
 
 
-def tile_node_hash(tile: TileId, hashes: Sequence[bytes], node: Node) -> bytes:
+def tile_node_hash(tile: TileId, hashes: Sequence[bytes], node: MerkleNode) -> bytes:
     """The hash of ``node``, which must lie inside ``tile`` at or above its level.
 
     Nodes between tile levels are recomputed from the tile's hashes.

@@ -70,7 +70,7 @@ __all__ = [
     "ConfigError",
     "Listen",
     "Limits",
-    "Sessions",
+    "SessionPolicy",
     "LoginPolicy",
     "Invites",
     "KeyPackageLimits",
@@ -118,7 +118,7 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class Sessions:
+class SessionPolicy:
     idle_timeout: int = 7 * DAY
     touch_interval: int = 300
 
@@ -247,7 +247,7 @@ def _is_base_url(v: Any) -> bool:
 
 
 _SECTIONS: dict[str, type] = {
-    "listen": Listen, "limits": Limits, "sessions": Sessions, "login": LoginPolicy,
+    "listen": Listen, "limits": Limits, "sessions": SessionPolicy, "login": LoginPolicy,
     "invites": Invites, "key_packages": KeyPackageLimits, "attachments": Attachments,
     "federation": Federation,
 }
@@ -259,7 +259,7 @@ class Config:
     data_dir: Path = Path("./var")
     listen: Listen = field(default_factory=Listen)
     limits: Limits = field(default_factory=Limits)
-    sessions: Sessions = field(default_factory=Sessions)
+    sessions: SessionPolicy = field(default_factory=SessionPolicy)
     login: LoginPolicy = field(default_factory=LoginPolicy)
     invites: Invites = field(default_factory=Invites)
     key_packages: KeyPackageLimits = field(default_factory=KeyPackageLimits)

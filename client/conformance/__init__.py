@@ -25,7 +25,7 @@ from pathlib import Path
 
 from crypto.mls.ciphersuite import SUPPORTED_SUITES
 
-from ._expect import Unsupported
+from ._expect import CaseUnsupported
 
 __all__ = ["Family", "FAMILIES", "FileReport", "run_family", "run_all", "default_vectors_dir", "register"]
 
@@ -114,7 +114,7 @@ def run_family(family: Family, cases: list) -> FileReport:
         if reason is None:
             try:
                 checker(case)
-            except Unsupported as exc:
+            except CaseUnsupported as exc:
                 reason = str(exc)
             except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the run
                 report.failed += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["VectorMismatch", "Unsupported", "expect", "expect_eq", "h"]
+__all__ = ["VectorMismatch", "CaseUnsupported", "expect", "expect_eq", "h"]
 
 h = bytes.fromhex
 
@@ -11,7 +11,7 @@ class VectorMismatch(AssertionError):
     """A computed value differs from the vector's."""
 
 
-class Unsupported(Exception):
+class CaseUnsupported(Exception):
     """The case uses something Confide does not implement; the message says what."""
 
 

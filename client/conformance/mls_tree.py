@@ -31,7 +31,7 @@ from crypto.mls.treekem import (
 )
 from crypto.rng import SeededRng
 
-from ._expect import Unsupported, expect_eq, h
+from ._expect import CaseUnsupported, expect_eq, h
 
 __all__ = ["check_tree_operations", "check_tree_validation", "check_treekem"]
 
@@ -48,7 +48,7 @@ def check_tree_operations(case: dict) -> None:
     elif isinstance(body, Remove):
         tree.remove_leaf(body.removed)
     else:
-        raise Unsupported(f"proposal type {type(body).__name__} changes no tree")
+        raise CaseUnsupported(f"proposal type {type(body).__name__} changes no tree")
     expect_eq(tree.to_bytes(), h(case["tree_after"]), "tree_after")
     expect_eq(tree.tree_hash(), h(case["tree_hash_after"]), "tree_hash_after")
 

@@ -24,7 +24,7 @@ from crypto.rng import Rng
 from protocol.audit import AccessAction, AccessEvent
 from protocol.errors import Unauthorized
 from protocol.ids import DeviceId, UserId
-from server.config import Sessions as SessionPolicy
+from server.config import SessionPolicy
 from server.storage import Database, devices, tokens
 
 from .audit import AuditTrail

@@ -13,11 +13,11 @@ import aiosqlite
 
 from .errors import UserAlreadyExists
 
-__all__ = ["Account", "create", "get", "exists"]
+__all__ = ["AccountRow", "create", "get", "exists"]
 
 
 @dataclass(frozen=True)
-class Account:
+class AccountRow:
     user_id: str
     role: str
     password_hash: str
@@ -35,12 +35,12 @@ async def create(tx: aiosqlite.Connection, user_id: str, role: str, password_has
         raise UserAlreadyExists(f"{user_id} exists") from exc
 
 
-async def get(conn: aiosqlite.Connection, user_id: str) -> Account | None:
+async def get(conn: aiosqlite.Connection, user_id: str) -> AccountRow | None:
     async with conn.execute(
         "SELECT user_id, role, password_hash, created_at FROM accounts WHERE user_id = ?", (user_id,)
     ) as cur:
         row = await cur.fetchone()
-    return None if row is None else Account(*row)
+    return None if row is None else AccountRow(*row)
 
 
 async def exists(conn: aiosqlite.Connection, user_id: str) -> bool:

@@ -16,7 +16,7 @@ import aiosqlite
 
 from .errors import AlreadyExists
 
-__all__ = ["StoredKeyPackage", "NewKeyPackage", "store_batch", "count", "claim_one", "delete_expired"]
+__all__ = ["KeyPackageRow", "NewKeyPackage", "store_batch", "count", "claim_one", "delete_expired"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class NewKeyPackage:
 
 
 @dataclass(frozen=True)
-class StoredKeyPackage:
+class KeyPackageRow:
     data: bytes
     last_resort: bool
 
@@ -68,7 +68,7 @@ async def count(conn: aiosqlite.Connection, user_id: str, device_id: str, now_s:
     return int(counts.get(0, 0)), bool(counts.get(1, 0))
 
 
-async def claim_one(tx: aiosqlite.Connection, user_id: str, device_id: str, now_s: int) -> StoredKeyPackage | None:
+async def claim_one(tx: aiosqlite.Connection, user_id: str, device_id: str, now_s: int) -> KeyPackageRow | None:
     """The oldest valid one-time package (deleted), else the valid last-resort one (kept), else None.
 
     Packages outside their lifetime at ``now_s`` are never returned.
@@ -82,14 +82,14 @@ async def claim_one(tx: aiosqlite.Connection, user_id: str, device_id: str, now_
     row = await cur.fetchone()
     await cur.close()
     if row is not None:
-        return StoredKeyPackage(bytes(row[0]), False)
+        return KeyPackageRow(bytes(row[0]), False)
     async with tx.execute(
         "SELECT data FROM key_packages WHERE user_id = ? AND device_id = ? AND last_resort = 1 "
         "AND not_before <= ? AND not_after >= ?",
         (user_id, device_id, now_s, now_s),
     ) as cur2:
         row = await cur2.fetchone()
-    return None if row is None else StoredKeyPackage(bytes(row[0]), True)
+    return None if row is None else KeyPackageRow(bytes(row[0]), True)
 
 
 async def delete_expired(tx: aiosqlite.Connection, now_s: int) -> int:

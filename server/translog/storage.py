@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from crypto.merkle import Node
+from crypto.merkle import MerkleNode
 from server.transactions import begin, rollback
 
 __all__ = ["SCHEMA_VERSION", "StorageCorrupt", "migrate", "open_connection", "LogStorage", "node_id"]
@@ -105,7 +105,7 @@ class LogStorage:
     async def append_batch(
         self,
         entries: Sequence[tuple[int, bytes]],
-        hashes: Sequence[tuple[Node, bytes]],
+        hashes: Sequence[tuple[MerkleNode, bytes]],
         events: Sequence[tuple[bytes, int]],
         checkpoint: tuple[int, bytes],
     ) -> None:
@@ -128,7 +128,7 @@ class LogStorage:
             row = await cur.fetchone()
         return 0 if row is None or row[0] is None else row[0] + 1
 
-    async def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
+    async def read_hashes(self, nodes: Sequence[MerkleNode]) -> list[bytes]:
         """The stored hash of each node, in order; :class:`StorageCorrupt` if one is missing."""
         ids = [node_id(n.level, n.index) for n in nodes]
         found: dict[int, bytes] = {}

@@ -6,8 +6,7 @@ import pytest
 
 from client.profile import MINIMUM, Profile
 from client.sdk import Client, ServerError, VerificationFailed
-
-from .conftest import PASSWORD
+from tests.harness import PASSWORD
 
 
 async def test_register_uploads_device_keys_and_key_packages(hs):

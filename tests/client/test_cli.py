@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import threading
-import time
 
 import pytest
 import structlog
-from aiohttp import web
 
-from crypto.rng import system_rng
-from server.app import create_app
-from server.appkeys import DATABASE
 from server.cli import main
-from server.services.provisioning import create_invite
-from tests.server.helpers import FastHasher
-
-from .conftest import PASSWORD, make_config
+from tests.harness import PASSWORD, LoopbackServer
 
 pytestmark = pytest.mark.net
-
-
-class LoopbackServer:
-    """The homeserver in its own thread and event loop, on 127.0.0.1 and a free port."""
-
-    def __init__(self, tmp_path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.app = create_app(make_config(tmp_path), hasher=FastHasher())
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self._call(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self._call(site.start())
-        port = self.runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-
-    def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def invite(self) -> str:
-        return self._call(create_invite(self.app[DATABASE], "client", 3600, time.time, system_rng))
-
-    def stop(self) -> None:
-        self._call(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture

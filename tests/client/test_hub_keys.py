@@ -10,8 +10,7 @@ from crypto.rng import SeededRng
 from federation import FEDERATION_KEYRING
 from federation.keyring import rotate
 from server.appkeys import DATABASE
-
-from .conftest import make_config
+from tests.harness import sdk_config as make_config
 
 
 def texts(client, room: str) -> list[str]:

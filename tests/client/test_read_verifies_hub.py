@@ -35,8 +35,7 @@ from client.sdk import Client, TextMessage
 from federation import FEDERATION_KEYRING
 from protocol.events import SignedEvent, sign_event
 from server.cli import main
-
-from .conftest import PASSWORD
+from tests.harness import PASSWORD
 
 Tamper = Callable[[dict[str, Any]], dict[str, Any] | None]  # None: leave the event out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import Practice, ServerProcess
+from tests.harness import Practice, ServerProcess
 
 #: Modules that must run after every scenario (they inspect what the scenarios left behind).
 LAST = ("test_no_plaintext.py",)

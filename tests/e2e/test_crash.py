@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from .harness import REPO, cli_env, confide
+from tests.harness import REPO, cli_env, confide
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak]
 

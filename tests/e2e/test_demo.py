@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from client.demo import MESSAGES
-
-from .harness import confide
+from tests.harness import confide
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from .harness import REPO, cli_env
+from tests.harness import REPO, cli_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak]
 

@@ -10,7 +10,6 @@ not a measured duration.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -18,13 +17,10 @@ import aiohttp
 import msgpack
 import pytest
 
-from client.profile import MINIMUM, Profile
-from client.sdk import Client
 from crypto.mls.group import Group
 from crypto.rng import system_rng
 from protocol.api import CLIENT_PREFIX
-
-from .harness import PASSWORD, ServerProcess
+from tests.harness import PASSWORD, ServerProcess, free_port, register_client
 
 pytestmark = [pytest.mark.net, pytest.mark.soak, pytest.mark.timeout(150)]
 
@@ -97,12 +93,6 @@ async def _register(server: ServerProcess, http: aiohttp.ClientSession, name: st
         return _Account(server, http, msgpack.unpackb(await resp.read()))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_sigterm_with_peers_down_and_retries_pending(serve):
     reached = asyncio.Event()
     held: list[asyncio.StreamWriter] = []
@@ -112,7 +102,7 @@ async def test_sigterm_with_peers_down_and_retries_pending(serve):
         reached.set()
 
     mute = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    down = f"http://127.0.0.1:{_free_port()}"  # nothing listens
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens
     server = serve("[federation]\nretry_initial_ms = 50\nretry_max_ms = 200\n"
                    f'[federation.peers]\n"down.test" = "{down}"\n'
                    f'"mute.test" = "http://127.0.0.1:{mute.sockets[0].getsockname()[1]}"\n')
@@ -175,9 +165,8 @@ async def test_sigterm_closes_open_websockets_going_away(serve):
 async def test_sigterm_during_group_commit_batches_keeps_every_answered_event(serve, tmp_path: Path):
     server = serve()
     invite = (await asyncio.to_thread(server.admin, "invite", "--role", "clinician")).strip()
-    profile = Profile.create(tmp_path / "profile-alice", "pp", MINIMUM)
-    client = await Client.register(profile, server.url, invite, "alice", PASSWORD,
-                                   device_name="phone", auto_add_own_devices=False)
+    client = await register_client(None, server.url, tmp_path / "profile-alice", "alice",
+                                   invite=invite, auto_add_own_devices=False)
     try:
         room = await client.create_room("burst")
         group = Group.from_bytes(client.store.room(room).group)

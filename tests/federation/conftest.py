@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from .helpers import make_nodes
+from tests.harness import make_nodes, user_on
 
 
 @pytest.fixture
@@ -19,20 +17,13 @@ async def pair(tmp_path):
     await b.stop()
 
 
-async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02):
-    """Await until ``predicate()`` (sync or async) is true; fails the test after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(interval)
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "net: opens local sockets or starts processes")
+@pytest.fixture
+async def people(pair):
+    """Nodes a.test (hub) and b.test with alice on a and bob on b; the clients list."""
+    a, b = pair
+    clients: list = []
+    alice = await user_on(a, "alice", clients=clients)
+    bob = await user_on(b, "bob", clients=clients)
+    yield a, b, alice, bob, clients
+    for c in clients:
+        await c.close()

@@ -18,11 +18,7 @@ from protocol.federation import PeerRefused
 from protocol.federation_rooms import FederatedClaim, FederatedRoomClaim
 from protocol.ids import RoomId, UserId
 from protocol.schema import decode_body, pack_body
-
-from .conftest import eventually
-from .helpers import make_nodes
-from .rooms_helpers import people_fixture, user_on  # noqa: F401 (fixture "people")
-from .test_rooms_two_servers import consult, joined
+from tests.harness import consult, eventually, joined, make_nodes, user_on
 
 
 def spy(monkeypatch, rooms, name: str) -> list[tuple]:

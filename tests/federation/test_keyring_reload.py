@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from crypto.rng import SeededRng
 from federation.keyring import RELOAD_INTERVAL, ServerKeyring, rotate
 from server.storage import Database
-from tests.server.helpers import FakeClock
+from tests.harness import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
 

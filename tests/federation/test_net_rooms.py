@@ -7,68 +7,14 @@ delivered when sent again after A is back."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from client.profile import MINIMUM, Profile
-from client.sdk import Client, ServerError
-
-from .conftest import eventually
-from .helpers import free_port
-from .rooms_helpers import PASSWORD, texts
+from client.sdk import ServerError
+from tests.harness import PeerProcess, eventually, free_port, reads
 
 pytestmark = [pytest.mark.net, pytest.mark.soak]
 
-CONFIDE = [sys.executable, "-m", "server.cli"]
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Proc:
-    def __init__(self, tmp: Path, name: str, port: int, peers: dict[str, str]) -> None:
-        self.tmp, self.name, self.port, self.data = tmp, name, port, tmp / name
-        table = "\n".join(f'"{k}" = "{v}"' for k, v in peers.items())
-        self.cfg = tmp / f"{name}.toml"
-        self.cfg.write_text(
-            f'server_name = "{name}"\ndata_dir = "{self.data}"\n[listen]\nport = {port}\n'
-            "[federation]\nretry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
-            f"[federation.peers]\n{table}\n")
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([*CONFIDE, "serve", "--config", str(self.cfg)], cwd=REPO,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith(f"Confide {self.name} listening"), line
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(timeout=20) == 0
-        self.proc = None
-
-    def invite(self, role: str) -> str:
-        out = subprocess.run([*CONFIDE, "admin", "invite", "--data", str(self.data), "--role", role],
-                             cwd=REPO, capture_output=True, text=True, timeout=30, check=True)
-        return out.stdout.strip().split()[-1]
-
-    async def user(self, name: str, role: str = "clinician") -> Client:
-        invite = await asyncio.to_thread(self.invite, role)
-        profile = Profile.create(self.tmp / f"profile-{self.name}-{name}", "pp", MINIMUM)
-        return await Client.register(profile, self.url, invite, name, PASSWORD, device_name="phone",
-                                     auto_add_own_devices=False)
-
-
-async def _reads(client, room, expected):
-    await client.sync()
-    return texts(client, room) == expected
+FED = "retry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
 
 
 async def _joined(client, room):
@@ -78,8 +24,8 @@ async def _joined(client, room):
 
 async def test_two_processes_converse_and_survive_restarts(tmp_path):
     pa, pb = free_port(), free_port()
-    a = Proc(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"})
-    b = Proc(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"})
+    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
+    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
     a.start()
     b.start()
     clients = []
@@ -90,9 +36,9 @@ async def test_two_processes_converse_and_survive_restarts(tmp_path):
         await alice.invite(room, bob.user_id)
         await eventually(lambda: _joined(bob, room), timeout=20)
         await alice.send_text(room, "from a")
-        await eventually(lambda: _reads(bob, room, ["from a"]), timeout=20)
+        await eventually(lambda: reads(bob, room, ["from a"]), timeout=20)
         await bob.send_text(room, "from b")
-        await eventually(lambda: _reads(alice, room, ["from a", "from b"]), timeout=20)
+        await eventually(lambda: reads(alice, room, ["from a", "from b"]), timeout=20)
         carol = await a.user("carol", role="client")
         clients.append(carol)
         await alice.invite(room, carol.user_id)
@@ -105,8 +51,8 @@ async def test_two_processes_converse_and_survive_restarts(tmp_path):
             await alice.send_text(room, text)
         b.start()
         everyone = ["from a", "from b", "from carol", *while_down]
-        await eventually(lambda: _reads(bob, room, everyone), timeout=30)
-        await eventually(lambda: _reads(carol, room, ["from carol", *while_down]), timeout=20)
+        await eventually(lambda: reads(bob, room, everyone), timeout=30)
+        await eventually(lambda: reads(carol, room, ["from carol", *while_down]), timeout=20)
 
         a.stop()  # the hub goes down while b's member sends
         with pytest.raises(ServerError) as err:
@@ -114,8 +60,8 @@ async def test_two_processes_converse_and_survive_restarts(tmp_path):
         assert (err.value.status, err.value.code) == (503, "hub_unreachable")
         a.start()
         await bob.send_text(room, "hub was down")
-        await eventually(lambda: _reads(alice, room, [*everyone, "hub was down"]), timeout=30)
-        await eventually(lambda: _reads(bob, room, [*everyone, "hub was down"]), timeout=30)
+        await eventually(lambda: reads(alice, room, [*everyone, "hub was down"]), timeout=30)
+        await eventually(lambda: reads(bob, room, [*everyone, "hub was down"]), timeout=30)
     finally:
         for c in clients:
             await c.close()

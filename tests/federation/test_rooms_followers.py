@@ -20,10 +20,16 @@ from federation.stuck_rooms import list_stuck
 from protocol.federation import PeerUnreachable, Transaction, TransactionItem
 from protocol.federation_rooms import HubKeysUnavailable, encode_room_event
 from server.rooms import storage
-
-from .conftest import eventually
-from .rooms_helpers import PASSWORD, people_fixture, texts, user_on  # noqa: F401 (fixture "people")
-from .test_rooms_two_servers import consult, reads, room_seqs
+from tests.harness import (
+    PASSWORD,
+    consult,
+    eventually,
+    reads,
+    room_seqs,
+    signed_call,
+    texts,
+    user_on,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,7 +80,6 @@ async def test_a_further_device_on_the_follower_joins_by_external_commit(people)
 async def test_hub_refuses_group_info_for_another_servers_user(people):
     a, b, alice, bob, _ = people
     room = await consult(a, b, alice, bob)
-    from .test_rooms_refusals import signed_call
     target = f"/_confide/federation/v1/rooms/{room}/group_info"
     status, body = await signed_call(b, a, "POST", target, {"user_id": alice.user_id})
     assert (status, body["error"]["code"]) == (403, "not_your_user")

@@ -14,10 +14,7 @@ from __future__ import annotations
 from collections import Counter
 
 from server.rooms import storage
-
-from .conftest import eventually
-from .rooms_helpers import people_fixture, texts, user_on  # noqa: F401 (fixture "people")
-from .test_rooms_two_servers import consult
+from tests.harness import consult, eventually, texts, user_on
 
 #: Columns of the room's head (``rooms``). ``group_info`` is the latest GroupInfo a member
 #: uploaded with a commit: it travels with the submission to the hub, not in the event, so a

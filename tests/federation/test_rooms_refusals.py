@@ -9,7 +9,6 @@ transaction delivered twice is applied once.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import msgpack
@@ -18,36 +17,10 @@ import pytest
 from client.sdk import ServerError
 from federation import FEDERATION_KEYRING
 from protocol.events import EventContent, EventKind, sign_event
-from protocol.federation import FEDERATION_PREFIX, sign_request
+from protocol.federation import FEDERATION_PREFIX
 from protocol.federation_rooms import encode_room_event
 from server.rooms import storage
-
-from .helpers import raw_request, signed_headers
-from .rooms_helpers import people_fixture  # noqa: F401 (fixture "people")
-from .test_rooms_two_servers import consult, room_seqs
-
-_n = 0
-
-
-async def put_items(origin, dest, items, txn_id=None):
-    """One signed transaction from ``origin`` to ``dest``; returns (status, body)."""
-    global _n
-    _n += 1
-    txn_id = txn_id or f"t{_n}-{time.time_ns()}"
-    key = origin.app[FEDERATION_KEYRING].current()
-    target = f"{FEDERATION_PREFIX}/send/{txn_id}"
-    body = msgpack.packb({"items": [{"kind": k, "data": d} for k, d in items]}, use_bin_type=True)
-    auth = sign_request(key.seed, key.key_id, "PUT", target, body, origin.name, dest.name,
-                        int(time.time() * 1000)).to_header()
-    return await raw_request(dest, "PUT", target, signed_headers(auth), body)
-
-
-async def signed_call(origin, dest, method, target, obj=None):
-    key = origin.app[FEDERATION_KEYRING].current()
-    body = b"" if obj is None else msgpack.packb(obj, use_bin_type=True)
-    auth = sign_request(key.seed, key.key_id, method, target, body, origin.name, dest.name,
-                        int(time.time() * 1000)).to_header()
-    return await raw_request(dest, method, target, signed_headers(auth, obj is not None), body or None)
+from tests.harness import consult, put_items, raw_request, room_seqs, signed_call, signed_headers
 
 
 async def last_event(node, room):

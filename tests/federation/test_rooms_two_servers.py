@@ -13,37 +13,10 @@ from __future__ import annotations
 import pytest
 
 from client.sdk import ServerError
-from client.sdk.store import RoomStatus
 from federation import FEDERATION_SENDER
 from protocol.events import SignedEvent
 from protocol.schema import unpack_body
-
-from .conftest import eventually
-from .rooms_helpers import people_fixture, texts, user_on  # noqa: F401 (fixture "people")
-
-
-async def room_seqs(node, room):
-    async with node.db.read() as conn, conn.execute(
-            "SELECT seq, event_id FROM room_events WHERE room_id = ? ORDER BY seq", (room,)) as cur:
-        return [(r[0], bytes(r[1])) for r in await cur.fetchall()]
-
-
-async def joined(client, room):
-    await client.sync()
-    return client.store.has_room(room) and client.room(room).status is RoomStatus.JOINED
-
-
-async def reads(client, room, expected):
-    await client.sync()
-    return texts(client, room) == expected
-
-
-async def consult(a, b, alice, bob):
-    room = await alice.create_room("consult")
-    assert room.endswith(":a.test")
-    assert await alice.invite(room, bob.user_id) == [f"{bob.user_id}/{bob.device_id}"]
-    await eventually(lambda: joined(bob, room))
-    return room
+from tests.harness import consult, eventually, joined, reads, room_seqs, texts, user_on
 
 
 async def test_clinicians_of_two_servers_converse_and_a_client_joins(people):

@@ -21,8 +21,7 @@ from protocol.federation_rooms import (
     decode_room_event,
 )
 from protocol.schema import decode_body, unpack_body
-
-from .test_vectors import DIR
+from tests.harness import FEDERATION_VECTORS as DIR
 
 V = json.loads((DIR / "rooms.json").read_text())
 

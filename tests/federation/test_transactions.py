@@ -7,9 +7,7 @@ import asyncio
 
 from federation import FEDERATION_CLIENT, FEDERATION_SENDER, store
 from protocol.federation import FEDERATION_PREFIX, Transaction, TransactionItem
-
-from .conftest import eventually
-from .helpers import make_nodes
+from tests.harness import eventually, make_nodes
 
 
 async def _states(node):

@@ -5,10 +5,8 @@ signed bytes rebuilt here from the layout of spec/server-server.md section 3.1."
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import struct
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +20,9 @@ from protocol.federation import (
     signed_request_bytes,
     verify_request,
 )
+from tests.harness import FEDERATION_VECTORS, assert_vectors_current
 
-DIR = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "federation"
+DIR = FEDERATION_VECTORS
 
 
 def load(name):
@@ -37,11 +36,7 @@ def _v(data: bytes) -> bytes:
 
 
 def test_committed_vectors_match_generator():
-    spec = importlib.util.spec_from_file_location("federation_vectors_generate", DIR / "generate.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    for name, obj in gen.build().items():
-        assert (DIR / name).read_text() == gen.render(obj), f"{name} is stale: rerun generate.py"
+    assert_vectors_current(DIR, "federation_vectors_generate")
 
 
 def test_request_vectors_layout_and_signatures():

@@ -20,9 +20,7 @@ from protocol.federation import (
     sign_request,
 )
 from protocol.schema import pack_body
-
-from .conftest import eventually
-from .helpers import make_nodes, raw_request, signed_headers
+from tests.harness import eventually, make_nodes, raw_request, signed_headers
 
 TARGET = FEDERATION_PREFIX + "/send/v-1"
 BODY = pack_body({"items": [{"kind": "test.note", "data": b"signed"}]})

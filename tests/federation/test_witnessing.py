@@ -18,9 +18,7 @@ from crypto.checkpoint import Checkpoint, sign_checkpoint
 from crypto.note import Signer
 from federation.appkeys import FEDERATION_WITNESSING
 from server.appkeys import TRANSPARENCY_LOG
-
-from .rooms_helpers import people_fixture, user_on  # noqa: F401 (fixture "people")
-from .test_rooms_refusals import signed_call
+from tests.harness import signed_call, user_on
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import FakeClock, start
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "net: opens local sockets or starts processes")
+from tests.harness import FakeClock, start
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import time
 
 from protocol.audit import AccessAction
 from server.cli import main
-
-from .helpers import FakeClock, start
+from tests.harness import FakeClock, start
 
 
 def _run(argv, capsys, stdin: str | None = None, monkeypatch=None):

@@ -8,9 +8,7 @@ from dataclasses import replace
 import msgpack
 
 from server.config import Attachments
-
-from .helpers import P, start
-from .rooms_helpers import new_member
+from tests.harness import P, new_member, start
 
 OCTET = {"Content-Type": "application/octet-stream"}
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from client.audit import verify_device_inclusion
 from protocol.audit import AccessAction, AccessEvent, DeviceAdded, DeviceRemoved, RemovalReason
-
-from .helpers import DeviceKit
+from tests.harness import DeviceKit
 
 
 async def _device(hs, user="alice"):

@@ -6,8 +6,7 @@ import msgpack
 import pytest
 
 from server.appkeys import ACCOUNTS
-
-from .helpers import P, start
+from tests.harness import P, start
 
 REGISTER = P + "/register"
 

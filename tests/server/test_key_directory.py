@@ -10,8 +10,7 @@ from crypto.mls.key_package_gen import generate_key_package
 from crypto.mls.leaf_node import Lifetime
 from crypto.mls.message import MLSMessage
 from crypto.rng import SeededRng
-
-from .helpers import T0, DeviceKit
+from tests.harness import T0, DeviceKit
 
 
 async def _ready(hs, user="alice"):
@@ -186,8 +185,7 @@ async def test_duplicate_packages_are_refused(hs):
 
 async def test_per_device_limit(tmp_path):
     from server.config import KeyPackageLimits
-
-    from .helpers import start
+    from tests.harness import start
 
     hs = await start(tmp_path, key_packages=KeyPackageLimits(max_one_time_per_device=3))
     try:

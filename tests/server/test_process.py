@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
 import subprocess
-import sys
-import urllib.error
-import urllib.request
 
 import msgpack
 import pytest
 
+from tests.harness import CONFIDE, REPO, http_msgpack
+
 pytestmark = pytest.mark.net
 
-CONFIDE = [sys.executable, "-m", "server.cli"]
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
 def _post(url: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=msgpack.packb(body), method="POST",
-                                 headers={"Content-Type": "application/msgpack"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, msgpack.unpackb(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, msgpack.unpackb(exc.read())
+    return http_msgpack("POST", url, msgpack.packb(body))
 
 
 def test_serve_register_login_and_sigterm(tmp_path):

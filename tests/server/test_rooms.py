@@ -9,11 +9,11 @@ from crypto.mls import Group, MLSMessage
 from crypto.primitives import sha256
 from protocol.audit import RoomEvent, decode_entry
 from protocol.events import EventKind, SignedEvent, verify_chain
-
-from .rooms_helpers import (
+from tests.harness import (
     accept_welcome,
     create_room,
     invite,
+    joined_pair,
     new_member,
     send_text,
     sync,
@@ -158,12 +158,7 @@ async def test_every_accepted_event_is_in_the_transparency_log(hs):
 
 
 async def test_group_info_is_kept_per_commit_and_a_second_device_joins_externally(hs):
-    alice = await new_member(hs, "alice")
-    bob = await new_member(hs, "bob")
-    await bob.upload_key_packages()
-    room = await create_room(alice)
-    await invite(alice, room, bob.user, "inv")
-    accept_welcome(bob, (await sync(bob))["inbox"][0])
+    alice, bob, room = await joined_pair(hs)
     status, gi = await bob.call("GET", f"/rooms/{room}/group_info")
     assert status == 200 and gi["epoch"] == 1
     # Alice's second device joins by an external commit from the stored GroupInfo.
@@ -194,12 +189,7 @@ async def test_group_info_is_kept_per_commit_and_a_second_device_joins_externall
 
 
 async def test_removed_member_stops_receiving(hs):
-    alice = await new_member(hs, "alice")
-    bob = await new_member(hs, "bob")
-    await bob.upload_key_packages()
-    room = await create_room(alice)
-    await invite(alice, room, bob.user, "inv")
-    accept_welcome(bob, (await sync(bob))["inbox"][0])
+    alice, bob, room = await joined_pair(hs)
     group = alice.groups[room]
     bob_leaf = group.find_member(bob.identity)
     staged = group.remove_members([bob_leaf])
@@ -237,7 +227,7 @@ async def test_info_logs_name_no_room_user_or_content(hs):
 
 
 async def test_the_hub_continues_after_a_restart(tmp_path, clock):
-    from .helpers import start
+    from tests.harness import start
 
     hs = await start(tmp_path, clock)
     alice = await new_member(hs, "alice")

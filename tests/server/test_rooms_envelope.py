@@ -9,7 +9,6 @@ mutated bytes and maps raise only the typed errors.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from crypto.errors import CryptoError
 from crypto.primitives import ed25519_public_key
 from protocol import events as ev
+from tests.harness import assert_vectors_current
 
 DIR = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "events"
 SETTINGS = settings(max_examples=200, deadline=None)
@@ -32,11 +32,7 @@ def _vectors():
 
 
 def test_committed_vectors_match_generator():
-    spec = importlib.util.spec_from_file_location("event_vectors_generate", DIR / "generate.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    for name, obj in gen.build().items():
-        assert (DIR / name).read_text() == gen.render(obj), f"{name} is stale: rerun generate.py"
+    assert_vectors_current(DIR, "event_vectors_generate")
 
 
 def test_vector_events_verify_and_chain():

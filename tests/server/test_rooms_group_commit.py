@@ -11,18 +11,7 @@ from crypto.mls import MLSMessage
 from protocol.events import EventKind, SignedEvent
 from server.appkeys import AUDIT, HUB
 from server.rooms import storage
-
-from .rooms_helpers import accept_welcome, create_room, invite, new_member, send, send_text, sync
-
-
-async def _pair(hs):
-    alice = await new_member(hs, "alice")
-    bob = await new_member(hs, "bob")
-    await bob.upload_key_packages()
-    room = await create_room(alice)
-    await invite(alice, room, bob.user, "inv")
-    accept_welcome(bob, (await sync(bob))["inbox"][0])
-    return alice, bob, room
+from tests.harness import joined_pair, send, send_text
 
 
 async def _events(hs, room):
@@ -37,7 +26,7 @@ async def _events(hs, room):
 
 
 async def test_concurrent_sends_are_committed_as_one_chain_with_every_answer(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     texts = [f"m{i}" for i in range(20)]
     messages = [alice.groups[room].protect(t.encode()).to_bytes() for t in texts]
     answers = await asyncio.gather(*(send(alice, room, m, f"t{i}") for i, m in enumerate(messages)))
@@ -66,7 +55,7 @@ async def test_concurrent_sends_are_committed_as_one_chain_with_every_answer(hs)
 
 
 async def test_a_retry_while_queued_waits_for_the_same_answer(hs):
-    alice, _, room = await _pair(hs)
+    alice, _, room = await joined_pair(hs)
     message = alice.groups[room].protect(b"once").to_bytes()
     answers = await asyncio.gather(*(send(alice, room, message, "same") for _ in range(5)))
     assert [a for a in answers] == [answers[0]] * 5 and answers[0][0] == 200
@@ -75,7 +64,7 @@ async def test_a_retry_while_queued_waits_for_the_same_answer(hs):
 
 
 async def test_a_failed_batch_fails_every_request_in_it_and_stores_nothing(hs, monkeypatch):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     rows_before, head_before = await _events(hs, room)
     real = storage.store_txns
     calls = []
@@ -111,7 +100,7 @@ async def test_a_room_event_appended_before_a_crash_is_not_appended_again(hs):
     from server.services.audit import AuditTrail
     from server.storage import outbox
 
-    alice, _, room = await _pair(hs)
+    alice, _, room = await joined_pair(hs)
     await send_text(alice, room, "logged once", "l1")
     await hs.app[AUDIT].flush()
     size = hs.log.size

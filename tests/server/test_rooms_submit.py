@@ -10,19 +10,7 @@ from crypto.mls import MLSMessage
 from crypto.mls.framing import ContentType, PublicMessage
 from protocol.events import EventKind, SignedEvent
 from server.appkeys import AUDIT
-
-from .rooms_helpers import accept_welcome, create_room, invite, new_member, send, send_text, sync
-
-
-async def _pair(hs):
-    """Alice's room with Bob joined (both at epoch 1)."""
-    alice = await new_member(hs, "alice")
-    bob = await new_member(hs, "bob")
-    await bob.upload_key_packages()
-    room = await create_room(alice)
-    await invite(alice, room, bob.user, "inv")
-    accept_welcome(bob, (await sync(bob))["inbox"][0])
-    return alice, bob, room
+from tests.harness import joined_pair, new_member, send, send_text, sync
 
 
 async def _state(hs, room):
@@ -38,7 +26,7 @@ async def _state(hs, room):
 
 
 async def test_two_concurrent_commits_exactly_one_wins_the_other_catches_up(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     a_staged = alice.groups[room].stage_commit(force_path=True)
     b_staged = bob.groups[room].stage_commit(force_path=True)
     (sa, ba), (sb, bb) = await asyncio.gather(
@@ -73,7 +61,7 @@ async def test_two_concurrent_commits_exactly_one_wins_the_other_catches_up(hs):
 
 
 async def test_an_old_commit_is_refused_with_the_current_epoch_and_nothing_stored(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     stale = bob.groups[room].stage_commit(force_path=True)
     fresh = alice.groups[room].stage_commit(force_path=True)
     assert (await send(alice, room, fresh.commit.to_bytes(), "f"))[0] == 200
@@ -84,7 +72,7 @@ async def test_an_old_commit_is_refused_with_the_current_epoch_and_nothing_store
 
 
 async def test_non_member_submissions_are_refused(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     carol = await new_member(hs, "carol")
     before = await _state(hs, room)
     status, err = await send(carol, room, alice.groups[room].protect(b"x").to_bytes(), "c1")
@@ -105,7 +93,7 @@ async def test_non_member_submissions_are_refused(hs):
 
 
 async def test_plaintext_and_other_wire_formats_are_refused(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     group = alice.groups[room]
     before = await _state(hs, room)
     # Application data as a PublicMessage: take a real PublicMessage commit and swap in
@@ -137,7 +125,7 @@ async def test_plaintext_and_other_wire_formats_are_refused(hs):
 
 
 async def test_a_welcome_must_match_the_commits_adds(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     carol = await new_member(hs, "carol")
     await carol.upload_key_packages()
     group = alice.groups[room]
@@ -162,7 +150,7 @@ async def test_a_welcome_must_match_the_commits_adds(hs):
 
 
 async def test_a_replayed_txn_id_gets_the_same_answer_and_stores_once(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     msg = alice.groups[room].protect(b"once").to_bytes()
     first = await send(alice, room, msg, "same")
     assert first[0] == 200
@@ -181,7 +169,7 @@ async def test_a_replayed_txn_id_gets_the_same_answer_and_stores_once(hs):
 
 
 async def test_oversize_messages_are_refused(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     big = b"\x00\x01\x00\x02" + b"\x00" * (512 * 1024)
     before = await _state(hs, room)
     status, err = await send(alice, room, big, "big")
@@ -192,7 +180,7 @@ async def test_oversize_messages_are_refused(hs):
 
 
 async def test_old_application_epochs_are_accepted_within_the_window(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs)
     old = bob.groups[room].protect(b"from epoch 1").to_bytes()
     for i in range(4):
         staged = alice.groups[room].stage_commit(force_path=True)

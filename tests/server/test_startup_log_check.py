@@ -18,8 +18,7 @@ import pytest
 from crypto.checkpoint import Checkpoint, sign_checkpoint
 from crypto.note import Signer
 from server.appkeys import AUDIT
-
-from .helpers import start
+from tests.harness import start
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(120)]
 

@@ -14,8 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from server.appkeys import TRANSPARENCY_LOG
-
-from .helpers import P
+from tests.harness import P
 
 pytestmark = pytest.mark.timeout(60)
 

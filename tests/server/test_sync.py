@@ -12,9 +12,7 @@ from aiohttp import WSMsgType
 from protocol.events import SignedEvent
 from server.appkeys import WAKEUPS
 from server.delivery.wakeups import device_key
-
-from .helpers import P
-from .rooms_helpers import accept_welcome, create_room, invite, new_member, send_text, sync
+from tests.harness import P, joined_pair, new_member, send_text, sync
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,17 +22,6 @@ async def _inbox_rows(hs) -> int:
         return (await cur.fetchone())[0]
 
 
-async def _pair(hs):
-    alice = await new_member(hs, "alice")
-    bob = await new_member(hs, "bob")
-    await bob.upload_key_packages()
-    room = await create_room(alice)
-    await invite(alice, room, bob.user, "inv")
-    accept_welcome(bob, (await sync(bob))["inbox"][0])
-    await sync(alice)
-    return alice, bob, room
-
-
 async def _watching(hs, member) -> None:
     """Until a sync of ``member``'s device watches for wake-ups (it has started)."""
     while not hs.app[WAKEUPS].watched(device_key(member.user, member.device)):
@@ -42,7 +29,7 @@ async def _watching(hs, member) -> None:
 
 
 async def test_long_poll_wakes_on_a_new_event(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs, alice_synced=True)
     waiting = asyncio.create_task(sync(bob, timeout=20000))
     await _watching(hs, bob)  # the clock does not move: only the event can answer it
     await send_text(alice, room, "wake up", "m1")
@@ -55,7 +42,7 @@ async def test_long_poll_wakes_on_a_new_event(hs):
 
 
 async def test_long_poll_answers_empty_once_the_clock_passes_its_deadline(hs, clock):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs, alice_synced=True)
     waiting = asyncio.create_task(sync(bob, timeout=20000))
     key = device_key(bob.user, bob.device)
     await _watching(hs, bob)
@@ -70,13 +57,13 @@ async def test_long_poll_answers_empty_once_the_clock_passes_its_deadline(hs, cl
 
 
 async def test_long_poll_answers_empty_when_its_timer_runs_out(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs, alice_synced=True)
     body = await sync(bob, timeout=300)  # the fake clock stands still: the timer answers
     assert body["events"] == [] and body["inbox"] == []
 
 
 async def test_events_reach_only_members_and_the_stream_is_ordered(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs, alice_synced=True)
     carol = await new_member(hs, "carol")
     await sync(carol)
     for i in range(5):
@@ -146,7 +133,7 @@ async def test_bad_tokens_and_parameters(hs):
 
 
 async def test_websocket_pushes_events_and_takes_acks(hs):
-    alice, bob, room = await _pair(hs)
+    alice, bob, room = await joined_pair(hs, alice_synced=True)
     url = f"{P}/sync/ws?since={bob.since}"
     async with hs.client.ws_connect(url, headers={"Authorization": f"Bearer {bob.token}"}) as ws:
         await send_text(alice, room, "pushed", "w1")

@@ -23,7 +23,7 @@ from crypto.merkle import (
     InvalidProof,
     InvalidTreeSize,
     MerkleError,
-    Node,
+    MerkleNode,
     RootMismatch,
 )
 
@@ -76,7 +76,7 @@ class DictReader:
     """Stored hashes of the full 130-leaf tree, read by node."""
 
     def __init__(self) -> None:
-        self.store: dict[Node, bytes] = {}
+        self.store: dict[MerkleNode, bytes] = {}
         f = Frontier()
         for d in DATA[:N]:
             for node, h in f.append(merkle.leaf_hash(d)):

@@ -77,10 +77,10 @@ def test_bundle_roundtrip_and_strictness():
 def test_tile_node_hash_matches_tree():
     leaves = [merkle.leaf_hash(bytes([i])) for i in range(256)]
     tile = TileId(0, 0)
-    assert tiles.tile_node_hash(tile, leaves, merkle.Node(8 - 1, 1)) == merkle.tree_hash(leaves[128:])
-    assert tiles.tile_node_hash(tile, leaves, merkle.Node(0, 5)) == leaves[5]
+    assert tiles.tile_node_hash(tile, leaves, merkle.MerkleNode(8 - 1, 1)) == merkle.tree_hash(leaves[128:])
+    assert tiles.tile_node_hash(tile, leaves, merkle.MerkleNode(0, 5)) == leaves[5]
     with pytest.raises(MalformedTile):
-        tiles.tile_node_hash(TileId(0, 0, 100), leaves[:100], merkle.Node(7, 0))
+        tiles.tile_node_hash(TileId(0, 0, 100), leaves[:100], merkle.MerkleNode(7, 0))
     with pytest.raises(MalformedTile):
         tiles.decode_tile(b"\x00" * 33, TileId(0, 0, 1))
 

@@ -3,7 +3,6 @@ equal a fresh deterministic run of generate.py, and each vector verifies on its 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from crypto import merkle, tiles
 from crypto.checkpoint import open_checkpoint
 from crypto.note import open_note, parse_vkey
 from protocol import audit
+from tests.harness import assert_vectors_current
 
 DIR = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "audit"
 
@@ -22,11 +22,7 @@ def load(name):
 
 
 def test_committed_vectors_match_generator():
-    spec = importlib.util.spec_from_file_location("audit_vectors_generate", DIR / "generate.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    for name, obj in gen.build().items():
-        assert (DIR / name).read_text() == gen.render(obj), f"{name} is stale: rerun generate.py"
+    assert_vectors_current(DIR, "audit_vectors_generate")
 
 
 def test_entries():

@@ -1,4 +1,4 @@
-"""Helpers of the rooms, sync and attachment tests: real MLS members against the in-process server.
+"""Real MLS members against the in-process server of :func:`tests.harness.inprocess.start`.
 
 A :class:`Member` is a registered device with its keys registered, its own
 :class:`crypto.mls.Group` per room, and the private halves of the KeyPackages it
@@ -15,10 +15,10 @@ from crypto.mls.key_package import KeyPackage
 from crypto.mls.key_package_gen import KeyPackagePrivate
 from crypto.rng import system_rng
 
-from .helpers import DeviceKit, Harness
+from .inprocess import DeviceKit, Harness
 
-__all__ = ["Member", "new_member", "create_room", "send", "invite", "accept_welcome", "sync",
-           "SUITE"]
+__all__ = ["Member", "new_member", "create_room", "send", "send_text", "invite", "accept_welcome",
+           "sync", "joined_pair", "SUITE"]
 
 SUITE = 3
 
@@ -134,3 +134,17 @@ def accept_welcome(m: Member, item: dict) -> str:
             m.groups[item["room_id"]] = Group.join(welcome, kp, priv)
             return item["room_id"]
     raise AssertionError("the Welcome names none of this device's KeyPackages")
+
+
+async def joined_pair(hs: Harness, *, alice_synced: bool = False) -> tuple[Member, Member, str]:
+    """Alice's room with Bob joined from the Welcome (both at epoch 1); ``alice_synced``: Alice
+    has also synced once after the invite."""
+    alice = await new_member(hs, "alice")
+    bob = await new_member(hs, "bob")
+    await bob.upload_key_packages()
+    room = await create_room(alice)
+    await invite(alice, room, bob.user, "inv")
+    accept_welcome(bob, (await sync(bob))["inbox"][0])
+    if alice_synced:
+        await sync(alice)
+    return alice, bob, room

@@ -9,35 +9,42 @@
   password and the minimum profile KDF in its environment.
 - :class:`Practice`: the server plus the plaintexts sent in the run (for the search of
   the data dir and the logs) and user accounts made with ``confide admin``.
+- :class:`PeerProcess`: ``confide serve`` of one named server with a static peer table
+  (the two-process federation tests), and its SDK users; :func:`http_msgpack`, one
+  blocking msgpack request to a process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["REPO", "PASSWORD", "PASSPHRASE", "ServerProcess", "Practice", "User", "confide",
-           "cli_env", "free_port"]
+import msgpack
+
+from client.sdk import Client
+
+from .inprocess import PASSWORD, free_port, register_client
+
+__all__ = ["REPO", "CONFIDE", "PASSPHRASE", "ServerProcess", "Practice", "User", "confide",
+           "cli_env", "PeerProcess", "http_msgpack"]
+
+#: ``confide`` as a command line.
+CONFIDE = [sys.executable, "-m", "server.cli"]
 
 REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse battery staple"
 PASSPHRASE = "e2e profile passphrase"
 SERVER_NAME = "e2e.example"
 CLI_TIMEOUT = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -81,7 +88,7 @@ class ServerProcess:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve", "--config", str(self.config)],
+                [*CONFIDE, "serve", "--config", str(self.config)],
                 cwd=REPO, env=cli_env(), stdout=out, stderr=subprocess.STDOUT)
         self.starts += 1
         deadline = time.monotonic() + timeout
@@ -231,3 +238,57 @@ class Practice:
                        "--device-name", device).stdout
         assert out.startswith(f"logged in {user.user_id} device "), out
         return user
+
+
+def http_msgpack(method: str, url: str, body: bytes, headers: dict[str, str] | None = None
+                 ) -> tuple[int, dict]:
+    """One blocking request with a msgpack body; (status, decoded answer), errors included."""
+    req = urllib.request.Request(url, data=body, method=method, headers={
+        "Content-Type": "application/msgpack", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, msgpack.unpackb(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, msgpack.unpackb(exc.read())
+
+
+class PeerProcess:
+    """``confide serve`` of server ``name`` on loopback ``port`` with the static peer table
+    ``peers`` (name -> base URL); ``federation`` is added to the ``[federation]`` table
+    (TOML lines). ``start`` waits for the listening line; ``stop`` is SIGTERM and expects 0."""
+
+    def __init__(self, tmp: Path, name: str, port: int, peers: dict[str, str],
+                 federation: str = "") -> None:
+        self.tmp, self.name, self.port, self.data = tmp, name, port, tmp / name
+        table = "\n".join(f'"{k}" = "{v}"' for k, v in peers.items())
+        self.cfg = tmp / f"{name}.toml"
+        self.cfg.write_text(
+            f'server_name = "{name}"\ndata_dir = "{self.data}"\n[listen]\nport = {port}\n'
+            f"[federation]\n{federation}[federation.peers]\n{table}\n")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([*CONFIDE, "serve", "--config", str(self.cfg)], cwd=REPO,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith(f"Confide {self.name} listening"), line
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=20) == 0
+        self.proc = None
+
+    def invite(self, role: str) -> str:
+        out = subprocess.run([*CONFIDE, "admin", "invite", "--data", str(self.data), "--role", role],
+                             cwd=REPO, capture_output=True, text=True, timeout=30, check=True)
+        return out.stdout.strip().split()[-1]
+
+    async def user(self, name: str, role: str = "clinician") -> Client:
+        """A registered SDK user (an invite from ``confide admin invite``)."""
+        invite = await asyncio.to_thread(self.invite, role)
+        return await register_client(None, self.url, self.tmp / f"profile-{self.name}-{name}", name,
+                                     invite=invite, auto_add_own_devices=False)
