@@ -39,6 +39,7 @@ checks before a hub's event is stored, catch-up and stuck rooms.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import aiosqlite
 import structlog
@@ -78,7 +79,7 @@ from protocol.rooms_api import (
     SendResponse,
     ToDeviceMessage,
 )
-from protocol.schema import pack_body
+from protocol.schema import Message, pack_body
 from server.delivery.wakeups import Wakeups
 from server.rooms import access, storage
 from server.services.key_directory import KeyDirectory
@@ -104,6 +105,8 @@ __all__ = ["RoomFederation", "RoomFollower", "RelayedRefusal", "HISTORY_PAGE", "
            "CATCH_UP_ROOMS_PER_PASS", "server_of"]
 
 log = structlog.get_logger("confide.federation")
+
+_A = TypeVar("_A", bound=Message)
 
 #: Rooms whose hub GroupInfo stays cached.
 _GROUP_INFO_CACHE = 1024
@@ -196,15 +199,8 @@ class RoomFederation(RoomFollower):
         if hit is not None and hit[0] == room.epoch:
             return hit[1]
         target = f"{FEDERATION_PREFIX}/rooms/{quote_id(rid)}/group_info"
-        try:
-            out = await self._call("POST", room_id.server, target, FederatedGroupInfo(session.user_id))
-        except PeerUnreachable as exc:
-            raise HubUnreachable(f"the room's hub {room_id.server} cannot be reached ({exc.message})",
-                                 queued=False) from None
-        try:
-            resp = GroupInfoResponse.from_wire(out)
-        except MalformedBody:
-            raise HubUnreachable("the hub answered a malformed body", queued=False) from None
+        resp = await self._call_hub(room_id, target, FederatedGroupInfo(session.user_id),
+                                    GroupInfoResponse)
         self._group_infos.pop(rid, None)
         self._group_infos[rid] = (room.epoch, resp)
         while len(self._group_infos) > _GROUP_INFO_CACHE:
@@ -218,14 +214,21 @@ class RoomFederation(RoomFollower):
         body = FederatedSend(session.user_id, session.device_id, req.txn_id, req.message, req.welcome,
                              req.group_info)
         target = f"{FEDERATION_PREFIX}/rooms/{quote_id(str(room_id))}/send"
+        return await self._call_hub(room_id, target, body, SendResponse,
+                                    "; nothing was stored: send again with the same txn_id")
+
+    async def _call_hub(self, room_id: RoomId, target: str, body, answer: type[_A],
+                        unreachable_hint: str = "") -> _A:
+        """A signed ``POST`` to the room's hub, its answer decoded as ``answer``. The hub's
+        refusal is relayed; an unreachable hub or a malformed answer is ``hub_unreachable``
+        (nothing queued)."""
         try:
             out = await self._call("POST", room_id.server, target, body)
         except PeerUnreachable as exc:
-            raise HubUnreachable(f"the room's hub {room_id.server} cannot be reached ({exc.message}); "
-                                 "nothing was stored: send again with the same txn_id",
-                                 queued=False) from None
+            raise HubUnreachable(f"the room's hub {room_id.server} cannot be reached ({exc.message})"
+                                 f"{unreachable_hint}", queued=False) from None
         try:
-            return SendResponse.from_wire(out)
+            return answer.from_wire(out)
         except MalformedBody:
             raise HubUnreachable("the hub answered a malformed body", queued=False) from None
 
@@ -267,15 +270,7 @@ class RoomFederation(RoomFollower):
         if room_id.server == self.server_name:
             return await self._hub_claim(room_id, user)
         target = f"{FEDERATION_PREFIX}/rooms/{quote_id(str(room_id))}/claim"
-        try:
-            out = await self._call("POST", room_id.server, target, FederatedRoomClaim(user, requester))
-        except PeerUnreachable as exc:
-            raise HubUnreachable(f"the room's hub {room_id.server} cannot be reached ({exc.message})",
-                                 queued=False) from None
-        try:
-            resp = ClaimResponse.from_wire(out)
-        except MalformedBody:
-            raise HubUnreachable("the hub answered a malformed body", queued=False) from None
+        resp = await self._call_hub(room_id, target, FederatedRoomClaim(user, requester), ClaimResponse)
         if resp.user_id != user:
             raise HubUnreachable("the hub answered for another user", queued=False)
         return resp
