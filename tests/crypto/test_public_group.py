@@ -190,7 +190,7 @@ class Room:
             # the member's own public view is the hub's, byte for byte (interim hash, proposals)
             assert g.public_group.to_bytes() == hub.to_bytes()
         assert hub.group_id == hub.group_context.group_id and hub.cipher_suite is self.suite
-        assert all(g.cipher_suite is g.suite is hub.cipher_suite for g in self.members.values())
+        assert all(g.cipher_suite is hub.cipher_suite for g in self.members.values())
         restored = PublicGroup.from_bytes(hub.to_bytes())
         assert restored.to_bytes() == hub.to_bytes()
 
@@ -257,6 +257,9 @@ def test_proposals_by_reference_and_group_context_extensions(suite_id):
     r2 = room.deliver_proposal(2, room.members[2].propose(Proposal(Remove(3)), rng=room.rng)[0])
     assert set(room.hub.pending_proposals) == {r1, r2}
     assert room.hub.pending_proposals[r2].sender == Sender.member(2)
+    # a member's Group names the same records as the hub's PublicGroup
+    assert room.members[0].pending_proposals == room.hub.pending_proposals
+    assert room.members[0].pending_proposals[r2].leaf == 2
     restored = PublicGroup.from_bytes(room.hub.to_bytes())
     assert restored.pending_proposals == room.hub.pending_proposals
     staged = room.members[0].stage_commit(proposal_refs=[r1, r2], rng=room.rng)
