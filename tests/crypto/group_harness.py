@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from crypto.mls.ciphersuite import get_suite
+from crypto.mls.framing import ContentType, FramedContent
 from crypto.mls.group import Group, MessageKind, StagedCommit
 from crypto.mls.key_package_gen import generate_key_package
 from crypto.mls.message import MLSMessage
+from crypto.mls.protection import protect_public
 from crypto.rng import SeededRng
 
-__all__ = ["SUITES", "Harness", "snapshot", "broadcast_proposal"]
+__all__ = ["SUITES", "Harness", "snapshot", "broadcast_proposal", "forge", "assert_refused_by"]
 
 SUITES = [1, 3]
 
@@ -56,6 +60,12 @@ class Harness:
             new.append(int(g.own_leaf_index))
         return new
 
+    def join(self, staged: StagedCommit, key_package, private) -> Group:
+        """The member of ``key_package`` joins from ``staged``'s Welcome; returns its Group."""
+        g = Group.join(staged.welcome, key_package, private)
+        self.members[int(g.own_leaf_index)] = g
+        return g
+
     def remove(self, committer: int, leaves: list[int], **kwargs) -> None:
         staged = self.members[committer].remove_members(leaves, rng=self.rng, **kwargs)
         self.deliver_commit(committer, staged)
@@ -93,8 +103,6 @@ def snapshot(g: Group) -> tuple:
             g.exporter("snap", b"", 16), g.is_active)
 
 
-
-
 def broadcast_proposal(h: Harness, sender: int, msg: MLSMessage, ref: bytes) -> None:
     """Deliver ``sender``'s proposal ``msg`` to every other member; each must keep ``ref``."""
     for i, g in h.members.items():
@@ -102,3 +110,21 @@ def broadcast_proposal(h: Harness, sender: int, msg: MLSMessage, ref: bytes) -> 
             out = g.process_message(msg)
             assert out.kind == MessageKind.PROPOSAL and out.sender == sender
             assert ref in g.pending_proposals
+
+
+def forge(g: Group, content: FramedContent, *, tag: bytes | None = None) -> MLSMessage:
+    """``content`` signed by ``g``'s member, with a valid membership tag (what an insider can
+    send), whatever sender it names; a Commit gets an all-zero confirmation tag unless ``tag``."""
+    s = g.state.epoch
+    if content.content_type == ContentType.COMMIT and tag is None:
+        tag = bytes(s.suite.hash_len)
+    return MLSMessage(protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv,
+                                     content, tag))
+
+
+def assert_refused_by(g: Group, message: MLSMessage, error: type[Exception]) -> None:
+    """``g`` refuses ``message`` with ``error`` and is left exactly as it was."""
+    before = snapshot(g)
+    with pytest.raises(error):
+        g.process_message(message)
+    assert snapshot(g) == before

@@ -72,8 +72,7 @@ from crypto.mls.public_group import PublicGroup, PublicProcessed
 from crypto.mls.tree_errors import ParentHashMismatch, TreeHashMismatch
 from crypto.mls.tree_nodes import UpdatePathNode
 from crypto.rng import SeededRng
-
-SUITES = [1, 3]
+from tests.crypto.group_harness import SUITES, forge
 
 
 class Room:
@@ -193,15 +192,6 @@ class Room:
         assert all(g.cipher_suite is hub.cipher_suite for g in self.members.values())
         restored = PublicGroup.from_bytes(hub.to_bytes())
         assert restored.to_bytes() == hub.to_bytes()
-
-
-def forge(g: Group, content: FramedContent, *, tag: bytes | None = None) -> MLSMessage:
-    """``content`` signed by ``g``'s member, with a valid membership tag (what an insider can send)."""
-    s = g.state.epoch
-    if content.content_type == ContentType.COMMIT and tag is None:
-        tag = bytes(s.suite.hash_len)
-    return MLSMessage(protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv,
-                                     content, tag))
 
 
 def assert_refused(room: Room, message: MLSMessage, error: type[Exception], *, members_too: bool = False):
