@@ -550,7 +550,7 @@ class MlsDriver:
         m = self._member(req)
         kps = [message_of(hex_value(k, "key_package"), "key_package", KeyPackage).body
                for k in list_field(req, "key_packages")]
-        kp, priv = self._key_package(m.group.suite, m.identity)
+        kp, priv = self._key_package(m.group.cipher_suite, m.identity)
         external_tree = bool(req.get("external_tree"))
         new, staged = m.group.branch(bytes_field(req, "group_id"), kp, priv, kps,  # type: ignore[arg-type]
                                      extensions=extensions_of(list_field(req, "extensions")),

@@ -62,7 +62,7 @@ from protocol.federation_rooms import (
     WelcomeItem,
     decode_room_event,
 )
-from protocol.ids import RoomId, UserId
+from protocol.ids import DeviceId, RoomId, UserId
 from protocol.room_rules import Member, Outcome, follow
 from protocol.rooms_api import EventsResponse
 from protocol.schema import decode_body
@@ -174,34 +174,37 @@ class RoomFollower:
         w = decode_body(item.data, WelcomeItem)
         if w.room_id.server != item.origin:
             raise NotHub("only a room's hub routes its Welcomes")
-        woken = set()
-        for t in w.targets:
-            if t.user_id.server != self.server_name:
-                raise NotYourUser("a Welcome target of another server")
-            if await devices.get(item.tx, str(t.user_id), str(t.device_id)) is None:
-                continue  # the device was removed meanwhile
-            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(t.user_id),
-                             str(t.device_id), "welcome", w.welcome,
-                             sender=(str(w.sender_user), str(w.sender_device)), room_id=str(w.room_id),
-                             now_ms=item.received_ms)
-            woken.add((str(t.user_id), str(t.device_id)))
-        item.after_commit(lambda: self._wake_local(woken))
+        await self._push_local(item, [(t.user_id, t.device_id, w.welcome) for t in w.targets], "welcome",
+                               (str(w.sender_user), str(w.sender_device)), str(w.room_id),
+                               foreign="a Welcome target of another server", missing_refused=False)
 
     async def on_to_device_item(self, item: InboundItem) -> None:
         m = decode_body(item.data, ToDeviceItem)
         if m.sender_user.server != item.origin:
             raise NotYourUser("a server sends for its own users' devices only")
-        woken = set()
-        for t in m.messages:
-            if t.user_id.server != self.server_name:
-                raise NotYourUser("a target of another server")
-            if await devices.get(item.tx, str(t.user_id), str(t.device_id)) is None:
-                raise NotFound(f"no device {t.device_id} of {t.user_id}")
-            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(t.user_id),
-                             str(t.device_id), "to_device", t.payload,
-                             sender=(str(m.sender_user), str(m.sender_device)), room_id=None,
+        await self._push_local(item, [(t.user_id, t.device_id, t.payload) for t in m.messages],
+                               "to_device", (str(m.sender_user), str(m.sender_device)), None,
+                               foreign="a target of another server", missing_refused=True)
+
+    async def _push_local(self, item: InboundItem, deliveries: list[tuple[UserId, DeviceId, bytes]],
+                          kind: str, sender: Member, room_id: str | None, *, foreign: str,
+                          missing_refused: bool) -> None:
+        """Push each ``(user, device, payload)`` of an inbound Welcome or to-device item into
+        this server's inboxes, in the item's transaction, and wake the devices after commit.
+        A target of another server raises NotYourUser(``foreign``); a device that is gone is
+        skipped (a Welcome: it was removed meanwhile) or, with ``missing_refused``, NotFound."""
+        woken: set[Member] = set()
+        for user, device, payload in deliveries:
+            if user.server != self.server_name:
+                raise NotYourUser(foreign)
+            if await devices.get(item.tx, str(user), str(device)) is None:
+                if missing_refused:
+                    raise NotFound(f"no device {device} of {user}")
+                continue
+            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(user),
+                             str(device), kind, payload, sender=sender, room_id=room_id,
                              now_ms=item.received_ms)
-            woken.add((str(t.user_id), str(t.device_id)))
+            woken.add((str(user), str(device)))
         item.after_commit(lambda: self._wake_local(woken))
 
     def _wake_local(self, members: set[Member]) -> None:

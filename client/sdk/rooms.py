@@ -84,10 +84,11 @@ def pending_refs(group: Group, exclude_leaves: set[int] = frozenset()) -> list[b
     """Refs of the epoch's proposals by others, leaving out Removes of ``exclude_leaves``."""
     me = group.own_leaf_index
     out = []
-    for ref, (proposal, sender) in group.pending_proposals.items():
-        if sender == me:
+    for ref, pending in group.pending_proposals.items():
+        if pending.leaf == me:
             continue
-        if isinstance(proposal.body, Remove) and proposal.body.removed in exclude_leaves:
+        body = pending.proposal.body
+        if isinstance(body, Remove) and body.removed in exclude_leaves:
             continue
         out.append(ref)
     return out

@@ -276,8 +276,8 @@ class Client:
         for room_id in self.store.room_ids():
             room = self.store.room(room_id)
             g = self.groups.view(room)
-            others = g is not None and any(sender != g.own_leaf_index
-                                           for _, sender in g.pending_proposals.values())
+            others = g is not None and any(p.leaf != g.own_leaf_index
+                                           for p in g.pending_proposals.values())
             if room.status is RoomStatus.JOINED and others:
                 try:
                     await self.rooms_engine.commit_pending_proposals(room_id)

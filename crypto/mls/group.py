@@ -78,7 +78,7 @@ from .proposals import (
     ResumptionPSKUsage,
 )
 from .protection import protect_private
-from .public_group import PublicGroup
+from .public_group import PendingProposal, PublicGroup
 from .ratchet_tree import RatchetTree
 from .tree_math import LeafIndex
 from .welcome import GroupInfo, Welcome
@@ -236,11 +236,6 @@ class Group:
         return self._s.public.cipher_suite
 
     @property
-    def suite(self) -> CipherSuite:
-        """Old name of ``cipher_suite``, kept for callers written before the rename."""
-        return self._s.public.cipher_suite
-
-    @property
     def group_id(self) -> bytes:
         return self._s.public.group_id
 
@@ -338,12 +333,11 @@ class Group:
     # -- proposing and committing (crypto.mls.group_committing) ----------------------
 
     @property
-    def pending_proposals(self) -> dict[bytes, tuple[Proposal, LeafIndex | None]]:
-        """Proposals received or sent in this epoch, by ProposalRef, with their sender's leaf
-        (None for external and new-member proposals); ``public_group.pending_proposals``
-        has their senders."""
-        return {ref: (p.proposal, LeafIndex(c.sender) if (c := p.committed()).sender >= 0 else None)
-                for ref, p in self._s.public.pending_proposals.items()}
+    def pending_proposals(self) -> dict[bytes, PendingProposal]:
+        """Proposals received or sent in this epoch, by ProposalRef, with their sender (the
+        same record as ``PublicGroup.pending_proposals``; ``.leaf`` is the sending member's
+        leaf, None for external and new-member proposals)."""
+        return self._s.public.pending_proposals
 
     def propose(self, proposal: Proposal, *, public: bool = True, authenticated_data: bytes = b"",
                 rng: Rng = system_rng) -> tuple[MLSMessage, bytes]:

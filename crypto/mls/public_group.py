@@ -122,8 +122,13 @@ class PendingProposal:
     proposal: Proposal
     sender: Sender
 
+    @property
+    def leaf(self) -> LeafIndex | None:
+        """The sending member's leaf; None for external and new-member proposals."""
+        return LeafIndex(self.sender.leaf_index) if self.sender.sender_type == SenderType.MEMBER else None
+
     def committed(self) -> CommittedProposal:
-        leaf = self.sender.leaf_index if self.sender.sender_type == SenderType.MEMBER else None
+        leaf = self.leaf
         return CommittedProposal(self.proposal, -1 if leaf is None else leaf)
 
 

@@ -398,7 +398,7 @@ def test_reinit_to_other_suite(suite_id):
             g.stage_commit(rng=h.rng)
     kps = {i: _same_identity_kp(h, g, other) for i, g in h.members.items()}
     new, welcome_commit = h.members[0].reinit(*kps[0], [kps[1][0], kps[2][0]], rng=h.rng)
-    assert new.suite.id == other and new.group_id == b"reinit-group" and new.epoch == 1
+    assert new.cipher_suite.id == other and new.group_id == b"reinit-group" and new.epoch == 1
     for i in (1, 2):
         g = Group.join(welcome_commit.welcome, *kps[i], prior=h.members[i])
         assert g.epoch_authenticator == new.epoch_authenticator

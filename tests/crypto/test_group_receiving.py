@@ -39,11 +39,10 @@ from crypto.mls.protection import (
     MembershipTagMismatch,
     WrongEpoch,
     protect_private,
-    protect_public,
 )
 from crypto.mls.secret_tree import GenerationTooFarAhead, KeyAlreadyUsed
 from crypto.rng import SeededRng
-from tests.crypto.group_harness import SUITES, Harness, snapshot
+from tests.crypto.group_harness import SUITES, Harness, assert_refused_by, forge, snapshot
 
 # -- rejections leave the state unchanged -------------------------------------------
 
@@ -54,10 +53,7 @@ def test_replayed_commit_and_old_epoch_rejected(suite_id):
     h.add(0, 2)
     staged = h.members[0].stage_commit(rng=h.rng)
     h.deliver_commit(0, staged)
-    before = snapshot(h.members[1])
-    with pytest.raises(WrongEpoch):
-        h.members[1].process_message(staged.commit)
-    assert snapshot(h.members[1]) == before
+    assert_refused_by(h.members[1], staged.commit, WrongEpoch)
 
 
 @pytest.mark.parametrize("suite_id", SUITES)
@@ -84,14 +80,8 @@ def test_commit_from_non_member_rejected(suite_id):
     h = Harness(suite_id)
     h.add(0, 2)
     a = h.members[0]
-    s = a.state.epoch
     content = FramedContent(a.group_id, a.epoch, Sender.member(5), b"", ContentType.COMMIT, Commit())
-    forged = protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv, content,
-                            bytes(32))
-    before = snapshot(h.members[1])
-    with pytest.raises(NonMemberSender):
-        h.members[1].process_message(MLSMessage(forged))
-    assert snapshot(h.members[1]) == before
+    assert_refused_by(h.members[1], forge(a, content), NonMemberSender)
 
 
 @pytest.mark.parametrize("suite_id", SUITES)
@@ -100,11 +90,9 @@ def test_tampered_commit_rejected(suite_id):
     h.add(0, 2)
     staged = h.members[0].stage_commit(rng=h.rng)
     pub: PublicMessage = staged.commit.body
-    before = snapshot(h.members[1])
     bad_tag = replace(pub, auth=replace(pub.auth, confirmation_tag=bytes(32)))
-    with pytest.raises(MembershipTagMismatch):  # the membership tag covers the confirmation tag
-        h.members[1].process_message(MLSMessage(bad_tag))
-    assert snapshot(h.members[1]) == before
+    # the membership tag covers the confirmation tag
+    assert_refused_by(h.members[1], MLSMessage(bad_tag), MembershipTagMismatch)
     h.deliver_commit(0, staged)
 
 
@@ -113,15 +101,9 @@ def test_wrong_confirmation_tag_rejected(suite_id):
     h = Harness(suite_id)
     h.add(0, 2)
     a = h.members[0]
-    s = a.state.epoch
     content = FramedContent(a.group_id, a.epoch, Sender.member(0), b"", ContentType.COMMIT,
                             Commit((), h.members[0].stage_commit(rng=h.rng).commit.body.content.content.path))
-    forged = protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv, content,
-                            bytes(32))
-    before = snapshot(h.members[1])
-    with pytest.raises(ConfirmationTagMismatch):
-        h.members[1].process_message(MLSMessage(forged))
-    assert snapshot(h.members[1]) == before
+    assert_refused_by(h.members[1], forge(a, content), ConfirmationTagMismatch)
 
 
 @pytest.mark.parametrize("suite_id", SUITES)
@@ -149,15 +131,9 @@ def test_commit_without_required_path_rejected(suite_id):
     h = Harness(suite_id)
     h.add(0, 2)
     a = h.members[0]
-    s = a.state.epoch
     content = FramedContent(a.group_id, a.epoch, Sender.member(0), b"", ContentType.COMMIT,
                             Commit((Proposal_remove(2),)))
-    forged = protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv, content,
-                            bytes(32))
-    before = snapshot(h.members[1])
-    with pytest.raises(MissingUpdatePath):
-        h.members[1].process_message(MLSMessage(forged))
-    assert snapshot(h.members[1]) == before
+    assert_refused_by(h.members[1], forge(a, content), MissingUpdatePath)
 
 
 def Proposal_remove(leaf: int):
@@ -287,8 +263,7 @@ def test_external_sender_proposals(suite_id):
     r2 = _deliver_external_proposal(h, m2)
     staged = h.members[2].stage_commit(proposal_refs=[r1, r2], rng=h.rng)
     h.deliver_commit(2, staged)
-    g = Group.join(staged.welcome, kp, priv)
-    h.members[int(g.own_leaf_index)] = g
+    h.join(staged, kp, priv)
     h.assert_agree()
     h.assert_messages()
     # an unknown external sender index, or a forged signature, is refused
@@ -317,8 +292,7 @@ def test_new_member_add_proposal(suite_id):
     ref = _deliver_external_proposal(h, msg)
     staged = h.members[1].stage_commit(proposal_refs=[ref], rng=h.rng)
     h.deliver_commit(1, staged)
-    g = Group.join(staged.welcome, kp, priv)
-    h.members[int(g.own_leaf_index)] = g
+    h.join(staged, kp, priv)
     h.assert_agree()
     # signed by someone else than the KeyPackage's owner: refused
     other_kp, other_priv = h.key_package()

@@ -50,7 +50,6 @@ from crypto.mls.group_external import (
     external_senders_extension,
     new_member_add_proposal,
 )
-from crypto.mls.key_package_gen import generate_key_package
 from crypto.mls.message import MLSMessage
 from crypto.mls.proposals import (
     Add,
@@ -72,31 +71,24 @@ from crypto.mls.public_group import PublicGroup, PublicProcessed
 from crypto.mls.tree_errors import ParentHashMismatch, TreeHashMismatch
 from crypto.mls.tree_nodes import UpdatePathNode
 from crypto.rng import SeededRng
+from tests.crypto.group_harness import SUITES, Harness, forge
 
-SUITES = [1, 3]
 
-
-class Room:
+class Room(Harness):
     """N members and the hub's public view; the hub sees every handshake message first."""
 
+    IDENTITY = b"@user%d:example.org"
+    GROUP_PREFIX = b"room-"
+
     def __init__(self, suite_id: int, seed: str = "room", *, extensions=(), tree_out_of_band=False) -> None:
-        self.suite = get_suite(suite_id)
-        self.rng = SeededRng(f"{seed}-{suite_id}")
-        self._n = 0
-        kp, priv = self.key_package()
-        creator = Group.create(self.suite, b"room-" + seed.encode(), kp, priv, extensions=extensions,
-                               rng=self.rng)
-        self.members: dict[int, Group] = {0: creator}
+        super().__init__(suite_id, seed, extensions=extensions)
+        creator = self.members[0]
         if tree_out_of_band:
             info = creator.group_info(with_ratchet_tree=False)
             self.hub = PublicGroup.from_group_info(MLSMessage(info), creator.ratchet_tree)
         else:
             self.hub = PublicGroup.from_group_info(MLSMessage(creator.group_info()))
         self.assert_agree()
-
-    def key_package(self):
-        self._n += 1
-        return generate_key_package(self.suite, b"@user%d:example.org" % self._n, self.rng)
 
     # -- the hub first, then the members --
 
@@ -116,16 +108,8 @@ class Room:
         assert processed.sender == committer and processed.sender_type == SenderType.MEMBER
         assert [int(i) for i, _ in processed.added] == [int(i) for i, _ in staged.added]
         assert [int(i) for i, _ in processed.removed] == [int(i) for i, _ in staged.removed]
-        for i, g in list(self.members.items()):
-            if i != committer:
-                out = g.process_message(staged.commit)
-                g.merge_staged_commit(out.staged_commit)
-        self.members[committer].merge_staged_commit(staged)
-        for i, _ in staged.removed:
-            del self.members[int(i)]
         self.hub.check_group_info(staged.group_info)  # what the committer uploads for the new epoch
-        if check:
-            self.assert_agree()
+        super().deliver_commit(committer, staged, check=check)
         return processed
 
     def deliver_proposal(self, sender: int | None, message: MLSMessage) -> bytes:
@@ -136,22 +120,9 @@ class Room:
         return processed.proposal_ref  # type: ignore[return-value]
 
     def add(self, committer: int, count: int = 1, **kwargs) -> list[int]:
-        kps = [self.key_package() for _ in range(count)]
-        staged = self.members[committer].add_members([k for k, _ in kps], rng=self.rng, **kwargs)
-        self.deliver_commit(committer, staged, check=False)
-        new = []
-        for kp, priv in kps:
-            g = Group.join(staged.welcome, kp, priv, staged.ratchet_tree)
-            self.members[int(g.own_leaf_index)] = g
-            new.append(int(g.own_leaf_index))
+        new = super().add(committer, count, **kwargs)
         self.assert_agree()
         return new
-
-    def remove(self, committer: int, leaves: list[int], **kwargs) -> None:
-        self.deliver_commit(committer, self.members[committer].remove_members(leaves, rng=self.rng, **kwargs))
-
-    def empty_commit(self, committer: int, **kwargs) -> None:
-        self.deliver_commit(committer, self.members[committer].stage_commit(rng=self.rng, **kwargs))
 
     def update(self, updater: int, committer: int) -> None:
         msg, ref = self.members[updater].propose_update(rng=self.rng)
@@ -179,29 +150,19 @@ class Room:
     # -- agreement --
 
     def assert_agree(self) -> None:
+        """The members agree (:meth:`Harness.assert_agree`) and the hub's view is theirs."""
+        super().assert_agree()
         hub = self.hub
         members = [(int(m.leaf_index), m.identity, m.signature_key) for m in hub.members]
-        assert [i for i, _, _ in members] == sorted(self.members)
         for g in self.members.values():
             assert g.epoch == hub.epoch
-            assert g.group_context.to_bytes() == hub.group_context.to_bytes()
-            assert g.ratchet_tree.to_bytes() == hub.ratchet_tree.to_bytes()
             assert [(int(m.leaf_index), m.identity, m.signature_key) for m in g.members] == members
             # the member's own public view is the hub's, byte for byte (interim hash, proposals)
             assert g.public_group.to_bytes() == hub.to_bytes()
         assert hub.group_id == hub.group_context.group_id and hub.cipher_suite is self.suite
-        assert all(g.cipher_suite is g.suite is hub.cipher_suite for g in self.members.values())
+        assert all(g.cipher_suite is hub.cipher_suite for g in self.members.values())
         restored = PublicGroup.from_bytes(hub.to_bytes())
         assert restored.to_bytes() == hub.to_bytes()
-
-
-def forge(g: Group, content: FramedContent, *, tag: bytes | None = None) -> MLSMessage:
-    """``content`` signed by ``g``'s member, with a valid membership tag (what an insider can send)."""
-    s = g.state.epoch
-    if content.content_type == ContentType.COMMIT and tag is None:
-        tag = bytes(s.suite.hash_len)
-    return MLSMessage(protect_public(s.suite, s.context, s.secrets.membership_key, s.signature_priv,
-                                     content, tag))
 
 
 def assert_refused(room: Room, message: MLSMessage, error: type[Exception], *, members_too: bool = False):
@@ -257,6 +218,9 @@ def test_proposals_by_reference_and_group_context_extensions(suite_id):
     r2 = room.deliver_proposal(2, room.members[2].propose(Proposal(Remove(3)), rng=room.rng)[0])
     assert set(room.hub.pending_proposals) == {r1, r2}
     assert room.hub.pending_proposals[r2].sender == Sender.member(2)
+    # a member's Group names the same records as the hub's PublicGroup
+    assert room.members[0].pending_proposals == room.hub.pending_proposals
+    assert room.members[0].pending_proposals[r2].leaf == 2
     restored = PublicGroup.from_bytes(room.hub.to_bytes())
     assert restored.pending_proposals == room.hub.pending_proposals
     staged = room.members[0].stage_commit(proposal_refs=[r1, r2], rng=room.rng)
