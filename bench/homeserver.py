@@ -301,7 +301,7 @@ def confide_config(data: Path, port: int) -> Path:
         'server_name = "localhost"\n'
         f'data_dir = "{data}"\n\n'
         f'[listen]\nhost = "127.0.0.1"\nport = {port}\n\n'
-        "# rate limits (failed logins only) raised for the benchmark\n"
+        "# rate limits (attempts count until they succeed) raised for the benchmark\n"
         "[login]\nmax_failures_per_user = 1000\nmax_failures_per_address = 100000\n\n"
         "[federation]\nenabled = false\n")
     return cfg

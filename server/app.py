@@ -202,8 +202,8 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
                 FailureWindow(policy.max_failures_per_user, policy.window, clock),
                 FailureWindow(policy.max_failures_per_address, policy.window, clock),
             )
-            accounts = Accounts(db, sessions, hasher or PasswordHasher(policy.password_hash),
-                                limiter, audit, name, clock, rng)
+            passwords = hasher or PasswordHasher(policy.password_hash, policy.max_concurrent_hashes)
+            accounts = Accounts(db, sessions, passwords, limiter, audit, name, clock, rng)
             devices = Devices(db, audit, clock)
             key_directory = KeyDirectory(db, config.key_packages.max_one_time_per_device, clock)
 

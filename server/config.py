@@ -24,6 +24,7 @@ the key. The TOML layout (all keys optional)::
     max_failures_per_address = 20
     window = 900                       # seconds
     password_hash = "interactive"      # Argon2id limits: "interactive" or "moderate"
+    max_concurrent_hashes = 2          # Argon2 runs at once (1..64); the rest wait in line
 
     [invites]
     lifetime = 604800                  # seconds an invite code stays valid
@@ -135,11 +136,13 @@ class LoginPolicy:
     max_failures_per_address: int = 20
     window: int = 900
     password_hash: str = "interactive"
+    max_concurrent_hashes: int = 2
 
     def validate(self) -> None:
         _int(self.max_failures_per_user, "login.max_failures_per_user", 1, 1000)
         _int(self.max_failures_per_address, "login.max_failures_per_address", 1, 100000)
         _int(self.window, "login.window", 1, DAY)
+        _int(self.max_concurrent_hashes, "login.max_concurrent_hashes", 1, 64)
         _check(self.password_hash in ("interactive", "moderate"), "login.password_hash",
                'must be "interactive" or "moderate"')
 

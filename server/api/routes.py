@@ -71,7 +71,7 @@ def _address(request: web.Request) -> str:
 
 async def register(request: web.Request) -> web.Response:
     req = await read_request(request, RegisterRequest, _max_body(request))
-    return respond(await request.app[ACCOUNTS].register(req))
+    return respond(await request.app[ACCOUNTS].register(req, _address(request)))
 
 
 async def login(request: web.Request) -> web.Response:
@@ -110,8 +110,9 @@ async def register_device_keys(request: web.Request) -> web.Response:
 
 
 async def user_devices(request: web.Request) -> web.Response:
-    await authenticate(request)
+    session = await authenticate(request)
     user = UserId.parse(request.match_info["user_id"])
+    await request.app[DEVICES].check_contact(session.user_id, user)
     remote = _remote(request, user)
     if remote is not None:
         return respond(await remote.user_devices(user))
@@ -133,11 +134,13 @@ async def claim_key_packages(request: web.Request) -> web.Response:
     req = await read_request(request, ClaimRequest, _max_body(request))
     session = await authenticate(request)
     if req.room_id is not None:
-        return respond(await _claim_in_room(request, session, req.room_id, req.user))
-    remote = _remote(request, req.user)
-    if remote is not None:
-        return respond(await remote.claim(req.user))
-    return respond(await request.app[KEY_DIRECTORY].claim(req.user))
+        claimed = await _claim_in_room(request, session, req.room_id, req.user)
+    elif (remote := _remote(request, req.user)) is not None:
+        claimed = await remote.claim(req.user)
+    else:
+        claimed = await request.app[KEY_DIRECTORY].claim(req.user)
+    request.app[DEVICES].note_claim(session.user_id, req.user)  # may now list its devices
+    return respond(claimed)
 
 
 async def _claim_in_room(request: web.Request, session: Session, room_id: RoomId,

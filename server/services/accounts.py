@@ -76,23 +76,33 @@ class Accounts:
             raise BadRequest("that user id belongs to another server")
         return user
 
-    async def register(self, req: RegisterRequest) -> SessionResponse:
+    async def register(self, req: RegisterRequest, address: str = "-") -> SessionResponse:
+        """Counted per address before anything else; the invite (and the name) are checked
+        before the password is hashed, so a bad invite costs no Argon2 work."""
         user = UserId.of(req.user, self.server_name)
+        self.limiter.begin(None, address)
+        code_hash = invite_hash(req.invite)
+        async with self.db.read() as conn:
+            if not await invites.usable(conn, code_hash, now_ms(self.clock)):
+                raise InviteInvalid("invite code unknown, used or expired")
+            if await accounts.exists(conn, str(user)):
+                raise UserExists(f"{user} is taken")
         password_hash = await self.hasher.hash(req.password)
         device_id = new_device_id(self.rng)
         now = now_ms(self.clock)
         try:
             async with self.db.transaction() as tx:
-                role = await invites.consume(tx, invite_hash(req.invite), str(user), now)
+                role = await invites.consume(tx, code_hash, str(user), now)
                 await accounts.create(tx, str(user), role, password_hash, now)
                 await devices.create(tx, str(user), device_id, req.device_name, now)
                 token = await self.sessions.issue(tx, str(user), device_id)
                 await self.audit.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user)))
                 await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
-        except InviteUnusable:
+        except InviteUnusable:  # used by a concurrent registration meanwhile
             raise InviteInvalid("invite code unknown, used or expired") from None
         except UserAlreadyExists:
             raise UserExists(f"{user} is taken") from None
+        self.limiter.succeeded(None, address)
         await self.audit.flush()
         return SessionResponse(user, DeviceId(device_id), token)
 
@@ -101,19 +111,19 @@ class Accounts:
             user = self._user_id(req.user)
         except InvalidIdentifier:
             raise InvalidLogin("wrong user id or password") from None
-        self.limiter.check(str(user), address)
+        self.limiter.begin(str(user), address)  # counted before the check (see ratelimit)
         async with self.db.read() as conn:
             account = await accounts.get(conn, str(user))
         ok = await self.hasher.verify(account.password_hash if account else None, req.password)
         now = now_ms(self.clock)
         if not ok or account is None:
-            self.limiter.failed(str(user), address)
-            if account is not None:
-                async with self.db.transaction() as tx:
-                    await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN_FAILED, str(user)))
-                await self.audit.flush()
+            # The same work for an unknown user as for a wrong password: one check (of a
+            # dummy hash), one entry, one flush (spec/security.md, finding 12).
+            async with self.db.transaction() as tx:
+                await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN_FAILED, str(user)))
+            await self.audit.flush()
             raise InvalidLogin("wrong user id or password")
-        self.limiter.succeeded(str(user))
+        self.limiter.succeeded(str(user), address)
         async with self.db.transaction() as tx:
             if req.device_id is not None:
                 device_id = str(req.device_id)

@@ -15,6 +15,7 @@ Errors: :class:`DeviceKeysInvalid`, :class:`Conflict`, :class:`NotFound`.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 from crypto.errors import CryptoError
 from crypto.mls.credential import Credential, CredentialType
@@ -34,7 +35,18 @@ from .audit import AuditTrail
 from .clock import Clock, now_ms
 from .sessions import Session
 
-__all__ = ["Devices", "expected_credential"]
+__all__ = ["Devices", "expected_credential", "CLAIM_GRANT_TTL"]
+
+#: Seconds after a claim of a user's KeyPackages during which the claimer may list that
+#: user's devices (to check the claimed packages and address the Welcome).
+CLAIM_GRANT_TTL = 3600
+
+_SHARED_ROOM = (
+    "SELECT 1 FROM room_members a JOIN room_members b ON a.room_id = b.room_id "
+    "WHERE a.user_id = ? AND b.user_id = ? LIMIT 1")
+
+#: The one answer for a user who does not exist and one the caller may not contact.
+NOT_CONTACTABLE = "no such user, or not one you may contact"
 
 
 def expected_credential(user: UserId, device: DeviceId) -> bytes:
@@ -53,6 +65,30 @@ class Devices:
         self.audit = audit
         self.clock = clock
         self._lock = asyncio.Lock()
+        self._claims: OrderedDict[tuple[str, str], float] = OrderedDict()  # (claimer, user) -> when
+
+    def note_claim(self, claimer: UserId, user: UserId, max_grants: int = 100_000) -> None:
+        """``claimer`` just claimed KeyPackages of ``user``: it may list ``user``'s devices
+        for :data:`CLAIM_GRANT_TTL` seconds (in memory; bounded, oldest dropped first)."""
+        key = (str(claimer), str(user))
+        self._claims[key] = self.clock()
+        self._claims.move_to_end(key)
+        while len(self._claims) > max_grants:
+            self._claims.popitem(last=False)
+
+    async def check_contact(self, caller: UserId, user: UserId) -> None:
+        """Raises :class:`NotFound` unless ``caller`` may see ``user``'s device list: ``user``
+        is the caller, or the two are or were members of one room this server knows, or the
+        caller claimed ``user``'s KeyPackages in the last :data:`CLAIM_GRANT_TTL` seconds.
+        An unknown user gets the same answer, after the same query (``spec/security.md``)."""
+        if caller == user:
+            return
+        async with self.db.read() as conn, conn.execute(_SHARED_ROOM, (str(caller), str(user))) as cur:
+            shared = await cur.fetchone() is not None
+        claimed = self._claims.get((str(caller), str(user)))
+        if shared or (claimed is not None and claimed > self.clock() - CLAIM_GRANT_TTL):
+            return
+        raise NotFound(NOT_CONTACTABLE)
 
     async def list(self, session: Session) -> DevicesResponse:
         async with self.db.read() as conn:
@@ -60,10 +96,11 @@ class Devices:
         return DevicesResponse(tuple(_info(d) for d in rows))
 
     async def user_devices(self, user: UserId) -> UserDevicesResponse:
-        """Devices of ``user`` whose keys are in the log; :class:`NotFound` for an unknown user."""
+        """Devices of ``user`` whose keys are in the log; :class:`NotFound` for an unknown user.
+        The client route asks :meth:`check_contact` first."""
         async with self.db.read() as conn:
             if not await accounts.exists(conn, str(user)):
-                raise NotFound("no such user")
+                raise NotFound(NOT_CONTACTABLE)
             rows = await devices.list_for_user(conn, str(user))
         keys = tuple(
             DeviceKeys(DeviceId(d.device_id), d.signature_key, d.credential, d.key_log_index)

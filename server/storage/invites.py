@@ -6,7 +6,7 @@ import aiosqlite
 
 from .errors import InviteUnusable
 
-__all__ = ["insert", "consume"]
+__all__ = ["insert", "usable", "consume"]
 
 
 async def insert(tx: aiosqlite.Connection, code_hash: bytes, role: str, now_ms: int, expires_ms: int) -> None:
@@ -14,6 +14,15 @@ async def insert(tx: aiosqlite.Connection, code_hash: bytes, role: str, now_ms: 
         "INSERT INTO invites (code_hash, role, created_at, expires_at) VALUES (?, ?, ?, ?)",
         (code_hash, role, now_ms, expires_ms),
     )
+
+
+async def usable(conn: aiosqlite.Connection, code_hash: bytes, now_ms: int) -> bool:
+    """Whether the invite exists, is unused and unexpired (a read; :func:`consume` decides)."""
+    async with conn.execute(
+        "SELECT 1 FROM invites WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?",
+        (code_hash, now_ms),
+    ) as cur:
+        return await cur.fetchone() is not None
 
 
 async def consume(tx: aiosqlite.Connection, code_hash: bytes, user_id: str, now_ms: int) -> str:

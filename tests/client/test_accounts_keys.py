@@ -6,6 +6,8 @@ import pytest
 
 from client.profile import MINIMUM, Profile
 from client.sdk import Client, ServerError, VerificationFailed
+from protocol.api import ClaimRequest, ClaimResponse
+from protocol.ids import UserId
 from tests.harness import PASSWORD
 
 
@@ -72,6 +74,9 @@ async def test_claim_verifies_each_device_in_the_log(hs):
 async def test_verify_device_refuses_a_key_not_in_the_log(hs):
     alice = await hs.user("alice")
     bob = await hs.user("bob")
+    # a claim (unverified, so nothing is cached) lets bob list alice's devices (spec/security.md)
+    await bob.http.request("POST", "/keys/claim", ClaimRequest(UserId.parse(alice.user_id)),
+                           ClaimResponse)
     with pytest.raises(VerificationFailed):
         await bob.keys.verify_device(alice.user_id, alice.device_id, b"\x01" * 32)
     acct = alice.store.account()

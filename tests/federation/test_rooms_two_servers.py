@@ -57,6 +57,10 @@ async def test_clients_verify_hub_signatures_with_the_published_keys(people):
 
 async def test_remote_device_list_and_to_device(people):
     a, b, alice, bob, _ = people
+    with pytest.raises(ServerError) as err:  # no contact yet (spec/security.md, finding 12)
+        await alice.http.call("GET", f"/users/{bob.user_id}/devices")
+    assert err.value.code == "not_found"
+    await alice.http.call("POST", "/keys/claim", {"user": bob.user_id})  # now she may
     out = await alice.http.call("GET", f"/users/{bob.user_id}/devices")
     assert [d["device_id"] for d in out["devices"]] == [bob.device_id]
     await alice.keys.verify_device(bob.user_id, bob.device_id, out["devices"][0]["signature_key"])

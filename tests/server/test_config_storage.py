@@ -18,7 +18,7 @@ def test_defaults():
     c = load_config(None)
     assert (c.listen.host, c.listen.port, c.server_name) == ("127.0.0.1", 8480, "localhost")
     assert c.data_dir == Path("./var") and c.limits.max_body == 1024 * 1024
-    assert c.sessions.idle_timeout == 7 * 86400
+    assert c.sessions.idle_timeout == 7 * 86400 and c.login.max_concurrent_hashes == 2
 
 
 def test_toml_file(tmp_path):
@@ -34,7 +34,8 @@ def test_toml_file(tmp_path):
     {"bogus": 1}, {"listen": {"portt": 1}}, {"listen": {"port": 70000}}, {"listen": {"port": "80"}},
     {"server_name": "Bad Name"}, {"server_name": 5}, {"limits": {"max_body": 10}},
     {"sessions": {"idle_timeout": 100, "touch_interval": 200}}, {"login": {"password_hash": "weak"}},
-    {"listen": 5}, {"data_dir": ""},
+    {"listen": 5}, {"data_dir": ""}, {"login": {"max_concurrent_hashes": 0}},
+    {"login": {"max_concurrent_hashes": 65}},
 ])
 def test_invalid_configs(raw):
     with pytest.raises(ConfigError):
