@@ -60,15 +60,18 @@ from protocol.federation_rooms import (
     RoomEventRejected,
     ToDeviceItem,
     WelcomeItem,
+    WelcomeUnvouched,
     decode_room_event,
 )
 from protocol.ids import RoomId, UserId
+from protocol.room_errors import NotMember, WelcomeInvalid
+from protocol.room_messages import decode_welcome
 from protocol.room_rules import Member, Outcome, follow
 from protocol.rooms_api import EventsResponse
 from protocol.schema import decode_body
 from server.delivery import inbox
 from server.delivery.wakeups import Wakeups, device_key
-from server.rooms import storage
+from server.rooms import access, storage
 from server.storage import AlreadyExists, Database, devices
 
 from . import stuck_rooms
@@ -171,21 +174,36 @@ class RoomFollower:
             item.after_commit(lambda: self._wake_local(wake))
 
     async def on_welcome_item(self, item: InboundItem) -> None:
+        """A hub's Welcome for local devices (``spec/server-server.md`` 11.2), stored only
+        when every check holds: the origin is the room's hub (``not_hub``); the room is
+        followed here (``unknown_room``); the sender is or was a member of it as this server
+        knows it (``not_member``); each target is a local device (``not_your_user``) that a
+        stored commit of that sender added (``welcome_unvouched``: the hub's signed event
+        vouches for it); the bytes are one MLS Welcome of the room's cipher suite
+        (``welcome_invalid``). A refused item stores nothing."""
         w = decode_body(item.data, WelcomeItem)
-        if w.room_id.server != item.origin:
+        room_id, sender = str(w.room_id), (str(w.sender_user), str(w.sender_device))
+        if w.room_id.server != item.origin or w.room_id.server == self.server_name:
             raise NotHub("only a room's hub routes its Welcomes")
-        woken = set()
+        room = await access.known_room(item.tx, room_id)
+        if not await storage.is_visible_member(item.tx, room_id, *sender):
+            raise NotMember("the Welcome's sender is not a member of this room")
+        targets = []
         for t in w.targets:
             if t.user_id.server != self.server_name:
                 raise NotYourUser("a Welcome target of another server")
             if await devices.get(item.tx, str(t.user_id), str(t.device_id)) is None:
                 continue  # the device was removed meanwhile
-            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(t.user_id),
-                             str(t.device_id), "welcome", w.welcome,
-                             sender=(str(w.sender_user), str(w.sender_device)), room_id=str(w.room_id),
+            if not await storage.added_by(item.tx, room_id, str(t.user_id), str(t.device_id), sender):
+                raise WelcomeUnvouched("no commit of the sender added a target device")
+            targets.append((str(t.user_id), str(t.device_id)))
+        if decode_welcome(w.welcome).cipher_suite != room.cipher_suite:
+            raise WelcomeInvalid("the Welcome's cipher suite is not the room's")
+        for user, device in targets:
+            await inbox.push(item.tx, await storage.next_stream_position(item.tx), user, device,
+                             "welcome", w.welcome, sender=sender, room_id=room_id,
                              now_ms=item.received_ms)
-            woken.add((str(t.user_id), str(t.device_id)))
-        item.after_commit(lambda: self._wake_local(woken))
+        item.after_commit(lambda: self._wake_local(set(targets)))
 
     async def on_to_device_item(self, item: InboundItem) -> None:
         m = decode_body(item.data, ToDeviceItem)
