@@ -47,8 +47,9 @@ import aiosqlite
 import structlog
 
 from crypto.errors import CryptoError
+from crypto.mls.welcome import Welcome
 from protocol.errors import ApiError, MalformedBody, NotFound
-from protocol.events import SignedEvent
+from protocol.events import EventKind, SignedEvent
 from protocol.federation import FEDERATION_PREFIX, FederationError, PeerRefused
 from protocol.federation_rooms import (
     HubKeysUnavailable,
@@ -64,11 +65,12 @@ from protocol.federation_rooms import (
     decode_room_event,
 )
 from protocol.ids import RoomId, UserId
-from protocol.room_errors import NotMember, WelcomeInvalid
+from protocol.room_errors import NotMember
 from protocol.room_messages import decode_welcome
 from protocol.room_rules import Member, Outcome, follow
 from protocol.rooms_api import EventsResponse
 from protocol.schema import decode_body
+from protocol.welcome_vouching import welcome_targets
 from server.delivery import inbox
 from server.delivery.wakeups import Wakeups, device_key
 from server.rooms import access, storage
@@ -90,6 +92,8 @@ HISTORY_PAGE = 200
 CATCH_UP_INTERVAL = 60.0
 #: Rooms asked about per periodic pass (round robin); the pass at start asks every room.
 CATCH_UP_ROOMS_PER_PASS = 50
+#: Events before a commit searched for the proposals it adds by reference (a Welcome's check).
+_PROPOSAL_WINDOW = 200
 #: A history refusal that leaves a followed room stuck (11.4).
 _STUCK = (RoomEventChainBroken, RoomEventRejected, RoomEventBadSignature, RoomEventMalformed)
 
@@ -179,8 +183,9 @@ class RoomFollower:
         followed here (``unknown_room``); the sender is or was a member of it as this server
         knows it (``not_member``); each target is a local device (``not_your_user``) that a
         stored commit of that sender added (``welcome_unvouched``: the hub's signed event
-        vouches for it); the bytes are one MLS Welcome of the room's cipher suite
-        (``welcome_invalid``). A refused item stores nothing."""
+        vouches for it); the bytes are one MLS Welcome of the room's cipher suite whose
+        secrets name only KeyPackages that commit adds (``welcome_invalid``), among them each
+        target's (``welcome_unvouched``). A refused item stores nothing."""
         w = decode_body(item.data, WelcomeItem)
         room_id, sender = str(w.room_id), (str(w.sender_user), str(w.sender_device))
         if w.room_id.server != item.origin or w.room_id.server == self.server_name:
@@ -188,22 +193,39 @@ class RoomFollower:
         room = await access.known_room(item.tx, room_id)
         if not await storage.is_visible_member(item.tx, room_id, *sender):
             raise NotMember("the Welcome's sender is not a member of this room")
-        targets = []
+        by_commit: dict[int, list[Member]] = {}
         for t in w.targets:
             if t.user_id.server != self.server_name:
                 raise NotYourUser("a Welcome target of another server")
-            if await devices.get(item.tx, str(t.user_id), str(t.device_id)) is None:
+            target = (str(t.user_id), str(t.device_id))
+            if await devices.get(item.tx, *target) is None:
                 continue  # the device was removed meanwhile
-            if not await storage.added_by(item.tx, room_id, str(t.user_id), str(t.device_id), sender):
+            seq = await storage.added_by(item.tx, room_id, *target, sender)
+            if seq is None:
                 raise WelcomeUnvouched("no commit of the sender added a target device")
-            targets.append((str(t.user_id), str(t.device_id)))
-        if decode_welcome(w.welcome).cipher_suite != room.cipher_suite:
-            raise WelcomeInvalid("the Welcome's cipher suite is not the room's")
-        for user, device in targets:
+            by_commit.setdefault(seq, []).append(target)
+        welcome = decode_welcome(w.welcome)
+        for seq, targets in by_commit.items():
+            if not set(targets) <= await self._welcome_named(item.tx, room, seq, welcome):
+                raise WelcomeUnvouched("the Welcome names no KeyPackage of a target device")
+        woken = {t for targets in by_commit.values() for t in targets}
+        for user, device in sorted(woken):
             await inbox.push(item.tx, await storage.next_stream_position(item.tx), user, device,
                              "welcome", w.welcome, sender=sender, room_id=room_id,
                              now_ms=item.received_ms)
-        item.after_commit(lambda: self._wake_local(set(targets)))
+        item.after_commit(lambda: self._wake_local(woken))
+
+    @staticmethod
+    async def _welcome_named(tx: aiosqlite.Connection, room: storage.StoredRoom, seq: int,
+                             welcome: Welcome) -> set[Member]:
+        """The devices whose KeyPackage, added by the stored commit at ``seq``, the Welcome
+        names (the commit's by-reference Adds among the proposals of its epoch in the
+        :data:`_PROPOSAL_WINDOW` events before it). Raises :class:`WelcomeInvalid`."""
+        events = await storage.events_between(tx, room.room_id, max(0, seq - _PROPOSAL_WINDOW), seq + 1)
+        commit = events[-1].content
+        proposals = [e.content.message for e in events[:-1]
+                     if e.content.kind == EventKind.PROPOSAL and e.content.epoch == commit.epoch]
+        return welcome_targets(welcome, room.cipher_suite, commit.message, proposals)
 
     async def on_to_device_item(self, item: InboundItem) -> None:
         m = decode_body(item.data, ToDeviceItem)

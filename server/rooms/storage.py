@@ -310,15 +310,17 @@ async def user_has_member_device(conn: aiosqlite.Connection, room_id: str, user_
 
 
 async def added_by(conn: aiosqlite.Connection, room_id: str, user_id: str, device_id: str,
-                   sender: tuple[str, str]) -> bool:
-    """Whether a stored commit of ``sender`` opened one of the device's membership intervals
-    (the commit at ``first_seq - 1``): the hub's signed events vouch that the sender added it."""
+                   sender: tuple[str, str]) -> int | None:
+    """The seq of the latest stored commit of ``sender`` that opened one of the device's
+    membership intervals (the commit at ``first_seq - 1``), or None: whether the hub's signed
+    events vouch that the sender added the device."""
     async with conn.execute(
-        "SELECT 1 FROM room_members m JOIN room_events e ON e.room_id = m.room_id AND "
+        "SELECT MAX(e.seq) FROM room_members m JOIN room_events e ON e.room_id = m.room_id AND "
         "e.seq = m.first_seq - 1 WHERE m.room_id = ? AND m.user_id = ? AND m.device_id = ? AND "
-        "e.kind = ? AND e.sender_user = ? AND e.sender_device = ? LIMIT 1",
+        "e.kind = ? AND e.sender_user = ? AND e.sender_device = ?",
         (room_id, user_id, device_id, EventKind.COMMIT.value, *sender)) as cur:
-        return await cur.fetchone() is not None
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 async def find_txn(conn: aiosqlite.Connection, user_id: str, device_id: str, scope: str,

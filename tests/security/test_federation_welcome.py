@@ -9,6 +9,9 @@ signing key (read from its data dir) and sends b.test signed transactions with f
 - a room that a.test does not host: a room of b.test's own (``not_hub``);
 - the real room, labelled as sent by a local user of b.test who is in no room (``not_member``);
 - the real room, from a member who did not add the target device (``welcome_unvouched``);
+- the real room, from its committer, to a device that a commit added, with a Welcome whose
+  secrets name a KeyPackage that commit does not add (bob's real Welcome sent to eve:
+  ``welcome_invalid``);
 - the real room from its real committer, but bytes that are not an MLS Welcome
   (``welcome_invalid``).
 
@@ -52,6 +55,13 @@ def _welcome(room: str, sender: tuple[str, str], target: tuple[str, str], welcom
     return {"kind": "welcome", "data": data}
 
 
+async def _stored_welcome(data: Path, user_id: str) -> bytes | None:
+    with sqlite3.connect(data / "confide.sqlite") as conn:
+        row = conn.execute("SELECT payload FROM inbox WHERE kind = 'welcome' AND user_id = ?",
+                           (user_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 async def _joined(client, room):
     await client.sync()
     return client.store.has_room(room)
@@ -65,30 +75,35 @@ async def test_forged_welcome_items_are_refused(tmp_path):
     b.start()
     clients = []
     try:
-        alice, carol, bob, eve = (await a.user("alice"), await a.user("carol"),
-                                  await b.user("bob"), await b.user("eve"))
-        clients += [alice, carol, bob, eve]
+        alice, carol, bob, eve, dan = (await a.user("alice"), await a.user("carol"),
+                                       await b.user("bob"), await b.user("eve"), await b.user("dan"))
+        clients += [alice, carol, bob, eve, dan]
         room = await alice.create_room("consult")
         await alice.invite(room, carol.user_id)
         await eventually(lambda: _joined(carol, room), timeout=20)
         await alice.invite(room, bob.user_id)
+        # bob's real Welcome as b.test stored it, read before bob's sync takes it
+        await eventually(lambda: _stored_welcome(b.data, bob.user_id), timeout=20)
+        real = await _stored_welcome(b.data, bob.user_id)
         await eventually(lambda: _joined(bob, room), timeout=20)
+        await alice.invite(room, eve.user_id)
+        await eventually(lambda: _joined(eve, room), timeout=20)
         bobs_room = await bob.create_room("notes")  # hosted by b.test, nobody of a.test in it
         await bob.sync()
-        # a real Welcome's bytes, so the refusals below are not about the bytes
-        with sqlite3.connect(b.data / "confide.sqlite") as conn:
-            (real,) = conn.execute("SELECT payload FROM inbox WHERE kind = 'welcome' LIMIT 1"
-                                   ).fetchone() or (None,)
         before = _inbox(b.data)
 
-        bob_dev = (bob.user_id, bob.device_id)
+        bob_dev, eve_dev = (bob.user_id, bob.device_id), (eve.user_id, eve.device_id)
         alice_dev = (alice.user_id, alice.device_id)
-        welcome = real if real is not None else b"\x00\x01" * 40
         cases = [
-            ("unknown_room", _welcome("!doesnotexist:a.test", alice_dev, bob_dev, welcome)),
-            ("not_hub", _welcome(bobs_room, alice_dev, bob_dev, welcome)),
-            ("not_member", _welcome(room, (eve.user_id, eve.device_id), bob_dev, welcome)),
-            ("welcome_unvouched", _welcome(room, (carol.user_id, carol.device_id), bob_dev, welcome)),
+            ("unknown_room", _welcome("!doesnotexist:a.test", alice_dev, bob_dev, real)),
+            ("not_hub", _welcome(bobs_room, alice_dev, bob_dev, real)),
+            # labelled as sent by a local user who is in no room
+            ("not_member", _welcome(room, (dan.user_id, dan.device_id), bob_dev, real)),
+            # a member, but not the one whose commit added bob
+            ("welcome_unvouched", _welcome(room, (carol.user_id, carol.device_id), bob_dev, real)),
+            # eve was added by alice's commit, but this Welcome's secrets name bob's KeyPackage,
+            # which that commit does not add
+            ("welcome_invalid", _welcome(room, alice_dev, eve_dev, real)),
             ("welcome_invalid", _welcome(room, alice_dev, bob_dev, b"arbitrary bytes, not MLS")),
         ]
         key_id, seed = _signing_key(a.data)
