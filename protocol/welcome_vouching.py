@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from crypto.errors import CryptoError
 from crypto.mls.ciphersuite import get_suite
 from crypto.mls.commit import Commit
 from crypto.mls.framing import AuthenticatedContent, PublicMessage
@@ -35,7 +36,7 @@ _PROPOSAL_REF_LABEL = "MLS 1.0 Proposal Reference"
 def _public(data: bytes) -> PublicMessage | None:
     try:
         body = MLSMessage.from_bytes(data).body
-    except Exception:
+    except CryptoError:  # stored events were checked as MLS; anything else adds nothing
         return None
     return body if isinstance(body, PublicMessage) else None
 
