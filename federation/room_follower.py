@@ -47,8 +47,9 @@ import aiosqlite
 import structlog
 
 from crypto.errors import CryptoError
+from crypto.mls.welcome import Welcome
 from protocol.errors import ApiError, MalformedBody, NotFound
-from protocol.events import SignedEvent
+from protocol.events import EventKind, SignedEvent
 from protocol.federation import FEDERATION_PREFIX, FederationError, PeerRefused
 from protocol.federation_rooms import (
     HubKeysUnavailable,
@@ -60,15 +61,19 @@ from protocol.federation_rooms import (
     RoomEventRejected,
     ToDeviceItem,
     WelcomeItem,
+    WelcomeUnvouched,
     decode_room_event,
 )
 from protocol.ids import DeviceId, RoomId, UserId
+from protocol.room_errors import NotMember
+from protocol.room_messages import decode_welcome
 from protocol.room_rules import Member, Outcome, follow
 from protocol.rooms_api import EventsResponse
 from protocol.schema import decode_body
+from protocol.welcome_vouching import welcome_targets
 from server.delivery import inbox
 from server.delivery.wakeups import Wakeups, device_key
-from server.rooms import storage
+from server.rooms import access, storage
 from server.storage import AlreadyExists, Database, devices
 
 from . import stuck_rooms
@@ -87,6 +92,8 @@ HISTORY_PAGE = 200
 CATCH_UP_INTERVAL = 60.0
 #: Rooms asked about per periodic pass (round robin); the pass at start asks every room.
 CATCH_UP_ROOMS_PER_PASS = 50
+#: Events before a commit searched for the proposals it adds by reference (a Welcome's check).
+_PROPOSAL_WINDOW = 200
 #: A history refusal that leaves a followed room stuck (11.4).
 _STUCK = (RoomEventChainBroken, RoomEventRejected, RoomEventBadSignature, RoomEventMalformed)
 
@@ -171,12 +178,54 @@ class RoomFollower:
             item.after_commit(lambda: self._wake_local(wake))
 
     async def on_welcome_item(self, item: InboundItem) -> None:
+        """A hub's Welcome for local devices (``spec/server-server.md`` 11.2), stored only
+        when every check holds: the origin is the room's hub (``not_hub``); the room is
+        followed here (``unknown_room``); the sender is or was a member of it as this server
+        knows it (``not_member``); each target is a local device (``not_your_user``) that a
+        stored commit of that sender added (``welcome_unvouched``: the hub's signed event
+        vouches for it); the bytes are one MLS Welcome of the room's cipher suite whose
+        secrets name only KeyPackages that commit adds (``welcome_invalid``), among them each
+        target's (``welcome_unvouched``). A refused item stores nothing."""
         w = decode_body(item.data, WelcomeItem)
-        if w.room_id.server != item.origin:
+        room_id, sender = str(w.room_id), (str(w.sender_user), str(w.sender_device))
+        if w.room_id.server != item.origin or w.room_id.server == self.server_name:
             raise NotHub("only a room's hub routes its Welcomes")
-        await self._push_local(item, [(t.user_id, t.device_id, w.welcome) for t in w.targets], "welcome",
-                               (str(w.sender_user), str(w.sender_device)), str(w.room_id),
-                               foreign="a Welcome target of another server", missing_refused=False)
+        room = await access.known_room(item.tx, room_id)
+        if not await storage.is_visible_member(item.tx, room_id, *sender):
+            raise NotMember("the Welcome's sender is not a member of this room")
+        by_commit: dict[int, list[Member]] = {}
+        for t in w.targets:
+            if t.user_id.server != self.server_name:
+                raise NotYourUser("a Welcome target of another server")
+            target = (str(t.user_id), str(t.device_id))
+            if await devices.get(item.tx, *target) is None:
+                continue  # the device was removed meanwhile
+            seq = await storage.added_by(item.tx, room_id, *target, sender)
+            if seq is None:
+                raise WelcomeUnvouched("no commit of the sender added a target device")
+            by_commit.setdefault(seq, []).append(target)
+        welcome = decode_welcome(w.welcome)
+        for seq, targets in by_commit.items():
+            if not set(targets) <= await self._welcome_named(item.tx, room, seq, welcome):
+                raise WelcomeUnvouched("the Welcome names no KeyPackage of a target device")
+        woken = {t for targets in by_commit.values() for t in targets}
+        for user, device in sorted(woken):
+            await inbox.push(item.tx, await storage.next_stream_position(item.tx), user, device,
+                             "welcome", w.welcome, sender=sender, room_id=room_id,
+                             now_ms=item.received_ms)
+        item.after_commit(lambda: self._wake_local(woken))
+
+    @staticmethod
+    async def _welcome_named(tx: aiosqlite.Connection, room: storage.StoredRoom, seq: int,
+                             welcome: Welcome) -> set[Member]:
+        """The devices whose KeyPackage, added by the stored commit at ``seq``, the Welcome
+        names (the commit's by-reference Adds among the proposals of its epoch in the
+        :data:`_PROPOSAL_WINDOW` events before it). Raises :class:`WelcomeInvalid`."""
+        events = await storage.events_between(tx, room.room_id, max(0, seq - _PROPOSAL_WINDOW), seq + 1)
+        commit = events[-1].content
+        proposals = [e.content.message for e in events[:-1]
+                     if e.content.kind == EventKind.PROPOSAL and e.content.epoch == commit.epoch]
+        return welcome_targets(welcome, room.cipher_suite, commit.message, proposals)
 
     async def on_to_device_item(self, item: InboundItem) -> None:
         m = decode_body(item.data, ToDeviceItem)

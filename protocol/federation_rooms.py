@@ -39,6 +39,7 @@ __all__ = [
     "ITEM_ROOM_EVENT", "ITEM_WELCOME", "ITEM_TO_DEVICE", "MAX_WELCOME_TARGETS",
     "NotHub", "HubUnreachable", "RoomEventMalformed", "RoomEventBadSignature",
     "RoomEventChainBroken", "RoomEventRejected", "NotYourUser", "HubKeysUnavailable",
+    "WelcomeUnvouched",
     "DeviceRef", "WelcomeItem", "ToDeviceItem", "FederatedSend", "FederatedClaim",
     "FederatedRoomClaim", "FederatedGroupInfo",
     "decode_room_event", "encode_room_event",
@@ -102,6 +103,14 @@ class NotYourUser(ApiError):
     """The origin server speaks for a user or device of another server."""
 
     code = "not_your_user"
+    status = 403
+
+
+class WelcomeUnvouched(ApiError):
+    """A ``welcome`` item names a target device that no stored commit of the item's sender
+    added to the room (the hub's signed events do not vouch for it)."""
+
+    code = "welcome_unvouched"
     status = 403
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "SyncAck",
     "AttachmentResponse",
     "ROOM_REQUEST_TYPES",
+    "AttachmentLink",
     "format_since",
     "parse_since",
     "parse_uint_param",
@@ -294,9 +295,18 @@ class AttachmentResponse(Message):
     content_id: str
 
 
+@dataclass(frozen=True)
+class AttachmentLink(Message):
+    """``POST /rooms/{room_id}/attachments/{content_id}``: the seq of the caller's message
+    that announces the attachment in the room."""
+
+    SCHEMA: ClassVar = {"seq": uint()}
+    seq: int
+
+
 #: Request bodies of this part, added to :data:`protocol.api.REQUEST_TYPES`.
 ROOM_REQUEST_TYPES: tuple[type[Message], ...] = (
-    CreateRoomRequest, SendRequest, SendToDeviceRequest, SyncAck,
+    CreateRoomRequest, SendRequest, SendToDeviceRequest, SyncAck, AttachmentLink,
 )
 
 

@@ -39,12 +39,12 @@ from protocol.api import (
     SessionResponse,
 )
 from protocol.ids import DeviceId
-from protocol.rooms_api import AttachmentResponse
+from protocol.rooms_api import AttachmentLink, AttachmentResponse
 
 from .envelopes import Refusal
 from .errors import RetriesExhausted, ServerError, VerificationFailed
 from .groups import GroupStore
-from .http import Http
+from .http import Http, quote_path
 from .keys import Keys, split_identity
 from .messages import AttachmentMessage, RoomMessage
 from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
@@ -233,14 +233,19 @@ class Client:
             return await self.rooms_engine.send_payload(room_id, payload, {"type": "text", "body": text})
 
     async def send_attachment(self, room_id: str, data: bytes, name: str) -> int:
-        """Encrypt ``data`` under a fresh key, upload the ciphertext, send the key in MLS."""
+        """Encrypt ``data`` under a fresh key, upload the ciphertext, send the key in MLS,
+        then link the attachment to the room at that message's seq, so that the room's
+        members may download it (``spec/client-server.md`` 11.3)."""
         blob, key, nonce = seal_attachment(data, self.rng)
         out = await self.http.request("POST", "/attachments", None, AttachmentResponse, raw=blob)
         att = Attachment(out.content_id, key, nonce, name, len(data))
         payload = encode_attachment(att)
         local = att.to_payload()
         async with self._exclusive():
-            return await self.rooms_engine.send_payload(room_id, payload, local)
+            seq = await self.rooms_engine.send_payload(room_id, payload, local)
+        await self.http.request("POST", f"/rooms/{quote_path(room_id)}/attachments/{out.content_id}",
+                                AttachmentLink(seq), AttachmentResponse)
+        return seq
 
     async def download_attachment(self, message: AttachmentMessage) -> bytes:
         """The plaintext of an attachment message (checked against its content id and key)."""

@@ -50,6 +50,7 @@ __all__ = [
     "device_rooms",
     "is_visible_member",
     "user_has_member_device",
+    "added_by",
     "find_txn",
     "store_txn",
     "store_txns",
@@ -306,6 +307,20 @@ async def user_has_member_device(conn: aiosqlite.Connection, room_id: str, user_
     async with conn.execute("SELECT 1 FROM room_members WHERE room_id = ? AND user_id = ? AND "
                             "last_seq IS NULL LIMIT 1", (room_id, user_id)) as cur:
         return await cur.fetchone() is not None
+
+
+async def added_by(conn: aiosqlite.Connection, room_id: str, user_id: str, device_id: str,
+                   sender: tuple[str, str]) -> int | None:
+    """The seq of the latest stored commit of ``sender`` that opened one of the device's
+    membership intervals (the commit at ``first_seq - 1``), or None: whether the hub's signed
+    events vouch that the sender added the device."""
+    async with conn.execute(
+        "SELECT MAX(e.seq) FROM room_members m JOIN room_events e ON e.room_id = m.room_id AND "
+        "e.seq = m.first_seq - 1 WHERE m.room_id = ? AND m.user_id = ? AND m.device_id = ? AND "
+        "e.kind = ? AND e.sender_user = ? AND e.sender_device = ?",
+        (room_id, user_id, device_id, EventKind.COMMIT.value, *sender)) as cur:
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 async def find_txn(conn: aiosqlite.Connection, user_id: str, device_id: str, scope: str,

@@ -202,8 +202,24 @@ _V6_PARKED_TXNS = (
     "ALTER TABLE federation_outbox ADD COLUMN parked_reason TEXT",
 )
 
+_V7_ATTACHMENT_ACCESS = (
+    # Who may read an attachment (spec/client-server.md 11.3): the users who uploaded its
+    # bytes, and the rooms where a message of the linking device announced it.
+    """CREATE TABLE attachment_uploads (
+        content_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (content_id, user_id))""",
+    """CREATE TABLE attachment_links (
+        content_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        PRIMARY KEY (content_id, room_id, seq))""",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
-                                     _V5_FEDERATION_STATE, _V6_PARKED_TXNS]
+                                     _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -1,4 +1,5 @@
-"""Attachments: content-addressed encrypted blobs, size limit, auth, atomic storage."""
+"""Attachments: content-addressed encrypted blobs, size limit, auth, atomic storage, and a
+download by a device that may not read the blob (not the uploader) answering ``not_found``."""
 
 from __future__ import annotations
 
@@ -27,9 +28,14 @@ async def test_upload_download_and_dedup(hs):
     assert status == 200 and body["content_id"] == hashlib.sha256(blob).hexdigest()
     assert await _upload(hs, alice.token, blob) == (status, body)
     resp = await hs.client.get(f"{P}/attachments/{body['content_id']}",
-                               headers={"Authorization": f"Bearer {bob.token}"})
+                               headers={"Authorization": f"Bearer {alice.token}"})
     assert resp.status == 200 and resp.headers["Content-Type"] == "application/octet-stream"
     assert await resp.read() == blob
+    # bob shares no room where it was announced: the answer of an unknown id
+    # (tests/security/test_attachments_access.py covers members and removed members)
+    resp = await hs.client.get(f"{P}/attachments/{body['content_id']}",
+                               headers={"Authorization": f"Bearer {bob.token}"})
+    assert resp.status == 404 and msgpack.unpackb(await resp.read())["error"]["code"] == "not_found"
     root = hs.config.data_dir / "attachments"
     stored = [p for p in root.rglob("*") if p.is_file()]
     assert stored == [root / body["content_id"][:2] / body["content_id"]]
