@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import socket
 import threading
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import msgpack
 import pytest
 
 from tests.harness import PeerProcess, http_msgpack
-
-pytestmark = pytest.mark.net
 
 
 class Listener:
@@ -90,10 +90,7 @@ def register(proc: PeerProcess, name: str) -> str:
 
 
 def get(url: str, token: str | None = None) -> tuple[int, dict]:
-    """A GET with an optional bearer token; (status, msgpack answer)."""
-    import urllib.error
-    import urllib.request
-
+    """A GET with an optional bearer token; (status, msgpack answer, or ``{"raw": bytes}``)."""
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:

@@ -11,7 +11,7 @@
   is accepted, and a replay is refused as ``replayed`` up to the window's last millisecond.
 
 Imports: ``tests.harness`` (ServerProcess, FakeClock, make_nodes, raw_request,
-signed_headers, http_msgpack, CLIENT_PREFIX users via msgpack) and this directory's conftest.
+signed_headers, http_msgpack) and this directory's conftest (``get``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from tests.harness import (
     raw_request,
     signed_headers,
 )
+
+from .conftest import get
 
 pytestmark = pytest.mark.net
 
@@ -77,15 +79,7 @@ def test_names_with_bidi_controls_separators_or_nothing_visible_are_refused(serv
 
 
 def _get(server: ServerProcess, path: str, token: str) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(server.url + CLIENT_PREFIX + path, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, msgpack.unpackb(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, msgpack.unpackb(exc.read())
+    return get(server.url + CLIENT_PREFIX + path, token)
 
 
 def test_websocket_client_gone_during_a_push_is_not_an_error(server):
