@@ -9,19 +9,28 @@ size cap. Errors are typed:
   local policy, or is this server itself (nothing is sent);
 - :class:`~protocol.federation.PeerUnreachable`: discovery failed, the
   connection failed or timed out, or the answer is not msgpack of at most
-  ``max_response`` bytes;
+  ``max_response`` bytes. Its message is the same whatever the reason
+  ("NAME cannot be reached"), so that a relayed answer does not tell a closed
+  port from an open one; the reason goes to the log (``federation_peer_unreachable``);
 - :class:`~protocol.federation.PeerRefused`: the peer answered an error;
   ``remote_code`` / ``remote_status`` carry its code and status.
 
-The same client fetches peers' key documents (unsigned ``GET``).
+The same client fetches peers' key documents (unsigned ``GET``), after the same
+destination check: nothing is ever fetched from a server the policy does not name.
+All outbound work (discovery, requests, key documents, public log resources) runs
+in a bounded pool of ``max_outbound`` concurrent requests, so that a flood of
+requests towards slow peers waits there instead of taking the event loop's
+resolver threads and connections from local work.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import structlog
 from yarl import URL
 
 from protocol.api import MSGPACK
@@ -46,16 +55,27 @@ from .discovery import Discovery
 from .keyring import ServerKeyring
 from .policy import PeerPolicy
 
-__all__ = ["FederationClient", "MAX_RESPONSE"]
+__all__ = ["FederationClient", "MAX_RESPONSE", "MAX_OUTBOUND"]
+
+log = structlog.get_logger("confide.federation")
 
 #: Default cap on a federation answer (bytes).
 MAX_RESPONSE = 4 * 1024 * 1024
+#: Default size of the outbound pool (concurrent outbound requests).
+MAX_OUTBOUND = 16
+
+
+def unreachable(destination: str, reason: str) -> PeerUnreachable:
+    """The one answer for a peer that cannot be reached; ``reason`` is logged only."""
+    log.info("federation_peer_unreachable", destination=destination, reason=reason)
+    return PeerUnreachable(f"{destination} cannot be reached")
 
 
 class FederationClient:
     def __init__(self, session: aiohttp.ClientSession, server_name: str, keyring: ServerKeyring,
                  discovery: Discovery, policy: PeerPolicy, clock: Callable[[], float],
-                 request_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+                 request_timeout: float = 30.0, connect_timeout: float = 10.0,
+                 max_outbound: int = MAX_OUTBOUND) -> None:
         self._session = session
         self.server_name = server_name
         self._keyring = keyring
@@ -63,6 +83,13 @@ class FederationClient:
         self._policy = policy
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=connect_timeout)
+        self._pool = asyncio.Semaphore(max_outbound)
+
+    async def _base_url(self, destination: str) -> str:
+        try:
+            return await self._discovery.base_url(destination)
+        except PeerUnreachable as exc:
+            raise unreachable(destination, exc.message) from None
 
     def _check_destination(self, destination: str) -> None:
         if destination == self.server_name:
@@ -85,8 +112,10 @@ class FederationClient:
         headers = {"Authorization": auth.to_header(), "Accept": MSGPACK}
         if body is not None:
             headers["Content-Type"] = MSGPACK
-        base = await self._discovery.base_url(destination)
-        return await self._send(method, URL(base + target, encoded=True), headers, data, max_response)
+        async with self._pool:
+            base = await self._base_url(destination)
+            return await self._send(destination, method, URL(base + target, encoded=True), headers, data,
+                                    max_response)
 
     async def call(self, method: str, destination: str, target: str, body: bytes | Message | dict | None = None,
                    *, max_response: int = MAX_RESPONSE) -> Any:
@@ -95,7 +124,7 @@ class FederationClient:
         try:
             return unpack_body(raw)
         except MalformedBody:
-            raise PeerUnreachable(f"{destination} answered a malformed body") from None
+            raise unreachable(destination, "malformed body") from None
 
     async def send_transaction(self, destination: str, txn_id: str, txn: Transaction) -> TransactionResponse:
         """``PUT /send/{txn_id}``; the peer's :class:`TransactionResponse`."""
@@ -104,7 +133,7 @@ class FederationClient:
         try:
             return TransactionResponse.from_wire(obj, "transaction_response")
         except MalformedBody as exc:
-            raise PeerUnreachable(f"{destination} answered a malformed transaction response: {exc.message}") from None
+            raise unreachable(destination, f"malformed transaction response: {exc.message}") from None
 
     async def get_public(self, server: str, target: str, *, cap: int = 1 << 20) -> bytes:
         """An unsigned ``GET`` of a peer's public resource (its transparency log): the raw
@@ -112,33 +141,38 @@ class FederationClient:
         :class:`PeerRefused` with ``remote_code`` ``not_found`` for a ``404``."""
         self._check_destination(server)
         parse_target(target)
-        url = URL(await self._discovery.base_url(server) + target, encoded=True)
-        try:
-            async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as resp:
-                raw = await resp.content.read(cap + 1)
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise PeerUnreachable(f"{url.host}: {type(exc).__name__}") from None
+        async with self._pool:
+            url = URL(await self._base_url(server) + target, encoded=True)
+            try:
+                async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as resp:
+                    raw = await resp.content.read(cap + 1)
+                    status = resp.status
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise unreachable(server, type(exc).__name__) from None
         if len(raw) > cap:
-            raise PeerUnreachable(f"{url.host} answered more than {cap} bytes")
+            raise unreachable(server, f"more than {cap} bytes")
         if status == 404:
             raise PeerRefused(f"{server} has no {target}", "not_found", 404)
         if status != 200:
-            raise PeerUnreachable(f"{url.host} answered HTTP {status}")
+            raise unreachable(server, f"HTTP {status}")
         return bytes(raw)
 
     async def fetch_server_keys(self, server: str) -> ServerKeys:
         """``GET /_confide/key/v1/server`` of ``server``, self-signature verified.
 
-        Raises :class:`PeerUnreachable` or :class:`ServerKeysInvalid`.
+        Raises :class:`PeerDenied` (not a configured peer: nothing is fetched),
+        :class:`PeerUnreachable` or :class:`ServerKeysInvalid`.
         """
-        base = await self._discovery.base_url(server)
-        raw = await self._send("GET", URL(base + KEY_PATH, encoded=True), {"Accept": MSGPACK}, b"", 64 * 1024)
+        self._check_destination(server)
+        async with self._pool:
+            base = await self._base_url(server)
+            raw = await self._send(server, "GET", URL(base + KEY_PATH, encoded=True), {"Accept": MSGPACK},
+                                   b"", 64 * 1024)
         keys = ServerKeys.decode(raw)
         keys.verify(server)
         return keys
 
-    async def _send(self, method: str, url: URL, headers: dict[str, str], data: bytes, cap: int) -> bytes:
+    async def _send(self, destination: str, method: str, url: URL, headers: dict[str, str], data: bytes, cap: int) -> bytes:
         try:
             async with self._session.request(method, url, headers=headers, data=data or None,
                                              timeout=self._timeout, allow_redirects=False) as resp:
@@ -146,26 +180,26 @@ class FederationClient:
                 while chunk := await resp.content.read(cap + 1 - len(raw)):
                     raw += chunk
                     if len(raw) > cap:
-                        raise PeerUnreachable(f"{url.host} answered more than {cap} bytes")
+                        raise unreachable(destination, f"more than {cap} bytes")
                 status = resp.status
                 mime = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise PeerUnreachable(f"{url.host}: {type(exc).__name__}") from None
+            raise unreachable(destination, type(exc).__name__) from None
         if mime != MSGPACK:
-            raise PeerUnreachable(f"{url.host} answered HTTP {status} without msgpack")
+            raise unreachable(destination, f"HTTP {status} without msgpack")
         if 200 <= status < 300:
             return bytes(raw)
-        raise _refusal(bytes(raw), status)
+        raise _refusal(destination, bytes(raw), status)
 
 
-def _refusal(raw: bytes, status: int) -> PeerRefused | PeerUnreachable:
+def _refusal(destination: str, raw: bytes, status: int) -> PeerRefused | PeerUnreachable:
     try:
         err = unpack_body(raw)["error"]
         code, message = err["code"], err.get("message", "")
         if type(code) is not str or type(message) is not str or len(code) > 64:
             raise TypeError
     except (MalformedBody, KeyError, TypeError, AttributeError):
-        return PeerUnreachable(f"HTTP {status} without a Confide error body")
+        return unreachable(destination, f"HTTP {status} without a Confide error body")
     refused = PeerRefused(f"peer refused: {code}: {message[:200]}", code, status)
     #: The other fields of the peer's error (e.g. ``current_epoch``), passed on when relayed.
     refused.remote_details = {k: v for k, v in err.items()  # type: ignore[attr-defined]

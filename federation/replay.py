@@ -1,8 +1,9 @@
 """The replay cache: (origin, signature) pairs seen within the clock-skew window, in memory.
 
 A signed request is accepted at most once: the verifier records its
-``(origin, signature)`` until ``timestamp + max_skew``; after that the request
-is refused by the clock-skew check anyway, so the entry can go. The cache is
+``(origin, signature)`` until ``timestamp + max_skew +`` :data:`REPLAY_MARGIN_MS`;
+the clock-skew check refuses it from ``timestamp + max_skew`` on (strictly), so
+the entry outlives the window in which the request could be accepted. The cache is
 bounded: when it holds ``capacity`` unexpired entries, new requests are
 refused (:class:`~protocol.federation.ReplayCacheFull`) rather than letting an
 old entry go early. It lives in memory: after a restart a request captured in
@@ -17,7 +18,10 @@ import heapq
 
 from protocol.federation import ReplayCacheFull, Replayed
 
-__all__ = ["ReplayCache"]
+__all__ = ["ReplayCache", "REPLAY_MARGIN_MS"]
+
+#: How long an entry outlives the skew window (covers a small backward step of the clock).
+REPLAY_MARGIN_MS = 5000
 
 
 class ReplayCache:
@@ -45,6 +49,6 @@ class ReplayCache:
             raise ReplayCacheFull("too many recent federation requests; retry later")
 
     def add(self, origin: str, signature: bytes, timestamp_ms: int) -> None:
-        expiry = timestamp_ms + self.window_ms
+        expiry = timestamp_ms + self.window_ms + REPLAY_MARGIN_MS
         self._expiry[(origin, signature)] = expiry
         heapq.heappush(self._heap, (expiry, origin, signature))

@@ -234,12 +234,16 @@ class RoomFederation(RoomFollower):
 
     async def hub_keys(self, server: str) -> HubKeyResponse:
         """The key document of hub ``server`` (this server's own, or a peer's as fetched and
-        self-signature-checked)."""
+        self-signature-checked). A peer whose document cannot be had (not a configured peer,
+        unreachable, an invalid document) is ``peer_unreachable``, one answer for every reason."""
         if server == self.server_name:
             await self.keyring.refresh()
             doc = self.keyring.document()
         else:
-            doc = await self.peer_keys.document(server)
+            try:
+                doc = await self.peer_keys.document(server)
+            except UnknownKey:
+                raise PeerUnreachable(f"{server} cannot be reached") from None
         current = max(((kid, k) for kid, k in doc.keys.items() if k.valid_until is None),
                       key=lambda t: t[1].valid_from, default=None)
         if current is None:

@@ -26,7 +26,13 @@ from aiohttp import web
 
 from protocol.api import CLIENT_PREFIX, MSGPACK
 from protocol.errors import MalformedBody, NotFound
-from protocol.federation import FEDERATION_PREFIX, PeerRefused, parse_target
+from protocol.federation import (
+    FEDERATION_PREFIX,
+    PeerDenied,
+    PeerRefused,
+    PeerUnreachable,
+    parse_target,
+)
 from protocol.federation_rooms import (
     FederatedClaim,
     FederatedGroupInfo,
@@ -38,6 +44,7 @@ from protocol.federation_rooms import (
 from protocol.ids import RoomId, UserId, parse_server_name
 from protocol.rooms_api import MAX_HISTORY_LIMIT, parse_uint_param
 from protocol.schema import decode_body, pack_body, unpack_body
+from protocol.server_name import ServerName
 from server.api import respond
 from server.appkeys import CONFIG, DEVICES, KEY_DIRECTORY
 from server.translog import LOG_PREFIX
@@ -109,7 +116,11 @@ async def user_devices(request: web.Request) -> web.Response:
 
 
 async def peer_log(request: web.Request) -> web.Response:
-    server = parse_server_name(request.match_info["server"])
+    """A configured peer's public log resource. ``{server}`` is parsed at this edge
+    (``invalid_server_name``); a server that is not a configured peer and one that cannot
+    be reached get the same answer (``peer_unreachable``), and nothing is fetched for the
+    first."""
+    server = str(ServerName.parse(request.match_info["server"]))
     target = f"{LOG_PREFIX}/{request.match_info['path']}"
     if request.query_string:
         target += "?" + request.query_string
@@ -121,6 +132,8 @@ async def peer_log(request: web.Request) -> web.Response:
         body = await request.app[FEDERATION_CLIENT].get_public(server, target)
     except PeerRefused:
         raise NotFound("the peer has no such log resource") from None
+    except PeerDenied:
+        raise PeerUnreachable(f"{server} cannot be reached") from None
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 

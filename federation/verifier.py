@@ -6,13 +6,16 @@
    grammar (``malformed_authorization``);
 2. ``destination`` is this server (``wrong_destination``);
 3. the origin is allowed (``peer_denied``);
-4. ``|now - ts| <= max_skew`` (``clock_skew``);
+4. ``|now - ts| < max_skew``, strictly (``clock_skew``);
 5. the origin publishes the key (``unknown_key``), valid at ``ts`` (``key_expired``);
 6. the signature over the request as received (``bad_signature``);
 7. ``(origin, signature)`` not seen before (``replayed``; ``replay_cache_full``).
 
-Only then is the signature recorded in the replay cache. Nothing else is
-written by a refused request.
+Only then is the signature recorded in the replay cache, until ``ts + max_skew +``
+:data:`~federation.replay.REPLAY_MARGIN_MS`. The clock is read once, before any
+await: the skew check and the replay cache use that one ``now``, so a request is
+accepted only while its replay entry is certainly kept (the windows overlap
+strictly, ``spec/security.md`` finding 14). Nothing else is written by a refused request.
 """
 
 from __future__ import annotations
@@ -57,12 +60,11 @@ class RequestVerifier:
         if auth.destination != self.server_name:
             raise WrongDestination(f"this server is {self.server_name}")
         self._policy.check(auth.origin)
-        now_ms = int(self._clock() * 1000)
-        if abs(now_ms - auth.timestamp_ms) > self._skew_ms:
-            raise ClockSkew(f"timestamp more than {self._skew_ms // 1000} s from this server's clock")
+        now_ms = int(self._clock() * 1000)  # the one reading (see the module docstring)
+        if abs(now_ms - auth.timestamp_ms) >= self._skew_ms:
+            raise ClockSkew(f"timestamp {self._skew_ms // 1000} s or more from this server's clock")
         public_key = await self._keys.public_key(auth.origin, auth.key_id, auth.timestamp_ms)
         verify_request(auth, public_key, method, target, body)
-        now_ms = int(self._clock() * 1000)
         self._replay.check(auth.origin, auth.signature, auth.timestamp_ms, now_ms)
         self._replay.add(auth.origin, auth.signature, auth.timestamp_ms)
         if self._on_verified is not None:

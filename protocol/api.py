@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from .errors import MalformedBody
 from .ids import DeviceId, RoomId, UserId, parse_localpart
+from .names import display_name
 from .schema import Message, blob, boolean, list_of, nested, nullable, parsed, text, uint
 
 __all__ = [
@@ -91,7 +92,7 @@ class RegisterRequest(Message):
         "invite": text(MAX_INVITE),
         "user": parsed(parse_localpart, 64),
         "password": text(MAX_PASSWORD, MIN_NEW_PASSWORD),
-        "device_name": text(MAX_DISPLAY_NAME),
+        "device_name": display_name(MAX_DISPLAY_NAME),
     }
     invite: str
     user: str  # the localpart; the server appends its own name
@@ -106,7 +107,7 @@ class LoginRequest(Message):
     SCHEMA: ClassVar = {
         "user": text(255),
         "password": text(MAX_PASSWORD),
-        "device_name": text(MAX_DISPLAY_NAME),
+        "device_name": display_name(MAX_DISPLAY_NAME),
         "device_id": nullable(_DEVICE),
     }
     user: str  # a localpart or a full user id of this server

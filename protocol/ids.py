@@ -27,7 +27,9 @@ __all__ = [
     "MAX_USER_ID",
     "MAX_DEVICE_ID",
     "MAX_ROOM_OPAQUE",
+    "MAX_HOST",
     "parse_server_name",
+    "server_name_problem",
     "UserId",
     "DeviceId",
     "RoomId",
@@ -36,6 +38,8 @@ __all__ = [
 ]
 
 MAX_SERVER_NAME = 230
+#: RFC 1035's bound on a whole DNS name (without the port).
+MAX_HOST = 253
 MAX_LOCALPART = 64
 MAX_USER_ID = 255
 MAX_DEVICE_ID = 64
@@ -56,20 +60,33 @@ def _ascii(value: object, what: str, max_len: int) -> str:
     return value
 
 
-def parse_server_name(value: object) -> str:
-    """Return ``value`` if it is a valid server name; raises :class:`InvalidIdentifier`."""
-    name = _ascii(value, "server name", MAX_SERVER_NAME)
-    host, sep, port = name.partition(":")
+def server_name_problem(value: object) -> str | None:
+    """Why ``value`` is not a server name (the grammar of the module docstring), or None.
+
+    The one grammar check: :func:`parse_server_name` raises it as
+    :class:`InvalidIdentifier`, :class:`protocol.server_name.ServerName` as
+    ``invalid_server_name``."""
+    if type(value) is not str or not value or len(value) > MAX_SERVER_NAME or not value.isascii():
+        return f"a server name is 1..{MAX_SERVER_NAME} ASCII characters"
+    host, sep, port = value.partition(":")
     if sep and (not _PORT.fullmatch(port) or int(port) > 65535):
-        raise InvalidIdentifier("server name port must be 1..65535")
+        return "server name port must be 1..65535"
     labels = host.split(".")
-    if not all(_LABEL.fullmatch(label) for label in labels):
-        raise InvalidIdentifier("server name must be a lower-case DNS name or an IPv4 address")
+    if len(host) > MAX_HOST or not all(_LABEL.fullmatch(label) for label in labels):
+        return "server name must be a lower-case DNS name or an IPv4 address"
     if all(label.isdigit() for label in labels) and (
         len(labels) != 4 or any(int(label) > 255 or (label != "0" and label[0] == "0") for label in labels)
     ):
-        raise InvalidIdentifier("a numeric server name must be an IPv4 address")
-    return name
+        return "a numeric server name must be an IPv4 address"
+    return None
+
+
+def parse_server_name(value: object) -> str:
+    """Return ``value`` if it is a valid server name; raises :class:`InvalidIdentifier`."""
+    problem = server_name_problem(value)
+    if problem is not None:
+        raise InvalidIdentifier(problem)
+    return value  # type: ignore[return-value]
 
 
 def parse_localpart(value: object) -> str:

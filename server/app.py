@@ -210,13 +210,13 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
             keyring = await ServerKeyring.open(db, config.keys_dir, name, clock, rng)
             session = aiohttp.ClientSession(auto_decompress=False)
             stack.push_async_callback(session.close)
-            peer_policy = PeerPolicy(fed.enabled, fed.allow, fed.deny)
+            peer_policy = PeerPolicy(fed.enabled, fed.allow, fed.deny, fed.peer_table)
             discovery = Discovery(session, fed.peer_table, fed.discovery_ttl, clock,
                                   fed.connect_timeout)
             client = FederationClient(session, name, keyring, discovery, peer_policy, clock,
-                                      fed.request_timeout, fed.connect_timeout)
+                                      fed.request_timeout, fed.connect_timeout, fed.max_outbound)
             peer_keys = PeerKeys(client.fetch_server_keys, clock, fed.key_cache_ttl,
-                                 fed.key_refetch_interval)
+                                 fed.key_refetch_interval, fed.key_cache_servers)
             sender = FederationSender(db, client, name, clock, rng, fed.batch_items,
                                       fed.retry_initial_ms, fed.retry_max_ms, fed.max_txn_attempts)
             verifier = RequestVerifier(name, peer_policy, peer_keys,

@@ -38,7 +38,7 @@ the key. The TOML layout (all keys optional)::
     [federation]                       # spec/server-server.md
     enabled = true                     # false: every peer is refused, nothing is sent
     max_clock_skew = 300               # seconds between a request's ts and our clock
-    allow = []                         # if non-empty, only these servers are peers
+    allow = []                         # if non-empty, only these servers are peers (else: the peers table)
     deny = []                          # always refused (peer_denied)
     public_base_url = ""               # served at /.well-known/confide/server if set
     request_timeout = 30               # seconds per federation request
@@ -51,6 +51,8 @@ the key. The TOML layout (all keys optional)::
     key_refetch_interval = 30          # min seconds between fetches of one peer's keys
     discovery_ttl = 3600               # seconds a discovered base URL is cached
     replay_cache_size = 65536          # (origin, signature) pairs remembered
+    max_outbound = 16                  # concurrent outbound federation requests (the pool)
+    key_cache_servers = 1024           # servers whose key documents are kept (LRU)
 
     [federation.peers]                 # static discovery: server name -> base URL
     "b.example" = "http://127.0.0.1:8481"
@@ -195,6 +197,8 @@ class Federation:
     key_refetch_interval: int = 30
     discovery_ttl: int = 3600
     replay_cache_size: int = 65536
+    max_outbound: int = 16
+    key_cache_servers: int = 1024
 
     def __post_init__(self) -> None:
         for name in ("allow", "deny"):
@@ -231,6 +235,8 @@ class Federation:
         _int(self.key_refetch_interval, "federation.key_refetch_interval", 0, DAY)
         _int(self.discovery_ttl, "federation.discovery_ttl", 1, 30 * DAY)
         _int(self.replay_cache_size, "federation.replay_cache_size", 16, 10_000_000)
+        _int(self.max_outbound, "federation.max_outbound", 1, 1024)
+        _int(self.key_cache_servers, "federation.key_cache_servers", 1, 1_000_000)
 
 
 def _is_server_name(v: Any) -> bool:

@@ -6,8 +6,9 @@ one reads ``{ack: TOKEN}`` frames and acknowledges, the other pushes a sync
 object whenever something arrives after its cursor. The cursor starts at the
 ``since`` query parameter and advances with what was sent; the inbox is
 cleared only by acknowledgements, so a reconnect from the last acknowledged
-token gets every unacknowledged item again. Open sockets are closed (1001) at
-shutdown.
+token gets every unacknowledged item again. A client that disconnects during a
+push is not an error (a debug line, ``sync_ws_client_gone``). Open sockets are
+closed (1001) at shutdown.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ async def sync_ws(request: web.Request) -> web.WebSocketResponse:
     reader = asyncio.create_task(_read_acks(ws, delivery, session))
     try:
         await _push(ws, request.app, delivery, session, cursor, limit, reader)
+    except ConnectionError:  # the client went away during a push: nothing is lost (not acked)
+        log.debug("sync_ws_client_gone")
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):

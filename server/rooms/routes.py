@@ -18,6 +18,7 @@ from protocol.rooms_api import (
     SendRequest,
     parse_uint_param,
 )
+from protocol.server_name import ServerName
 from server.api import authenticate, read_request, respond
 from server.appkeys import CONFIG, HUB, REMOTE_ROOMS
 
@@ -69,9 +70,17 @@ async def group_info(request: web.Request) -> web.Response:
 
 
 async def hub_key(request: web.Request) -> web.Response:
-    """This hub's keys, or with ``?server=NAME`` another hub's (room federation answers)."""
-    server = request.query.get("server") or request.app[CONFIG].server_name
-    return respond(await request.app[REMOTE_ROOMS].hub_keys(server))
+    """This hub's keys (no token), or with ``?server=NAME`` another hub's: ``NAME`` parsed at
+    this edge (``invalid_server_name``), then a token (another hub's keys may need a fetch,
+    which no anonymous request may cause), then the keys as room federation has them or
+    fetches them from a configured peer (else ``peer_unreachable``)."""
+    own = request.app[CONFIG].server_name
+    raw = request.query.get("server")
+    if raw is None or raw == own:
+        return respond(await request.app[REMOTE_ROOMS].hub_keys(own))
+    server = ServerName.parse(raw)
+    await authenticate(request)
+    return respond(await request.app[REMOTE_ROOMS].hub_keys(str(server)))
 
 
 def add_routes(router: web.UrlDispatcher, prefix: str = CLIENT_PREFIX) -> None:

@@ -16,7 +16,7 @@ from federation.discovery import Discovery
 from federation.keyring import ServerKeyring, rotate
 from federation.peer_keys import PeerKeys
 from federation.policy import PeerPolicy
-from federation.replay import ReplayCache
+from federation.replay import REPLAY_MARGIN_MS, ReplayCache
 from protocol.federation import (
     KeyExpired,
     PeerDenied,
@@ -50,15 +50,18 @@ def test_replay_cache_window_and_bound():
     cache.check("b", b"s1", 0, 500)  # another origin
     cache.add("b", b"s1", 0)
     with pytest.raises(ReplayCacheFull):
-        cache.check("c", b"s2", 0, 999)
-    cache.check("c", b"s2", 600, 1000)  # both entries expired at ts + window
+        cache.check("c", b"s2", 0, 999 + REPLAY_MARGIN_MS)  # kept past ts + window
+    cache.check("c", b"s2", 600, 1000 + REPLAY_MARGIN_MS)  # both expired at ts + window + margin
     assert len(cache) == 0
 
 
 def test_peer_policy():
-    assert PeerPolicy(True).allowed("x.test")
-    assert not PeerPolicy(False).allowed("x.test")
-    assert not PeerPolicy(True, deny=["x.test"]).allowed("x.test")
+    # only configured peers: the peer table, or the allow-list when there is one (finding 6)
+    assert not PeerPolicy(True).allowed("x.test")
+    assert PeerPolicy(True, peers=["x.test"]).allowed("x.test")
+    assert not PeerPolicy(True, allow=["y.test"], peers=["x.test"]).allowed("x.test")
+    assert not PeerPolicy(False, peers=["x.test"]).allowed("x.test")
+    assert not PeerPolicy(True, deny=["x.test"], peers=["x.test"]).allowed("x.test")
     p = PeerPolicy(True, allow=["y.test"], deny=["y.test"])
     assert not p.allowed("y.test") and not p.allowed("z.test")
     with pytest.raises(PeerDenied):

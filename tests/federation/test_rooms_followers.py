@@ -196,7 +196,7 @@ async def test_no_hub_key_fetch_inside_the_receivers_transaction(people, monkeyp
         held.append(b.db.lock._owner is asyncio.current_task())
         return await real_fetch(server)
     monkeypatch.setattr(peer_keys, "_fetch", fetch)
-    peer_keys._docs.clear()
+    peer_keys._entries.clear()
     receiver = b.app[FEDERATION_RECEIVER]
     txn = Transaction((TransactionItem("room_event", encode_room_event(event)),))
     out = await receiver.apply("a.test", f"prefetch-{time.time_ns()}", txn)
@@ -207,7 +207,7 @@ async def test_no_hub_key_fetch_inside_the_receivers_transaction(people, monkeyp
     async def unreachable(server):
         raise PeerUnreachable("down")
     monkeypatch.setattr(peer_keys, "_fetch", unreachable)
-    peer_keys._docs.clear()
+    peer_keys._entries.clear()
     before = await b.inbound_txns()
     with pytest.raises(HubKeysUnavailable):
         await receiver.apply("a.test", f"nokeys-{time.time_ns()}", txn)
