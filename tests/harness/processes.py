@@ -192,7 +192,7 @@ class User:
         return {r["room_id"]: r for r in map(json.loads, out.splitlines())}
 
 
-_COMMAND_WORDS = {"room": 2, "device": 2, "attachment": 2}
+_COMMAND_WORDS = {"room": 2, "device": 2, "attachment": 2, "mfa": 2}
 
 
 def _split_command(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
