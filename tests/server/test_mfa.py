@@ -9,9 +9,20 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto.totp import hotp, totp, totp_step
 from protocol.audit import AccessAction, AccessEvent
+from protocol.errors import MalformedBody
+from protocol.mfa import (
+    MfaBeginResponse,
+    MfaConfirmResponse,
+    MfaDisableRequest,
+    MfaInvalid,
+    normalize_recovery_code,
+)
+from protocol.schema import decode_body, pack_body
 from server.config import Auth
 from server.storage import mfa as mfa_store
 from tests.harness import NO_MFA, start
@@ -205,3 +216,29 @@ def test_default_requires_mfa_of_staff_roles():
 
     assert set(Config().auth.mfa_required_roles) == {"admin", "clinician", "staff"}
     assert NO_MFA.mfa_required_roles == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.text(max_size=40))
+def test_recovery_code_normalizer_raises_only_mfa_invalid(raw):
+    try:
+        code = normalize_recovery_code(raw)
+    except MfaInvalid:
+        return
+    assert len(code) == 10 and set(code) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+    assert normalize_recovery_code(code) == code
+
+
+@pytest.mark.parametrize("msg", [
+    MfaBeginResponse("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "otpauth://totp/x", 6, 30),
+    MfaConfirmResponse(tuple(f"AAAA{i}-BBBBB" for i in range(2, 12))),
+    MfaDisableRequest(code="123456"),
+    MfaDisableRequest(recovery_code="AAAAA-BBBBB"),
+], ids=lambda m: type(m).__name__)
+def test_mfa_bodies_round_trip(msg):
+    assert decode_body(pack_body(msg), type(msg)) == msg
+
+
+def test_confirm_response_holds_exactly_ten_codes():
+    with pytest.raises(MalformedBody):
+        MfaConfirmResponse.from_wire({"recovery_codes": ["AAAAA-BBBBB"] * 9})
