@@ -215,6 +215,20 @@ async def test_mandatory_role_without_enrolment_gets_only_the_enrolment_path(pra
         assert (await a.call("GET", "/devices", token=token))[0] == 200
 
 
+async def test_admin_reset_removes_the_second_factor(practice):
+    server = practice.server
+    async with Attacker(server.url, "127.0.0.29") as a:
+        reg = await _register(practice, a, "ivan")
+        await _enrol(a, reg["access_token"])
+        status, raw = await a.call("POST", "/login", _login("ivan"))
+        assert _body(raw)["error"]["code"] == "mfa_required"
+        out = server.admin("mfa-reset", "--user", "ivan")
+        assert out.strip() == "@ivan:e2e.example: second factor removed; it enrols again at its next sign-in"
+        status, raw = await a.call("POST", "/login", _login("ivan"))
+        assert status == 200 and _body(raw)["mfa_enrolment_required"] is False
+    assert "@ivan:e2e.example" in [e.user for e in access_events(server.data, "mfa_disabled")]
+
+
 async def test_the_secret_is_not_stored_in_the_clear(practice):
     server = practice.server
     async with Attacker(server.url, "127.0.0.27") as a:
