@@ -4,6 +4,9 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
 
     confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N]
     confide login    --server URL --user NAME --profile DIR [--device-name N]
+                     [--totp CODE | --recovery-code CODE]   (prompted on a TTY when needed)
+    confide mfa enable  --profile DIR [--code CODE]        shows the secret, prints recovery codes
+    confide mfa disable --profile DIR [--code CODE | --recovery-code CODE]
     confide room create --profile DIR [--name N]          prints the room id
     confide room invite --profile DIR ROOM USER           adds all of USER's devices
     confide room remove --profile DIR ROOM USER
@@ -82,8 +85,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--server", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("--device-name", default="confide-cli")
+    factor = p.add_mutually_exclusive_group()
+    factor.add_argument("--totp", default=None, help="a current code of your authenticator app")
+    factor.add_argument("--recovery-code", default=None, help="one of your unused recovery codes")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_login, needs_account=False))
+
+    mfa = _parser(subparsers, "mfa", "multi-factor sign-in (TOTP authenticator, recovery codes)")
+    ms = mfa.add_subparsers(dest="mfa_command", required=True)
+    p = _parser(ms, "enable", "enrol an authenticator app; prints your recovery codes once")
+    _profile_arg(p)
+    p.add_argument("--code", default=None, help="the app's current code (else asked for)")
+    p.set_defaults(func=_cmd(_mfa_enable))
+    p = _parser(ms, "disable", "turn multi-factor sign-in off")
+    _profile_arg(p)
+    factor = p.add_mutually_exclusive_group()
+    factor.add_argument("--code", default=None, help="the app's current code (else asked for)")
+    factor.add_argument("--recovery-code", default=None)
+    p.set_defaults(func=_cmd(_mfa_disable))
 
     room = _parser(subparsers, "room", "create rooms and manage their members")
     rs = room.add_subparsers(dest="room_command", required=True)
@@ -205,6 +224,8 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
         try:
             return asyncio.run(main())
         except ServerError as exc:
+            if exc.code in _MFA_SENTENCES:
+                return _fail(1, _MFA_SENTENCES[exc.code].format(profile=args.profile))
             return _fail(1, f"server refused: {exc.code} (HTTP {exc.status}): {exc.message}")
         except TransportError as exc:
             return _fail(4, f"cannot reach the server: {exc}")
@@ -220,6 +241,27 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
     return run
 
 
+#: One sentence for each expected MFA refusal (the CLI's wording; the code stays in it).
+_MFA_SENTENCES = {
+    "mfa_required": "mfa_required: this account needs a second factor; pass --totp CODE or "
+                    "--recovery-code CODE",
+    "mfa_invalid": "mfa_invalid: that code is wrong or was used already; wait for the next code "
+                   "of your authenticator app, or use an unused recovery code",
+    "mfa_enrolment_required": "mfa_enrolment_required: your role requires multi-factor sign-in; "
+                              "run `confide mfa enable --profile {profile}` first",
+    "mfa_already_enabled": "mfa_already_enabled: multi-factor sign-in is on already; run "
+                           "`confide mfa disable` first to enrol another authenticator",
+    "mfa_not_enabled": "mfa_not_enabled: multi-factor sign-in is not on for this account",
+}
+
+
+def _ask(prompt: str) -> str | None:
+    """A line from the terminal, or None when stdin is not one."""
+    if not sys.stdin.isatty():
+        return None
+    return input(prompt).strip()
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 
@@ -231,20 +273,71 @@ async def _register(args, _client, profile) -> int:
                                    device_name=args.device_name)
     try:
         print(f"registered {client.user_id} device {client.device_id}")
+        _enrolment_hint(client, args.profile)
     finally:
         await client.close()
     return 0
 
 
 async def _login(args, _client, profile) -> int:
-    from client.sdk import Client
+    from client.sdk import Client, ServerError
 
     password = _secret("CONFIDE_PASSWORD", "Password: ")
-    client = await Client.login(profile, args.server, args.user, password, device_name=args.device_name)
+    totp, recovery = args.totp, args.recovery_code
+    try:
+        client = await Client.login(profile, args.server, args.user, password,
+                                    device_name=args.device_name, totp=totp, recovery_code=recovery)
+    except ServerError as exc:
+        asked = _ask("Code from your authenticator app: ") if exc.code == "mfa_required" else None
+        if not asked:
+            raise
+        if len(asked) > 8:  # longer than a TOTP code: a recovery code
+            totp, recovery = None, asked
+        else:
+            totp = asked
+        client = await Client.login(profile, args.server, args.user, password,
+                                    device_name=args.device_name, totp=totp, recovery_code=recovery)
     try:
         print(f"logged in {client.user_id} device {client.device_id}")
+        _enrolment_hint(client, args.profile)
     finally:
         await client.close()
+    return 0
+
+
+def _enrolment_hint(client, profile: Path) -> None:
+    if client.mfa_enrolment_required:
+        print(f"your role requires multi-factor sign-in: run `confide mfa enable --profile {profile}` "
+              "before anything else", file=sys.stderr)
+
+
+async def _mfa_enable(args, client, _profile) -> int:
+    begun = await client.mfa_begin()
+    print(f"secret: {begun.secret}", flush=True)
+    print(f"uri: {begun.otpauth_uri}", flush=True)
+    print("add it to your authenticator app (scan the URI or type the secret)", flush=True)
+    code = args.code
+    if code is None:
+        print("code: ", end="", flush=True)
+        code = sys.stdin.readline().strip()
+    if not code:
+        return _fail(2, "no code given; run `confide mfa enable` again with --code CODE")
+    codes = await client.mfa_confirm(code)
+    print("multi-factor sign-in is on. Recovery codes (each works once; keep them offline, they "
+          "are not shown again):")
+    for c in codes:
+        print(f"  {c}")
+    return 0
+
+
+async def _mfa_disable(args, client, _profile) -> int:
+    code, recovery = args.code, args.recovery_code
+    if code is None and recovery is None:
+        code = _ask("Code from your authenticator app: ")
+        if not code:
+            return _fail(2, "give --code CODE or --recovery-code CODE")
+    await client.mfa.disable(code, recovery)
+    print("multi-factor sign-in is off")
     return 0
 
 

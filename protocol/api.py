@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from .errors import MalformedBody
 from .ids import DeviceId, RoomId, UserId, parse_localpart
+from .mfa import MFA_REQUEST_TYPES
 from .names import display_name
 from .schema import Message, blob, boolean, list_of, nested, nullable, parsed, text, uint
 
@@ -64,6 +65,7 @@ MIN_NEW_PASSWORD = 8
 MAX_DISPLAY_NAME = 128
 MAX_INVITE = 64
 MAX_TOKEN = 128
+MAX_MFA_CODE = 32
 MAX_CREDENTIAL = 1024
 MAX_KEY_PACKAGE = 16 * 1024
 MAX_KEY_PACKAGES_PER_UPLOAD = 100
@@ -109,21 +111,28 @@ class LoginRequest(Message):
         "password": text(MAX_PASSWORD),
         "device_name": display_name(MAX_DISPLAY_NAME),
         "device_id": nullable(_DEVICE),
+        "totp": nullable(text(MAX_MFA_CODE)),
+        "recovery_code": nullable(text(MAX_MFA_CODE)),
     }
     user: str  # a localpart or a full user id of this server
     password: str
     device_name: str
     device_id: DeviceId | None = None
+    totp: str | None = None  # the second factor (protocol/mfa.py), when the account has MFA on
+    recovery_code: str | None = None
 
 
 @dataclass(frozen=True)
 class SessionResponse(Message):
-    """Answer of register and login: the device and its access token."""
+    """Answer of register and login: the device and its access token. With
+    ``mfa_enrolment_required`` the token may only enrol a second factor (the role needs MFA)."""
 
-    SCHEMA: ClassVar = {"user_id": _USER, "device_id": _DEVICE, "access_token": text(MAX_TOKEN)}
+    SCHEMA: ClassVar = {"user_id": _USER, "device_id": _DEVICE, "access_token": text(MAX_TOKEN),
+                        "mfa_enrolment_required": boolean()}
     user_id: UserId
     device_id: DeviceId
     access_token: str
+    mfa_enrolment_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -316,5 +325,5 @@ def _room_request_types() -> tuple[type[Message], ...]:
 #: Request bodies by name, for the decoder property tests and the spec.
 REQUEST_TYPES: tuple[type[Message], ...] = (
     RegisterRequest, LoginRequest, Empty, DeviceKeysRequest, KeyPackageUploadRequest, ClaimRequest,
-    *_room_request_types(),
+    *_room_request_types(), *MFA_REQUEST_TYPES,
 )

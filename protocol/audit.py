@@ -97,6 +97,9 @@ class AccessAction(enum.StrEnum):
     SESSION_EXPIRED = "session_expired"
     DEVICE_REVOKED = "device_revoked"
     EXPORT_REQUESTED = "export_requested"
+    MFA_ENABLED = "mfa_enabled"
+    MFA_DISABLED = "mfa_disabled"
+    RECOVERY_CODE_USED = "recovery_code_used"
 
 
 class RemovalReason(enum.StrEnum):

@@ -76,6 +76,7 @@ from federation.verifier import RequestVerifier
 from federation.witnessing import Witnessing
 from protocol.federation_rooms import ITEM_ROOM_EVENT, ITEM_TO_DEVICE, ITEM_WELCOME
 from server.api import access_log_middleware, add_routes, error_middleware
+from server.api.mfa_routes import add_mfa_routes
 from server.api.routes import REMOTE_USERS
 from server.appkeys import (
     ACCOUNTS,
@@ -87,6 +88,7 @@ from server.appkeys import (
     DEVICES,
     HUB,
     KEY_DIRECTORY,
+    MFA,
     REMOTE_ROOMS,
     SESSIONS,
     TRANSPARENCY_LOG,
@@ -106,6 +108,7 @@ from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
 from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
+from server.services.mfa import Mfa, MfaKeys
 from server.services.passwords import PasswordHasher
 from server.services.ratelimit import FailureWindow, LoginLimiter
 from server.services.sessions import Sessions
@@ -143,6 +146,7 @@ def create_app(
     app[CONFIG] = config
     app[FEDERATION_ITEMS] = ItemRegistry()
     add_routes(app.router)
+    add_mfa_routes(app.router)
     add_room_routes(app.router)
     add_delivery_routes(app)
     add_attachment_routes(app.router)
@@ -203,7 +207,9 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
                 FailureWindow(policy.max_failures_per_address, policy.window, clock),
             )
             passwords = hasher or PasswordHasher(policy.password_hash, policy.max_concurrent_hashes)
-            accounts = Accounts(db, sessions, passwords, limiter, audit, name, clock, rng)
+            mfa = Mfa(db, audit, limiter, MfaKeys(load_or_create_seed(config.keys_dir / "mfa.key", rng), rng),
+                      config.auth.mfa_required_roles, name, clock, rng)
+            accounts = Accounts(db, sessions, passwords, limiter, audit, mfa, name, clock, rng)
             devices = Devices(db, audit, clock)
             key_directory = KeyDirectory(db, config.key_packages.max_one_time_per_device, clock)
 
@@ -244,7 +250,7 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
 
             app[DATABASE], app[TRANSPARENCY_LOG], app[AUDIT] = db, tlog, audit
             app[SESSIONS], app[ACCOUNTS], app[DEVICES] = sessions, accounts, devices
-            app[KEY_DIRECTORY] = key_directory
+            app[KEY_DIRECTORY], app[MFA] = key_directory, mfa
             app[FEDERATION_KEYRING], app[FEDERATION_POLICY] = keyring, peer_policy
             app[FEDERATION_CLIENT], app[FEDERATION_PEER_KEYS] = client, peer_keys
             app[FEDERATION_SENDER], app[FEDERATION_VERIFIER] = sender, verifier

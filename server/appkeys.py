@@ -18,13 +18,14 @@ from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
 from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
+from server.services.mfa import Mfa
 from server.services.sessions import Sessions
 from server.storage import Database
 from server.translog import TransparencyLog
 
 __all__ = [
     "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
-    "KEY_DIRECTORY", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
+    "KEY_DIRECTORY", "MFA", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
     "REMOTE_ROOMS",
 ]
 
@@ -36,6 +37,7 @@ SESSIONS = web.AppKey("confide.sessions", Sessions)
 ACCOUNTS = web.AppKey("confide.accounts", Accounts)
 DEVICES = web.AppKey("confide.devices", Devices)
 KEY_DIRECTORY = web.AppKey("confide.key_directory", KeyDirectory)
+MFA = web.AppKey("confide.mfa", Mfa)
 #: Rooms, delivery and attachments.
 HUB = web.AppKey("confide.hub", Hub)
 DELIVERY = web.AppKey("confide.delivery", Delivery)

@@ -32,7 +32,7 @@ COMMANDS = (
 )
 
 
-_CLIENT_COMMANDS = ("register", "login", "room", "send", "read", "device", "attachment")
+_CLIENT_COMMANDS = ("register", "login", "mfa", "room", "send", "read", "device", "attachment")
 
 #: Top-level sub-command -> the modules of :data:`COMMANDS` that register it (in that order).
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {

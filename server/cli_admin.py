@@ -6,8 +6,11 @@
   creates an account (roles: admin, clinician, staff, client). The password
   is read from stdin (first line) with ``--password-stdin``; otherwise a
   random one is generated and printed once.
+- ``confide admin mfa-reset --data DIR --user NAME`` removes the account's TOTP
+  secret and recovery codes (a lost authenticator; ``spec/security.md``, "MFA")
+  and queues an ``mfa_disabled`` entry.
 
-Both work while the server runs (SQLite allows several writers in turn). The
+All three work while the server runs (SQLite allows several writers in turn). The
 server name comes from the database (fixed at first start) or, for a new
 data directory, from ``--server-name`` (default ``localhost``). The
 ``account_created`` log entry is queued in the database and appended to the
@@ -47,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cu.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     cu.add_argument("--server-name", default="localhost", help="for a new data directory only")
     cu.set_defaults(func=_run_create_user)
+    mr = sub.add_parser("mfa-reset", help="remove an account's second factor (lost authenticator)")
+    mr.add_argument("--data", type=Path, required=True)
+    mr.add_argument("--user", required=True, help="localpart (or full user id of this server)")
+    mr.add_argument("--server-name", default="localhost", help="for a new data directory only")
+    mr.set_defaults(func=_run_mfa_reset)
 
 
 async def _open(data: Path, server_name: str):
@@ -117,4 +125,29 @@ def _run_create_user(args: argparse.Namespace) -> int:
     print(user)
     if generated is not None:
         print(f"password: {generated}")
+    return 0
+
+
+def _run_mfa_reset(args: argparse.Namespace) -> int:
+    from server.services.provisioning import reset_mfa
+
+    async def go() -> tuple[str, bool]:
+        db, name = await _open(args.data, args.server_name)
+        try:
+            user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
+            if user.server != name:
+                raise InvalidIdentifier(f"this server is {name}")
+            return str(user), await reset_mfa(db, user, time.time)
+        finally:
+            await db.close()
+
+    try:
+        user, done = asyncio.run(go())
+    except (InvalidIdentifier, ConfigError) as exc:
+        print(f"confide admin mfa-reset: {exc}", file=sys.stderr)
+        return 2
+    if not done:
+        print(f"confide admin mfa-reset: {user} has no second factor", file=sys.stderr)
+        return 1
+    print(f"{user}: second factor removed; it enrols again at its next sign-in")
     return 0

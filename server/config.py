@@ -26,6 +26,10 @@ the key. The TOML layout (all keys optional)::
     password_hash = "interactive"      # Argon2id limits: "interactive" or "moderate"
     max_concurrent_hashes = 2          # Argon2 runs at once (1..64); the rest wait in line
 
+    [auth]
+    mfa_required_roles = ["admin", "clinician", "staff"]   # roles that must sign in with TOTP
+                                       # (spec/security.md "MFA"); [] makes MFA optional for all
+
     [invites]
     lifetime = 604800                  # seconds an invite code stays valid
 
@@ -75,6 +79,7 @@ __all__ = [
     "Limits",
     "SessionPolicy",
     "LoginPolicy",
+    "Auth",
     "Invites",
     "KeyPackageLimits",
     "Attachments",
@@ -147,6 +152,28 @@ class LoginPolicy:
         _int(self.max_concurrent_hashes, "login.max_concurrent_hashes", 1, 64)
         _check(self.password_hash in ("interactive", "moderate"), "login.password_hash",
                'must be "interactive" or "moderate"')
+
+
+#: Roles that may be made to use a second factor (every role can).
+_MFA_ROLES = ("admin", "clinician", "staff", "client")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """``[auth]``: the roles whose accounts must sign in with a second factor. An account of
+    such a role without MFA gets only a token that can enrol one (spec/security.md, "MFA")."""
+
+    mfa_required_roles: tuple[str, ...] = ("admin", "clinician", "staff")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mfa_required_roles, list):
+            object.__setattr__(self, "mfa_required_roles", tuple(self.mfa_required_roles))
+
+    def validate(self) -> None:
+        roles = self.mfa_required_roles
+        _check(isinstance(roles, tuple) and all(r in _MFA_ROLES for r in roles)
+               and len(set(roles)) == len(roles), "auth.mfa_required_roles",
+               f"must be a list of distinct roles out of {', '.join(_MFA_ROLES)}")
 
 
 @dataclass(frozen=True)
@@ -257,7 +284,7 @@ def _is_base_url(v: Any) -> bool:
 
 _SECTIONS: dict[str, type] = {
     "listen": Listen, "limits": Limits, "sessions": SessionPolicy, "login": LoginPolicy,
-    "invites": Invites, "key_packages": KeyPackageLimits, "attachments": Attachments,
+    "auth": Auth, "invites": Invites, "key_packages": KeyPackageLimits, "attachments": Attachments,
     "federation": Federation,
 }
 
@@ -270,6 +297,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
     login: LoginPolicy = field(default_factory=LoginPolicy)
+    auth: Auth = field(default_factory=Auth)
     invites: Invites = field(default_factory=Invites)
     key_packages: KeyPackageLimits = field(default_factory=KeyPackageLimits)
     attachments: Attachments = field(default_factory=Attachments)

@@ -47,6 +47,7 @@ from .groups import GroupStore
 from .http import Http, quote_path
 from .keys import Keys, split_identity
 from .messages import AttachmentMessage, RoomMessage
+from .mfa import MfaCalls
 from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
 from .rooms import Rooms
 from .store import Account, RoomStatus, Store
@@ -87,6 +88,10 @@ class Client:
         self.rooms_engine = Rooms(self.http, self.store, self.keys, self.sync_engine, self.groups, rng)
         self.auto_add_own_devices = auto_add_own_devices
         self.own_devices_interval = own_devices_interval
+        self.mfa = MfaCalls(self.http)
+        #: The last register/login gave an enrolment-only session (the role requires MFA):
+        #: only :meth:`mfa_begin` / :meth:`mfa_confirm` work until MFA is on.
+        self.mfa_enrolment_required = False
         self._last_own_devices = 0.0
         self._lock = asyncio.Lock()
 
@@ -117,13 +122,16 @@ class Client:
 
     @classmethod
     async def login(cls, profile: Profile, server: str, user: str, password: str,
-                    device_name: str = "confide", **kw: Any) -> Client:
-        """Log in; a profile with an account logs its device in again (same keys)."""
+                    device_name: str = "confide", *, totp: str | None = None,
+                    recovery_code: str | None = None, **kw: Any) -> Client:
+        """Log in; a profile with an account logs its device in again (same keys). An
+        account with MFA on needs ``totp`` (a current code) or ``recovery_code``."""
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         old = client.store.account() if client.store.has_account() else None
         body = LoginRequest(user, password, device_name,
-                            DeviceId.parse(old.device_id) if old is not None else None)
+                            DeviceId.parse(old.device_id) if old is not None else None,
+                            totp, recovery_code)
         try:
             out = await client.http.request("POST", "/login", body, SessionResponse)
             await client._start(server, out, old)
@@ -142,8 +150,25 @@ class Client:
                                out.access_token, self.rng(32))
             self.store.save_account(acct)
             self.http.token = acct.access_token
-            await self.keys.register_device_keys()
-            await self.keys.top_up()
+            self.mfa_enrolment_required = out.mfa_enrolment_required
+            if not out.mfa_enrolment_required:  # else after mfa_confirm
+                await self.keys.register_device_keys()
+                await self.keys.top_up()
+
+    async def mfa_begin(self):
+        """Start TOTP enrolment: the secret and ``otpauth://`` URI (:class:`protocol.mfa.MfaBeginResponse`)."""
+        return await self.mfa.begin()
+
+    async def mfa_confirm(self, code: str) -> tuple[str, ...]:
+        """Turn MFA on with a current code; returns the recovery codes (shown once). A device
+        whose session was enrolment-only registers its keys now."""
+        codes = await self.mfa.confirm(code)
+        self.mfa_enrolment_required = False
+        async with self._exclusive():
+            if not self.store.account().keys_registered:
+                await self.keys.register_device_keys()
+                await self.keys.top_up()
+        return codes
 
     async def close(self) -> None:
         await self.http.close()

@@ -60,9 +60,12 @@ def _max_body(request: web.Request) -> int:
     return request.app[CONFIG].limits.max_body
 
 
-async def authenticate(request: web.Request) -> Session:
-    """The caller's session; raises :class:`~protocol.errors.Unauthorized`."""
-    return await request.app[SESSIONS].authenticate(request.headers.get("Authorization"))
+async def authenticate(request: web.Request, *, enrolment: bool = False) -> Session:
+    """The caller's session; raises :class:`~protocol.errors.Unauthorized`, or
+    :class:`~protocol.mfa.MfaEnrolmentRequired` for an enrolment-only session (accepted
+    only with ``enrolment``: whoami, logout and the MFA routes)."""
+    return await request.app[SESSIONS].authenticate(request.headers.get("Authorization"),
+                                                    enrolment=enrolment)
 
 
 def _address(request: web.Request) -> str:
@@ -81,13 +84,13 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     await read_request(request, Empty, _max_body(request), optional=True)
-    session = await authenticate(request)
+    session = await authenticate(request, enrolment=True)
     await request.app[SESSIONS].revoke(session)
     return respond(Empty())
 
 
 async def whoami(request: web.Request) -> web.Response:
-    s = await authenticate(request)
+    s = await authenticate(request, enrolment=True)
     return respond(WhoAmIResponse(s.user_id, s.device_id, s.role))
 
 

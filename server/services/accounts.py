@@ -2,6 +2,8 @@
 
 Errors (all typed, see ``spec/client-server.md``): :class:`InviteInvalid`,
 :class:`UserExists`, :class:`InvalidLogin`, :class:`RateLimited`,
+:class:`~protocol.mfa.MfaRequired` and :class:`~protocol.mfa.MfaInvalid` (the
+password was right, the second factor missing or wrong: :mod:`.mfa`),
 :class:`InvalidIdentifier`, :class:`NotFound` (re-login into a device that
 does not exist). A failed registration writes nothing: the invite, account,
 device and token are one transaction.
@@ -23,6 +25,7 @@ from protocol.errors import (
     UserExists,
 )
 from protocol.ids import DeviceId, UserId
+from protocol.mfa import MfaInvalid
 from server.storage import (
     Database,
     InviteUnusable,
@@ -35,6 +38,7 @@ from server.storage import (
 
 from .audit import AuditTrail
 from .clock import Clock, now_ms
+from .mfa import LoginFactor, Mfa
 from .passwords import PasswordHasher
 from .provisioning import invite_hash
 from .ratelimit import LoginLimiter
@@ -58,9 +62,10 @@ def new_device_id(rng: Rng) -> str:
 class Accounts:
     def __init__(
         self, db: Database, sessions: Sessions, hasher: PasswordHasher, limiter: LoginLimiter,
-        audit: AuditTrail, server_name: str, clock: Clock, rng: Rng,
+        audit: AuditTrail, mfa: Mfa, server_name: str, clock: Clock, rng: Rng,
     ) -> None:
         self.db = db
+        self.mfa = mfa
         self.sessions = sessions
         self.hasher = hasher
         self.limiter = limiter
@@ -95,7 +100,8 @@ class Accounts:
                 role = await invites.consume(tx, code_hash, str(user), now)
                 await accounts.create(tx, str(user), role, password_hash, now)
                 await devices.create(tx, str(user), device_id, req.device_name, now)
-                token = await self.sessions.issue(tx, str(user), device_id)
+                scope = self.mfa.scope_without_factor(role)
+                token = await self.sessions.issue(tx, str(user), device_id, scope)
                 await self.audit.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user)))
                 await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
         except InviteUnusable:  # used by a concurrent registration meanwhile
@@ -104,7 +110,7 @@ class Accounts:
             raise UserExists(f"{user} is taken") from None
         self.limiter.succeeded(None, address)
         await self.audit.flush()
-        return SessionResponse(user, DeviceId(device_id), token)
+        return SessionResponse(user, DeviceId(device_id), token, scope != tokens.FULL)
 
     async def login(self, req: LoginRequest, address: str) -> SessionResponse:
         try:
@@ -119,11 +125,28 @@ class Accounts:
         if not ok or account is None:
             # The same work for an unknown user as for a wrong password: one check (of a
             # dummy hash), one entry, one flush (spec/security.md, finding 12).
-            async with self.db.transaction() as tx:
-                await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN_FAILED, str(user)))
-            await self.audit.flush()
+            await self._failed(str(user), now)
             raise InvalidLogin("wrong user id or password")
+        # The second factor, only once the password is right (so that it says nothing about
+        # an account to someone without its password). A failure stays counted in the limiter.
+        try:
+            factor = await self.mfa.login_factor(str(user), account.role, req.totp, req.recovery_code)
+            answer = await self._log_in(user, req, factor, now)
+        except MfaInvalid:
+            await self._failed(str(user), now)
+            raise
         self.limiter.succeeded(str(user), address)
+        await self.audit.flush()
+        return answer
+
+    async def _failed(self, user: str, now: int) -> None:
+        async with self.db.transaction() as tx:
+            await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN_FAILED, user))
+        await self.audit.flush()
+
+    async def _log_in(self, user: UserId, req: LoginRequest, factor: LoginFactor, now: int) -> SessionResponse:
+        """The device (new, or ``req.device_id`` again) and its token, in one transaction that
+        also uses up the second factor; nothing is written if any part fails."""
         async with self.db.transaction() as tx:
             if req.device_id is not None:
                 device_id = str(req.device_id)
@@ -134,7 +157,7 @@ class Accounts:
             else:
                 device_id = new_device_id(self.rng)
                 await devices.create(tx, str(user), device_id, req.device_name, now)
-            token = await self.sessions.issue(tx, str(user), device_id)
+            await self.mfa.use(tx, str(user), device_id, factor)
+            token = await self.sessions.issue(tx, str(user), device_id, factor.scope)
             await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
-        await self.audit.flush()
-        return SessionResponse(user, DeviceId(device_id), token)
+        return SessionResponse(user, DeviceId(device_id), token, factor.scope != tokens.FULL)

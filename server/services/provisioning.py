@@ -15,12 +15,12 @@ from crypto.rng import Rng
 from protocol.api import INVITE_ROLES, ROLES
 from protocol.audit import AccessAction, AccessEvent
 from protocol.ids import UserId
-from server.storage import Database, accounts, invites
+from server.storage import Database, accounts, invites, mfa
 
 from .audit import AuditTrail
 from .clock import Clock, now_ms
 
-__all__ = ["new_invite_code", "invite_hash", "create_invite", "create_account"]
+__all__ = ["new_invite_code", "invite_hash", "create_invite", "create_account", "reset_mfa"]
 
 _INVITE_LABEL = b"confide.invite.v1\x00"
 
@@ -58,3 +58,18 @@ async def create_account(db: Database, user_id: UserId, role: str, password_hash
     async with db.transaction() as tx:
         await accounts.create(tx, str(user_id), role, password_hash, now)
         await AuditTrail.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user_id)))
+
+
+async def reset_mfa(db: Database, user_id: UserId, clock: Clock) -> bool:
+    """Remove the account's second factor (its authenticator and recovery codes were lost; admin
+    command); queues ``mfa_disabled`` for the log. False if the account had none (or no
+    account has ``user_id``). The account's sessions stay as they are; at its next sign-in an
+    account of a role that requires MFA gets an enrolment-only session."""
+    now = now_ms(clock)
+    async with db.transaction() as tx:
+        row = await mfa.get(tx, str(user_id))
+        if row is None:
+            return False
+        await mfa.disable(tx, str(user_id))
+        await AuditTrail.record(tx, AccessEvent(now, AccessAction.MFA_DISABLED, str(user_id)))
+    return True

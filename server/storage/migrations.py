@@ -218,8 +218,30 @@ _V7_ATTACHMENT_ACCESS = (
         PRIMARY KEY (content_id, room_id, seq))""",
 )
 
+_V8_MFA = (
+    # Multi-factor sign-in (spec/security.md, "MFA"). The TOTP secret is sealed under
+    # keys/mfa.key (never stored in the clear); enabled_at is NULL while an enrolment waits for
+    # its first code; last_step is the last TOTP step accepted (a code of it or earlier is
+    # refused: no replay). Recovery codes are kept as HMAC-SHA256 under a key derived from
+    # keys/mfa.key, each usable once.
+    """CREATE TABLE mfa_totp (
+        user_id TEXT PRIMARY KEY REFERENCES accounts (user_id) ON DELETE CASCADE,
+        sealed_secret BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        enabled_at INTEGER,
+        last_step INTEGER NOT NULL DEFAULT -1)""",
+    """CREATE TABLE mfa_recovery_codes (
+        user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+        code_mac BLOB NOT NULL,
+        used_at INTEGER,
+        PRIMARY KEY (user_id, code_mac))""",
+    # 'full', or 'mfa_enrolment': a session that may only enrol a second factor.
+    "ALTER TABLE access_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'full'",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
-                                     _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS]
+                                     _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS,
+                                     _V8_MFA]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

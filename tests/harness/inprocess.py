@@ -39,12 +39,12 @@ from protocol.audit import decode_entry, device_registration_message
 from protocol.ids import DeviceId, UserId
 from server.app import create_app
 from server.appkeys import AUDIT, DATABASE, TRANSPARENCY_LOG
-from server.config import Config, LoginPolicy, SessionPolicy
+from server.config import Auth, Config, LoginPolicy, SessionPolicy
 from server.services.devices import expected_credential
 from server.services.passwords import PasswordHasher
 from server.services.provisioning import create_invite
 
-__all__ = ["FakeClock", "FastHasher", "Harness", "DeviceKit", "P", "MSGPACK_HEADERS", "T0",
+__all__ = ["NO_MFA", "FakeClock", "FastHasher", "Harness", "DeviceKit", "P", "MSGPACK_HEADERS", "T0",
            "PASSWORD", "free_port", "build_app", "serve", "make_config", "sdk_config", "start",
            "register_client", "Homeserver", "LoopbackServer"]
 
@@ -146,16 +146,21 @@ class Harness:
         return [decode_entry(e) for e in await self.log.storage.read_entries(0, size)]
 
 
+#: MFA optional for every role: the default (required of admin, clinician and staff) is the
+#: subject of tests/security/test_mfa.py and tests/server/test_mfa.py, which set it themselves.
+NO_MFA = Auth(mfa_required_roles=())
+
+
 def make_config(tmp_path: Path, **overrides) -> Config:
     cfg = Config(data_dir=tmp_path / "data", server_name="test.example",
                  login=LoginPolicy(max_failures_per_user=3, max_failures_per_address=5, window=60),
-                 sessions=SessionPolicy(idle_timeout=3600, touch_interval=60))
+                 sessions=SessionPolicy(idle_timeout=3600, touch_interval=60), auth=NO_MFA)
     return replace(cfg, **overrides)
 
 
 def sdk_config(tmp_path: Path) -> Config:
-    """The default configuration, as the SDK and CLI tests run it."""
-    return Config(data_dir=tmp_path / "data", server_name="test.example")
+    """The default configuration, as the SDK and CLI tests run it (MFA optional)."""
+    return Config(data_dir=tmp_path / "data", server_name="test.example", auth=NO_MFA)
 
 
 async def start(tmp_path: Path, clock: FakeClock | None = None, **overrides) -> Harness:

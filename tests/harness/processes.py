@@ -2,7 +2,9 @@
 
 - :class:`ServerProcess`: ``confide serve --config`` on 127.0.0.1 and a fixed free port
   (fixed so that a restart keeps the URL the profiles hold), with a temp data dir and
-  config (federation off unless ``extra_config`` says otherwise); its stdout and stderr
+  config (federation off unless ``extra_config`` says otherwise; MFA optional for every role,
+  ``[auth] mfa_required_roles = []``, unless ``extra_config`` has an ``[auth]`` table: MFA is
+  the subject of tests/security/test_mfa.py only); its stdout and stderr
   are appended to one log file across restarts. ``kill()``
   sends SIGKILL, ``stop()`` SIGTERM, ``start()`` (re)starts on the same data dir.
 - :func:`confide`: one ``python -m server.cli ...`` process with the passphrase, the
@@ -45,6 +47,9 @@ REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e profile passphrase"
 SERVER_NAME = "e2e.example"
 CLI_TIMEOUT = 120
+#: The harness's servers make MFA optional (the default requires it of admin, clinician and
+#: staff); tests/security/test_mfa.py sets ``[auth]`` itself.
+NO_MFA_TOML = "[auth]\nmfa_required_roles = []\n"
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -77,9 +82,10 @@ class ServerProcess:
         self.log = root / "serve.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        auth = "" if "[auth]" in extra_config else NO_MFA_TOML
         self.config.write_text(
             f'server_name = "{SERVER_NAME}"\ndata_dir = "{self.data}"\n'
-            f'[listen]\nhost = "127.0.0.1"\nport = {self.port}\n' + extra_config)
+            f'[listen]\nhost = "127.0.0.1"\nport = {self.port}\n' + auth + extra_config)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -186,7 +192,7 @@ class User:
         return {r["room_id"]: r for r in map(json.loads, out.splitlines())}
 
 
-_COMMAND_WORDS = {"room": 2, "device": 2, "attachment": 2}
+_COMMAND_WORDS = {"room": 2, "device": 2, "attachment": 2, "mfa": 2}
 
 
 def _split_command(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -264,7 +270,7 @@ class PeerProcess:
         self.cfg = tmp / f"{name}.toml"
         self.cfg.write_text(
             f'server_name = "{name}"\ndata_dir = "{self.data}"\n[listen]\nport = {port}\n'
-            f"[federation]\n{federation}[federation.peers]\n{table}\n")
+            f"{NO_MFA_TOML}[federation]\n{federation}[federation.peers]\n{table}\n")
         self.proc: subprocess.Popen | None = None
 
     @property
