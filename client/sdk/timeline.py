@@ -120,10 +120,15 @@ def _meta(ev: SignedEvent, identity: bytes | None = None) -> dict[str, Any]:
             "sender_device": device, "ts": c.ts, "epoch": c.epoch}
 
 
-def _refuse(ev: SignedEvent, out: Applied, reason: RefusalReason, detail: str) -> None:
+def _refuse(room: RoomState, ev: SignedEvent, out: Applied, reason: RefusalReason,
+            detail: str) -> None:
+    """``ev`` is refused: a :class:`RefusedMessage` in the timeline and a warning (which
+    stays visible where the timeline already holds our own message at that seq)."""
     c = ev.content
-    out.messages.append(RefusedMessage(c.room_id, c.seq, "", "", c.ts, c.epoch, c.kind.value,
-                                       reason.value, detail))
+    refused = RefusedMessage(c.room_id, c.seq, "", "", c.ts, c.epoch, c.kind.value,
+                             reason.value, detail)
+    out.messages.append(refused)
+    _warn(room, refused.sentence())
 
 
 def apply_event(room: RoomState, ev: SignedEvent, own_device: str, own_user: str,
@@ -174,7 +179,7 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
         msg = MLSMessage.from_bytes(c.message)
         group = groups.live(room)
         if kind in ("commit", "proposal") and not isinstance(msg.body, PublicMessage):
-            _refuse(ev, out, RefusalReason.HANDSHAKE_NOT_PUBLIC,
+            _refuse(room, ev, out, RefusalReason.HANDSHAKE_NOT_PUBLIC,
                     f"a {kind} that is not a PublicMessage")
             return
         claimed = group.claimed_sender(msg)
@@ -187,12 +192,12 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
     if envelope_mine and mls_mine:
         return  # our own message or proposal (stored when sent) or our merged commit
     if envelope_mine and mls_identity is None:
-        _refuse(ev, out, RefusalReason.UNCHECKABLE_SENDER,
+        _refuse(room, ev, out, RefusalReason.UNCHECKABLE_SENDER,
                 "the envelope names this device as its sender, which MLS cannot confirm")
         return
     if mls_mine or (mls_identity is not None and mls_identity != envelope_identity):
         who = "this device" if mls_mine else (mls_identity or b"?").decode(errors="replace")
-        _refuse(ev, out, RefusalReason.SENDER_MISMATCH,
+        _refuse(room, ev, out, RefusalReason.SENDER_MISMATCH,
                 f"the envelope's sender is not the MLS sender, {who}")
         return
     if kind in ("commit", "proposal") and message_epoch(msg) != group.epoch:
@@ -200,7 +205,7 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
                     f"at our epoch {group.epoch} was skipped")
         return
     if unproven:
-        _refuse(ev, out, RefusalReason.UNPROVEN_DEVICE,
+        _refuse(room, ev, out, RefusalReason.UNPROVEN_DEVICE,
                 f"the {kind} adds a device that is not proven: {'; '.join(unproven)}")
         return
     try:
