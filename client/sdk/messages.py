@@ -45,6 +45,7 @@ class RefusalReason(Enum):
     UNPROVEN_DEVICE = "unproven_device"  # a handshake adds a device its log does not prove
     UNCHECKABLE_SENDER = "uncheckable_sender"  # "ours" by the envelope; MLS cannot confirm it
     HANDSHAKE_NOT_PUBLIC = "handshake_not_public"  # a proposal or commit not in a PublicMessage
+    MLS_REJECTED = "mls_rejected"  # a proposal or commit of our epoch that MLS does not accept
 
 
 @dataclass(frozen=True)

@@ -191,18 +191,20 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
     mls_mine = claimed is not None and claimed == group.own_leaf_index
     if envelope_mine and mls_mine:
         return  # our own message or proposal (stored when sent) or our merged commit
-    if envelope_mine and mls_identity is None:
-        _refuse(room, ev, out, RefusalReason.UNCHECKABLE_SENDER,
-                "the envelope names this device as its sender, which MLS cannot confirm")
-        return
     if mls_mine or (mls_identity is not None and mls_identity != envelope_identity):
         who = "this device" if mls_mine else (mls_identity or b"?").decode(errors="replace")
         _refuse(room, ev, out, RefusalReason.SENDER_MISMATCH,
                 f"the envelope's sender is not the MLS sender, {who}")
         return
-    if kind in ("commit", "proposal") and message_epoch(msg) != group.epoch:
+    handshake = kind in ("commit", "proposal")
+    if handshake and message_epoch(msg) != group.epoch:
         _warn(room, f"seq {c.seq}: a {kind} for epoch {message_epoch(msg)} "
                     f"at our epoch {group.epoch} was skipped")
+        return
+    if mls_identity is None:
+        _refuse(room, ev, out, RefusalReason.UNCHECKABLE_SENDER,
+                "the envelope names this device as its sender, which MLS cannot confirm"
+                if envelope_mine else "MLS names no member of the group as its sender")
         return
     if unproven:
         _refuse(room, ev, out, RefusalReason.UNPROVEN_DEVICE,
@@ -212,7 +214,11 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
         processed = group.process_message(msg)
     except CryptoError as exc:
         groups.forget(room.room_id)  # it may have changed before failing: the stored state holds
-        _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
+        if handshake:
+            _refuse(room, ev, out, RefusalReason.MLS_REJECTED,
+                    f"the {kind} does not verify in the group ({exc.code})")
+        else:
+            _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
         return
     if processed.kind == MessageKind.APPLICATION:
         try:

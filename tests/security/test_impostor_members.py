@@ -167,3 +167,35 @@ async def test_members_refuse_a_commit_the_hub_did_not_prove(tmp_path):
         for c in clients:
             await c.close()
         server.stop()
+
+
+FED = "retry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
+
+
+async def test_hub_asks_a_remote_users_home_server(tmp_path):
+    """A device of another server's user is added only as that server lists it: the hub
+    asks b.test over federation (``unknown_device``, ``device_key_mismatch``), then adds
+    Bob's real device."""
+    pa, pb = free_port(), free_port()
+    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
+    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
+    a.start()
+    b.start()
+    clients = []
+    try:
+        alice, bob = await a.user("alice"), await b.user("bob")
+        clients += [alice, bob]
+        room = await alice.create_room("consult")
+        before = room_events(a.data, room)
+        for identity, refusal in ((f"{bob.user_id}/FAKEDEVICE", "unknown_device"),
+                                  (f"{bob.user_id}/{bob.device_id}", "device_key_mismatch")):
+            _, staged, _, info = _impostor_commit(alice, room, identity.encode())
+            assert await _send(alice, room, staged.commit.to_bytes(), staged.welcome.to_bytes(),
+                               info) == refusal
+        assert room_events(a.data, room) == before
+        assert await alice.invite(room, bob.user_id) == [f"{bob.user_id}/{bob.device_id}"]
+    finally:
+        for c in clients:
+            await c.close()
+        a.stop()
+        b.stop()
