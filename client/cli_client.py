@@ -416,9 +416,16 @@ def _jsonable(m) -> dict[str, Any]:
 
 
 def _line(m) -> str:
-    from client.sdk.messages import AttachmentMessage, MembershipMessage, TextMessage
+    from client.sdk.messages import (
+        AttachmentMessage,
+        MembershipMessage,
+        RefusedMessage,
+        TextMessage,
+    )
 
     when = datetime.datetime.fromtimestamp(m.ts / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(m, RefusedMessage):
+        return f"[{m.seq}] {when} refused: verification failure: {m.detail}"
     if isinstance(m, TextMessage):
         what = m.body
     elif isinstance(m, AttachmentMessage):
@@ -457,7 +464,10 @@ async def _read(args, client, _profile) -> int:
 
     def refusals() -> int:
         """Each refused event of the room, once, as one sentence on stderr; 5 if any."""
+        from client.sdk.messages import RefusedMessage
+
         sentences = [r.sentence() for r in client.room(args.room).refused]
+        sentences += [m.sentence() for m in client.messages(args.room) if isinstance(m, RefusedMessage)]
         for s in sentences:
             if s not in reported:
                 reported.add(s)

@@ -40,6 +40,7 @@ from crypto.mls.public_group import PublicGroup, PublicProcessed
 from .errors import BadRequest
 from .events import GENESIS_PREV, MAX_EVENT_MESSAGE, EventContent, EventKind, SignedEvent
 from .federation_rooms import RoomEventChainBroken, RoomEventRejected
+from .member_devices import AddedDevice, added_devices
 from .room_errors import (
     GroupInfoInvalid,
     MessageTooLarge,
@@ -135,6 +136,9 @@ class Accepted:
     welcome: bytes | None = None
     #: The devices the Welcome goes to (by the KeyPackageRefs it names), in its order.
     welcome_to: tuple[Member, ...] = ()
+    #: The devices the message adds (Add proposals, a commit's Adds, an external joiner):
+    #: the hub proves each registered before it stores the event (finding 5).
+    added_devices: tuple[AddedDevice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,11 +266,10 @@ def _accept_handshake(head: RoomHead, view: PublicGroup, c: Classified, sub: Sub
         raise MlsRejected(f"the message was refused ({exc.code})", exc.code) from None
     if _sender_identity(view, processed, body) != _identity(sub.sender):
         raise SenderMismatch("the MLS sender is not the calling device")
+    added = added_devices(processed, body)
     if c.kind == EventKind.PROPOSAL:
         processed.merge()
-        return Accepted(c.kind, c.epoch)
-    for _, kp in processed.added:
-        parse_device_identity(kp.leaf_node.credential)
+        return Accepted(c.kind, c.epoch, added_devices=added)
     welcome_to = _welcome_targets(head, view, processed, sub.welcome)
     processed.merge()
     group_info = None
@@ -278,7 +281,7 @@ def _accept_handshake(head: RoomHead, view: PublicGroup, c: Classified, sub: Sub
             raise GroupInfoInvalid(f"the GroupInfo is not the new epoch's ({exc.code})",
                                    mls_code=exc.code) from None
         group_info = (sub.group_info, view.epoch)
-    return Accepted(c.kind, c.epoch, group_info, sub.welcome, welcome_to)
+    return Accepted(c.kind, c.epoch, group_info, sub.welcome, welcome_to, added)
 
 
 def _welcome_targets(head: RoomHead, view: PublicGroup, processed: PublicProcessed,

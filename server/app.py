@@ -102,6 +102,7 @@ from server.delivery.routes import add_routes as add_delivery_routes
 from server.delivery.sync import Delivery
 from server.delivery.wakeups import Wakeups
 from server.keyfiles import load_or_create_seed
+from server.rooms.device_proof import DeviceProof
 from server.rooms.hub import Hub
 from server.rooms.routes import add_routes as add_room_routes
 from server.services.accounts import Accounts
@@ -237,7 +238,8 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
                                    sender=sender, wakeups=wakeups, key_directory=key_directory,
                                    server_name=name, clock=clock)
             stack.push_async_callback(rooms.close)
-            hub = Hub(db, audit, name, wakeups, fan_out=rooms, remote_rooms=rooms, clock=clock, rng=rng)
+            hub = Hub(db, audit, name, wakeups, fan_out=rooms, remote_rooms=rooms,
+                      device_proof=DeviceProof(db, name, rooms, clock), clock=clock, rng=rng)
             forwarded = ForwardedSends(hub, name)
             delivery = Delivery(db, wakeups, remote_devices=rooms, server_name=name, clock=clock)
             blobs = BlobStore(config.attachments_dir, config.attachments.max_size, rng)

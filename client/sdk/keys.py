@@ -184,6 +184,13 @@ class Keys:
             raise VerificationFailed(f"{identity}: {exc}") from None
         self.store.add_verified(identity, signature_key)
 
+    async def verify_device_approved(self, user_id: str, device_id: str, signature_key: bytes) -> None:
+        """The one check a device must pass before a member's client lets a commit or proposal
+        add it to a group (finding 5): today its registration in its home server's log with
+        that key (:meth:`verify_device`); an approval chain goes here. Raises
+        :class:`VerificationFailed`."""
+        await self.verify_device(user_id, device_id, signature_key)
+
     async def _remote_log_key(self, server: str, base: str) -> str:
         """The log key of ``server``, pinned in the profile the first time it is fetched."""
         pins = self.store.verified()

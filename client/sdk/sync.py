@@ -22,7 +22,9 @@ refused events).
 
 Every envelope is verified before it is applied (:mod:`.envelopes`: strict decoding,
 ``event_id``, the hub's key by ``hub_key_id`` from ``GET /hub_key``, its signature) and
-chained here: an event must carry ``seq`` one past the room's last event and ``prev``
+chained here, and the devices a proposal or commit adds are proven in their home server's
+log before it is applied (:meth:`Sync._unproven`; a refused one becomes a
+:class:`~client.sdk.messages.RefusedMessage`, see :mod:`.timeline`). An event must carry ``seq`` one past the room's last event and ``prev``
 that event's id. An event that fails is *refused*: it is not applied and the room
 stops at the event before it (later events cannot be chained past it); the
 :class:`~client.sdk.envelopes.Refusal` is kept in ``room.refused`` until the hub
@@ -42,12 +44,13 @@ from protocol.events import SignedEvent
 from protocol.rooms_api import InboxItem
 
 from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
+from .errors import ServerError, VerificationFailed
 from .groups import GroupStore
 from .http import Http, quote_path
-from .keys import Keys
+from .keys import Keys, split_identity
 from .messages import RoomMessage
 from .store import RoomState, RoomStatus, Store
-from .timeline import Applied, apply_event
+from .timeline import Applied, added_devices, apply_event, message_epoch
 
 __all__ = ["Sync", "SyncResult", "HISTORY_PAGE"]
 
@@ -161,7 +164,7 @@ class Sync:
                     continue  # seen already (at-least-once delivery)
                 if seq is not None and seq > room.last_seq + 1 and room.last_event_id is not None:
                     for missing in await self.history(room_id, room.last_seq + 1, seq):
-                        self._one(room, missing, acct.device_id, acct.user_id, result)
+                        await self._one(room, missing, acct.device_id, acct.user_id, result)
                     if seq > room.last_seq + 1:
                         self._refuse(room, Refusal(room_id, seq, Failure.CHAIN,
                                                    f"events {room.last_seq + 1}..{seq - 1} are missing"),
@@ -170,7 +173,7 @@ class Sync:
                     # The hub shows a device only the events of its membership: a fresh room
                     # starts at the first event after the commit that added us.
                     room.last_seq, room.last_event_id = seq - 1, None
-                self._one(room, ev, acct.device_id, acct.user_id, result)
+                await self._one(room, ev, acct.device_id, acct.user_id, result)
         except EventRefused:
             pass  # the room stops before the refused event; the next sync tries again
         finally:
@@ -184,10 +187,11 @@ class Sync:
             room.refused.append(record)
         raise EventRefused(refusal)
 
-    def _one(self, room: RoomState, ev: SignedEvent | Refusal, device: str, user: str,
-             result: SyncResult) -> None:
-        """Apply ``ev`` (seq ``room.last_seq + 1``) after checking its chain; raises
-        :class:`EventRefused` (after recording it) for a refused event."""
+    async def _one(self, room: RoomState, ev: SignedEvent | Refusal, device: str, user: str,
+                   result: SyncResult) -> None:
+        """Apply ``ev`` (seq ``room.last_seq + 1``) after checking its chain and proving the
+        devices it adds; raises :class:`EventRefused` (after recording it) for a refused
+        envelope."""
         if isinstance(ev, Refusal):
             self._refuse(room, ev, result)
         c = ev.content
@@ -197,13 +201,46 @@ class Sync:
         if room.last_event_id is not None and c.prev != room.last_event_id:
             self._refuse(room, Refusal(room.room_id, c.seq, Failure.CHAIN,
                                        f"its prev is not the id of event {room.last_seq}"), result)
-        applied: Applied = apply_event(room, ev, device, user, self.groups)
+        unproven = await self._unproven(room, ev, device, user)
+        applied: Applied = apply_event(room, ev, device, user, self.groups, unproven)
         room.refused = [r for r in room.refused if r["seq"] is None or r["seq"] > c.seq]
         if applied.messages:
             self.store.add_messages(room.room_id, applied.messages)
             result.messages.extend(applied.messages)
         if applied.added:
             result.added.setdefault(room.room_id, []).extend(applied.added)
+
+    async def _unproven(self, room: RoomState, ev: SignedEvent, device: str,
+                        user: str) -> tuple[str, ...]:
+        """Why each device that ``ev`` (another's proposal or commit for the group's epoch)
+        adds is not proven (:meth:`Keys.verify_device_approved`); empty when all are.
+        A server that cannot be reached raises: that is no verdict, the event waits."""
+        c = ev.content
+        if c.kind.value not in ("commit", "proposal") or room.group is None \
+                or c.epoch < room.joined_epoch or (c.sender_user, c.sender_device) == (user, device):
+            return ()
+        try:
+            msg = MLSMessage.from_bytes(c.message)
+            group = self.groups.live(room)
+        except CryptoError:
+            return ()  # the timeline reports what it cannot process
+        if message_epoch(msg) != group.epoch:
+            return ()
+        out: list[str] = []
+        for identity, key in added_devices(msg, group):
+            name = (identity or b"?").decode(errors="replace")
+            try:
+                if identity is None:
+                    raise VerificationFailed("a member credential that is not a basic one")
+                member_user, member_device = split_identity(identity)
+                await self.keys.verify_device_approved(member_user, member_device, key)
+            except VerificationFailed as exc:
+                out.append(str(exc) if name in str(exc) else f"{name}: {exc}")
+            except ServerError as exc:
+                if exc.code != "not_found":
+                    raise
+                out.append(f"{name}: its server lists no such device")
+        return tuple(out)
 
     async def _join(self, item: InboxItem, result: SyncResult) -> str | None:
         if item.room_id is None:

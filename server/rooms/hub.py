@@ -44,7 +44,9 @@ Errors: :mod:`protocol.room_errors` (``unknown_room``, ``not_member``,
 ``sender_mismatch``, ``not_mls``, ``wrong_wire_format``, ``handshake_not_public``,
 ``application_not_private``, ``message_too_large``, ``stale_epoch``,
 ``mls_rejected``, ``welcome_invalid``, ``group_info_invalid``,
-``member_identity_invalid``), :class:`~protocol.errors.BadRequest` for fields
+``member_identity_invalid``; ``unknown_device``, ``device_key_mismatch`` from
+:mod:`.device_proof` for an added device its home server did not register under that key),
+:class:`~protocol.errors.BadRequest` for fields
 that do not go with the message, ``conflict`` for a group that already has a room.
 """
 
@@ -106,6 +108,7 @@ from server.services.sessions import Session
 from server.storage import Database, devices
 
 from . import access, storage
+from .device_proof import DeviceProof
 from .room_cache import MAX_CACHED_ROOMS, CachedRoom, PendingEvent, RoomCache, TxnKey
 
 __all__ = ["Hub", "HubFanOut", "RemoteRooms", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS", "RECENT_TXNS"]
@@ -150,8 +153,10 @@ class RemoteRooms(Protocol):
 
 class Hub:
     def __init__(self, db: Database, audit: AuditTrail, server_name: str, wakeups: Wakeups,
-                 fan_out: HubFanOut, remote_rooms: RemoteRooms, clock: Clock, rng: Rng) -> None:
+                 fan_out: HubFanOut, remote_rooms: RemoteRooms, device_proof: DeviceProof,
+                 clock: Clock, rng: Rng) -> None:
         self.db = db
+        self.device_proof = device_proof
         self.audit = audit
         self.server_name = server_name
         self.wakeups = wakeups
@@ -341,6 +346,7 @@ class Hub:
                     continue  # the queue failed: start again from the committed state
                 try:
                     accepted = accept(room.head, room.view, sub, now_s(self.clock), classified)
+                    await self.device_proof.check(accepted.added_devices)
                     event = self._sign(next_content(room.head, accepted, sub, now_ms(self.clock)))
                     applied = apply(room.head, room.view, event, accepted.group_info)
                     response = SendResponse(event.content.seq, event.event_id.hex(),
