@@ -13,9 +13,12 @@ directly follows ``room.last_seq`` and returns what it produced:
 * others' commits: staged and merged; a commit that removes us ends the room
   (:attr:`RoomStatus.REMOVED`, group state dropped); the added and removed members
   become a ``membership`` message;
-* events this device cannot read (epochs before it joined, undecryptable
-  messages) are skipped; failures other than "before we joined" are noted in
-  ``room.warnings``.
+* events this device cannot read (epochs before it joined, epochs whose keys it no
+  longer keeps) are skipped; failures other than "before we joined" are noted in
+  ``room.warnings``;
+* an event whose MLS message is not of its envelope's kind, or that does not decrypt or
+  authenticate, is *refused* (:mod:`.event_checks`): kept in ``room.refused`` and in
+  :attr:`Applied.refused`, never shown as a message, and the group state is unchanged.
 
 The caller (:mod:`.sync`) has verified the event and its chain.
 """
@@ -29,7 +32,9 @@ from crypto.errors import CryptoError
 from crypto.mls import MessageKind, MLSMessage
 from protocol.events import SignedEvent
 
+from .envelopes import Refusal
 from .errors import InvalidPayload
+from .event_checks import content_refusal, kind_refusal, record_refusal
 from .groups import GroupStore
 from .messages import MembershipMessage, RoomMessage, message_from_record
 from .payload import decode_payload
@@ -44,6 +49,7 @@ _MAX_WARNINGS = 50
 class Applied:
     messages: list[RoomMessage] = field(default_factory=list)
     added: list[bytes] = field(default_factory=list)  # identities a commit added
+    refused: list[Refusal] = field(default_factory=list)  # its content was refused (event_checks)
 
 
 def message_epoch(msg: MLSMessage) -> int | None:
@@ -58,6 +64,11 @@ def message_epoch(msg: MLSMessage) -> int | None:
 def _warn(room: RoomState, text: str) -> None:
     room.warnings.append(text)
     del room.warnings[:-_MAX_WARNINGS]
+
+
+def _refuse(room: RoomState, out: Applied, refusal: Refusal) -> None:
+    record_refusal(room, refusal)
+    out.refused.append(refusal)
 
 
 def _meta(ev: SignedEvent) -> dict[str, Any]:
@@ -87,7 +98,13 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
            out: Applied) -> None:
     c = ev.content
     kind = c.kind.value
-    if kind == "create" or room.group is None:
+    if room.group is None:
+        return
+    refusal = kind_refusal(ev)
+    if refusal is not None:
+        _refuse(room, out, refusal)  # e.g. a Welcome or a PublicMessage application as an event
+        return
+    if kind == "create":
         return
     mine = c.sender_device == own_device and c.sender_user == own_user
     if mine:
@@ -106,7 +123,11 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
         processed = group.process_message(msg)
     except CryptoError as exc:
         groups.forget(room.room_id)  # it may have changed before failing: the stored state holds
-        _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
+        refusal = content_refusal(ev, exc)
+        if refusal is not None:
+            _refuse(room, out, refusal)
+        else:
+            _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
         return
     if processed.kind == MessageKind.APPLICATION:
         try:
