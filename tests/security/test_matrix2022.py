@@ -419,8 +419,12 @@ async def test_d_every_byte_of_a_private_message_is_authenticated(server):
         bad = forge_event(server.data, room, "application", MLSMessage(PrivateMessage(
             body.group_id, body.epoch, body.content_type, body.authenticated_data,
             body.encrypted_sender_data, flipped)).to_bytes(), me(alice))
+        # ...and the very message again, as a new event (a replay: its ratchet key is used).
+        replay = forge_event(server.data, room, "application", wire, me(alice))
         await bob.sync()
         assert refused(bob, room)[bad] is Failure.CONTENT
+        assert bob.room(room).refused[-1].detail == "key_already_used"
+        assert refused(bob, room)[replay] is Failure.CONTENT
         assert texts(bob, room) == [(alice.user_id, "my diagnosis is confidential")]
     finally:
         await close([alice, bob])
