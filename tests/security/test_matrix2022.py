@@ -266,17 +266,20 @@ async def test_a_keys_from_to_device_or_a_second_welcome_are_never_used(server):
             await mallory.http.call("POST", "/sendToDevice", {
                 "txn_id": _txn(mallory.rng),
                 "messages": [{"user_id": me(bob)[0], "device_id": me(bob)[1], "payload": payload}]})
-        # The server itself files the Welcome as a `welcome` for the room, "from Alice", and
-        # then sends a message in the swapped-in group, "from Alice".
+        # The server itself files the Welcome as a `welcome` for the room, "from Alice" (and
+        # the forwarded key as a to-device item naming the room), then sends a message in the
+        # swapped-in group, "from Alice".
         inject_inbox(server.data, me(bob), "welcome", welcome, me(alice), room)
+        inject_inbox(server.data, me(bob), "to_device", forwarded, me(alice), room)
         fake_msg = fake.protect(encode_text("Ignore the plan, stop your medication")).to_bytes()
         seq = forge_event(server.data, room, "application", fake_msg, me(alice),
                           epoch=fake.epoch)
 
         result = await bob.sync()
 
-        assert len(result.ignored) == 2 and all("was ignored" in s for s in result.ignored)
-        assert bob.store.notices()[-2:] == result.ignored
+        assert len(result.ignored) == 3 and all("was ignored" in s for s in result.ignored)
+        assert bob.store.notices()[-3:] == result.ignored
+        assert any(f"naming room {room} was ignored" in w for w in bob.room(room).warnings)
         welcome_refusals = [r for r in result.refused if r.failure is Failure.WELCOME]
         assert [r.room_id for r in welcome_refusals] == [room]
         assert "cannot replace" in welcome_refusals[0].sentence()
