@@ -316,6 +316,12 @@ async def test_b_no_member_or_server_can_author_as_another_member(server):
         forged_remove = protect_public(s.suite, s.context, system_rng(32), own_key, content)
         removal = forge_event(server.data, room, "proposal", MLSMessage(forged_remove).to_bytes(),
                               me(alice))
+        # 4. The server alone: a well-formed PrivateMessage of the room's group and epoch
+        #    (both in the clear), sealed under keys it made up.
+        guess = MLSMessage(PrivateMessage(s.context.group_id, s.context.epoch,
+                                          ContentType.APPLICATION, b"", system_rng(40),
+                                          system_rng(80))).to_bytes()
+        guessed = forge_event(server.data, room, "application", guess, me(alice))
 
         await bob.sync()
 
@@ -323,6 +329,7 @@ async def test_b_no_member_or_server_can_author_as_another_member(server):
         assert got[sent.seq] is Failure.CONTENT
         assert got[relabelled] is Failure.CONTENT
         assert got[removal] is Failure.CONTENT
+        assert got[guessed] is Failure.CONTENT
         assert state(bob, room) == before
         assert texts(bob, room) == [(alice.user_id, "see you at 3")]
         assert not bob.groups.view(bob.store.room(room)).pending_proposals
