@@ -244,7 +244,8 @@ class Sync:
         except CryptoError:
             return None
         if self._in_room(item):
-            self.keys.consume(ref)
+            # Refused, and its KeyPackage kept: it joined nothing, and the server may still
+            # hand that KeyPackage to an honest inviter.
             self._refuse_welcome(item, group, result)
             return None
         room = RoomState(room_id, None, joined_epoch=group.epoch)

@@ -28,6 +28,7 @@ result, or the hub's typed code) and that the reader's group and timeline are un
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -35,7 +36,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from client.sdk import ServerError
+from client.profile import Profile
+from client.sdk import Client, ServerError
 from client.sdk.envelopes import Failure
 from client.sdk.errors import InvalidPayload
 from client.sdk.groups import GroupStore
@@ -70,6 +72,8 @@ from protocol.rooms_api import SendRequest, SendResponse
 from tests.harness import PeerProcess, free_port
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(150)]
+
+PROFILE_PASSPHRASE = "pp"  # tests.harness.register_client's
 
 
 # -- the malicious server: its database and its hub key --------------------------------------
@@ -225,18 +229,34 @@ def server(tmp_path_factory):
     proc.stop()
 
 
-async def room_of(server, *names: str, tag: str):
-    """Users ``names`` (the first creates the room and invites the others, who join); they
-    and the room id."""
-    clients = [await server.user(f"{n}{tag}") for n in names]
+@pytest.fixture(scope="module")
+def accounts(server) -> dict[str, Path]:
+    """Alice, Bob and Mallory registered once for the module: their profile directories
+    (each test opens them again and makes a room of its own)."""
+
+    async def register() -> dict[str, Path]:
+        out = {}
+        for name in ("alice", "bob", "mallory"):
+            client = await server.user(name)
+            out[name] = client.profile.directory
+            await client.close()
+        return out
+
+    return asyncio.run(register())
+
+
+async def room_of(accounts, *names: str):
+    """Clients of ``names`` (the first creates a room and invites the others, who join);
+    they and the room id."""
+    clients = [Client.open(Profile.open(accounts[n], PROFILE_PASSPHRASE), auto_add_own_devices=False)
+               for n in names]
     room = await clients[0].create_room("consult")
     for other in clients[1:]:
         await clients[0].invite(room, other.user_id)
-    for c in clients[1:]:
-        await c.sync()
-        assert c.store.has_room(room)
     for c in clients:
         await c.sync()
+    for c in clients[1:]:
+        assert c.store.has_room(room)
     return clients, room
 
 
@@ -248,8 +268,8 @@ async def close(clients) -> None:
 # -- (a) semi-trusted impersonation through key sharing ----------------------------------------
 
 
-async def test_a_keys_from_to_device_or_a_second_welcome_are_never_used(server):
-    (alice, bob, mallory), room = await room_of(server, "alice", "bob", "mallory", tag="a")
+async def test_a_keys_from_to_device_or_a_second_welcome_are_never_used(server, accounts):
+    (alice, bob, mallory), room = await room_of(accounts, "alice", "bob", "mallory")
     try:
         await alice.send_text(room, "first session on Tuesday")
         await bob.sync()
@@ -293,8 +313,8 @@ async def test_a_keys_from_to_device_or_a_second_welcome_are_never_used(server):
 # -- (b) trusted impersonation -------------------------------------------------------------------
 
 
-async def test_b_no_member_or_server_can_author_as_another_member(server):
-    (alice, bob, mallory), room = await room_of(server, "alice", "bob", "mallory", tag="b")
+async def test_b_no_member_or_server_can_author_as_another_member(server, accounts):
+    (alice, bob, mallory), room = await room_of(accounts, "alice", "bob", "mallory")
     try:
         await alice.send_text(room, "see you at 3")
         await bob.sync()
@@ -340,8 +360,8 @@ async def test_b_no_member_or_server_can_author_as_another_member(server):
 # -- (c) protocol and message-kind confusion ------------------------------------------------------
 
 
-async def test_c_nothing_the_server_sends_passes_as_a_members_message(server):
-    (alice, bob, mallory), room = await room_of(server, "alice", "bob", "mallory", tag="c")
+async def test_c_nothing_the_server_sends_passes_as_a_members_message(server, accounts):
+    (alice, bob, mallory), room = await room_of(accounts, "alice", "bob", "mallory")
     try:
         await alice.send_text(room, "hello")
         await bob.sync()
@@ -351,6 +371,7 @@ async def test_c_nothing_the_server_sends_passes_as_a_members_message(server):
         public_app = public_application(mallory, room, alice_leaf, "public words")
         welcome, _ = fake_group_welcome(live_epoch(bob, room).context.group_id, identity(alice),
                                         stored_key_package(server.data, me(bob)))
+        rooms_before = {r.room_id for r in bob.rooms()}
         for message, code in ((public_app, "application_not_private"),
                               (welcome, "wrong_wire_format"),
                               (encode_text("a bare payload"), "not_mls")):
@@ -383,7 +404,7 @@ async def test_c_nothing_the_server_sends_passes_as_a_members_message(server):
         assert any("to_device" in s for s in result.ignored)
         assert state(bob, room) == before
         assert texts(bob, room) == [(alice.user_id, "hello")]
-        assert [r.room_id for r in bob.rooms()] == [room]  # the Welcome joined nothing
+        assert {r.room_id for r in bob.rooms()} == rooms_before  # the Welcome joined nothing
     finally:
         await close([alice, bob, mallory])
 
@@ -391,8 +412,8 @@ async def test_c_nothing_the_server_sends_passes_as_a_members_message(server):
 # -- (d) IND-CCA and unauthenticated IVs ----------------------------------------------------------
 
 
-async def test_d_every_byte_of_a_private_message_is_authenticated(server):
-    (alice, bob), room = await room_of(server, "alice", "bob", tag="d")
+async def test_d_every_byte_of_a_private_message_is_authenticated(server, accounts):
+    (alice, bob), room = await room_of(accounts, "alice", "bob")
     try:
         await bob.sync()
         room_before = bob.store.room(room).to_record()
@@ -440,8 +461,8 @@ async def test_d_every_byte_of_a_private_message_is_authenticated(server):
         await close([alice, bob])
 
 
-async def test_d_a_changed_reuse_guard_or_attachment_nonce_does_not_decrypt(server):
-    (alice, bob, mallory), room = await room_of(server, "alice", "bob", "mallory", tag="n")
+async def test_d_a_changed_reuse_guard_or_attachment_nonce_does_not_decrypt(server, accounts):
+    (alice, bob, mallory), room = await room_of(accounts, "alice", "bob", "mallory")
     try:
         # Attachments: the server swaps one byte of the stored blob; and a nonce that is not
         # the one sent does not open the real blob. (First: the forged event below is unknown
