@@ -81,10 +81,10 @@ def welcome_refusal(item: InboxItem, detail: str) -> Refusal:
 
 def ignored_inbox_item(item: InboxItem) -> str:
     """One sentence saying that ``item`` (not a Welcome) was received and not used."""
-    sender = (f"{item.sender_user}/{item.sender_device}" if item.sender_user is not None
-              else "an unnamed sender")
+    sender = (f"labelled as from {item.sender_user}/{item.sender_device}"
+              if item.sender_user is not None else "with no sender")
     room = f" naming room {item.room_id}" if item.room_id is not None else ""
-    return (f"A {item.kind} item from {sender}{room} was ignored: Confide takes no keys or "
+    return (f"A {item.kind} item {sender}{room} was ignored: Confide takes no keys or "
             "messages from to-device items (room keys come only inside MLS).")
 
 
