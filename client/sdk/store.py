@@ -10,7 +10,8 @@ Records and what they hold (all sealed at rest):
 * ``messages/<room_id>``: the decrypted messages of the room, in seq order
   (:class:`~client.sdk.messages.RoomMessage` records);
 * ``sync``: the since-token of the last sync;
-* ``verified``: peer devices whose registration was proven in the log.
+* ``verified``: peer devices whose registration was proven in the log;
+* ``notices``: the last 50 sentences about inbox items the SDK received and did not use.
 """
 
 from __future__ import annotations
@@ -162,3 +163,11 @@ class Store:
         v = self.verified()
         v[identity] = key
         self.profile.put("verified", v)
+
+    # -- notices -----------------------------------------------------------------------
+    def notices(self) -> list[str]:
+        """Sentences about inbox items received and not used (oldest first, at most 50)."""
+        return list(self.profile.get("notices", []))
+
+    def add_notice(self, sentence: str) -> None:
+        self.profile.put("notices", [*self.notices(), sentence][-50:])

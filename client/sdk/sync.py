@@ -6,7 +6,12 @@ from disk and
 
 1. joins the rooms of the Welcomes in the inbox (the KeyPackage private is
    found by the KeyPackageRef the Welcome names; a one-time one is then
-   forgotten), and catches each new room up from its history;
+   forgotten), and catches each new room up from its history. A Welcome for a
+   room this device is in waits until that room's events are applied (they may
+   remove us), and is then refused if we are still in it: a Welcome never
+   replaces a room's group. Other inbox items (``to_device``) are reported in
+   :attr:`SyncResult.ignored` and the profile's notices, never used
+   (:mod:`.event_checks`);
 2. applies the room events of each known room in seq order; a gap (an event
    past ``last_seq + 1``) is filled from ``GET /rooms/{id}/events`` first (a room
    just joined starts at its first visible event: the hub shows a device only
@@ -45,6 +50,7 @@ from protocol.rooms_api import InboxItem
 
 from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
 from .errors import ServerError, VerificationFailed
+from .event_checks import ignored_inbox_item, record_refusal, welcome_refusal
 from .groups import GroupStore
 from .http import Http, quote_path
 from .keys import Keys, split_identity
@@ -57,6 +63,11 @@ __all__ = ["Sync", "SyncResult", "HISTORY_PAGE"]
 HISTORY_PAGE = 200
 
 
+def _stopped(room: RoomState) -> bool:
+    """Whether ``room`` waits for the hub to serve a valid event where one was refused."""
+    return any(Refusal.from_record(r).stops_room for r in room.refused)
+
+
 def _seq(ev: SignedEvent | Refusal) -> int | None:
     return ev.seq if isinstance(ev, Refusal) else ev.content.seq
 
@@ -67,6 +78,7 @@ class SyncResult:
     joined: list[str] = field(default_factory=list)
     added: dict[str, list[bytes]] = field(default_factory=dict)  # room -> identities added
     refused: list[Refusal] = field(default_factory=list)  # events that failed their checks
+    ignored: list[str] = field(default_factory=list)  # inbox items not used (event_checks.py)
     welcomes_used: int = 0
     raw_count: int = 0  # events and inbox items the server returned
 
@@ -119,12 +131,17 @@ class Sync:
     async def apply(self, body: dict[str, Any]) -> SyncResult:
         """Apply one sync answer (the caller holds the profile lock)."""
         result = SyncResult(raw_count=len(body.get("events", [])) + len(body.get("inbox", [])))
+        in_joined_rooms: list[InboxItem] = []
         for obj in body.get("inbox", []):
             try:
                 item = InboxItem.from_wire(obj, "inbox item")
             except ApiError:
                 continue  # not an inbox item: nothing to act on (acknowledged with the token)
-            if item.kind == "welcome":
+            if item.kind != "welcome":
+                self._ignore(item, result)
+            elif self._in_room(item):
+                in_joined_rooms.append(item)  # after the room's events: they may remove us
+            else:
                 room_id = await self._join(item, result)
                 if room_id is not None:
                     result.joined.append(room_id)
@@ -140,8 +157,12 @@ class Sync:
             if room_id in result.joined or not self.store.has_room(room_id):
                 continue  # a just-joined room was caught up from history; unknown rooms wait
             await self._apply_room(room_id, sorted(events, key=lambda e: _seq(e) or 0), result)
+        for item in in_joined_rooms:
+            room_id = await self._join(item, result)  # refused if we are still in the room
+            if room_id is not None:
+                result.joined.append(room_id)
         for room_id in self.store.room_ids():
-            if room_id not in by_room and room_id not in result.joined and self.store.room(room_id).refused:
+            if room_id not in by_room and room_id not in result.joined and _stopped(self.store.room(room_id)):
                 await self.catch_up(room_id, result)  # ask again for the events refused before
         self.store.save_sync_token(body.get("next"))
         return result
@@ -203,7 +224,9 @@ class Sync:
                                        f"its prev is not the id of event {room.last_seq}"), result)
         unproven = await self._unproven(room, ev, device, user)
         applied: Applied = apply_event(room, ev, device, user, self.groups, unproven)
-        room.refused = [r for r in room.refused if r["seq"] is None or r["seq"] > c.seq]
+        room.refused = [r for r in room.refused if r["seq"] is None or r["seq"] > c.seq
+                        or not Refusal.from_record(r).stops_room]
+        result.refused.extend(applied.refused)
         if applied.messages:
             self.store.add_messages(room.room_id, applied.messages)
             result.messages.extend(applied.messages)
@@ -257,12 +280,11 @@ class Sync:
             group = Group.join(msg, kp, priv)
         except CryptoError:
             return None
-        if self.store.has_room(room_id):
-            old = self.store.room(room_id)
-            current = self.groups.view(old)
-            if old.status is RoomStatus.JOINED and current is not None and current.epoch >= group.epoch:
-                self.keys.consume(ref)
-                return None  # an older Welcome delivered again
+        if self._in_room(item):
+            # Refused, and its KeyPackage kept: it joined nothing, and the server may still
+            # hand that KeyPackage to an honest inviter.
+            self._refuse_welcome(item, group, result)
+            return None
         room = RoomState(room_id, None, joined_epoch=group.epoch)
         self.groups.put(room, group)
         self.store.save_room(room)
@@ -270,3 +292,38 @@ class Sync:
         result.welcomes_used += 1
         await self.catch_up(room_id, result)
         return room_id
+
+    def _in_room(self, item: InboxItem) -> bool:
+        room_id = None if item.room_id is None else str(item.room_id)
+        return (room_id is not None and self.store.has_room(room_id)
+                and self.store.room(room_id).status is RoomStatus.JOINED)
+
+    def _refuse_welcome(self, item: InboxItem, group: Group, result: SyncResult) -> None:
+        """A Welcome for a room this device is in: the room keeps its group. A Welcome into
+        the very epoch state the group is in (the one this device joined with, delivered
+        again before the group moved on) is no news; any other one is refused, visibly
+        (:func:`.event_checks.welcome_refusal`)."""
+        room = self.store.room(str(item.room_id))
+        current = self.groups.view(room)
+        if (current is not None and group.group_id == current.group_id
+                and group.epoch == current.epoch
+                and group.epoch_authenticator == current.epoch_authenticator):
+            return
+        named = f"{item.sender_user}/{item.sender_device}" if item.sender_user else "no sender"
+        refusal = welcome_refusal(item, f"for epoch {group.epoch}; its inbox item names {named}")
+        record_refusal(room, refusal)
+        self.store.save_room(room)
+        result.refused.append(refusal)
+
+    def _ignore(self, item: InboxItem, result: SyncResult) -> None:
+        """A to-device item: reported (in the result, the profile's notices, and the room it
+        names if this device knows it), never used."""
+        sentence = ignored_inbox_item(item)
+        result.ignored.append(sentence)
+        self.store.add_notice(sentence)
+        room_id = None if item.room_id is None else str(item.room_id)
+        if room_id is not None and self.store.has_room(room_id):
+            room = self.store.room(room_id)
+            room.warnings.append(sentence)
+            del room.warnings[:-50]
+            self.store.save_room(room)

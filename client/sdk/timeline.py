@@ -24,9 +24,12 @@ finding 4): the hub writes ``sender_user``/``sender_device``, MLS proves who sen
 * a proposal or commit adding a device that the caller (:mod:`.sync`) could not prove
   (``unproven``, finding 5) is refused the same way: the group does not advance, and
   the next valid commit for the epoch the device is still at is applied (the re-base);
-* events this device cannot read (epochs before it joined, undecryptable
-  messages) are skipped; failures other than "before we joined" are noted in
-  ``room.warnings``.
+* events this device cannot read (epochs before it joined, epochs whose keys it no
+  longer keeps) are skipped; failures other than "before we joined" are noted in
+  ``room.warnings``;
+* an event whose MLS message is not of its envelope's kind, or that does not decrypt or
+  authenticate, is *refused* (:mod:`.event_checks`): kept in ``room.refused`` and in
+  :attr:`Applied.refused`, never shown as a message, and the group state is unchanged.
 
 The caller (:mod:`.sync`) has verified the event and its chain.
 """
@@ -42,7 +45,9 @@ from crypto.mls.framing import ContentType, PublicMessage, SenderType
 from crypto.mls.proposals import Add, Proposal
 from protocol.events import SignedEvent
 
+from .envelopes import Refusal
 from .errors import InvalidPayload
+from .event_checks import content_refusal, kind_refusal, record_refusal
 from .groups import GroupStore
 from .messages import (
     MembershipMessage,
@@ -63,6 +68,7 @@ _MAX_WARNINGS = 50
 class Applied:
     messages: list[RoomMessage] = field(default_factory=list)
     added: list[bytes] = field(default_factory=list)  # identities a commit added
+    refused: list[Refusal] = field(default_factory=list)  # its content was refused (event_checks)
 
 
 def message_epoch(msg: MLSMessage) -> int | None:
@@ -131,6 +137,12 @@ def _refuse(room: RoomState, ev: SignedEvent, out: Applied, reason: RefusalReaso
     _warn(room, refused.sentence())
 
 
+def _refuse_content(room: RoomState, out: Applied, refusal: Refusal) -> None:
+    """``refusal`` (a kind or content check, :mod:`.event_checks`) kept in ``room.refused``."""
+    record_refusal(room, refusal)
+    out.refused.append(refusal)
+
+
 def apply_event(room: RoomState, ev: SignedEvent, own_device: str, own_user: str,
                 groups: GroupStore, unproven: tuple[str, ...] = ()) -> Applied:
     """Apply ``ev`` (seq ``room.last_seq + 1``) to ``room`` in place, on the room's live group
@@ -165,7 +177,13 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
            out: Applied, unproven: tuple[str, ...]) -> None:
     c = ev.content
     kind = c.kind.value
-    if kind == "create" or room.group is None:
+    if room.group is None:
+        return
+    refusal = kind_refusal(ev)
+    if refusal is not None:
+        _refuse_content(room, out, refusal)  # e.g. a Welcome or a PublicMessage application
+        return
+    if kind == "create":
         return
     envelope_mine = c.sender_device == own_device and c.sender_user == own_user
     if envelope_mine and kind == "commit" and room.pending is not None \
@@ -186,7 +204,11 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
         mls_identity = _mls_identity(msg, group, claimed)
     except CryptoError as exc:
         groups.forget(room.room_id)
-        _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
+        refusal = content_refusal(ev, exc)  # e.g. sender data that does not open
+        if refusal is not None:
+            _refuse_content(room, out, refusal)
+        else:
+            _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
         return
     mls_mine = claimed is not None and claimed == group.own_leaf_index
     if envelope_mine and mls_mine:
@@ -214,9 +236,12 @@ def _apply(room: RoomState, ev: SignedEvent, own_device: str, own_user: str, gro
         processed = group.process_message(msg)
     except CryptoError as exc:
         groups.forget(room.room_id)  # it may have changed before failing: the stored state holds
+        refusal = None if handshake else content_refusal(ev, exc)
         if handshake:
             _refuse(room, ev, out, RefusalReason.MLS_REJECTED,
                     f"the {kind} does not verify in the group ({exc.code})")
+        elif refusal is not None:
+            _refuse_content(room, out, refusal)
         else:
             _warn(room, f"seq {c.seq}: cannot process ({exc.code})")
         return
