@@ -3,7 +3,8 @@
 Commands (every one takes ``--profile DIR``, the encrypted local state)::
 
     confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N]
-    confide login    --server URL --user NAME --profile DIR [--device-name N]
+    confide login    --server URL --user NAME --profile DIR [--device-name N] [--anchor A]
+    confide anchor   --profile DIR                         this profile's trust anchor
     confide room create --profile DIR [--name N]          prints the room id
     confide room invite --profile DIR ROOM USER           adds all of USER's devices
     confide room remove --profile DIR ROOM USER
@@ -20,6 +21,11 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
 The profile passphrase comes from ``CONFIDE_PASSPHRASE`` or a prompt; the
 account password from ``CONFIDE_PASSWORD`` or a prompt. (``CONFIDE_PROFILE_KDF=minimum``
 makes new profiles with Argon2id's minimum limits: for tests only.)
+
+``confide register`` takes the whole invite, ``CODE#ANCHOR``: the anchor is the hash of the
+server's trust document, checked before the code is sent. ``confide login`` on a new
+device needs ``--anchor`` (the invite's, or ``confide anchor`` on another device of the
+account); a mismatch or a missing anchor is refused (exit 5) and leaves no profile.
 
 ``confide read`` verifies every room event with the hub's published keys; an event it
 refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never
@@ -82,8 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--server", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("--device-name", default="confide-cli")
+    p.add_argument("--anchor", "--log-key-fingerprint", dest="anchor", default=None,
+                   help="the server's trust anchor (needed on a new device)")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_login, needs_account=False))
+
+    p = _parser(subparsers, "anchor", "print this profile's trust anchor (for another device's login)")
+    _profile_arg(p)
+    p.set_defaults(func=_cmd(_anchor))
 
     room = _parser(subparsers, "room", "create rooms and manage their members")
     rs = room.add_subparsers(dest="room_command", required=True)
@@ -186,9 +198,11 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
             SdkError,
             ServerError,
             TransportError,
+            TrustAnchorMismatch,
             VerificationFailed,
         )
 
+        fresh = not needs_account and not args.profile.exists()
         try:
             profile = _open_profile(args.profile, create=not needs_account)
         except ProfileError as exc:
@@ -208,6 +222,12 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
             return _fail(1, f"server refused: {exc.code} (HTTP {exc.status}): {exc.message}")
         except TransportError as exc:
             return _fail(4, f"cannot reach the server: {exc}")
+        except TrustAnchorMismatch as exc:
+            if fresh:  # the profile this command made holds nothing yet: leave none behind
+                import shutil
+
+                shutil.rmtree(args.profile, ignore_errors=True)
+            return _fail(5, f"refused: {exc}")
         except VerificationFailed as exc:
             return _fail(5, f"verification failed: {exc}")
         except ProfileError as exc:
@@ -240,11 +260,17 @@ async def _login(args, _client, profile) -> int:
     from client.sdk import Client
 
     password = _secret("CONFIDE_PASSWORD", "Password: ")
-    client = await Client.login(profile, args.server, args.user, password, device_name=args.device_name)
+    client = await Client.login(profile, args.server, args.user, password,
+                                device_name=args.device_name, anchor=args.anchor)
     try:
         print(f"logged in {client.user_id} device {client.device_id}")
     finally:
         await client.close()
+    return 0
+
+
+async def _anchor(args, client, _profile) -> int:
+    print(client.anchor)
     return 0
 
 
