@@ -62,7 +62,6 @@ from .envelopes import Refusal
 from .errors import (
     RetriesExhausted,
     ServerError,
-    TransportError,
     TrustAnchorMismatch,
     VerificationFailed,
 )
