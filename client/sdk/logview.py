@@ -92,7 +92,11 @@ class LogView:
                 raise self._refuse(origin, "fork", f"FORK: another root for tree size {cp.size} "
                                    "than the one accepted before", note)
             return
-        raw = await self._get(base, f"proof/consistency?old={old.size}&new={cp.size}")
+        try:
+            raw = await self._get(base, f"proof/consistency?old={old.size}&new={cp.size}")
+        except VerificationFailed as exc:
+            raise self._refuse(origin, "fork", f"FORK: no consistency proof from size {old.size} "
+                               f"to the checkpoint of size {cp.size} ({exc})", note) from None
         try:
             proof = [base64.b64decode(line, validate=True) for line in raw.decode().splitlines()]
             merkle.verify_consistency(old.size, cp.size, old.root, cp.root_hash, proof)
