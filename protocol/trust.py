@@ -16,6 +16,17 @@ fetched the document from the server checks it against the invite before it trus
 anything the server signs. :func:`check_witnesses` counts the valid cosignatures of the
 document's witnesses on a checkpoint note and fails below the quorum.
 
+A server attests the log key of a peer that its trust document does not list with a
+*peer log key statement*, a C2SP signed note by its own log key whose text is::
+
+    confide.peer-log-key/v1
+    origin a.example                  (the attesting server: its log key signs this)
+    peer b.example
+    key b.example+9c0d1e2f+AQ...
+
+(:func:`peer_log_key_text`, :func:`parse_peer_log_key`). The first line keeps it from
+ever parsing as a checkpoint (whose second line is a tree size).
+
 Everything here is pure; every malformed input raises :class:`TrustDocumentInvalid`.
 """
 
@@ -49,6 +60,8 @@ __all__ = [
     "format_invite",
     "split_invite",
     "check_witnesses",
+    "peer_log_key_text",
+    "parse_peer_log_key",
 ]
 
 MAX_TRUST_DOCUMENT = 16 * 1024
@@ -230,3 +243,34 @@ def check_witnesses(note: bytes, doc: TrustDocument) -> int:
         raise TrustDocumentInvalid(f"the checkpoint has {count} of the {doc.witness_quorum} "
                                    "witness cosignatures the practice requires")
     return count
+
+
+_PEER_HEADER = "confide.peer-log-key/v1"
+
+
+def peer_log_key_text(origin: str, peer: str, key: str) -> str:
+    """The note text by which ``origin`` states that ``peer``'s log key is ``key``."""
+    _check_server(origin)
+    _check_server(peer)
+    if origin == peer or _vkey(key, SIG_ED25519).name != peer:
+        raise TrustDocumentInvalid("a peer log key is another server's, named after it")
+    return f"{_PEER_HEADER}\norigin {origin}\npeer {peer}\nkey {key}\n"
+
+
+def parse_peer_log_key(text: str) -> tuple[str, str, str]:
+    """``(origin, peer, key)`` of a statement's (verified) text, which must be canonical."""
+    if len(text) > 1024:
+        raise TrustDocumentInvalid("peer log key statement too long")
+    lines = text.split("\n")
+    if len(lines) != 5 or lines[0] != _PEER_HEADER or lines[4] != "":
+        raise TrustDocumentInvalid("not a confide.peer-log-key/v1 statement")
+    values = []
+    for line, word in zip(lines[1:4], ("origin", "peer", "key"), strict=True):
+        head, sep, value = line.partition(" ")
+        if head != word or not sep:
+            raise TrustDocumentInvalid(f"expected a {word} line")
+        values.append(value)
+    origin, peer, key = values
+    if peer_log_key_text(origin, peer, key) != text:
+        raise TrustDocumentInvalid("peer log key statement is not canonical")
+    return origin, peer, key

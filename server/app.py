@@ -65,6 +65,7 @@ from federation.discovery import Discovery
 from federation.forwarded import ForwardedSends
 from federation.inbound import INBOUND_RETENTION_MS, ItemRegistry, TransactionReceiver
 from federation.keyring import ServerKeyring
+from federation.log_keys import add_log_key_routes
 from federation.peer_keys import PeerKeys
 from federation.policy import PeerPolicy
 from federation.replay import ReplayCache
@@ -150,6 +151,7 @@ def create_app(
     add_federation_routes(app.router)
     add_federation_room_routes(app.router)
     add_trust_routes(app.router)
+    add_log_key_routes(app.router)
     app.cleanup_ctx.append(_root(config, clock, rng, hasher))
     return app
 

@@ -16,21 +16,20 @@
   quorum of the trust document (:mod:`.logview`). A device of another server is checked
   against *that* server's log, relayed by our server
   (``/federation/{server}/_confide/log/v1/...``), under the log key the trust document
-  lists for that server; a server the document does not list is trusted on first use
-  (its key pinned in the profile, never replaced).
+  lists for that server, else the one our server attests in a statement signed by its
+  anchored log key (``GET /federation/{server}/log_key``), pinned in the profile and
+  never replaced. A key that merely came through the relay is never used.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import aiohttp
-
-from client.audit import AuditFailure, HttpSource, verify_device_inclusion
+from client.audit import AuditFailure, verify_device_inclusion
 from crypto.errors import CryptoError
 from crypto.mls import Credential, KeyPackage, KeyPackagePrivate, MLSMessage, Welcome, get_suite
 from crypto.mls.key_package_gen import generate_key_package, key_package_ref
-from crypto.note import parse_vkey
+from crypto.note import open_note, parse_vkey
 from crypto.primitives import ed25519_public_key, ed25519_sign
 from crypto.rng import Rng, system_rng
 from protocol.api import (
@@ -46,9 +45,9 @@ from protocol.api import (
 )
 from protocol.audit import device_registration_message
 from protocol.ids import RoomId, UserId
-from protocol.trust import TrustDocument, parse_trust_document
+from protocol.trust import TrustDocument, parse_peer_log_key, parse_trust_document
 
-from .errors import VerificationFailed
+from .errors import ServerError, TransportError, VerificationFailed
 from .http import Http, quote_path
 from .logview import LogView
 from .store import Store, StoredKeyPackage
@@ -207,8 +206,10 @@ class Keys:
         self.store.add_verified(identity, signature_key)
 
     async def _remote_log_key(self, server: str, base: str, trust: TrustDocument) -> str:
-        """The log key of ``server``: the one the trust document lists, else the one pinned in
-        the profile the first time it was fetched (trust on first use through our server)."""
+        """The log key of ``server``: the one the trust document lists, else the one our own
+        server attests (a peer log key statement signed by its anchored log key), pinned in
+        the profile the first time and never replaced. A key that only came through the
+        relay is never used."""
         listed = trust.peer_log_key(server)
         pins = self.store.verified()
         pinned = pins.get(f"log-vkey:{server}")
@@ -220,14 +221,17 @@ class Keys:
         if pinned is not None:
             return pinned.decode()
         try:
-            raw = await HttpSource(self.http.session, base).get("vkey")
-            if raw is None:
-                raise AuditFailure("no vkey")
-            vkey = raw.decode().strip()
-            if parse_vkey(vkey).name != server:
-                raise AuditFailure(f"the key is not named {server}")
-        except (AuditFailure, CryptoError, UnicodeDecodeError, aiohttp.ClientError) as exc:
-            raise VerificationFailed(f"the log key of {server} is not available: {exc}") from None
+            out = await self.http.call("GET", f"/federation/{quote_path(server)}/log_key")
+            note = out.get("note")
+            if not isinstance(note, bytes):
+                raise AuditFailure("the answer holds no statement")
+            opened = open_note(note, [trust.log_verifier])
+            origin, peer, vkey = parse_peer_log_key(opened.text)
+            if (origin, peer) != (trust.server, server):
+                raise AuditFailure(f"the statement is {origin}'s about {peer}")
+        except (AuditFailure, CryptoError, ServerError, TransportError) as exc:
+            raise VerificationFailed(f"the log key of {server} is not attested by {trust.server}: "
+                                     f"{exc}") from None
         self.store.add_verified(f"log-vkey:{server}", vkey.encode())
         return vkey
 

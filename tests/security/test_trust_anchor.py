@@ -13,7 +13,9 @@ malicious proxy in front of the server (:class:`Proxy`), which can rewrite any a
 3. a practice that requires a witness cosignature (``[log] witnesses``, ``witness_quorum``):
    a checkpoint without it, or cosigned by an unlisted witness, is refused; with it, accepted;
 4. a peer's log, relayed by our own (malicious) server under another key than the one the
-   trust document lists for that peer: refused; the honest relay is accepted.
+   trust document lists for that peer: refused; the honest relay is accepted. For a peer
+   the document does not list, a key statement not signed by our server's anchored log
+   key is refused, and the one it signs is pinned.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ import time
 from pathlib import Path
 
 import aiohttp
+import msgpack
 import pytest
 from aiohttp import web
 
 from client.profile import MINIMUM, Profile
 from client.sdk import Client, LogInconsistent, TrustAnchorMismatch, VerificationFailed
 from crypto.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from crypto.note import SIG_COSIGNATURE_V1, Signer, parse_note
-from protocol.trust import TrustDocument
+from crypto.note import SIG_COSIGNATURE_V1, Signer, parse_note, sign_note
+from protocol.trust import TrustDocument, peer_log_key_text
 from tests.harness import PASSWORD, PeerProcess, free_port, register_client
 from tests.harness.processes import CONFIDE, REPO
 
@@ -277,12 +280,17 @@ async def test_a_checkpoint_without_the_required_cosignatures_is_refused(tmp_pat
 
 
 async def test_a_relayed_peer_log_under_another_key_than_the_anchored_one_is_refused(tmp_path):
-    pa, pb = free_port(), free_port()
-    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
-    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
+    pa, pb, pc = free_port(), free_port(), free_port()
+    table = {"a.test": pa, "b.test": pb, "c.test": pc}
+
+    def peers(name: str) -> dict[str, str]:
+        return {k: f"http://127.0.0.1:{p}" for k, p in table.items() if k != name}
+
+    a, b, c = (PeerProcess(tmp_path, n, table[n], peers(n), FED) for n in ("a.test", "b.test", "c.test"))
     b_key = Signer("b.test", _seed_key(b.data, "log.key")).verifier.vkey()
+    c_key = Signer("c.test", _seed_key(c.data, "log.key")).verifier.vkey()
     a.cfg.write_text(a.cfg.read_text() + f'[log.peer_log_keys]\n"b.test" = "{b_key}"\n')
-    await _start(a, b)
+    await _start(a, b, c)
     clients: list[Client] = []
     try:
         async with Proxy(a.url) as proxy:
@@ -315,10 +323,32 @@ async def test_a_relayed_peer_log_under_another_key_than_the_anchored_one_is_ref
             await alice.invite(room, bob.user_id)
             assert any(m.startswith(bob.user_id) for m in _members(alice, room))
             assert alice.store.checkpoint("b.test") is not None
+
+            # c.test is not in the trust document: its key is the one a.test attests, signed
+            # by a.test's anchored log key; a statement signed otherwise is refused
+            carol = await c.user("carol")
+            clients.append(carol)
+            fake_a = Signer("a.test", os.urandom(32))
+            fake = Signer("c.test", os.urandom(32))
+
+            def attest(path: str, body: bytes) -> bytes | None:
+                if path.endswith("/federation/c.test/log_key"):
+                    text = peer_log_key_text("a.test", "c.test", fake.verifier.vkey())
+                    return msgpack.packb({"note": sign_note(text, [fake_a])})
+                return None
+
+            proxy.rewrite = attest
+            with pytest.raises(VerificationFailed, match="not attested by a.test"):
+                await alice.invite(room, carol.user_id)
+            assert not any(m.startswith(carol.user_id) for m in _members(alice, room))
+            proxy.rewrite = None
+            await alice.invite(room, carol.user_id)
+            assert alice.store.verified()["log-vkey:c.test"] == c_key.encode()
+            assert any(m.startswith(carol.user_id) for m in _members(alice, room))
     finally:
-        for c in clients:
-            await c.close()
-        _stop(a, b)
+        for cl in clients:
+            await cl.close()
+        _stop(a, b, c)
 
 
 def test_trust_document_anchor_is_base64url_sha256():
