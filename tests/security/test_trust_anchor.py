@@ -11,7 +11,9 @@ malicious proxy in front of the server (:class:`Proxy`), which can rewrite any a
    checkpoint signed with its real log key over another history): the client refuses the
    checkpoint, the room stays as it was, and the checkpoint it accepted before is kept;
 3. a practice that requires a witness cosignature (``[log] witnesses``, ``witness_quorum``):
-   a checkpoint without it, or cosigned by an unlisted witness, is refused; with it, accepted;
+   a checkpoint without it, or cosigned by an unlisted witness, is refused; with it, accepted
+   (the cosignature made by the test through the proxy, and by a real federated witness:
+   b.test's, which a.test submits its grown log to; while b.test is down, refused);
 4. a peer's log, relayed by our own (malicious) server under another key than the one the
    trust document lists for that peer: refused; the honest relay is accepted. For a peer
    the document does not list, a key statement not signed by our server's anchored log
@@ -36,8 +38,8 @@ from client.profile import MINIMUM, Profile
 from client.sdk import Client, LogInconsistent, TrustAnchorMismatch, VerificationFailed
 from crypto.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from crypto.note import SIG_COSIGNATURE_V1, Signer, parse_note, sign_note
-from protocol.trust import TrustDocument, peer_log_key_text
-from tests.harness import PASSWORD, PeerProcess, free_port, register_client
+from protocol.trust import TrustDocument, TrustDocumentInvalid, peer_log_key_text
+from tests.harness import PASSWORD, PeerProcess, eventually, free_port, register_client
 from tests.harness.processes import CONFIDE, REPO
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(120)]
@@ -357,3 +359,50 @@ def test_trust_document_anchor_is_base64url_sha256():
 
     want = base64.urlsafe_b64encode(hashlib.sha256(doc.encode()).digest()).decode().rstrip("=")
     assert doc.anchor == want
+
+
+async def _witnessed(proc: PeerProcess, doc: TrustDocument) -> bool:
+    from protocol.trust import check_witnesses
+
+    async with aiohttp.ClientSession() as s, s.get(proc.url + "/_confide/log/v1/checkpoint") as r:
+        note = await r.read()
+    try:
+        return check_witnesses(note, doc) >= 1
+    except TrustDocumentInvalid:
+        return False
+
+
+async def test_the_quorum_is_met_by_a_real_federated_witness_and_missed_without_it(tmp_path):
+    """The same policy with a real witness: b.test's, cosigning a.test's grown log."""
+    pa, pb = free_port(), free_port()
+    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
+    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
+    w = Signer("b.test/witness", _seed_key(b.data, "witness.key"), SIG_COSIGNATURE_V1).verifier.vkey()
+    a.cfg.write_text(a.cfg.read_text() + f'[log]\nwitnesses = ["{w}"]\nwitness_quorum = 1\n')
+    await _start(a, b)
+    clients: list[Client] = []
+    try:
+        alice = await a.user("alice")
+        bob, carol = await a.user("bob"), await a.user("carol")
+        clients += [alice, bob, carol]
+        doc = alice.keys.trust()
+        assert doc.witnesses == (w,) and doc.witness_quorum == 1
+        room = await alice.create_room()
+        await eventually(lambda: _witnessed(a, doc), timeout=30, interval=0.2)
+        await alice.invite(room, bob.user_id)  # b.test cosigned: accepted
+        b.stop()  # the witness is gone; the log grows without cosignatures
+        dave = await a.user("dave")
+        clients.append(dave)
+        before = alice.store.checkpoint("a.test")
+        with pytest.raises(LogInconsistent, match="0 of the 1"):
+            await alice.invite(room, dave.user_id)
+        assert not any(m.startswith(dave.user_id) for m in _members(alice, room))
+        assert alice.store.checkpoint("a.test") == before
+        b.start()
+        await eventually(lambda: _witnessed(a, doc), timeout=30, interval=0.2)
+        await alice.invite(room, dave.user_id)
+        assert any(m.startswith(dave.user_id) for m in _members(alice, room))
+    finally:
+        for c in clients:
+            await c.close()
+        _stop(a, b)
