@@ -81,13 +81,7 @@ class Keys:
         self.rng = rng
         self.batch = batch
         self.threshold = threshold
-        self._logs: LogView | None = None
-
-    @property
-    def logs(self) -> LogView:
-        if self._logs is None:
-            self._logs = LogView(self.http.session, self.store)
-        return self._logs
+        self.logs = LogView(http, store)
 
     def trust(self) -> TrustDocument:
         """The trust document this profile was anchored to; VerificationFailed without one."""

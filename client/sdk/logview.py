@@ -33,20 +33,21 @@ from crypto.note import Verifier
 from protocol.trust import TrustDocument, check_witnesses
 
 from .errors import LogInconsistent, VerificationFailed
+from .http import Http
 from .store import Store, StoredCheckpoint
 
 __all__ = ["LogView"]
 
 
 class LogView:
-    def __init__(self, session: aiohttp.ClientSession, store: Store) -> None:
-        self._session = session
+    def __init__(self, http: Http, store: Store) -> None:
+        self._http = http
         self.store = store
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _get(self, base: str, path: str) -> bytes:
         try:
-            body = await HttpSource(self._session, base).get(path)
+            body = await HttpSource(self._http.session, base).get(path)
         except (AuditFailure, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise VerificationFailed(f"the log at {base} did not answer {path}: {exc}") from None
         if body is None:
