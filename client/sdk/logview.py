@@ -8,7 +8,9 @@ current checkpoint and accepts it only if
 1. it is signed by the log's key (the trust document's for the own server, the pinned
    or listed one for another server) and names the expected origin;
 2. for the own server, it carries the witness cosignatures the trust document requires
-   (:func:`protocol.trust.check_witnesses`);
+   (:func:`protocol.trust.check_witnesses`); when the newest checkpoint does not carry
+   them yet, the latest one that does (``checkpoint/witnessed?min=N``) is taken instead,
+   and an entry beyond it cannot be proven until the witnesses cosign;
 3. it extends the stored one: not a smaller tree (a rollback), not another root for the
    same size (a fork), and a consistency proof (``proof/consistency``) from the stored
    size and root to it verifies.
@@ -59,22 +61,46 @@ class LogView:
         return LogInconsistent(f"{text}: the checkpoint of {origin} is refused and the one "
                                "accepted before is kept")
 
+    def _open(self, origin: str, verifier: Verifier, note: bytes) -> Checkpoint:
+        try:
+            return open_checkpoint(note, [verifier], origin)[0]
+        except CryptoError as exc:
+            raise self._refuse(origin, "signature", "the checkpoint is not signed by the log key "
+                               f"this device trusts ({exc})", note) from None
+
+    async def _with_quorum(self, base: str, origin: str, verifier: Verifier,
+                           policy: TrustDocument, note: bytes) -> tuple[Checkpoint, bytes]:
+        """``note`` if it carries the quorum, else the latest checkpoint that does
+        (``checkpoint/witnessed``: the newest is often not cosigned yet)."""
+        try:
+            check_witnesses(note, policy)
+            return self._open(origin, verifier, note), note
+        except CryptoError as exc:
+            first = str(exc)
+        try:
+            older = await HttpSource(self._http.session, base).get(
+                f"checkpoint/witnessed?min={policy.witness_quorum}")
+        except (AuditFailure, aiohttp.ClientError, TimeoutError, OSError):
+            older = None
+        if older is None:
+            raise self._refuse(origin, "witnesses", first, note)
+        cp = self._open(origin, verifier, older)
+        try:
+            check_witnesses(older, policy)
+        except CryptoError as exc:
+            raise self._refuse(origin, "witnesses", str(exc), older) from None
+        return cp, older
+
     async def accept(self, base: str, origin: str, verifier: Verifier,
                      policy: TrustDocument | None = None) -> StoredCheckpoint:
-        """The current checkpoint of the log at ``base``, accepted as the module docstring says."""
+        """The current checkpoint of the log at ``base``, accepted as the module docstring
+        says: with a witness quorum, the latest one that carries it."""
         lock = self._locks.setdefault(origin, asyncio.Lock())
         async with lock:
             note = await self._get(base, "checkpoint")
-            try:
-                cp, _ = open_checkpoint(note, [verifier], origin)
-            except CryptoError as exc:
-                raise self._refuse(origin, "signature", f"the checkpoint is not signed by the log key "
-                                   f"this device trusts ({exc})", note) from None
-            if policy is not None:
-                try:
-                    check_witnesses(note, policy)
-                except CryptoError as exc:
-                    raise self._refuse(origin, "witnesses", str(exc), note) from None
+            cp = self._open(origin, verifier, note)
+            if policy is not None and policy.witness_quorum:
+                cp, note = await self._with_quorum(base, origin, verifier, policy, note)
             old = self.store.checkpoint(origin)
             if old is not None:
                 await self._check_extends(base, origin, old, cp, note)
@@ -110,6 +136,9 @@ class LogView:
         """The tlog-proof of entry ``index`` against a checkpoint accepted just now."""
         cp = await self.accept(base, origin, verifier, policy)
         if not 0 <= index < cp.size:
+            if policy is not None and policy.witness_quorum:
+                raise VerificationFailed(f"entry {index} is not yet in a checkpoint of {origin} that "
+                                         f"the witnesses cosigned (size {cp.size}); try again later")
             raise VerificationFailed(f"entry {index} is not in the accepted checkpoint of {origin}")
         proof = await self._get(base, f"proof/inclusion?index={index}&size={cp.size}")
         try:
