@@ -112,3 +112,21 @@ def test_log_section_of_the_configuration():
                 {"peer_log_keys": {"b.example": LOG.verifier.vkey()}}, {"unknown": 1}):
         with pytest.raises(ConfigError):
             config_from_dict({"server_name": "a.example", "log": bad})
+
+
+def test_audit_verify_takes_the_log_key_from_the_anchor(tmp_path, capsys):
+    from server.cli import main as cli_main
+    from tests.harness import LoopbackServer
+
+    server = LoopbackServer(tmp_path)
+    try:
+        anchor = server.invite().partition("#")[2]
+        assert cli_main(["audit", "verify", server.url, "--anchor", anchor]) == 0
+        assert "OK" in capsys.readouterr().out
+        assert cli_main(["audit", "verify", server.url, "--anchor", "A" * 43]) == 1
+        assert "does not match the anchor" in capsys.readouterr().err
+        other = Signer("test.example", bytes(32)).verifier.vkey()
+        assert cli_main(["audit", "verify", server.url, "--anchor", anchor, "--key", other]) == 1
+        assert "not the log key of the anchored" in capsys.readouterr().err
+    finally:
+        server.stop()
