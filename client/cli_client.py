@@ -27,6 +27,9 @@ server's trust document, checked before the code is sent. ``confide login`` on a
 device needs ``--anchor`` (the invite's, or ``confide anchor`` on another device of the
 account); a mismatch or a missing anchor is refused (exit 5) and leaves no profile.
 
+A checkpoint refused during a command (a rollback, a fork, missing witness cosignatures:
+``spec/client-server.md`` 16.3) is printed as a ``WARNING`` line on stderr.
+
 ``confide read`` verifies every room event with the hub's published keys; an event it
 refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never
 printed as a message: each is one sentence on stderr, and the exit status is 5.
@@ -210,8 +213,15 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
 
         async def main() -> int:
             client = Client.open(profile) if needs_account else None
+            seen = len(client.log_alerts()) if client is not None else 0
             try:
-                return await fn(args, client, profile)
+                rc = await fn(args, client, profile)
+                # a refusal that did not fail the command (a member checked during a sync) is
+                # loud all the same: the server lied about its log
+                for alert in client.log_alerts()[seen:] if client is not None else ():
+                    print(f"confide: WARNING: the log of {alert['origin']} was refused: "
+                          f"{alert['message']}", file=sys.stderr)
+                return rc
             finally:
                 if client is not None:
                     await client.close()

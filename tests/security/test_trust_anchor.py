@@ -23,6 +23,7 @@ malicious proxy in front of the server (:class:`Proxy`), which can rewrite any a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import sqlite3
@@ -107,6 +108,13 @@ def _rows(proc: PeerProcess, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+async def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CONFIDE_PASSPHRASE": "pp", "CONFIDE_PASSWORD": PASSWORD,
+           "CONFIDE_PROFILE_KDF": "minimum"}
+    return await asyncio.to_thread(subprocess.run, [*CONFIDE, *args], cwd=REPO, env=env,
+                                   capture_output=True, text=True, timeout=60)
 
 
 def _members(client: Client, room: str) -> tuple[str, ...]:
@@ -228,6 +236,17 @@ async def test_a_rolled_back_or_forked_log_is_refused_and_the_old_checkpoint_kep
             await alice.invite(room, carol.user_id)
             assert alice.store.checkpoint("a.test").size > stored.size
             assert any(m.startswith(carol.user_id) for m in _members(alice, room))
+
+            # the CLI says it in one sentence (exit 5)
+            profile = str(tmp_path / "p-erin")
+            assert (await _cli("register", "--server", proxy.url, "--invite", a.invite("staff"),
+                               "--user", "erin", "--profile", profile)).returncode == 0
+            room2 = (await _cli("room", "create", "--profile", profile)).stdout.strip()
+            assert (await _cli("room", "invite", "--profile", profile, room2, bob.user_id)).returncode == 0
+            proxy.rewrite = lambda path, body: old_note if path.endswith("/log/v1/checkpoint") else None
+            out = await _cli("room", "invite", "--profile", profile, room2, carol.user_id)
+            assert out.returncode == 5 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+            assert "ROLLBACK" in out.stderr
     finally:
         for c in clients:
             await c.close()
