@@ -9,14 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crypto.checkpoint import Checkpoint, sign_checkpoint
-from crypto.note import SIG_COSIGNATURE_V1, Signer, parse_note
+from crypto.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from crypto.note import SIG_COSIGNATURE_V1, MalformedNote, Signer, parse_note
 from protocol.trust import (
     TrustDocument,
     TrustDocumentInvalid,
     check_witnesses,
     format_invite,
+    parse_peer_log_key,
     parse_trust_document,
+    peer_log_key_text,
     split_invite,
 )
 from server.config import ConfigError, config_from_dict
@@ -72,6 +74,33 @@ def test_any_changed_byte_is_refused_or_changes_the_anchor(pos, value):
     except TrustDocumentInvalid:
         return
     assert doc.anchor != _doc(1).anchor
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_statement_and_invite_decoders_refuse_or_round_trip(text):
+    try:
+        origin, peer, key = parse_peer_log_key(text)
+    except TrustDocumentInvalid:
+        pass
+    else:
+        assert peer_log_key_text(origin, peer, key) == text
+    try:
+        code, anchor = split_invite(text)
+    except TrustDocumentInvalid:
+        return
+    assert anchor is None or format_invite(code, anchor) == text.strip()
+
+
+def test_peer_log_key_statement():
+    text = peer_log_key_text("a.example", "b.example", PEER.verifier.vkey())
+    assert parse_peer_log_key(text) == ("a.example", "b.example", PEER.verifier.vkey())
+    for bad in (text.replace("peer b.example", "peer c.example"), text + "\n",
+                text.replace("origin", "Origin"), text.replace("b.example", "a.example")):
+        with pytest.raises(TrustDocumentInvalid):
+            parse_peer_log_key(bad)
+    with pytest.raises(MalformedNote):  # a statement can never pass as a checkpoint
+        parse_checkpoint(text)
 
 
 def test_invite_carries_the_anchor():
