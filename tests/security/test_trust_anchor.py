@@ -43,6 +43,7 @@ from crypto.note import SIG_COSIGNATURE_V1, Signer, parse_note, sign_note
 from protocol.trust import TrustDocument, TrustDocumentInvalid, peer_log_key_text
 from tests.harness import PASSWORD, PeerProcess, eventually, free_port, register_client
 from tests.harness.processes import CONFIDE, REPO
+from tests.security.conftest import get, quoted
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(120)]
 
@@ -367,6 +368,18 @@ async def test_a_relayed_peer_log_under_another_key_than_the_anchored_one_is_ref
             await alice.invite(room, carol.user_id)
             assert alice.store.verified()["log-vkey:c.test"] == c_key.encode()
             assert any(m.startswith(carol.user_id) for m in _members(alice, room))
+
+            # the statement endpoint's edges: a token is needed, the own name is not_found,
+            # a server that is no peer and a bad name are refused without a fetch
+            token = alice.store.account().access_token
+            base = a.url + "/_confide/client/v1/federation"
+            assert get(f"{base}/c.test/log_key")[0] == 401
+            status, body = get(f"{base}/a.test/log_key", token)
+            assert (status, body["error"]["code"]) == (404, "not_found")
+            status, body = get(f"{base}/nobody.test/log_key", token)
+            assert (status, body["error"]["code"]) == (502, "peer_unreachable")
+            status, body = get(f"{base}/{quoted('..')}/log_key", token)
+            assert (status, body["error"]["code"]) == (400, "invalid_server_name")
     finally:
         for cl in clients:
             await cl.close()
