@@ -3,10 +3,11 @@
 Commands (every one takes ``--profile DIR``, the encrypted local state)::
 
     confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N]
-    confide login    --server URL --user NAME --profile DIR [--device-name N]
+    confide login    --server URL --user NAME --profile DIR [--device-name N] [--anchor A]
                      [--totp CODE | --recovery-code CODE]   (prompted on a TTY when needed)
     confide mfa enable  --profile DIR [--code CODE]        shows the secret, prints recovery codes
     confide mfa disable --profile DIR [--code CODE | --recovery-code CODE]
+    confide anchor   --profile DIR                         this profile's trust anchor
     confide room create --profile DIR [--name N]          prints the room id
     confide room invite --profile DIR ROOM USER           adds all of USER's devices
     confide room remove --profile DIR ROOM USER
@@ -23,6 +24,14 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
 The profile passphrase comes from ``CONFIDE_PASSPHRASE`` or a prompt; the
 account password from ``CONFIDE_PASSWORD`` or a prompt. (``CONFIDE_PROFILE_KDF=minimum``
 makes new profiles with Argon2id's minimum limits: for tests only.)
+
+``confide register`` takes the whole invite, ``CODE#ANCHOR``: the anchor is the hash of the
+server's trust document, checked before the code is sent. ``confide login`` on a new
+device needs ``--anchor`` (the invite's, or ``confide anchor`` on another device of the
+account); a mismatch or a missing anchor is refused (exit 5) and leaves no profile.
+
+A checkpoint refused during a command (a rollback, a fork, missing witness cosignatures:
+``spec/client-server.md`` 16.3) is printed as a ``WARNING`` line on stderr.
 
 ``confide read`` verifies every room event with the hub's published keys; an event it
 refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never
@@ -88,6 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     factor = p.add_mutually_exclusive_group()
     factor.add_argument("--totp", default=None, help="a current code of your authenticator app")
     factor.add_argument("--recovery-code", default=None, help="one of your unused recovery codes")
+    p.add_argument("--anchor", "--log-key-fingerprint", dest="anchor", default=None,
+                   help="the server's trust anchor (needed on a new device)")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_login, needs_account=False))
 
@@ -103,6 +114,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     factor.add_argument("--code", default=None, help="the app's current code (else asked for)")
     factor.add_argument("--recovery-code", default=None)
     p.set_defaults(func=_cmd(_mfa_disable))
+
+    p = _parser(subparsers, "anchor", "print this profile's trust anchor (for another device's login)")
+    _profile_arg(p)
+    p.set_defaults(func=_cmd(_anchor))
 
     room = _parser(subparsers, "room", "create rooms and manage their members")
     rs = room.add_subparsers(dest="room_command", required=True)
@@ -205,9 +220,11 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
             SdkError,
             ServerError,
             TransportError,
+            TrustAnchorMismatch,
             VerificationFailed,
         )
 
+        fresh = not needs_account and not args.profile.exists()
         try:
             profile = _open_profile(args.profile, create=not needs_account)
         except ProfileError as exc:
@@ -215,8 +232,15 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
 
         async def main() -> int:
             client = Client.open(profile) if needs_account else None
+            seen = len(client.log_alerts()) if client is not None else 0
             try:
-                return await fn(args, client, profile)
+                rc = await fn(args, client, profile)
+                # a refusal that did not fail the command (a member checked during a sync) is
+                # loud all the same: the server lied about its log
+                for alert in client.log_alerts()[seen:] if client is not None else ():
+                    print(f"confide: WARNING: the log of {alert['origin']} was refused: "
+                          f"{alert['message']}", file=sys.stderr)
+                return rc
             finally:
                 if client is not None:
                     await client.close()
@@ -229,6 +253,12 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
             return _fail(1, f"server refused: {exc.code} (HTTP {exc.status}): {exc.message}")
         except TransportError as exc:
             return _fail(4, f"cannot reach the server: {exc}")
+        except TrustAnchorMismatch as exc:
+            if fresh:  # the profile this command made holds nothing yet: leave none behind
+                import shutil
+
+                shutil.rmtree(args.profile, ignore_errors=True)
+            return _fail(5, f"refused: {exc}")
         except VerificationFailed as exc:
             return _fail(5, f"verification failed: {exc}")
         except ProfileError as exc:
@@ -286,7 +316,8 @@ async def _login(args, _client, profile) -> int:
     totp, recovery = args.totp, args.recovery_code
     try:
         client = await Client.login(profile, args.server, args.user, password,
-                                    device_name=args.device_name, totp=totp, recovery_code=recovery)
+                                    device_name=args.device_name, totp=totp, recovery_code=recovery,
+                                    anchor=args.anchor)
     except ServerError as exc:
         asked = _ask("Code from your authenticator app: ") if exc.code == "mfa_required" else None
         if not asked:
@@ -296,7 +327,8 @@ async def _login(args, _client, profile) -> int:
         else:
             totp = asked
         client = await Client.login(profile, args.server, args.user, password,
-                                    device_name=args.device_name, totp=totp, recovery_code=recovery)
+                                    device_name=args.device_name, totp=totp, recovery_code=recovery,
+                                    anchor=args.anchor)
     try:
         print(f"logged in {client.user_id} device {client.device_id}")
         _enrolment_hint(client, args.profile)
@@ -338,6 +370,11 @@ async def _mfa_disable(args, client, _profile) -> int:
             return _fail(2, "give --code CODE or --recovery-code CODE")
     await client.mfa.disable(code, recovery)
     print("multi-factor sign-in is off")
+    return 0
+
+
+async def _anchor(args, client, _profile) -> int:
+    print(client.anchor)
     return 0
 
 

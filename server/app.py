@@ -65,6 +65,7 @@ from federation.discovery import Discovery
 from federation.forwarded import ForwardedSends
 from federation.inbound import INBOUND_RETENTION_MS, ItemRegistry, TransactionReceiver
 from federation.keyring import ServerKeyring
+from federation.log_keys import add_log_key_routes
 from federation.peer_keys import PeerKeys
 from federation.policy import PeerPolicy
 from federation.replay import ReplayCache
@@ -116,6 +117,7 @@ from server.services.sessions import Sessions
 from server.storage import Database, connect, key_packages, meta
 from server.translog import TransparencyLog, Witness
 from server.translog import add_routes as add_log_routes
+from server.trust import TRUST_DOCUMENT, add_trust_routes, record_document, trust_document
 
 __all__ = ["create_app", "MAINTENANCE_INTERVAL", "TXN_RETENTION_MS", "TXN_PRUNE_INTERVAL",
            "INBOUND_PRUNE_INTERVAL"]
@@ -153,6 +155,8 @@ def create_app(
     add_attachment_routes(app.router)
     add_federation_routes(app.router)
     add_federation_room_routes(app.router)
+    add_trust_routes(app.router)
+    add_log_key_routes(app.router)
     app.cleanup_ctx.append(_root(config, clock, rng, hasher))
     return app
 
@@ -183,6 +187,10 @@ async def _storage(app: web.Application, config: Config, clock: Clock,
             f"{config.server_name}/witness", load_or_create_seed(config.keys_dir / "witness.key", rng),
             SIG_COSIGNATURE_V1), {config.server_name: [tlog.verifier]}, clock)
         add_log_routes(app, tlog, witness)
+        doc = trust_document(config, tlog.verifier)
+        async with db.transaction() as tx:
+            await record_document(tx, doc)
+        app[TRUST_DOCUMENT] = doc.encode()
         yield _Storage(db, tlog, witness)
         await tlog.flush()
     finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from .envelopes import EventRefused, Failure, Refusal
 from .errors import (
     InvalidPayload,
+    LogInconsistent,
     NotAMember,
     NotSignedIn,
     RetriesExhausted,
@@ -27,6 +28,7 @@ from .errors import (
     ServerError,
     StaleEpoch,
     TransportError,
+    TrustAnchorMismatch,
     UnknownRoom,
     VerificationFailed,
 )
@@ -62,6 +64,8 @@ __all__ = [
     "UnknownRoom",
     "NotAMember",
     "VerificationFailed",
+    "TrustAnchorMismatch",
+    "LogInconsistent",
     "InvalidPayload",
     "RetriesExhausted",
 ]

@@ -2,30 +2,34 @@
 
 * :meth:`Keys.register_device_keys`: ``PUT /keys/device`` with the device's
   Ed25519 key, its basic credential ``@user:server/DEVICE`` and the self-signature
-  of ``protocol.audit.device_registration_message``; pins the server's
-  transparency-log key (``/_confide/log/v1/vkey``) on first use.
+  of ``protocol.audit.device_registration_message``. The server's log key is the one
+  of the trust document the invite's anchor named (:mod:`protocol.trust`), never
+  one the server serves on its own.
 * :meth:`Keys.top_up`: keeps at least ``threshold`` one-time KeyPackages on the
   server (uploads up to ``batch``) and a last-resort one. Privates are stored in
   the profile *before* the upload, by KeyPackageRef.
 * :meth:`Keys.for_welcome`: the stored KeyPackage a Welcome is addressed to.
 * :meth:`Keys.claim`: one KeyPackage per device of a user (``POST /keys/claim``),
   each checked against the device's registered keys and its registration's
-  inclusion in the log (:meth:`Keys.verify_device`) before it is used. A device of
-  another server is checked against *that* server's log, relayed by our server
-  (``/federation/{server}/_confide/log/v1/...``); its log key is pinned on first use.
+  inclusion in the log (:meth:`Keys.verify_device`) before it is used, against a
+  checkpoint that extends the last one this device accepted and carries the witness
+  quorum of the trust document (:mod:`.logview`). A device of another server is checked
+  against *that* server's log, relayed by our server
+  (``/federation/{server}/_confide/log/v1/...``), under the log key the trust document
+  lists for that server, else the one our server attests in a statement signed by its
+  anchored log key (``GET /federation/{server}/log_key``), pinned in the profile and
+  never replaced. A key that merely came through the relay is never used.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import aiohttp
-
-from client.audit import AuditFailure, HttpSource, fetch_proof, verify_device_inclusion
+from client.audit import AuditFailure, verify_device_inclusion
 from crypto.errors import CryptoError
 from crypto.mls import Credential, KeyPackage, KeyPackagePrivate, MLSMessage, Welcome, get_suite
 from crypto.mls.key_package_gen import generate_key_package, key_package_ref
-from crypto.note import parse_vkey
+from crypto.note import open_note, parse_vkey
 from crypto.primitives import ed25519_public_key, ed25519_sign
 from crypto.rng import Rng, system_rng
 from protocol.api import (
@@ -41,9 +45,11 @@ from protocol.api import (
 )
 from protocol.audit import device_registration_message
 from protocol.ids import RoomId, UserId
+from protocol.trust import TrustDocument, parse_peer_log_key, parse_trust_document
 
-from .errors import VerificationFailed
+from .errors import ServerError, TransportError, VerificationFailed
 from .http import Http, quote_path
+from .logview import LogView
 from .store import Store, StoredKeyPackage
 
 __all__ = ["Keys", "SUITE", "device_identity", "split_identity"]
@@ -75,6 +81,15 @@ class Keys:
         self.rng = rng
         self.batch = batch
         self.threshold = threshold
+        self.logs = LogView(http, store)
+
+    def trust(self) -> TrustDocument:
+        """The trust document this profile was anchored to; VerificationFailed without one."""
+        raw = self.store.account().trust_document
+        if raw is None:
+            raise VerificationFailed("this profile has no trust anchor: register from an invite "
+                                     "or log in with the anchor")
+        return parse_trust_document(raw)
 
     # -- own device ----------------------------------------------------------------------
 
@@ -82,7 +97,7 @@ class Keys:
         """Register this device's keys; returns the log index. Idempotent."""
         acct = self.store.account()
         if acct.log_vkey is None:
-            acct.log_vkey = (await self.http.get_raw("/_confide/log/v1/vkey")).decode().strip()
+            acct.log_vkey = self.trust().log_key
             self.store.save_account(acct)
         pk = ed25519_public_key(acct.signature_seed)
         cred = Credential.basic(device_identity(acct.user_id, acct.device_id)).to_bytes()
@@ -162,12 +177,14 @@ class Keys:
         if self.store.verified().get(identity) == signature_key:
             return
         acct = self.store.account()
+        trust = self.trust()
         server = user_id.split(":", 1)[1]
-        base, vkey = self.http.base_url, acct.log_vkey
+        base, vkey, policy = self.http.base_url, trust.log_key, trust
         if server != acct.user_id.split(":", 1)[1]:
-            # Another server's device: its own log, relayed by our server; its key pinned on first use.
+            # Another server's device: its own log, relayed by our server, under the key the
+            # trust document lists for it (else the one pinned on first use).
             base = f"{self.http.base_url}{CLIENT_PREFIX}/federation/{server}"
-            vkey = await self._remote_log_key(server, base)
+            vkey, policy = await self._remote_log_key(server, base, trust), None
         if log_index is None:
             match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
             if not match:
@@ -175,10 +192,8 @@ class Keys:
             if match[0].signature_key != signature_key:
                 raise VerificationFailed(f"{identity} uses a key other than the registered one")
             log_index = match[0].log_index
-        if vkey is None:
-            raise VerificationFailed("no transparency-log key pinned in this profile")
         try:
-            proof = await fetch_proof(self.http.session, base, str(log_index))
+            proof = await self.logs.inclusion_proof(base, server, parse_vkey(vkey), log_index, policy)
             verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key)
         except (AuditFailure, CryptoError) as exc:
             raise VerificationFailed(f"{identity}: {exc}") from None
@@ -191,20 +206,33 @@ class Keys:
         :class:`VerificationFailed`."""
         await self.verify_device(user_id, device_id, signature_key)
 
-    async def _remote_log_key(self, server: str, base: str) -> str:
-        """The log key of ``server``, pinned in the profile the first time it is fetched."""
+    async def _remote_log_key(self, server: str, base: str, trust: TrustDocument) -> str:
+        """The log key of ``server``: the one the trust document lists, else the one our own
+        server attests (a peer log key statement signed by its anchored log key), pinned in
+        the profile the first time and never replaced. A key that only came through the
+        relay is never used."""
+        listed = trust.peer_log_key(server)
         pins = self.store.verified()
         pinned = pins.get(f"log-vkey:{server}")
+        if listed is not None:
+            if pinned is not None and pinned.decode() != listed:
+                raise VerificationFailed(f"the log key of {server} pinned before is not the one "
+                                         "the trust document lists")
+            return listed
         if pinned is not None:
             return pinned.decode()
         try:
-            raw = await HttpSource(self.http.session, base).get("vkey")
-            if raw is None:
-                raise AuditFailure("no vkey")
-            vkey = raw.decode().strip()
-            parse_vkey(vkey)
-        except (AuditFailure, CryptoError, UnicodeDecodeError, aiohttp.ClientError) as exc:
-            raise VerificationFailed(f"the log key of {server} is not available: {exc}") from None
+            out = await self.http.call("GET", f"/federation/{quote_path(server)}/log_key")
+            note = out.get("note")
+            if not isinstance(note, bytes):
+                raise AuditFailure("the answer holds no statement")
+            opened = open_note(note, [trust.log_verifier])
+            origin, peer, vkey = parse_peer_log_key(opened.text)
+            if (origin, peer) != (trust.server, server):
+                raise AuditFailure(f"the statement is {origin}'s about {peer}")
+        except (AuditFailure, CryptoError, ServerError, TransportError) as exc:
+            raise VerificationFailed(f"the log key of {server} is not attested by {trust.server}: "
+                                     f"{exc}") from None
         self.store.add_verified(f"log-vkey:{server}", vkey.encode())
         return vkey
 

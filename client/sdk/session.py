@@ -7,10 +7,18 @@ method that reads or changes local state runs under the profile lock (an
 asyncio lock within the process, ``flock`` across processes), re-reading the
 state from disk, so several processes may share one profile.
 
-Start: :meth:`Client.register` (an invite code), :meth:`Client.login` (password;
-a profile that already has an account logs the same device in again), or
+Start: :meth:`Client.register` (an invite, ``CODE#ANCHOR``), :meth:`Client.login`
+(password and, on a new device, the trust anchor; a profile that already has an
+account logs the same device in again under its stored anchor), or
 :meth:`Client.open` (the stored session). Both register and login register the
 device's keys and upload KeyPackages.
+
+Trust anchor: before it sends the invite code or the password, the client fetches
+the server's trust document (``GET /_confide/client/v1/trust``) and compares its hash
+with the anchor (:mod:`protocol.trust`); a mismatch, or no anchor for a new device,
+raises :class:`~client.sdk.errors.TrustAnchorMismatch` and nothing is written to the
+profile. The document's log key and witness policy then hold for every checkpoint
+(:mod:`.logview`).
 
 Second devices: a user's new device is *added by an existing device* of the same
 user (:meth:`Client.add_own_devices`, also run by :meth:`Client.sync` at most
@@ -32,6 +40,7 @@ import aiohttp
 from client.profile import Profile
 from crypto.rng import Rng, system_rng
 from protocol.api import (
+    CLIENT_PREFIX,
     Empty,
     KeyPackageCountResponse,
     LoginRequest,
@@ -40,9 +49,22 @@ from protocol.api import (
 )
 from protocol.ids import DeviceId
 from protocol.rooms_api import AttachmentLink, AttachmentResponse
+from protocol.trust import (
+    TrustDocument,
+    TrustDocumentInvalid,
+    anchor_of,
+    check_anchor,
+    parse_trust_document,
+    split_invite,
+)
 
 from .envelopes import Refusal
-from .errors import RetriesExhausted, ServerError, VerificationFailed
+from .errors import (
+    RetriesExhausted,
+    ServerError,
+    TrustAnchorMismatch,
+    VerificationFailed,
+)
 from .groups import GroupStore
 from .http import Http, quote_path
 from .keys import Keys, split_identity
@@ -107,14 +129,25 @@ class Client:
     @classmethod
     async def register(cls, profile: Profile, server: str, invite: str, user: str, password: str,
                        device_name: str = "confide", **kw: Any) -> Client:
-        """Create an account from an invite; this device's keys and KeyPackages are uploaded."""
+        """Create an account from an invite (``CODE#ANCHOR``); this device's keys and
+        KeyPackages are uploaded. Raises :class:`TrustAnchorMismatch` (nothing sent, nothing
+        written) when the invite has no anchor or the server's trust document is not the
+        one it names."""
+        try:
+            code, anchor = split_invite(invite)
+        except TrustDocumentInvalid as exc:
+            raise TrustAnchorMismatch(f"the invite's trust anchor is malformed: {exc}") from None
+        if anchor is None:
+            raise TrustAnchorMismatch("the invite carries no trust anchor (CODE#ANCHOR): ask the "
+                                      "practice for the whole invite")
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         try:
+            doc = await client._anchored_document(anchor)
             out = await client.http.request("POST", "/register",
-                                            RegisterRequest(invite, user, password, device_name),
+                                            RegisterRequest(code, user, password, device_name),
                                             SessionResponse)
-            await client._start(server, out)
+            await client._start(server, out, trust=doc)
         except BaseException:
             await client.close()
             raise
@@ -123,9 +156,14 @@ class Client:
     @classmethod
     async def login(cls, profile: Profile, server: str, user: str, password: str,
                     device_name: str = "confide", *, totp: str | None = None,
-                    recovery_code: str | None = None, **kw: Any) -> Client:
-        """Log in; a profile with an account logs its device in again (same keys). An
-        account with MFA on needs ``totp`` (a current code) or ``recovery_code``."""
+                    recovery_code: str | None = None, anchor: str | None = None,
+                    **kw: Any) -> Client:
+        """Log in; a profile with an account logs its device in again (same keys, same
+        anchor). An account with MFA on needs ``totp`` (a current code) or ``recovery_code``.
+        A new device needs ``anchor`` (on the invite, or shown by ``confide anchor`` on
+        another device of the account): without it, or when the server's trust document
+        does not match it, :class:`TrustAnchorMismatch` is raised before the password is
+        sent."""
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         old = client.store.account() if client.store.has_account() else None
@@ -133,21 +171,66 @@ class Client:
                             DeviceId.parse(old.device_id) if old is not None else None,
                             totp, recovery_code)
         try:
+            if old is not None and old.trust_document is not None:
+                stored = anchor_of(old.trust_document)
+                if anchor is not None and anchor != stored:
+                    raise TrustAnchorMismatch("the anchor given is not the one this profile holds")
+                anchor = stored
+            if anchor is None:
+                raise TrustAnchorMismatch("a new device needs the server's trust anchor "
+                                          "(--anchor; on the invite, or `confide anchor` on "
+                                          "another device of the account)")
+            doc = await client._anchored_document(anchor)
             out = await client.http.request("POST", "/login", body, SessionResponse)
-            await client._start(server, out, old)
+            await client._start(server, out, old, trust=doc)
         except BaseException:
             await client.close()
             raise
         return client
 
-    async def _start(self, server: str, out: SessionResponse, old: Account | None = None) -> None:
+    async def _anchored_document(self, anchor: str) -> TrustDocument:
+        """The server's trust document, if its hash is ``anchor``; else TrustAnchorMismatch."""
+        try:
+            check_anchor(anchor)
+        except TrustDocumentInvalid as exc:
+            raise TrustAnchorMismatch(f"the trust anchor is malformed: {exc}") from None
+        raw = await self.http.get_raw(CLIENT_PREFIX + "/trust")  # TransportError: unreachable
+        if anchor_of(raw) != anchor:
+            raise TrustAnchorMismatch("the server's trust document does not match the invite's "
+                                      "anchor: this may not be your practice's server")
+        try:
+            return parse_trust_document(raw)
+        except TrustDocumentInvalid as exc:
+            raise TrustAnchorMismatch(f"the server's trust document is malformed: {exc}") from None
+
+    @property
+    def anchor(self) -> str:
+        """The trust anchor of this profile (for another device's ``login``)."""
+        raw = self.store.account().trust_document
+        if raw is None:
+            raise VerificationFailed("this profile has no trust anchor")
+        return anchor_of(raw)
+
+    def log_alerts(self) -> list[dict[str, Any]]:
+        """Checkpoints refused as rollbacks, forks or unwitnessed (newest last)."""
+        return self.store.log_alerts()
+
+    async def _start(self, server: str, out: SessionResponse, old: Account | None = None, *,
+                     trust: TrustDocument) -> None:
+        if out.user_id.server != trust.server:
+            raise TrustAnchorMismatch(f"the trust document is for {trust.server}, the account "
+                                      f"for {out.user_id.server}")
         async with self._exclusive():
             if old is not None and old.device_id == str(out.device_id):
                 acct = old
                 acct.access_token, acct.server = out.access_token, server.rstrip("/")
+                if acct.trust_document is None:
+                    acct.trust_document = trust.encode()
+                    acct.log_vkey = trust.log_key
             else:
                 acct = Account(server.rstrip("/"), str(out.user_id), str(out.device_id),
-                               out.access_token, self.rng(32))
+                               out.access_token, self.rng(32), trust.log_key,
+                               trust_document=trust.encode())
             self.store.save_account(acct)
             self.http.token = acct.access_token
             self.mfa_enrolment_required = out.mfa_enrolment_required

@@ -12,6 +12,12 @@ Records and what they hold (all sealed at rest):
 * ``sync``: the since-token of the last sync;
 * ``verified``: peer devices whose registration was proven in the log;
 * ``notices``: the last 50 sentences about inbox items the SDK received and did not use.
+* ``verified``: peer devices whose registration was proven in the log (and, as
+  ``log-vkey:<server>``, the log keys of other servers this device uses);
+* ``checkpoints``: per log origin, the last checkpoint this device accepted (size, root,
+  the signed note), which every later checkpoint of that log must extend
+  (:mod:`.logview`);
+* ``log_alerts``: the rollbacks, forks and unwitnessed checkpoints refused (newest last).
 """
 
 from __future__ import annotations
@@ -25,7 +31,21 @@ from client.profile import Profile
 from .errors import NotSignedIn, UnknownRoom
 from .messages import RoomMessage, message_from_record
 
-__all__ = ["Account", "RoomState", "RoomStatus", "PendingCommit", "StoredKeyPackage", "Store"]
+__all__ = ["Account", "RoomState", "RoomStatus", "PendingCommit", "StoredKeyPackage", "Store",
+           "StoredCheckpoint"]
+
+#: Refused checkpoints remembered in ``log_alerts``.
+MAX_LOG_ALERTS = 100
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """The last checkpoint of one log that this device accepted."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: bytes
 
 
 @dataclass
@@ -38,6 +58,7 @@ class Account:
     log_vkey: str | None = None
     log_index: int | None = None
     keys_registered: bool = False
+    trust_document: bytes | None = None  # protocol.trust, checked against the invite's anchor
 
 
 @dataclass
@@ -158,6 +179,23 @@ class Store:
     def verified(self) -> dict[str, bytes]:
         """``"@user:server/DEVICE"`` -> signature key proven in the log."""
         return self.profile.get("verified", {})
+
+    def checkpoint(self, origin: str) -> StoredCheckpoint | None:
+        d = self.profile.get("checkpoints", {}).get(origin)
+        return None if d is None else StoredCheckpoint(origin, d["size"], d["root"], d["note"])
+
+    def save_checkpoint(self, cp: StoredCheckpoint) -> None:
+        all_ = self.profile.get("checkpoints", {})
+        all_[cp.origin] = {"size": cp.size, "root": cp.root, "note": cp.note}
+        self.profile.put("checkpoints", all_)
+
+    def log_alerts(self) -> list[dict[str, Any]]:
+        return self.profile.get("log_alerts", [])
+
+    def add_log_alert(self, alert: dict[str, Any]) -> None:
+        alerts = self.log_alerts()
+        alerts.append(alert)
+        self.profile.put("log_alerts", alerts[-MAX_LOG_ALERTS:])
 
     def add_verified(self, identity: str, key: bytes) -> None:
         v = self.verified()

@@ -3,7 +3,8 @@
 An invite code is 10 random bytes in base32, shown as four groups of four
 (``ABCD-EFGH-JKLM-NPQR``, 80 bits). Only SHA-256 of the normalized code
 (upper case, without dashes or spaces) is stored. Codes are single-use and
-expire after ``invites.lifetime``.
+expire after ``invites.lifetime``. ``confide admin invite`` prints the code with the
+server's trust anchor, ``CODE#ANCHOR`` (``protocol.trust``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def new_invite_code(rng: Rng) -> str:
 
 
 def invite_hash(code: str) -> bytes:
-    """SHA-256 over a label and the normalized code (case, dashes and spaces ignored)."""
-    normalized = code.upper().replace("-", "").replace(" ", "")
+    """SHA-256 over a label and the normalized code (case, dashes and spaces ignored; a
+    ``#ANCHOR`` suffix, the trust anchor a client checks, is not part of the code)."""
+    normalized = code.partition("#")[0].upper().replace("-", "").replace(" ", "")
     return hashlib.sha256(_INVITE_LABEL + normalized.encode()).digest()
 
 

@@ -25,7 +25,7 @@ async def test_register_uploads_device_keys_and_key_packages(hs):
 async def test_bad_invite_is_a_server_error_with_its_code(hs, tmp_path):
     profile = Profile.create(tmp_path / "p", "pp", MINIMUM)
     with pytest.raises(ServerError) as e:
-        await Client.register(profile, hs.url, "nope-nope", "bob", PASSWORD)
+        await Client.register(profile, hs.url, "nope-nope#" + await hs.anchor(), "bob", PASSWORD)
     assert (e.value.status, e.value.code) == (403, "invite_invalid")
 
 
@@ -46,7 +46,7 @@ async def test_wrong_password(hs, tmp_path):
     await hs.user("alice")
     profile = Profile.create(tmp_path / "p", "pp", MINIMUM)
     with pytest.raises(ServerError) as e:
-        await Client.login(profile, hs.url, "alice", "wrong password")
+        await Client.login(profile, hs.url, "alice", "wrong password", anchor=await hs.anchor())
     assert e.value.code == "invalid_login"
 
 

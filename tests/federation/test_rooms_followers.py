@@ -57,7 +57,7 @@ async def test_a_further_device_on_the_follower_joins_by_external_commit(people)
 
     profile = Profile.create(b.data.parent / "profile-b-bob-tablet", "pp", MINIMUM)
     tablet = await Client.login(profile, b.url, "bob", PASSWORD, device_name="tablet",
-                                auto_add_own_devices=False)
+                                anchor=bob.anchor, auto_add_own_devices=False)
     clients.append(tablet)
     info = await tablet.http.call("GET", f"/rooms/{room}/group_info")
     assert info["epoch"] == epoch  # the hub's current GroupInfo, not event 0's

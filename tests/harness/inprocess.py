@@ -37,16 +37,18 @@ from crypto.rng import SeededRng, system_rng
 from protocol.api import CLIENT_PREFIX
 from protocol.audit import decode_entry, device_registration_message
 from protocol.ids import DeviceId, UserId
+from protocol.trust import anchor_of, format_invite
 from server.app import create_app
 from server.appkeys import AUDIT, DATABASE, TRANSPARENCY_LOG
 from server.config import Auth, Config, LoginPolicy, SessionPolicy
 from server.services.devices import expected_credential
 from server.services.passwords import PasswordHasher
 from server.services.provisioning import create_invite
+from server.trust import stored_document
 
 __all__ = ["NO_MFA", "FakeClock", "FastHasher", "Harness", "DeviceKit", "P", "MSGPACK_HEADERS", "T0",
            "PASSWORD", "free_port", "build_app", "serve", "make_config", "sdk_config", "start",
-           "register_client", "Homeserver", "LoopbackServer"]
+           "register_client", "server_anchor", "anchored_invite", "Homeserver", "LoopbackServer"]
 
 P = CLIENT_PREFIX
 MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
@@ -171,13 +173,28 @@ async def start(tmp_path: Path, clock: FakeClock | None = None, **overrides) -> 
     return Harness(client, clock, config)
 
 
+async def server_anchor(db) -> str:
+    """The trust anchor of the running server whose database is ``db`` (the document it
+    recorded at start), as ``confide admin anchor`` prints it."""
+    async with db.read() as conn:
+        doc = await stored_document(conn)
+    assert doc is not None, "the server has not started"
+    return anchor_of(doc)
+
+
+async def anchored_invite(db, role: str = "client") -> str:
+    """A new invite with the server's trust anchor, ``CODE#ANCHOR`` (``confide admin invite``)."""
+    return format_invite(await create_invite(db, role, 3600, time.time, system_rng),
+                         await server_anchor(db))
+
+
 async def register_client(db, url: str, profile_dir: Path, name: str, *, role: str = "client",
                           device: str = "phone", invite: str | None = None, **kw) -> Client:
     """A registered SDK user of the server at ``url``: an invite (``invite``, else one made
-    in its database ``db``), a fresh profile in ``profile_dir``, this device's keys and
-    KeyPackages uploaded."""
+    in its database ``db``, with the server's anchor), a fresh profile in ``profile_dir``,
+    this device's keys and KeyPackages uploaded."""
     if invite is None:
-        invite = await create_invite(db, role, 3600, time.time, system_rng)
+        invite = await anchored_invite(db, role)
     profile = Profile.create(profile_dir, "pp", MINIMUM)
     return await Client.register(profile, url, invite, name, PASSWORD, device_name=device, **kw)
 
@@ -207,7 +224,11 @@ class Homeserver:
         return self.tmp / "data"
 
     async def invite(self, role: str = "client") -> str:
-        return await create_invite(self.app[DATABASE], role, 3600, time.time, system_rng)
+        """An invite with this server's trust anchor (``CODE#ANCHOR``)."""
+        return await anchored_invite(self.app[DATABASE], role)
+
+    async def anchor(self) -> str:
+        return await server_anchor(self.app[DATABASE])
 
     async def user(self, name: str, device: str = "phone", **kw) -> Client:
         """A registered user with this device's keys and KeyPackages uploaded."""
@@ -219,6 +240,7 @@ class Homeserver:
     async def device(self, name: str, device: str, **kw) -> Client:
         """Another device of an existing user (password login into a fresh profile)."""
         profile = Profile.create(self.tmp / f"profile-{name}-{device}", "pp", MINIMUM)
+        kw.setdefault("anchor", await self.anchor())
         c = await Client.login(profile, self.url, name, PASSWORD, device_name=device, **kw)
         self.clients.append(c)
         return c
@@ -248,7 +270,7 @@ class LoopbackServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     def invite(self) -> str:
-        return self._call(create_invite(self.app[DATABASE], "client", 3600, time.time, system_rng))
+        return self._call(anchored_invite(self.app[DATABASE], "client"))
 
     def stop(self) -> None:
         self._call(self.runner.cleanup())

@@ -240,8 +240,9 @@ class Practice:
     def login(self, name: str, device: str) -> User:
         """Another device of an existing account (a fresh profile)."""
         user = User(name, self.root / f"profile-{name}-{device}", self)
+        anchor = self.server.admin("anchor").strip()
         out = user.run("login", "--server", self.server.url, "--user", name,
-                       "--device-name", device).stdout
+                       "--device-name", device, "--anchor", anchor).stdout
         assert out.startswith(f"logged in {user.user_id} device "), out
         return user
 

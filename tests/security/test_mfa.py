@@ -282,7 +282,8 @@ async def test_cli_enable_login_and_refusals(practice):
     assert user.run("device", "list").returncode == 0  # this device's keys are registered now
     # a second device: the password alone is refused in one sentence, a code works
     other = practice.root / "profile-hana-tablet"
-    args = ["login", "--server", practice.server.url, "--user", "hana", "--profile", str(other)]
+    args = ["login", "--server", practice.server.url, "--user", "hana", "--profile", str(other),
+            "--anchor", practice.server.admin("anchor").strip()]
     out = await asyncio.to_thread(_confide, *args)
     assert out.returncode == 1 and out.stderr.strip().splitlines() == [
         "confide: mfa_required: this account needs a second factor; pass --totp CODE or "
