@@ -37,6 +37,7 @@ from crypto.mls.group_errors import EpochMismatch
 from crypto.mls.key_package_gen import key_package_ref
 from crypto.mls.public_group import PublicGroup, PublicProcessed
 
+from . import room_channels
 from .errors import BadRequest
 from .events import GENESIS_PREV, MAX_EVENT_MESSAGE, EventContent, EventKind, SignedEvent
 from .federation_rooms import RoomEventChainBroken, RoomEventRejected
@@ -194,6 +195,7 @@ def accept_create(sub: Submission, now: int) -> PublicGroup:
     members = view.members
     if len(members) != 1 or members[0].identity != _identity(sub.sender):
         raise GroupInfoInvalid("a new room's group must have the calling device as its only member")
+    room_channels.check_new_group(view, msg.body)
     return view
 
 
@@ -214,6 +216,7 @@ def accept(head: RoomHead, view: PublicGroup, sub: Submission, now: int,
         classified = decode_submission(sub.message)
     if classified.kind == EventKind.APPLICATION:
         _check_application(head, classified, sub)
+        room_channels.check_application(classified.message.body)
         return Accepted(EventKind.APPLICATION, classified.epoch)
     return _accept_handshake(head, view, classified, sub, now)
 
@@ -253,6 +256,7 @@ def _accept_handshake(head: RoomHead, view: PublicGroup, c: Classified, sub: Sub
         raise SenderMismatch("the hub takes handshake messages from members and new-member commits only")
     if c.kind != EventKind.COMMIT and (sub.welcome is not None or sub.group_info is not None):
         raise BadRequest("welcome and group_info go with a commit only")
+    room_channels.check_handshake(body)
     try:
         processed = view.process(c.message, now=now)
     except EpochMismatch as exc:
@@ -277,6 +281,7 @@ def _accept_handshake(head: RoomHead, view: PublicGroup, c: Classified, sub: Sub
         except CryptoError as exc:
             raise GroupInfoInvalid(f"the GroupInfo is not the new epoch's ({exc.code})",
                                    mls_code=exc.code) from None
+        room_channels.check_group_info(view, info.body)
         group_info = (sub.group_info, view.epoch)
     return Accepted(c.kind, c.epoch, group_info, sub.welcome, welcome_to)
 

@@ -102,14 +102,15 @@ class Client:
     @classmethod
     async def register(cls, profile: Profile, server: str, invite: str, user: str, password: str,
                        device_name: str = "confide", **kw: Any) -> Client:
-        """Create an account from an invite; this device's keys and KeyPackages are uploaded."""
+        """Create an account from an invite; this device's keys and KeyPackages are uploaded.
+        ``device_name`` stays in the profile: the server stores no device name."""
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         try:
             out = await client.http.request("POST", "/register",
-                                            RegisterRequest(invite, user, password, device_name),
+                                            RegisterRequest(invite, user, password),
                                             SessionResponse)
-            await client._start(server, out)
+            await client._start(server, out, device_name=device_name)
         except BaseException:
             await client.close()
             raise
@@ -122,24 +123,25 @@ class Client:
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         old = client.store.account() if client.store.has_account() else None
-        body = LoginRequest(user, password, device_name,
+        body = LoginRequest(user, password,
                             DeviceId.parse(old.device_id) if old is not None else None)
         try:
             out = await client.http.request("POST", "/login", body, SessionResponse)
-            await client._start(server, out, old)
+            await client._start(server, out, old, device_name)
         except BaseException:
             await client.close()
             raise
         return client
 
-    async def _start(self, server: str, out: SessionResponse, old: Account | None = None) -> None:
+    async def _start(self, server: str, out: SessionResponse, old: Account | None = None,
+                     device_name: str = "") -> None:
         async with self._exclusive():
             if old is not None and old.device_id == str(out.device_id):
                 acct = old
                 acct.access_token, acct.server = out.access_token, server.rstrip("/")
             else:
                 acct = Account(server.rstrip("/"), str(out.user_id), str(out.device_id),
-                               out.access_token, self.rng(32))
+                               out.access_token, self.rng(32), device_name=device_name)
             self.store.save_account(acct)
             self.http.token = acct.access_token
             await self.keys.register_device_keys()

@@ -37,6 +37,8 @@ class Account:
     log_vkey: str | None = None
     log_index: int | None = None
     keys_registered: bool = False
+    #: The name the person gave this device: kept here only, never sent to the server.
+    device_name: str = ""
 
 
 @dataclass

@@ -94,7 +94,7 @@ class Accounts:
             async with self.db.transaction() as tx:
                 role = await invites.consume(tx, code_hash, str(user), now)
                 await accounts.create(tx, str(user), role, password_hash, now)
-                await devices.create(tx, str(user), device_id, req.device_name, now)
+                await devices.create(tx, str(user), device_id, now)
                 token = await self.sessions.issue(tx, str(user), device_id)
                 await self.audit.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user)))
                 await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
@@ -133,7 +133,7 @@ class Accounts:
                 await devices.touch(tx, str(user), device_id, now)
             else:
                 device_id = new_device_id(self.rng)
-                await devices.create(tx, str(user), device_id, req.device_name, now)
+                await devices.create(tx, str(user), device_id, now)
             token = await self.sessions.issue(tx, str(user), device_id)
             await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
         await self.audit.flush()

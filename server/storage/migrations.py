@@ -218,8 +218,17 @@ _V7_ATTACHMENT_ACCESS = (
         PRIMARY KEY (content_id, room_id, seq))""",
 )
 
+#: Finding 9 (spec/security.md): the server keeps no device name, and transaction ids only
+#: as hashes (protocol.txn_ids.txn_key); the ids stored before in the clear are dropped (they
+#: only served retries of the last minutes).
+_V8_NO_PLAINTEXT_CHANNELS = (
+    "ALTER TABLE devices DROP COLUMN display_name",
+    "DELETE FROM txn_ids",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
-                                     _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS]
+                                     _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS,
+                                     _V8_NO_PLAINTEXT_CHANNELS]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -20,7 +20,15 @@ from protocol.events import EventContent, EventKind, sign_event
 from protocol.federation import FEDERATION_PREFIX
 from protocol.federation_rooms import encode_room_event
 from server.rooms import storage
-from tests.harness import consult, put_items, raw_request, room_seqs, signed_call, signed_headers
+from tests.harness import (
+    consult,
+    put_items,
+    raw_request,
+    room_seqs,
+    signed_call,
+    signed_headers,
+    txn,
+)
 
 
 async def last_event(node, room):
@@ -78,7 +86,7 @@ async def test_bad_room_events_are_refused_and_nothing_stored(people):
 async def test_a_follower_cannot_order_or_read_rooms_it_does_not_host(people):
     a, b, alice, bob, _ = people
     room = await consult(a, b, alice, bob)
-    send = {"user_id": bob.user_id, "device_id": bob.device_id, "txn_id": "x", "message": b"\x00"}
+    send = {"user_id": bob.user_id, "device_id": bob.device_id, "txn_id": txn("x"), "message": b"\x00"}
     # a does not host a room of b.test: not_hub
     status, body = await signed_call(a, b, "POST", f"{FEDERATION_PREFIX}/rooms/!abc:a.test/send",
                                      {**send, "user_id": alice.user_id, "device_id": alice.device_id})
