@@ -38,7 +38,7 @@ from crypto.mls.key_package_gen import key_package_ref
 from crypto.mls.public_group import PublicGroup, PublicProcessed
 
 from . import room_channels
-from .errors import BadRequest
+from .errors import ApiError, BadRequest
 from .events import GENESIS_PREV, MAX_EVENT_MESSAGE, EventContent, EventKind, SignedEvent
 from .federation_rooms import RoomEventChainBroken, RoomEventRejected
 from .room_errors import (
@@ -371,9 +371,13 @@ def follow(head: RoomHead | None, view: bytes | None, event: SignedEvent,
         if c.kind != EventKind.CREATE or c.prev != GENESIS_PREV:
             raise RoomEventChainBroken("a room starts with a create event with the genesis prev")
         try:
-            start = PublicGroup.from_group_info(decode_group_info(c.message), now=c.ts // 1000)
+            info = decode_group_info(c.message)
+            start = PublicGroup.from_group_info(info, now=c.ts // 1000)
+            room_channels.check_new_group(start, info.body)
         except CryptoError as exc:
             raise RoomEventRejected(f"the room's GroupInfo does not check ({exc.code})") from None
+        except ApiError as exc:  # the hub's checks, applied again (finding 9)
+            raise RoomEventRejected(f"the room's GroupInfo is refused ({exc.code})") from None
         return Followed(Outcome.APPLIED, apply(None, start, event))
     if c.seq <= head.last_seq:
         if stored_event_id == event.event_id:
@@ -383,13 +387,29 @@ def follow(head: RoomHead | None, view: bytes | None, event: SignedEvent,
         return Followed(Outcome.GAP)
     if c.prev != head.last_event_id or c.kind == EventKind.CREATE:
         raise RoomEventChainBroken(f"event {c.seq} does not continue the stored chain")
+    classified = _follow_channels(c.message)
     if c.kind == EventKind.APPLICATION:
         return Followed(Outcome.APPLIED, apply(head, None, event))
     assert view is not None
     group = PublicGroup.from_bytes(view)
-    classified = classify_message(c.message)
     try:
         group.process(classified.message, now=c.ts // 1000).merge()
     except CryptoError as exc:
         raise RoomEventRejected(f"the handshake does not apply ({exc.code})") from None
     return Followed(Outcome.APPLIED, apply(head, group, event))
+
+
+def _follow_channels(message: bytes) -> Classified:
+    """A hub's event message decoded and held to the hub's own field checks (finding 9), so a
+    hub that skipped them cannot make a follower store a plaintext channel. Raises
+    :class:`RoomEventRejected`."""
+    try:
+        classified = classify_message(message)
+        body = classified.message.body
+        if classified.kind == EventKind.APPLICATION:
+            room_channels.check_application(body)  # type: ignore[arg-type]
+        else:
+            room_channels.check_handshake(body)  # type: ignore[arg-type]
+    except ApiError as exc:
+        raise RoomEventRejected(f"the event's message is refused ({exc.code})") from None
+    return classified
