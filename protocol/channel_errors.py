@@ -14,6 +14,7 @@ __all__ = [
     "ExtensionNotAllowed",
     "AuthenticatedDataNotEmpty",
     "ProposalNotAllowed",
+    "FieldLengthInvalid",
     "MessageNotPadded",
     "InvalidTxnId",
     "DeviceNameNotAccepted",
@@ -50,6 +51,14 @@ class ProposalNotAllowed(ApiError):
     """A proposal type Confide never sends in a room (PreSharedKey, ReInit)."""
 
     code = "proposal_not_allowed"
+    status = 400
+
+
+class FieldLengthInvalid(ApiError):
+    """An MLS key or ciphertext (a leaf's or KeyPackage's keys, a commit path's keys and
+    encrypted path secrets) whose length is not the one its cipher suite gives it."""
+
+    code = "field_length_invalid"
     status = 400
 
 

@@ -18,7 +18,10 @@ What is checked, and the one form allowed:
 - **KeyPackages and LeafNodes** (of Adds, Updates, commit paths, a new group's tree, and
   uploads): no KeyPackage extension but an empty ``last_resort``, no LeafNode extension,
   capabilities naming only known versions, suites, extension, proposal and credential
-  types; ExternalInit's kem_output one X25519 key.
+  types; ExternalInit's kem_output one X25519 key;
+- **key and ciphertext lengths** (``field_length_invalid``): a leaf's encryption and
+  signature keys, a KeyPackage's init key and a commit path's node keys are 32 bytes, an
+  encrypted path secret's kem_output 32 and its ciphertext 48 (suites 1 and 3).
 
 What no server can check (keys, nonces, signatures and ciphertext are random-looking
 bytes a malicious client can fill as it likes) is listed in ``spec/security.md``.
@@ -48,6 +51,7 @@ from crypto.primitives import sha256
 from .channel_errors import (
     AuthenticatedDataNotEmpty,
     ExtensionNotAllowed,
+    FieldLengthInvalid,
     GroupIdInvalid,
     MessageNotPadded,
     ProposalNotAllowed,
@@ -81,6 +85,9 @@ _CAPABILITY_PROPOSALS = frozenset(int(t) for t in ProposalType)
 _ROOM_PROPOSAL_TYPES = frozenset({ProposalType.ADD, ProposalType.UPDATE, ProposalType.REMOVE,
                                   ProposalType.EXTERNAL_INIT, ProposalType.GROUP_CONTEXT_EXTENSIONS})
 _X25519 = 32
+_ED25519 = 32
+#: A path secret (Nh = 32 bytes for suites 1 and 3) sealed with a 16-byte tag.
+_PATH_SECRET = 32 + 16
 
 
 def derive_group_id(creator_encryption_key: bytes) -> bytes:
@@ -127,6 +134,11 @@ def check_handshake(body: PublicMessage) -> None:
                 _check_proposal(item.value)
         if inner.path is not None:
             check_leaf_node(inner.path.leaf_node)
+            for node in inner.path.nodes:
+                _length(node.encryption_key, _X25519, "a path node's encryption key")
+                for ct in node.encrypted_path_secret:
+                    _length(ct.kem_output, _X25519, "an encrypted path secret's kem_output")
+                    _length(ct.ciphertext, _PATH_SECRET, "an encrypted path secret")
 
 
 def _check_proposal(proposal: Proposal) -> None:
@@ -184,6 +196,7 @@ def check_key_package(kp: KeyPackage) -> None:
         if ext.extension_type != ExtensionType.LAST_RESORT or ext.extension_data:
             raise ExtensionNotAllowed(f"KeyPackage extension {ext.extension_type:#06x} is not "
                                       "taken (an empty last_resort only)")
+    _length(kp.init_key, _X25519, "a KeyPackage's init key")
     check_leaf_node(kp.leaf_node)
 
 
@@ -191,12 +204,19 @@ def check_leaf_node(leaf: LeafNode) -> None:
     """A LeafNode: no extensions; capabilities naming known values only."""
     if leaf.extensions:
         raise ExtensionNotAllowed("a leaf node carries no extensions")
+    _length(leaf.encryption_key, _X25519, "a leaf's encryption key")
+    _length(leaf.signature_key, _ED25519, "a leaf's signature key")
     caps = leaf.capabilities
     _only(caps.versions, _VERSIONS, "version")
     _only(caps.cipher_suites, _SUITES, "cipher suite")
     _only(caps.extensions, _CAPABILITY_EXTENSIONS, "extension type")
     _only(caps.proposals, _CAPABILITY_PROPOSALS, "proposal type")
     _only(caps.credentials, _CREDENTIALS, "credential type")
+
+
+def _length(value: bytes, n: int, what: str) -> None:
+    if len(value) != n:
+        raise FieldLengthInvalid(f"{what} is {n} bytes")
 
 
 def _only(values: tuple[int, ...], allowed: frozenset[int], what: str) -> None:

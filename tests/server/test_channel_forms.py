@@ -24,6 +24,7 @@ from protocol.channel_errors import (
     AttachmentNotSealed,
     AuthenticatedDataNotEmpty,
     ExtensionNotAllowed,
+    FieldLengthInvalid,
     GroupIdInvalid,
     InvalidTxnId,
     MessageNotPadded,
@@ -208,6 +209,28 @@ def test_handshake_and_key_package_checks():
     check_key_package(generate_key_package(SUITE, b"@a:x.test/D", system_rng, last_resort=True)[0])
 
 
+def test_commit_path_lengths():
+    group = _group()
+    kps = [generate_key_package(SUITE, f"@b:x.test/D{i}".encode(), system_rng)[0] for i in range(2)]
+    group.merge_staged_commit(group.add_members(kps))
+    body = group.stage_commit(force_path=True).commit.body
+    check_handshake(body)
+    commit = body.content.content
+    node = commit.path.nodes[0]
+    bad_key = replace(node, encryption_key=node.encryption_key + b"Q")
+    ct = node.encrypted_path_secret[0]
+    bad_ct = replace(node, encrypted_path_secret=(replace(ct, ciphertext=ct.ciphertext + b"Q"),))
+    for bad in (bad_key, bad_ct):
+        path = replace(commit.path, nodes=(bad, *commit.path.nodes[1:]))
+        with pytest.raises(FieldLengthInvalid):
+            check_handshake(replace(body, content=replace(body.content,
+                                                          content=replace(commit, path=path))))
+    leaf = replace(commit.path.leaf_node, encryption_key=b"Zelda Quimby-Marsh, bipolar II!!!")
+    with pytest.raises(FieldLengthInvalid):
+        check_handshake(replace(body, content=replace(body.content, content=replace(
+            commit, path=replace(commit.path, leaf_node=leaf)))))
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 255))
 def test_mutated_room_messages_get_only_typed_errors(pos, flip):
@@ -225,5 +248,5 @@ def test_mutated_room_messages_get_only_typed_errors(pos, flip):
             else:
                 check_handshake(c.message.body)
         except (AuthenticatedDataNotEmpty, MessageNotPadded, ExtensionNotAllowed,
-                ProposalNotAllowed):
+                ProposalNotAllowed, FieldLengthInvalid):
             pass
