@@ -21,7 +21,8 @@ What is checked, and the one form allowed:
   types; ExternalInit's kem_output one X25519 key;
 - **key and ciphertext lengths** (``field_length_invalid``): a leaf's encryption and
   signature keys, a KeyPackage's init key and a commit path's node keys are 32 bytes, an
-  encrypted path secret's kem_output 32 and its ciphertext 48 (suites 1 and 3).
+  encrypted path secret's kem_output 32 and its ciphertext 48 (suites 1 and 3); a
+  Welcome's group secrets a 32-byte kem_output and a 51- or 84-byte ciphertext.
 
 What no server can check (keys, nonces, signatures and ciphertext are random-looking
 bytes a malicious client can fill as it likes) is listed in ``spec/security.md``.
@@ -45,7 +46,7 @@ from crypto.mls.proposals import (
     Update,
 )
 from crypto.mls.public_group import PublicGroup
-from crypto.mls.welcome import GroupInfo
+from crypto.mls.welcome import GroupInfo, Welcome
 from crypto.primitives import sha256
 
 from .channel_errors import (
@@ -67,6 +68,7 @@ __all__ = [
     "check_application",
     "check_handshake",
     "check_group_info",
+    "check_welcome",
     "check_key_package",
     "check_leaf_node",
     "check_group_context_extensions",
@@ -88,6 +90,9 @@ _X25519 = 32
 _ED25519 = 32
 #: A path secret (Nh = 32 bytes for suites 1 and 3) sealed with a 16-byte tag.
 _PATH_SECRET = 32 + 16
+#: GroupSecrets without PSKs: joiner_secret (1 + 32), optional path_secret (1, or 1 + 1 + 32),
+#: an empty psks vector (1); sealed with a 16-byte tag.
+_GROUP_SECRETS = frozenset({35 + 16, 68 + 16})
 
 
 def derive_group_id(creator_encryption_key: bytes) -> bytes:
@@ -171,6 +176,17 @@ def check_group_info(view: PublicGroup, info: GroupInfo) -> None:
         else:
             raise ExtensionNotAllowed(f"GroupInfo extension {ext.extension_type:#06x} is not "
                                       "taken (ratchet_tree and external_pub only)")
+
+
+def check_welcome(welcome: Welcome) -> None:
+    """A Welcome's group secrets: one X25519 kem_output each, and a ciphertext of GroupSecrets
+    (joiner secret, an optional path secret, no PSK) with its tag: 51 or 84 bytes."""
+    for entry in welcome.secrets:
+        ct = entry.encrypted_group_secrets
+        _length(ct.kem_output, _X25519, "a Welcome's kem_output")
+        if len(ct.ciphertext) not in _GROUP_SECRETS:
+            raise FieldLengthInvalid("a Welcome's encrypted group secrets are 51 or 84 bytes "
+                                     "(GroupSecrets without PSKs, with its tag)")
 
 
 def check_group_context_extensions(extensions: tuple[Extension, ...]) -> None:

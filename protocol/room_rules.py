@@ -293,6 +293,7 @@ def _welcome_targets(head: RoomHead, view: PublicGroup, processed: PublicProcess
     if welcome_bytes is None:
         return ()
     welcome = decode_welcome(welcome_bytes)
+    room_channels.check_welcome(welcome)
     if not processed.added:
         raise WelcomeInvalid("a Welcome goes with a commit that adds members")
     if welcome.cipher_suite != head.cipher_suite:

@@ -38,6 +38,7 @@ from protocol.room_channels import (
     check_handshake,
     check_key_package,
     check_new_group,
+    check_welcome,
     derive_group_id,
 )
 from protocol.room_messages import classify_message
@@ -229,6 +230,19 @@ def test_commit_path_lengths():
     with pytest.raises(FieldLengthInvalid):
         check_handshake(replace(body, content=replace(body.content, content=replace(
             commit, path=replace(commit.path, leaf_node=leaf)))))
+
+
+def test_welcome_secret_lengths():
+    group = _group()
+    kps = [generate_key_package(SUITE, f"@b:x.test/D{i}".encode(), system_rng)[0] for i in range(2)]
+    for force_path in (False, True):
+        welcome = group.add_members(kps, force_path=force_path).welcome.body
+        check_welcome(welcome)
+    entry = welcome.secrets[0]
+    ct = entry.encrypted_group_secrets
+    for bad in (replace(ct, ciphertext=ct.ciphertext + b"Quimby"), replace(ct, kem_output=b"Q" * 33)):
+        with pytest.raises(FieldLengthInvalid):
+            check_welcome(replace(welcome, secrets=(replace(entry, encrypted_group_secrets=bad),)))
 
 
 @settings(max_examples=150, deadline=None)
