@@ -18,8 +18,12 @@ The hub and a follower reach the same rows through the same function:
 handshake already merged) give an :class:`Applied`, the new head and the
 membership changes that ``server.rooms.storage.write_event`` stores.
 
+Both hold every message to the field checks of :mod:`protocol.room_channels` (finding 9:
+each field the server can read in the one form an honest client gives it).
+
 Refusals are raised, typed, with a stable code: the hub's are
-:mod:`protocol.room_errors` (and :class:`~protocol.errors.BadRequest`), a
+:mod:`protocol.room_errors`, :mod:`protocol.channel_errors` (and
+:class:`~protocol.errors.BadRequest`), a
 follower's :class:`~protocol.federation_rooms.RoomEventChainBroken` and
 :class:`~protocol.federation_rooms.RoomEventRejected`. **The view passed in is
 changed** by an accepted handshake (and may be half-changed by a refused one:
@@ -32,7 +36,7 @@ import enum
 from dataclasses import dataclass, replace
 
 from crypto.errors import CryptoError
-from crypto.mls.framing import PublicMessage, SenderType
+from crypto.mls.framing import PrivateMessage, PublicMessage, SenderType
 from crypto.mls.group_errors import EpochMismatch
 from crypto.mls.key_package_gen import key_package_ref
 from crypto.mls.public_group import PublicGroup, PublicProcessed
@@ -407,10 +411,10 @@ def _follow_channels(message: bytes) -> Classified:
     try:
         classified = classify_message(message)
         body = classified.message.body
-        if classified.kind == EventKind.APPLICATION:
-            room_channels.check_application(body)  # type: ignore[arg-type]
-        else:
-            room_channels.check_handshake(body)  # type: ignore[arg-type]
+        if isinstance(body, PrivateMessage):  # application messages only (classify_message)
+            room_channels.check_application(body)
+        elif isinstance(body, PublicMessage):
+            room_channels.check_handshake(body)
     except ApiError as exc:
         raise RoomEventRejected(f"the event's message is refused ({exc.code})") from None
     return classified

@@ -44,7 +44,9 @@ Errors: :mod:`protocol.room_errors` (``unknown_room``, ``not_member``,
 ``sender_mismatch``, ``not_mls``, ``wrong_wire_format``, ``handshake_not_public``,
 ``application_not_private``, ``message_too_large``, ``stale_epoch``,
 ``mls_rejected``, ``welcome_invalid``, ``group_info_invalid``,
-``member_identity_invalid``), :class:`~protocol.errors.BadRequest` for fields
+``member_identity_invalid``), :mod:`protocol.channel_errors` (finding 9: ``group_id_invalid``,
+``extension_not_allowed``, ``authenticated_data_not_empty``, ``proposal_not_allowed``,
+``message_not_padded``, ``field_length_invalid``), :class:`~protocol.errors.BadRequest` for fields
 that do not go with the message, ``conflict`` for a group that already has a room.
 """
 
