@@ -16,12 +16,17 @@ stored (row counts, attachment files), and afterwards the marker (raw, hex, base
 nowhere in the server's database file, its WAL, its data directory or its log. A control
 shows the scan reads those files (a user name, stored in the clear, is found), and the
 honest SDK still creates rooms, talks, and shares an attachment through the same server.
+
+Over federation (two ``confide serve`` peers), a transaction signed with a.test's real key
+carries a to-device item holding the marker to b.test: refused (``to_device_not_sealed``),
+not stored; a sealed box in the same way is delivered.
 """
 
 from __future__ import annotations
 
 import base64
 import sqlite3
+import time
 
 import msgpack
 import pytest
@@ -34,10 +39,20 @@ from crypto.mls.group_welcome import sign_group_info
 from crypto.mls.key_package_gen import default_capabilities, generate_key_package
 from crypto.mls.proposals import GroupContextExtensions, Proposal, Remove
 from crypto.rng import system_rng
+from protocol.federation import FEDERATION_PREFIX, sign_request
 from protocol.padding import application_padding
 from protocol.room_channels import derive_group_id
 from protocol.sealed import ATTACHMENT_MAGIC
-from tests.harness import PASSWORD, ServerProcess, box, register_client, txn
+from tests.harness import (
+    PASSWORD,
+    PeerProcess,
+    ServerProcess,
+    box,
+    free_port,
+    http_msgpack,
+    register_client,
+    txn,
+)
 
 from .conftest import Attacker
 
@@ -48,6 +63,7 @@ CONTROL = "zquimbyctl"  # a user name: the server stores it in the clear
 TABLES = ("rooms", "room_events", "room_members", "inbox", "txn_ids", "devices", "accounts",
           "key_packages", "attachment_uploads")
 SUITE = get_suite(3)
+FED = "retry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +246,53 @@ async def test_the_scan_finds_a_name_stored_in_the_clear(server, tmp_path):
                                    invite=_invite(server), auto_add_own_devices=False)
     await client.close()
     assert _found(server, CONTROL.encode())
+
+
+async def test_a_peer_cannot_deliver_an_unsealed_to_device_payload(tmp_path):
+    """Over federation too (``spec/server-server.md`` 14): a transaction signed with a.test's
+    real federation key carries to-device items for bob on b.test; the one holding the marker
+    is refused (``to_device_not_sealed``) and nothing of it is stored; a sealed box goes in."""
+    pa, pb = free_port(), free_port()
+    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
+    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
+    a.start()
+    b.start()
+    clients = []
+    try:
+        alice, bob = await a.user("alice"), await b.user("bob")
+        clients += [alice, bob]
+        key_id, seed = _federation_key(a.data)
+        before = _inbox(b.data)
+        results = []
+        for i, payload in enumerate([MARKER, box(b"a key share")]):
+            data = msgpack.packb({"sender_user": alice.user_id, "sender_device": alice.device_id,
+                                  "messages": [{"user_id": bob.user_id, "device_id": bob.device_id,
+                                                "payload": payload}]}, use_bin_type=True)
+            target = f"{FEDERATION_PREFIX}/send/to-device-{i}"
+            body = msgpack.packb({"items": [{"kind": "to_device", "data": data}]}, use_bin_type=True)
+            auth = sign_request(seed, key_id, "PUT", target, body, "a.test", "b.test",
+                                int(time.time() * 1000)).to_header()
+            status, answer = http_msgpack("PUT", b.url + target, body, {"Authorization": auth})
+            assert status == 200, answer
+            results.append((answer["results"][0]["ok"], answer["results"][0].get("code")))
+        assert results == [(False, "to_device_not_sealed"), (True, None)]
+        after = _inbox(b.data)
+        assert after == [*before, ("to_device", box(b"a key share"))]
+        assert not [p for p in b.data.rglob("*") if p.is_file() and MARKER in p.read_bytes()]
+    finally:
+        for c in clients:
+            await c.close()
+        a.stop()
+        b.stop()
+
+
+def _federation_key(data) -> tuple[str, bytes]:
+    with sqlite3.connect(data / "confide.sqlite") as conn:
+        (key_id,) = conn.execute(
+            "SELECT key_id FROM federation_server_keys WHERE valid_until IS NULL").fetchone()
+    return key_id, (data / "keys" / "federation" / (key_id.replace(":", "_") + ".key")).read_bytes()
+
+
+def _inbox(data) -> list[tuple]:
+    with sqlite3.connect(data / "confide.sqlite") as conn:
+        return conn.execute("SELECT kind, payload FROM inbox ORDER BY stream_pos").fetchall()
