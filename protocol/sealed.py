@@ -29,11 +29,10 @@ Opening raises :class:`SealedInvalid` (a client-side error, never an API answer)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from crypto.errors import CryptoError
 from crypto.hpke import AeadId, Hpke, KdfId, KemId
 from crypto.primitives import chacha20poly1305_open, chacha20poly1305_seal
+from crypto.rng import Rng
 
 from .channel_errors import AttachmentNotSealed, ToDeviceNotSealed
 from .padding import bucket, is_bucket
@@ -67,8 +66,6 @@ ATTACHMENT_HEADER = len(ATTACHMENT_MAGIC) + 2 + 12
 TO_DEVICE_HEADER = len(TO_DEVICE_MAGIC) + 6 + 32
 TO_DEVICE_INFO = b"confide to-device v1"
 TAG = 16
-
-Rng = Callable[[int], bytes]
 
 
 class SealedInvalid(ValueError):
