@@ -37,7 +37,7 @@ BUSY_TIMEOUT_MS = 10_000
 async def connect(path: Path | str) -> aiosqlite.Connection:
     """An autocommit connection with Confide's pragmas (WAL, synchronous=FULL, foreign keys,
     secure_delete: freed pages are zeroed, so a deleted row or a dropped column, such as the
-    device names migration 8 drops, leaves nothing readable in the file)."""
+    device names the finding-9 migration step drops, leaves nothing readable in the file)."""
     conn = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA synchronous=FULL")
