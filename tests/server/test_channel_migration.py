@@ -1,8 +1,8 @@
-"""The finding-9 migration step (``spec/security.md``, ``_V8_NO_PLAINTEXT_CHANNELS``): a database made before it keeps device
-names and transaction ids in the clear; after it, neither is anywhere in the file or its
-WAL (the column is dropped, the ids deleted, and ``secure_delete``, which
-``server.storage.database.connect`` sets whatever the SQLite build's default, zeroes the
-freed pages)."""
+"""The finding-9 migration step (``spec/security.md``, ``_V8_NO_PLAINTEXT_CHANNELS``): a
+database made before it keeps device names and transaction ids in the clear; after it,
+neither is anywhere in the file or its WAL (the column is dropped, the ids deleted, and
+``secure_delete``, which ``server.storage.database.connect`` sets whatever the SQLite
+build's default, zeroes the freed pages)."""
 
 from __future__ import annotations
 
