@@ -20,7 +20,8 @@ from typing import Any
 
 import msgpack
 
-from crypto.primitives import sha256
+from crypto.errors import DecryptError
+from crypto.primitives import chacha20poly1305_open, sha256
 from crypto.rng import Rng, system_rng
 from protocol import sealed
 
@@ -93,12 +94,24 @@ def open_attachment(att: dict[str, Any] | Attachment, ciphertext: bytes) -> byte
         att["content_id"], att["key"], att["nonce"], att["name"], att["size"])
     if sha256(ciphertext).hex() != a.content_id:
         raise InvalidPayload("the downloaded blob does not match its content id")
-    if ciphertext[6:sealed.ATTACHMENT_HEADER] != a.nonce:
-        raise InvalidPayload("the attachment's nonce is not the one announced")
-    try:
-        plain = sealed.open_attachment(ciphertext, a.key)
-    except sealed.SealedInvalid:
-        raise InvalidPayload("the attachment does not decrypt") from None
+    if not ciphertext.startswith(sealed.ATTACHMENT_MAGIC):
+        plain = _open_legacy(a, ciphertext)
+    else:
+        if ciphertext[6:sealed.ATTACHMENT_HEADER] != a.nonce:
+            raise InvalidPayload("the attachment's nonce is not the one announced")
+        try:
+            plain = sealed.open_attachment(ciphertext, a.key)
+        except sealed.SealedInvalid:
+            raise InvalidPayload("the attachment does not decrypt") from None
     if len(plain) != a.size:
         raise InvalidPayload("the attachment has the wrong size")
     return plain
+
+
+def _open_legacy(a: Attachment, ciphertext: bytes) -> bytes:
+    """An attachment uploaded before sealed blobs (finding 9): bare ChaCha20-Poly1305, no
+    associated data, no padding. The server takes no new ones; those stored stay readable."""
+    try:
+        return chacha20poly1305_open(a.key, a.nonce, b"", ciphertext)
+    except DecryptError:
+        raise InvalidPayload("the attachment does not decrypt") from None
