@@ -86,14 +86,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--server", required=True, help="homeserver URL, e.g. http://127.0.0.1:8008")
     p.add_argument("--invite", required=True)
     p.add_argument("--user", required=True, help="the localpart to register")
-    p.add_argument("--device-name", default="confide-cli")
+    p.add_argument("--device-name", default="confide-cli",
+                   help="kept in this profile only: the server stores no device name")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_register, needs_account=False))
 
     p = _parser(subparsers, "login", "log in (a new device, or this profile's device again)")
     p.add_argument("--server", required=True)
     p.add_argument("--user", required=True)
-    p.add_argument("--device-name", default="confide-cli")
+    p.add_argument("--device-name", default="confide-cli",
+                   help="kept in this profile only: the server stores no device name")
     factor = p.add_mutually_exclusive_group()
     factor.add_argument("--totp", default=None, help="a current code of your authenticator app")
     factor.add_argument("--recovery-code", default=None, help="one of your unused recovery codes")
@@ -540,7 +542,9 @@ async def _device_add(args, client, _profile) -> int:
 async def _device_list(args, client, _profile) -> int:
     devices = await client.keys.user_devices(client.user_id)
     for d in devices:
-        me = " (this device)" if str(d.device_id) == client.device_id else ""
+        name = client.store.account().device_name if str(d.device_id) == client.device_id else ""
+        me = (f" (this device: {name})" if name else " (this device)") \
+            if str(d.device_id) == client.device_id else ""
         key = base64.b64encode(d.signature_key).decode()
         if args.json:
             print(json.dumps({"device_id": str(d.device_id), "signature_key": key,

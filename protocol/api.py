@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .channel_errors import DeviceNameNotAccepted
 from .errors import MalformedBody
 from .ids import DeviceId, RoomId, UserId, parse_localpart
 from .mfa import MFA_REQUEST_TYPES
@@ -85,6 +86,19 @@ def _role(v: object, where: str) -> str:
 
 # -- accounts and sessions ------------------------------------------------------------
 
+_DEVICE_NAME = display_name(MAX_DISPLAY_NAME)
+
+
+def _no_device_name(v: object, where: str) -> str:
+    """``device_name`` may only be empty (``spec/security.md`` finding 9): a name is checked
+    as a name first (``invalid_name``, finding 14), then refused (``device_name_not_accepted``)."""
+    if v == "":
+        return ""
+    _DEVICE_NAME(v, where)
+    raise DeviceNameNotAccepted(f"{where}: the server stores no device name; keep it in the "
+                                "client's profile")
+
+
 
 @dataclass(frozen=True)
 class RegisterRequest(Message):
@@ -94,12 +108,13 @@ class RegisterRequest(Message):
         "invite": text(MAX_INVITE),
         "user": parsed(parse_localpart, 64),
         "password": text(MAX_PASSWORD, MIN_NEW_PASSWORD),
-        "device_name": display_name(MAX_DISPLAY_NAME),
+        "device_name": _no_device_name,
     }
     invite: str
     user: str  # the localpart; the server appends its own name
     password: str
-    device_name: str
+    #: Absent or empty: the server stores no device name (it stays in the client's profile).
+    device_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,17 +124,17 @@ class LoginRequest(Message):
     SCHEMA: ClassVar = {
         "user": text(255),
         "password": text(MAX_PASSWORD),
-        "device_name": display_name(MAX_DISPLAY_NAME),
+        "device_name": _no_device_name,
         "device_id": nullable(_DEVICE),
         "totp": nullable(text(MAX_MFA_CODE)),
         "recovery_code": nullable(text(MAX_MFA_CODE)),
     }
     user: str  # a localpart or a full user id of this server
     password: str
-    device_name: str
     device_id: DeviceId | None = None
     totp: str | None = None  # the second factor (protocol/mfa.py), when the account has MFA on
     recovery_code: str | None = None
+    device_name: str = ""  # absent or empty, as in RegisterRequest
 
 
 @dataclass(frozen=True)
@@ -157,7 +172,6 @@ class Empty(Message):
 class DeviceInfo(Message):
     SCHEMA: ClassVar = {
         "device_id": _DEVICE,
-        "display_name": text(MAX_DISPLAY_NAME),
         "created_at": _TIME,
         "last_seen": _TIME,
         "signature_key": nullable(blob(32, exact=32)),
@@ -165,7 +179,6 @@ class DeviceInfo(Message):
         "log_index": nullable(uint()),
     }
     device_id: DeviceId
-    display_name: str
     created_at: int  # ms since the Unix epoch
     last_seen: int  # ms, coarse (see "Sessions")
     signature_key: bytes | None  # None until the device registered its keys

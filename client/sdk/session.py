@@ -132,7 +132,8 @@ class Client:
         """Create an account from an invite (``CODE#ANCHOR``); this device's keys and
         KeyPackages are uploaded. Raises :class:`TrustAnchorMismatch` (nothing sent, nothing
         written) when the invite has no anchor or the server's trust document is not the
-        one it names."""
+        one it names. ``device_name`` stays in the profile: the server stores no
+        device name."""
         try:
             code, anchor = split_invite(invite)
         except TrustDocumentInvalid as exc:
@@ -145,9 +146,9 @@ class Client:
         try:
             doc = await client._anchored_document(anchor)
             out = await client.http.request("POST", "/register",
-                                            RegisterRequest(code, user, password, device_name),
+                                            RegisterRequest(code, user, password),
                                             SessionResponse)
-            await client._start(server, out, trust=doc)
+            await client._start(server, out, trust=doc, device_name=device_name)
         except BaseException:
             await client.close()
             raise
@@ -167,7 +168,7 @@ class Client:
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         old = client.store.account() if client.store.has_account() else None
-        body = LoginRequest(user, password, device_name,
+        body = LoginRequest(user, password,
                             DeviceId.parse(old.device_id) if old is not None else None,
                             totp, recovery_code)
         try:
@@ -182,7 +183,7 @@ class Client:
                                           "another device of the account)")
             doc = await client._anchored_document(anchor)
             out = await client.http.request("POST", "/login", body, SessionResponse)
-            await client._start(server, out, old, trust=doc)
+            await client._start(server, out, old, trust=doc, device_name=device_name)
         except BaseException:
             await client.close()
             raise
@@ -216,7 +217,7 @@ class Client:
         return self.store.log_alerts()
 
     async def _start(self, server: str, out: SessionResponse, old: Account | None = None, *,
-                     trust: TrustDocument) -> None:
+                     trust: TrustDocument, device_name: str = "") -> None:
         if out.user_id.server != trust.server:
             raise TrustAnchorMismatch(f"the trust document is for {trust.server}, the account "
                                       f"for {out.user_id.server}")
@@ -230,7 +231,7 @@ class Client:
             else:
                 acct = Account(server.rstrip("/"), str(out.user_id), str(out.device_id),
                                out.access_token, self.rng(32), trust.log_key,
-                               trust_document=trust.encode())
+                               trust_document=trust.encode(), device_name=device_name)
             self.store.save_account(acct)
             self.http.token = acct.access_token
             self.mfa_enrolment_required = out.mfa_enrolment_required

@@ -59,6 +59,8 @@ class Account:
     log_index: int | None = None
     keys_registered: bool = False
     trust_document: bytes | None = None  # protocol.trust, checked against the invite's anchor
+    #: The name the person gave this device: kept here only, never sent to the server.
+    device_name: str = ""
 
 
 @dataclass

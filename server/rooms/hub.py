@@ -46,7 +46,9 @@ Errors: :mod:`protocol.room_errors` (``unknown_room``, ``not_member``,
 ``mls_rejected``, ``welcome_invalid``, ``group_info_invalid``,
 ``member_identity_invalid``; ``unknown_device``, ``device_key_mismatch`` from
 :mod:`.device_proof` for an added device its home server did not register under that key),
-:class:`~protocol.errors.BadRequest` for fields
+:mod:`protocol.channel_errors` (finding 9: ``group_id_invalid``,
+``extension_not_allowed``, ``authenticated_data_not_empty``, ``proposal_not_allowed``,
+``message_not_padded``, ``field_length_invalid``), :class:`~protocol.errors.BadRequest` for fields
 that do not go with the message, ``conflict`` for a group that already has a room.
 """
 

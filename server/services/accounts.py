@@ -99,7 +99,7 @@ class Accounts:
             async with self.db.transaction() as tx:
                 role = await invites.consume(tx, code_hash, str(user), now)
                 await accounts.create(tx, str(user), role, password_hash, now)
-                await devices.create(tx, str(user), device_id, req.device_name, now)
+                await devices.create(tx, str(user), device_id, now)
                 scope = self.mfa.scope_without_factor(role)
                 token = await self.sessions.issue(tx, str(user), device_id, scope)
                 await self.audit.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user)))
@@ -156,7 +156,7 @@ class Accounts:
                 await devices.touch(tx, str(user), device_id, now)
             else:
                 device_id = new_device_id(self.rng)
-                await devices.create(tx, str(user), device_id, req.device_name, now)
+                await devices.create(tx, str(user), device_id, now)
             await self.mfa.use(tx, str(user), device_id, factor)
             token = await self.sessions.issue(tx, str(user), device_id, factor.scope)
             await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))

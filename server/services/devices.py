@@ -55,7 +55,7 @@ def expected_credential(user: UserId, device: DeviceId) -> bytes:
 
 
 def _info(d: devices.Device) -> DeviceInfo:
-    return DeviceInfo(DeviceId(d.device_id), d.display_name, d.created_at, d.last_seen,
+    return DeviceInfo(DeviceId(d.device_id), d.created_at, d.last_seen,
                       d.signature_key, d.credential, d.key_log_index)
 
 

@@ -239,9 +239,17 @@ _V8_MFA = (
     "ALTER TABLE access_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'full'",
 )
 
+#: Finding 9 (spec/security.md): the server keeps no device name, and transaction ids only
+#: as hashes (protocol.txn_ids.txn_key); the ids stored before in the clear are dropped (they
+#: only served retries of the last minutes).
+_V9_NO_PLAINTEXT_CHANNELS = (
+    "ALTER TABLE devices DROP COLUMN display_name",
+    "DELETE FROM txn_ids",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
                                      _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS,
-                                     _V8_MFA]
+                                     _V8_MFA, _V9_NO_PLAINTEXT_CHANNELS]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

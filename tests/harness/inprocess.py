@@ -134,13 +134,12 @@ class Harness:
                        device_name: str = "phone") -> dict:
         code = await self.invite(role)
         status, body = await self.call("POST", "/register", {
-            "invite": code, "user": user, "password": password, "device_name": device_name})
+            "invite": code, "user": user, "password": password})
         assert status == 200, body
         return body
 
     async def login(self, user: str, password: str = "correct horse", **extra) -> tuple[int, dict]:
-        return await self.call("POST", "/login", {"user": user, "password": password,
-                                                  "device_name": "laptop", **extra})
+        return await self.call("POST", "/login", {"user": user, "password": password, **extra})
 
     async def log_entries(self) -> list:
         await self.app[AUDIT].flush()

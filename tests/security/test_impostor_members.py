@@ -35,6 +35,7 @@ from crypto.mls.proposals import Add, Proposal
 from crypto.rng import system_rng
 from protocol.events import EventKind
 from protocol.rooms_api import SendRequest, SendResponse
+from protocol.txn_ids import new_client_txn_id
 from tests.harness import PeerProcess, free_port
 
 from .conftest import count_rows
@@ -48,7 +49,7 @@ async def _send(client, room: str, message: bytes, welcome: bytes | None = None,
     """The error code of ``POST /rooms/{room}/send`` (the test expects a refusal)."""
     with pytest.raises(ServerError) as err:
         await client.http.request("POST", f"/rooms/{quote_path(room)}/send",
-                                  SendRequest(system_rng(16).hex(), message, welcome, group_info),
+                                  SendRequest(new_client_txn_id(system_rng), message, welcome, group_info),
                                   SendResponse)
     return err.value.code
 

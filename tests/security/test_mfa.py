@@ -61,7 +61,7 @@ def _body(raw: bytes) -> dict:
 async def _register(practice: Practice, attacker: Attacker, name: str, role: str = "client") -> dict:
     invite = practice.server.admin("invite", "--role", role).strip()
     status, raw = await attacker.call("POST", "/register", {
-        "invite": invite, "user": name, "password": PASSWORD, "device_name": "phone"})
+        "invite": invite, "user": name, "password": PASSWORD})
     assert status == 200, raw
     return _body(raw)
 
@@ -77,7 +77,7 @@ async def _enrol(attacker: Attacker, token: str) -> tuple[bytes, list[str]]:
 
 
 def _login(name: str, **factor) -> dict:
-    return {"user": name, "password": PASSWORD, "device_name": "laptop", **factor}
+    return {"user": name, "password": PASSWORD, **factor}
 
 
 def _rows(practice: Practice) -> tuple[int, int]:
@@ -254,7 +254,7 @@ async def test_unknown_users_get_the_same_answer_and_work(practice):
             offset = len(server.log_text())
             failed = len(access_events(server.data, "login_failed"))
             answer = await a.call("POST", "/login", {"user": user, "password": "wrong password",
-                                                     "device_name": "d", "totp": _next_code(key)})
+                                                     "totp": _next_code(key)})
             work = ([w["op"] for w in work_lines(server.log_text()[offset:])],
                     len(access_events(server.data, "login_failed")) - failed)
             seen.setdefault(user, []).append((answer, work))

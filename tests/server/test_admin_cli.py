@@ -32,7 +32,7 @@ def test_invite_then_register(tmp_path, capsys):
         hs = await start(tmp_path, FakeClock(time.time()))
         try:
             status, body = await hs.call("POST", "/register", {
-                "invite": invite, "user": "sam", "password": "password1", "device_name": "d"})
+                "invite": invite, "user": "sam", "password": "password1"})
             assert status == 200
             _, me = await hs.call("GET", "/account/whoami", token=body["access_token"])
             return me["role"]
