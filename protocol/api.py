@@ -32,6 +32,7 @@ __all__ = [
     "MAX_KEY_PACKAGE",
     "MAX_KEY_PACKAGES_PER_UPLOAD",
     "MAX_DEVICES_LISTED",
+    "MAX_APPROVAL_CHAIN",
     "RegisterRequest",
     "LoginRequest",
     "SessionResponse",
@@ -68,6 +69,8 @@ MAX_CREDENTIAL = 1024
 MAX_KEY_PACKAGE = 16 * 1024
 MAX_KEY_PACKAGES_PER_UPLOAD = 100
 MAX_DEVICES_LISTED = 256
+#: Longest approval chain a device list may give (``spec/client-server.md`` 4.6).
+MAX_APPROVAL_CHAIN = 64
 
 _USER = parsed(UserId.parse)
 _ROOM = parsed(RoomId.parse)
@@ -154,6 +157,7 @@ class DeviceInfo(Message):
         "signature_key": nullable(blob(32, exact=32)),
         "credential": nullable(blob(MAX_CREDENTIAL, 1)),
         "log_index": nullable(uint()),
+        "pending": boolean(),
     }
     device_id: DeviceId
     display_name: str
@@ -162,6 +166,7 @@ class DeviceInfo(Message):
     signature_key: bytes | None  # None until the device registered its keys
     credential: bytes | None
     log_index: int | None  # index of the device_added entry in the transparency log
+    pending: bool = False  # logged in, not yet approved by another device of the user
 
 
 @dataclass(frozen=True)
@@ -201,11 +206,15 @@ class DeviceKeys(Message):
         "signature_key": blob(32, exact=32),
         "credential": blob(MAX_CREDENTIAL, 1),
         "log_index": uint(),
+        "chain": list_of(uint(), MAX_APPROVAL_CHAIN),
     }
     device_id: DeviceId
     signature_key: bytes
     credential: bytes
     log_index: int
+    #: Log indexes proving the device's approval: its ``device_approved`` entry, then its
+    #: approver's, ..., then the root device's ``device_added``; empty for the root itself.
+    chain: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

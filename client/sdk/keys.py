@@ -13,6 +13,9 @@
   inclusion in the log (:meth:`Keys.verify_device`) before it is used. A device of
   another server is checked against *that* server's log, relayed by our server
   (``/federation/{server}/_confide/log/v1/...``); its log key is pinned on first use.
+* :meth:`Keys.verify_device_approved`: the device's approval chain back to its user's
+  pinned root (:mod:`.device_trust`); :meth:`Keys.verify_device` and :meth:`Keys.claim`
+  refuse a device without one (a claim leaves it out, in :attr:`Keys.refused`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ import asyncio
 
 import aiohttp
 
-from client.audit import AuditFailure, HttpSource, fetch_proof, verify_device_inclusion
+from client.audit import (
+    AuditFailure,
+    HttpSource,
+    fetch_proof,
+    verify_device_inclusion,
+    verify_tlog_proof,
+)
 from crypto.errors import CryptoError
 from crypto.mls import Credential, KeyPackage, KeyPackagePrivate, MLSMessage, Welcome, get_suite
 from crypto.mls.key_package_gen import generate_key_package, key_package_ref
@@ -39,9 +48,10 @@ from protocol.api import (
     KeyPackageUploadRequest,
     UserDevicesResponse,
 )
-from protocol.audit import device_registration_message
+from protocol.audit import AuditEntry, device_registration_message
 from protocol.ids import RoomId, UserId
 
+from .device_trust import NewIdentity, check_approval_chain, device_entries, root_pin_name
 from .errors import VerificationFailed
 from .http import Http, quote_path
 from .store import Store, StoredKeyPackage
@@ -75,6 +85,8 @@ class Keys:
         self.rng = rng
         self.batch = batch
         self.threshold = threshold
+        #: Devices the last :meth:`claim` left out: ``(identity, reason)``.
+        self.refused: list[tuple[str, str]] = []
 
     # -- own device ----------------------------------------------------------------------
 
@@ -153,14 +165,8 @@ class Keys:
                                       UserDevicesResponse)
         return out.devices
 
-    async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
-                            log_index: int | None = None) -> None:
-        """Check that (user, device, key) is registered in the server's log before trusting
-        it: fetch the registration's inclusion proof and verify it against the pinned log
-        key. Results are cached in the profile. Raises :class:`VerificationFailed`."""
-        identity = device_identity(user_id, device_id).decode()
-        if self.store.verified().get(identity) == signature_key:
-            return
+    async def _log_of(self, user_id: str) -> tuple[str, str]:
+        """(base URL, pinned log key) of ``user_id``'s home server's log."""
         acct = self.store.account()
         server = user_id.split(":", 1)[1]
         base, vkey = self.http.base_url, acct.log_vkey
@@ -168,20 +174,69 @@ class Keys:
             # Another server's device: its own log, relayed by our server; its key pinned on first use.
             base = f"{self.http.base_url}{CLIENT_PREFIX}/federation/{server}"
             vkey = await self._remote_log_key(server, base)
-        if log_index is None:
-            match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
-            if not match:
-                raise VerificationFailed(f"{identity} is not a registered device")
-            if match[0].signature_key != signature_key:
-                raise VerificationFailed(f"{identity} uses a key other than the registered one")
-            log_index = match[0].log_index
         if vkey is None:
             raise VerificationFailed("no transparency-log key pinned in this profile")
+        return base, vkey
+
+    async def proven_entry(self, user_id: str, index: int) -> AuditEntry:
+        """Entry ``index`` of ``user_id``'s home server's log, with its inclusion proof checked
+        against the pinned log key. Raises :class:`VerificationFailed`."""
+        base, vkey = await self._log_of(user_id)
         try:
-            proof = await fetch_proof(self.http.session, base, str(log_index))
+            proof = await fetch_proof(self.http.session, base, str(index))
+            _, got, entry = verify_tlog_proof(proof, parse_vkey(vkey))
+        except (AuditFailure, CryptoError) as exc:
+            raise VerificationFailed(f"log entry {index}: {exc}") from None
+        if got != index:
+            raise VerificationFailed(f"the server proved entry {got}, not {index}")
+        return entry
+
+    async def _registered(self, user_id: str, device_id: str, signature_key: bytes) -> DeviceKeys:
+        match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
+        identity = device_identity(user_id, device_id).decode()
+        if not match:
+            raise VerificationFailed(f"{identity} is not a registered, approved device")
+        if match[0].signature_key != signature_key:
+            raise VerificationFailed(f"{identity} uses a key other than the registered one")
+        return match[0]
+
+    async def verify_device_approved(self, user_id: str, device_id: str, signature_key: bytes,
+                                     device: DeviceKeys | None = None) -> None:
+        """Check that ``(user, device, key)`` is its user's root or approved through a chain
+        of ``device_approved`` entries in the user's home server's log (each proven
+        included), ending at the root this profile pinned for the user (pinned now if none
+        was). ``device`` is the device-list entry (fetched if None). Raises
+        :class:`VerificationFailed`, :class:`~.device_trust.NewIdentity` for another root."""
+        if device is None:
+            device = await self._registered(user_id, device_id, signature_key)
+        chain = await device_entries(self.proven_entry, user_id, device)
+        _, root_key = check_approval_chain(user_id, device_id, signature_key, device.log_index, chain)
+        pinned = self.store.verified().get(root_pin_name(user_id))
+        if pinned is None:
+            self.store.add_verified(root_pin_name(user_id), root_key)
+        elif pinned != root_key:
+            raise NewIdentity(f"{user_id} has a new identity: its root device is not the one seen "
+                              "before (a recovered account, or a server adding devices)")
+
+    async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
+                            log_index: int | None = None, device: DeviceKeys | None = None) -> None:
+        """Check that (user, device, key) is registered in the server's log and approved
+        (:meth:`verify_device_approved`) before trusting it: fetch the registration's
+        inclusion proof and verify it against the pinned log key. Results are cached in the
+        profile. Raises :class:`VerificationFailed`."""
+        identity = device_identity(user_id, device_id).decode()
+        if self.store.verified().get(identity) == signature_key:
+            return
+        if device is None:
+            device = await self._registered(user_id, device_id, signature_key)
+        base, vkey = await self._log_of(user_id)
+        try:
+            index = device.log_index if log_index is None else log_index
+            proof = await fetch_proof(self.http.session, base, str(index))
             verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key)
         except (AuditFailure, CryptoError) as exc:
             raise VerificationFailed(f"{identity}: {exc}") from None
+        await self.verify_device_approved(user_id, device_id, signature_key, device)
         self.store.add_verified(identity, signature_key)
 
     async def _remote_log_key(self, server: str, base: str) -> str:
@@ -207,7 +262,9 @@ class Keys:
 
         Raises :class:`~client.sdk.errors.ServerError` (``key_package_exhausted``, ``not_found``) and
         :class:`VerificationFailed` (a package whose key or credential is not the
-        device's registered one, or a registration not proven in the log)."""
+        device's registered one, or no device proven in the log and approved). A device
+        whose registration or approval does not verify is left out (refused), and listed in
+        :attr:`refused`."""
         body = ClaimRequest(UserId.parse(user_id), RoomId.parse(room_id) if room_id is not None else None)
         claimed = await self.http.request("POST", "/keys/claim", body, ClaimResponse)
         registered = {str(d.device_id): d for d in await self.user_devices(user_id)}
@@ -229,6 +286,19 @@ class Keys:
                 raise VerificationFailed(f"the KeyPackage of {user_id}/{device} is not bound to "
                                          "the device's registered keys")
             out.append((device, kp))
-        await asyncio.gather(*(self.verify_device(user_id, d, kp.leaf_node.signature_key,
-                                                  registered[d].log_index) for d, kp in out))
-        return out
+        results = await asyncio.gather(
+            *(self.verify_device(user_id, d, kp.leaf_node.signature_key, device=registered[d])
+              for d, kp in out), return_exceptions=True)
+        self.refused = []
+        kept = []
+        for (d, kp), result in zip(out, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, VerificationFailed):
+                    raise result
+                self.refused.append((device_identity(user_id, d).decode(), str(result)))
+            else:
+                kept.append((d, kp))
+        if out and not kept:
+            raise VerificationFailed(f"no device of {user_id} is proven and approved: "
+                                     + "; ".join(r for _, r in self.refused))
+        return kept

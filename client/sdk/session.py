@@ -12,10 +12,15 @@ a profile that already has an account logs the same device in again), or
 :meth:`Client.open` (the stored session). Both register and login register the
 device's keys and upload KeyPackages.
 
-Second devices: a user's new device is *added by an existing device* of the same
-user (:meth:`Client.add_own_devices`, also run by :meth:`Client.sync` at most
-every ``own_devices_interval`` seconds when ``auto_add_own_devices``), after its
-registration is proven in the server's transparency log. See ``client/sdk/README.md``.
+Second devices: a device created by :meth:`Client.login` is *pending* until an
+approved device of the same user approves it (:meth:`Client.pending_devices`,
+:meth:`Client.approve_device`, after the person compared :attr:`Client.own_code` shown
+on the new device with the code the approver shows). Then an existing device *adds*
+it to the user's rooms (:meth:`Client.add_own_devices`, also run by
+:meth:`Client.sync` at most every ``own_devices_interval`` seconds when
+``auto_add_own_devices``), once its registration and approval chain are proven in the
+server's transparency log. The same sync step watches the account's devices and
+records alerts (:meth:`Client.alerts`). See ``client/sdk/README.md``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import aiohttp
 
 from client.profile import Profile
+from crypto.primitives import ed25519_public_key
 from crypto.rng import Rng, system_rng
 from protocol.api import (
     Empty,
@@ -41,6 +47,8 @@ from protocol.api import (
 from protocol.ids import DeviceId
 from protocol.rooms_api import AttachmentLink, AttachmentResponse
 
+from . import own_devices
+from .device_trust import root_pin_name, short_code
 from .envelopes import Refusal
 from .errors import RetriesExhausted, ServerError, VerificationFailed
 from .groups import GroupStore
@@ -109,7 +117,7 @@ class Client:
             out = await client.http.request("POST", "/register",
                                             RegisterRequest(invite, user, password, device_name),
                                             SessionResponse)
-            await client._start(server, out)
+            await client._start(server, out, root=True)
         except BaseException:
             await client.close()
             raise
@@ -132,7 +140,8 @@ class Client:
             raise
         return client
 
-    async def _start(self, server: str, out: SessionResponse, old: Account | None = None) -> None:
+    async def _start(self, server: str, out: SessionResponse, old: Account | None = None,
+                     root: bool = False) -> None:
         async with self._exclusive():
             if old is not None and old.device_id == str(out.device_id):
                 acct = old
@@ -143,6 +152,9 @@ class Client:
             self.store.save_account(acct)
             self.http.token = acct.access_token
             await self.keys.register_device_keys()
+            if root:  # this device is the account's root: every later device chains to it
+                pk = ed25519_public_key(acct.signature_seed)
+                self.store.add_verified(root_pin_name(acct.user_id), pk)
             await self.keys.top_up()
 
     async def close(self) -> None:
@@ -173,6 +185,41 @@ class Client:
     @property
     def device_id(self) -> str:
         return self.store.account().device_id
+
+    @property
+    def own_code(self) -> str:
+        """The short code of this device's key: an approving device must show the same."""
+        acct = self.store.account()
+        return short_code(acct.user_id, ed25519_public_key(acct.signature_seed))
+
+    # -- this account's devices: approval and alerts --------------------------------------------
+
+    async def pending_devices(self) -> list[own_devices.Pending]:
+        """This account's other devices waiting for approval, each with its short code."""
+        async with self._exclusive():
+            return await own_devices.pending_devices(self.http, self.store)
+
+    async def approve_device(self, device_id: str, code: str) -> int:
+        """Approve a pending device whose code is ``code`` (raises
+        :class:`~.own_devices.CodeMismatch` otherwise); returns the log index."""
+        async with self._exclusive():
+            return await own_devices.approve_device(self.http, self.store, device_id, code)
+
+    async def watch_own_devices(self) -> list[str]:
+        """Check this account's devices now; returns the new alerts."""
+        async with self._exclusive():
+            return await own_devices.watch_own_devices(self.http, self.store, self.keys)
+
+    def alerts(self) -> list[str]:
+        """Alerts about this account's devices (pending, or active without approval)."""
+        return self.store.alerts()
+
+    def accept_new_identity(self, user_id: str) -> None:
+        """Forget the root pinned for ``user_id`` and its verified devices, after the person
+        confirmed the new identity out of band (account recovery, ``spec/security.md``)."""
+        with self.profile.locked():
+            self.store.forget_verified(root_pin_name(user_id))
+            self.store.forget_verified(f"{user_id}/")
 
     # -- rooms -----------------------------------------------------------------------------------
 
@@ -300,6 +347,10 @@ class Client:
         now = time.monotonic()
         if self.auto_add_own_devices and now - self._last_own_devices >= self.own_devices_interval:
             self._last_own_devices = now
+            try:
+                await own_devices.watch_own_devices(self.http, self.store, self.keys)
+            except (ServerError, RetriesExhausted, VerificationFailed) as exc:
+                self.store.add_alert(f"could not check this account's devices: {exc}")
             try:
                 await self.rooms_engine.add_own_devices()
             except (ServerError, RetriesExhausted, VerificationFailed) as exc:

@@ -10,7 +10,10 @@ Records and what they hold (all sealed at rest):
 * ``messages/<room_id>``: the decrypted messages of the room, in seq order
   (:class:`~client.sdk.messages.RoomMessage` records);
 * ``sync``: the since-token of the last sync;
-* ``verified``: peer devices whose registration was proven in the log.
+* ``verified``: peer devices whose registration and approval were proven in the log,
+  and each user's pinned root device key (``root:@user:server``);
+* ``device_alerts``: alerts about this account's devices (pending, or active without a
+  valid approval chain).
 """
 
 from __future__ import annotations
@@ -162,3 +165,23 @@ class Store:
         v = self.verified()
         v[identity] = key
         self.profile.put("verified", v)
+
+    def forget_verified(self, prefix: str) -> None:
+        """Drop every verified entry whose name starts with ``prefix``."""
+        self.profile.put("verified", {k: v for k, v in self.verified().items()
+                                      if not k.startswith(prefix)})
+
+    # -- alerts about this account's devices (client/sdk/device_trust.py) -------------------
+    def alerts(self) -> list[str]:
+        return list(self.profile.get("device_alerts", []))
+
+    def add_alert(self, text: str, keep: int = 50) -> bool:
+        """Record ``text`` unless it is already recorded; returns whether it is new."""
+        alerts = self.alerts()
+        if text in alerts:
+            return False
+        self.profile.put("device_alerts", (alerts + [text])[-keep:])
+        return True
+
+    def clear_alerts(self, containing: str) -> None:
+        self.profile.put("device_alerts", [a for a in self.alerts() if containing not in a])

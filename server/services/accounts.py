@@ -3,7 +3,8 @@
 Errors (all typed, see ``spec/client-server.md``): :class:`InviteInvalid`,
 :class:`UserExists`, :class:`InvalidLogin`, :class:`RateLimited`,
 :class:`InvalidIdentifier`, :class:`NotFound` (re-login into a device that
-does not exist). A failed registration writes nothing: the invite, account,
+does not exist). The registering device is the account's root; a device created by
+login is pending (``spec/client-server.md`` 4.6). A failed registration writes nothing: the invite, account,
 device and token are one transaction.
 """
 
@@ -28,6 +29,7 @@ from server.storage import (
     InviteUnusable,
     UserAlreadyExists,
     accounts,
+    device_trust,
     devices,
     invites,
     tokens,
@@ -95,6 +97,7 @@ class Accounts:
                 role = await invites.consume(tx, code_hash, str(user), now)
                 await accounts.create(tx, str(user), role, password_hash, now)
                 await devices.create(tx, str(user), device_id, req.device_name, now)
+                await device_trust.create(tx, str(user), device_id, device_trust.TrustState.ROOT)
                 token = await self.sessions.issue(tx, str(user), device_id)
                 await self.audit.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user)))
                 await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
@@ -134,6 +137,8 @@ class Accounts:
             else:
                 device_id = new_device_id(self.rng)
                 await devices.create(tx, str(user), device_id, req.device_name, now)
+                # Pending until an approved device of the user signs its key (finding 2).
+                await device_trust.create(tx, str(user), device_id, device_trust.TrustState.PENDING)
             token = await self.sessions.issue(tx, str(user), device_id)
             await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
         await self.audit.flush()
