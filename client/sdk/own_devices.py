@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from protocol.api import DevicesResponse
 from protocol.audit import sign_device_approval
 from protocol.device_approval import (
     ApproveDeviceRequest,
@@ -24,15 +25,16 @@ from protocol.device_approval import (
 )
 
 from .device_trust import ghost_alert, pending_alert
-from .errors import SdkError, VerificationFailed
+from .errors import VerificationFailed
 from .http import Http, quote_path
 from .keys import Keys
 from .store import Store
 
-__all__ = ["Pending", "CodeMismatch", "pending_devices", "approve_device", "watch_own_devices"]
+__all__ = ["Pending", "CodeMismatch", "pending_devices", "approve_device", "watch_own_devices",
+           "account_devices"]
 
 
-class CodeMismatch(SdkError):
+class CodeMismatch(VerificationFailed):
     """The code typed is not the one the pending device shows: it is not approved."""
 
     code = "code_mismatch"
@@ -74,10 +76,19 @@ async def approve_device(http: Http, store: Store, device_id: str, code: str,
     return out.log_index
 
 
+async def account_devices(http: Http) -> DevicesResponse:
+    """Every device of this account as the server lists it (``GET /devices``)."""
+    return await http.request("GET", "/devices", None, DevicesResponse)
+
+
 async def watch_own_devices(http: Http, store: Store, keys: Keys) -> list[str]:
-    """Check this account's devices; returns the alerts raised now (each recorded once)."""
+    """Check this account's devices; returns the alerts raised now (each recorded once).
+    Alerts about devices no longer pending are dropped."""
     acct = store.account()
     new = [pending_alert(p.device_id, p.code) for p in await pending_devices(http, store)]
+    for old in store.alerts():
+        if old.startswith("pending device ") and old not in new:
+            store.clear_alerts(old)
     for d in await keys.user_devices(acct.user_id):
         if str(d.device_id) == acct.device_id:
             continue

@@ -38,6 +38,7 @@ from client.profile import Profile
 from crypto.primitives import ed25519_public_key
 from crypto.rng import Rng, system_rng
 from protocol.api import (
+    DevicesResponse,
     Empty,
     KeyPackageCountResponse,
     LoginRequest,
@@ -204,6 +205,15 @@ class Client:
         :class:`~.own_devices.CodeMismatch` otherwise); returns the log index."""
         async with self._exclusive():
             return await own_devices.approve_device(self.http, self.store, device_id, code)
+
+    async def account_devices(self) -> DevicesResponse:
+        """Every device of this account, as the server lists them (with ``pending``)."""
+        return await own_devices.account_devices(self.http)
+
+    async def is_pending(self) -> bool:
+        """Whether this device still waits for approval by another device of the account."""
+        out = await self.account_devices()
+        return any(str(d.device_id) == self.device_id and d.pending for d in out.devices)
 
     async def watch_own_devices(self) -> list[str]:
         """Check this account's devices now; returns the new alerts."""

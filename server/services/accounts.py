@@ -3,8 +3,8 @@
 Errors (all typed, see ``spec/client-server.md``): :class:`InviteInvalid`,
 :class:`UserExists`, :class:`InvalidLogin`, :class:`RateLimited`,
 :class:`InvalidIdentifier`, :class:`NotFound` (re-login into a device that
-does not exist). The registering device is the account's root; a device created by
-login is pending (``spec/client-server.md`` 4.6). A failed registration writes nothing: the invite, account,
+does not exist). The registering device is the account's root (for an account created
+without a device, the first device that logs in); any later device created by login is pending (``spec/client-server.md`` 4.6). A failed registration writes nothing: the invite, account,
 device and token are one transaction.
 """
 
@@ -137,8 +137,11 @@ class Accounts:
             else:
                 device_id = new_device_id(self.rng)
                 await devices.create(tx, str(user), device_id, req.device_name, now)
-                # Pending until an approved device of the user signs its key (finding 2).
-                await device_trust.create(tx, str(user), device_id, device_trust.TrustState.PENDING)
+                # Pending until an approved device of the user signs its key (finding 2); the
+                # first device ever of an account made without one (admin create-user) is its root.
+                first = not await device_trust.for_user(tx, str(user), limit=1)
+                state = device_trust.TrustState.ROOT if first else device_trust.TrustState.PENDING
+                await device_trust.create(tx, str(user), device_id, state)
             token = await self.sessions.issue(tx, str(user), device_id)
             await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
         await self.audit.flush()

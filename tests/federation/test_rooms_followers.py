@@ -59,6 +59,7 @@ async def test_a_further_device_on_the_follower_joins_by_external_commit(people)
     tablet = await Client.login(profile, b.url, "bob", PASSWORD, device_name="tablet",
                                 auto_add_own_devices=False)
     clients.append(tablet)
+    await bob.approve_device(tablet.device_id, tablet.own_code)  # a login device is pending until then
     info = await tablet.http.call("GET", f"/rooms/{room}/group_info")
     assert info["epoch"] == epoch  # the hub's current GroupInfo, not event 0's
     assert b.app[FEDERATION_ROOMS]._group_infos[room][0] == epoch  # cached for this epoch
