@@ -408,7 +408,9 @@ class Hub:
 
     async def group_info(self, session: Session, room_id: RoomId) -> GroupInfoResponse:
         """The latest GroupInfo a member uploaded; for users with a member device. For a room
-        hosted elsewhere, the hub's current one (room federation asks it)."""
+        hosted elsewhere, the hub's current one (room federation asks it). A pending device
+        gets ``device_not_approved`` (the GroupInfo names the members)."""
+        await self._require_approved({(str(session.user_id), str(session.device_id))})
         if room_id.server != self.server_name:
             return await self.remote_rooms.group_info_remote(session, room_id)
         async with self.db.read() as conn:

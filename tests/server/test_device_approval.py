@@ -4,6 +4,7 @@ pending device (in-process server, raw requests)."""
 
 from __future__ import annotations
 
+from crypto.mls.group import Group
 from crypto.mls.message import MLSMessage
 from protocol.audit import DeviceApproved
 from tests.harness import DeviceKit
@@ -86,6 +87,15 @@ async def test_hub_refuses_a_pending_device(hs):
     staged = root.groups[room].add_members([kp])
     status, body = await send(root, room, staged.commit.to_bytes(), "add-pending",
                               welcome=staged.welcome.to_bytes())
+    assert (status, body["error"]["code"]) == (403, "device_not_approved")
+    # Nor may it fetch the room's GroupInfo, or join by an external commit from one it got.
+    status, body = await phone.call("GET", f"/rooms/{room}/group_info")
+    assert (status, body["error"]["code"]) == (403, "device_not_approved")
+    _, gi = await root.call("GET", f"/rooms/{room}/group_info")
+    jkp, jpriv = phone.key_package()
+    joined, commit = Group.external_join(MLSMessage.from_bytes(gi["group_info"]), jkp, jpriv)
+    status, body = await send(phone, room, commit.to_bytes(), "ghost-join",
+                              group_info=MLSMessage(joined.group_info()).to_bytes())
     assert (status, body["error"]["code"]) == (403, "device_not_approved")
     status, body = await phone.call("POST", "/rooms", {
         "txn_id": "ghost-room", "group_info": MLSMessage(root.groups[room].group_info()).to_bytes()})
