@@ -322,8 +322,15 @@ def _room_request_types() -> tuple[type[Message], ...]:
     return ROOM_REQUEST_TYPES
 
 
+def _approval_request_types() -> tuple[type[Message], ...]:
+    """Device approval bodies (:mod:`protocol.device_approval`)."""
+    from .device_approval import ApproveDeviceRequest
+
+    return (ApproveDeviceRequest,)
+
+
 #: Request bodies by name, for the decoder property tests and the spec.
 REQUEST_TYPES: tuple[type[Message], ...] = (
     RegisterRequest, LoginRequest, Empty, DeviceKeysRequest, KeyPackageUploadRequest, ClaimRequest,
-    *_room_request_types(),
+    *_approval_request_types(), *_room_request_types(),
 )

@@ -22,7 +22,6 @@ from typing import ClassVar
 
 import msgpack
 
-from .api import MAX_DEVICES_LISTED
 from .errors import ApiError
 from .ids import DeviceId, UserId
 from .schema import Message, blob, list_of, nested, parsed, uint
@@ -48,6 +47,7 @@ APPROVAL_SKEW_MS = 10 * 60 * 1000
 CODE_GROUPS = 6
 
 _CODE_LABEL = b"confide.device-code.v1\x00"
+_MAX_PENDING = 256  # protocol.api.MAX_DEVICES_LISTED
 _DEVICE = parsed(DeviceId.parse, 64)
 
 
@@ -99,7 +99,7 @@ class PendingDevice(Message):
 class PendingDevicesResponse(Message):
     """``GET /devices/pending``: the caller's devices that registered keys and wait."""
 
-    SCHEMA: ClassVar = {"devices": list_of(nested(PendingDevice), MAX_DEVICES_LISTED)}
+    SCHEMA: ClassVar = {"devices": list_of(nested(PendingDevice), _MAX_PENDING)}
     devices: tuple[PendingDevice, ...]
 
 
