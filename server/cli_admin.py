@@ -7,7 +7,11 @@
   is read from stdin (first line) with ``--password-stdin``; otherwise a
   random one is generated and printed once.
 
-Both work while the server runs (SQLite allows several writers in turn). The
+- ``confide admin reset-devices --data DIR --user NAME`` removes every device of an
+  account whose devices are all lost, so that the next device that logs in is a new
+  root: a new identity that peers see as such (``spec/security.md`` finding 2).
+
+All work while the server runs (SQLite allows several writers in turn). The
 server name comes from the database (fixed at first start) or, for a new
 data directory, from ``--server-name`` (default ``localhost``). The
 ``account_created`` log entry is queued in the database and appended to the
@@ -47,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cu.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     cu.add_argument("--server-name", default="localhost", help="for a new data directory only")
     cu.set_defaults(func=_run_create_user)
+    rd = sub.add_parser("reset-devices", help="remove every device of an account (recovery: "
+                        "its next device starts a new identity)")
+    rd.add_argument("--data", type=Path, required=True)
+    rd.add_argument("--user", required=True, help="localpart (or full user id of this server)")
+    rd.add_argument("--server-name", default="localhost", help="for a new data directory only")
+    rd.set_defaults(func=_run_reset_devices)
 
 
 async def _open(data: Path, server_name: str):
@@ -117,4 +127,30 @@ def _run_create_user(args: argparse.Namespace) -> int:
     print(user)
     if generated is not None:
         print(f"password: {generated}")
+    return 0
+
+
+def _run_reset_devices(args: argparse.Namespace) -> int:
+    from server.services.provisioning import reset_devices
+    from server.storage import NoSuchRow
+
+    async def go() -> tuple[str, int]:
+        db, name = await _open(args.data, args.server_name)
+        try:
+            user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
+            if user.server != name:
+                raise InvalidIdentifier(f"this server is {name}")
+            return str(user), await reset_devices(db, user, time.time)
+        finally:
+            await db.close()
+
+    try:
+        user, n = asyncio.run(go())
+    except (InvalidIdentifier, ConfigError) as exc:
+        print(f"confide admin reset-devices: {exc}", file=sys.stderr)
+        return 2
+    except NoSuchRow:
+        print(f"confide admin reset-devices: no account {args.user}", file=sys.stderr)
+        return 1
+    print(f"removed {n} device(s) of {user}; its next device starts a new identity")
     return 0

@@ -12,8 +12,7 @@ by one lock, so the log and the database never disagree about which happened fir
 Approval (``spec/client-server.md`` 4.6): the device that registered the account is
 its root; a device created by login is pending until an approved device of the same user
 signs its key (:meth:`Devices.approve`, logged as ``device_approved``). Pending devices are
-not in other users' device lists (:meth:`Devices.user_devices`), and may remove only
-themselves. Each listed device carries its approval chain (log indexes).
+in no device list (:meth:`Devices.user_devices`), and may remove only themselves. Each listed device carries its approval chain (log indexes).
 
 Errors: :class:`DeviceKeysInvalid`, :class:`Conflict`, :class:`NotFound`, and the codes of
 :mod:`protocol.device_approval`.
@@ -23,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+
+import aiosqlite
 
 from crypto.errors import CryptoError
 from crypto.mls.credential import Credential, CredentialType
@@ -153,7 +154,8 @@ class Devices:
                                          d.created_at))
         return PendingDevicesResponse(tuple(out))
 
-    async def _require_active(self, conn, user: str, device: str, keys: bool = True) -> devices.Device:
+    async def _require_active(self, conn: aiosqlite.Connection, user: str, device: str,
+                              keys: bool = True) -> devices.Device:
         """The calling device, if it is its account's root or approved (and registered its
         keys, with ``keys``); else :class:`ApproverNotApproved`."""
         me = await devices.get(conn, user, device)

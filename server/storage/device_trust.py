@@ -16,7 +16,7 @@ import aiosqlite
 from .errors import NoSuchRow
 
 __all__ = ["TrustState", "Trust", "create", "get", "for_user", "set_added", "approve", "chain",
-           "MAX_CHAIN"]
+           "forget_user", "MAX_CHAIN"]
 
 #: Longest chain :func:`chain` walks (protocol.api.MAX_APPROVAL_CHAIN).
 MAX_CHAIN = 64
@@ -90,6 +90,11 @@ async def approve(tx: aiosqlite.Connection, user_id: str, device_id: str, approv
         (approver, log_index, user_id, device_id))
     if cur.rowcount == 0:
         raise NoSuchRow(f"device {device_id} is not pending")
+
+
+async def forget_user(tx: aiosqlite.Connection, user_id: str) -> None:
+    """Drop ``user_id``'s device tree (account recovery: the next device is a new root)."""
+    await tx.execute("DELETE FROM device_trust WHERE user_id = ?", (user_id,))
 
 
 def chain(rows: dict[str, Trust], device_id: str) -> tuple[int, ...] | None:

@@ -14,12 +14,15 @@ HTTP. Carl (a clinician) and Pat (a client) share a room; the attacker knows Pat
   is approved (a ``device_approved`` entry) and joins;
 - the server's database is edited to mark the pending device approved, or the root: Carl's
   client still refuses it (no approval chain in the log), and Pat's client raises the loud
-  alert.
+  alert;
+- account recovery (``confide admin reset-devices``): the next device is a new root, which
+  Carl refuses as a new identity until he accepts it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -30,6 +33,7 @@ from client.sdk.messages import TextMessage
 from client.sdk.own_devices import CodeMismatch
 from protocol.audit import DeviceApproved, decode_entry, sign_device_approval
 from tests.harness import PASSWORD, PeerProcess, free_port
+from tests.harness.processes import CONFIDE, REPO
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(120)]
 
@@ -195,6 +199,34 @@ async def test_a_device_marked_approved_in_the_database_is_still_refused(tmp_pat
         await ghost.sync()
         assert not ghost.store.has_room(room)
         assert not any(isinstance(e, DeviceApproved) for e in _log(server)[before:])
+    finally:
+        for c in clients:
+            await c.close()
+        server.stop()
+
+
+async def test_account_recovery_starts_a_new_identity(tmp_path):
+    """Every device lost: ``confide admin reset-devices``; the next login is a new root, which
+    a peer that knew the old one refuses until the person confirms it."""
+    server = PeerProcess(tmp_path, "a.test", free_port(), {})
+    server.start()
+    clients: list[Client] = []
+    try:
+        carl, pat, _ = await _consult(server, clients)
+        out = subprocess.run([*CONFIDE, "admin", "reset-devices", "--data", str(server.data),
+                              "--user", "pat"], cwd=REPO, capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+        assert out.startswith("removed 1 device(s) of @pat:a.test")
+        fresh = await _ghost(server, "pat", tmp_path)
+        clients.append(fresh)
+        assert not await fresh.is_pending()  # the new root
+        room = await carl.create_room("after recovery")
+        with pytest.raises(VerificationFailed) as err:
+            await carl.invite(room, pat.user_id)
+        assert "new identity" in str(err.value)
+        assert _members(server, room) == {f"{carl.user_id}/{carl.device_id}"}
+        carl.accept_new_identity(pat.user_id)  # confirmed out of band
+        assert await carl.invite(room, pat.user_id) == [f"{pat.user_id}/{fresh.device_id}"]
     finally:
         for c in clients:
             await c.close()
