@@ -200,15 +200,10 @@ class Keys:
             raise VerificationFailed(f"{identity} uses a key other than the registered one")
         return match[0]
 
-    async def verify_device_approved(self, user_id: str, device_id: str, signature_key: bytes,
-                                     device: DeviceKeys | None = None) -> None:
-        """Check that ``(user, device, key)`` is its user's root or approved through a chain
-        of ``device_approved`` entries in the user's home server's log (each proven
-        included), ending at the root this profile pinned for the user (pinned now if none
-        was). ``device`` is the device-list entry (fetched if None). Raises
-        :class:`VerificationFailed`, :class:`~.device_trust.NewIdentity` for another root."""
-        if device is None:
-            device = await self._registered(user_id, device_id, signature_key)
+    async def _verify_chain(self, user_id: str, device_id: str, signature_key: bytes,
+                            device: DeviceKeys) -> None:
+        """The device's approval chain in the log, ending at the user's pinned root (pinned
+        now if none was). Raises :class:`VerificationFailed`, :class:`NewIdentity`."""
         chain = await device_entries(self.proven_entry, user_id, device)
         _, root_key = check_approval_chain(user_id, device_id, signature_key, device.log_index, chain)
         pinned = self.store.verified().get(root_pin_name(user_id))
@@ -218,12 +213,22 @@ class Keys:
             raise NewIdentity(f"{user_id} has a new identity: its root device is not the one seen "
                               "before (a recovered account, or a server adding devices)")
 
+    async def verify_device_approved(self, user_id: str, device_id: str, signature_key: bytes,
+                                     device: DeviceKeys | None = None) -> None:
+        """The one check a device must pass before this client claims it, adds it or lets a
+        commit add it (findings 2 and 5): ``(user, device, key)`` is registered in its home
+        server's log, and is its user's root or approved through a chain of
+        ``device_approved`` entries (each proven included) ending at the root this profile
+        pinned for the user. ``device`` is the device-list entry (fetched if None). Cached
+        per device and key. Raises :class:`VerificationFailed`, :class:`NewIdentity`."""
+        await self.verify_device(user_id, device_id, signature_key, device=device)
+
     async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
                             log_index: int | None = None, device: DeviceKeys | None = None) -> None:
         """Check that (user, device, key) is registered in the server's log and approved
-        (:meth:`verify_device_approved`) before trusting it: fetch the registration's
-        inclusion proof and verify it against the pinned log key. Results are cached in the
-        profile. Raises :class:`VerificationFailed`."""
+        before trusting it: fetch the registration's inclusion proof and verify it against
+        the pinned log key, then the approval chain (:meth:`_verify_chain`). Results are
+        cached in the profile. Raises :class:`VerificationFailed`."""
         identity = device_identity(user_id, device_id).decode()
         if self.store.verified().get(identity) == signature_key:
             return
@@ -236,7 +241,7 @@ class Keys:
             verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key)
         except (AuditFailure, CryptoError) as exc:
             raise VerificationFailed(f"{identity}: {exc}") from None
-        await self.verify_device_approved(user_id, device_id, signature_key, device)
+        await self._verify_chain(user_id, device_id, signature_key, device)
         self.store.add_verified(identity, signature_key)
 
     async def _remote_log_key(self, server: str, base: str) -> str:
