@@ -100,6 +100,8 @@ def test_second_device_attachments_remove_and_rotate(server, tmp_path, capsys):
     device = out.splitlines()[0].split()[-1]
     shown = out.split("its code is ", 1)[1].splitlines()[0]
     assert run(capsys, "device", "add", "--profile", phone)[1] == "nothing to add\n"  # pending
+    code, _, err = run(capsys, "read", "--profile", phone, room)
+    assert code == 0 and f"pending device {device} (code {shown})" in err  # the alert
     code, out, _ = run(capsys, "device", "pending", "--profile", phone)
     assert (code, out) == (0, f"{device} code {shown}\n")  # the approver shows the same code
     wrong = shown.replace(shown[0], "1" if shown[0] != "1" else "2", 1)

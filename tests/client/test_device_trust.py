@@ -103,3 +103,25 @@ def test_server_chain_never_loops(rows):
     for d in table:
         out = chain(table, d)
         assert out is None or len(out) <= len(table)
+
+
+@given(st.data())
+def test_any_substituted_link_is_refused(data):
+    """A valid chain with one link swapped for another entry (of the same tree or forged by a
+    key outside it) never verifies."""
+    root, phone, tablet = _tree()
+    good = [ProvenEntry(4, tablet), ProvenEntry(2, phone), ProvenEntry(0, root)]
+    pool = [root, phone, tablet,
+            sign_device_registration(PHONE, T, U, "PHONE", b"c"),
+            sign_device_registration(bytes([8]) * 32, T, U, "ROOT", b"c"),
+            sign_device_approval(bytes([8]) * 32, T + 4, U, "TABLET", _pk(TABLET), "PHONE"),
+            sign_device_approval(ROOT, T + 4, U, "TABLET", _pk(TABLET), "ROOT")]
+    pos = data.draw(st.integers(0, 2))
+    swap = data.draw(st.sampled_from(pool))
+    index = data.draw(st.integers(0, 5))
+    if swap == good[pos].entry:
+        return  # the same entry at another index is the same chain
+    items = list(good)
+    items[pos] = ProvenEntry(index, swap)
+    with pytest.raises(VerificationFailed):
+        check_approval_chain(U, "TABLET", _pk(TABLET), 3, items)
