@@ -110,3 +110,28 @@ async def test_hub_refuses_a_pending_device(hs):
     status, body = await send(root, room, staged.commit.to_bytes(), "add-approved",
                               welcome=staged.welcome.to_bytes())
     assert status == 200, body
+
+
+async def test_migration_makes_each_users_first_device_its_root(tmp_path):
+    import aiosqlite
+
+    from server.storage import device_trust
+    from server.storage.migrations import MIGRATIONS, migrate
+
+    conn = await aiosqlite.connect(tmp_path / "old.sqlite", isolation_level=None)
+    try:
+        # a database from before the device_trust step, whatever its number
+        n = next(i for i, step in enumerate(MIGRATIONS) if any("TABLE device_trust" in s for s in step))
+        await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for stmt in (s for step in MIGRATIONS[:n] for s in step):
+            await conn.execute(stmt)
+        await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (n,))
+        await conn.execute("INSERT INTO accounts VALUES ('@a:x', 'client', 'h', 1)")
+        for device, created in (("FIRST", 10), ("LATER", 20)):
+            await conn.execute("INSERT INTO devices (user_id, device_id, display_name, created_at, "
+                               "last_seen) VALUES ('@a:x', ?, 'phone', ?, ?)", (device, created, created))
+        await migrate(conn)
+        rows = await device_trust.for_user(conn, "@a:x")
+    finally:
+        await conn.close()
+    assert {d: t.state.value for d, t in rows.items()} == {"FIRST": "root", "LATER": "pending"}
