@@ -70,6 +70,9 @@ async def test_a_further_device_on_the_follower_joins_by_external_commit(people)
     await eventually(lambda: reads(tablet, room, ["hello tablet"]))
     await eventually(lambda: reads(bob, room, ["hello tablet"]))
     assert await room_seqs(a, room) == await room_seqs(b, room)
+    # Alice checks the tablet's approval chain in b's log, through a's relay.
+    assert await alice.verify_room_members(room) == []
+    assert alice.store.verified()[f"root:{bob.user_id}"] == bob.store.verified()[f"root:{bob.user_id}"]
 
     # a user of the follower without a member device gets the hub's refusal, relayed
     dave = await user_on(b, "dave", clients=clients)
