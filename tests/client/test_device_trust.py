@@ -70,6 +70,13 @@ def test_broken_chains_are_refused(case):
         check_approval_chain(U, device, key, added, items)
 
 
+def test_short_code_known_answer():
+    """The example of spec/client-server.md 4.6."""
+    key = bytes.fromhex("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8")
+    assert key == _pk(bytes(range(32)))
+    assert short_code("@ann:hub.example", key) == "41977 70849 12275 71769 44189 66797"
+
+
 def test_short_code():
     code = short_code(U, _pk(PHONE))
     groups = code.split(" ")
