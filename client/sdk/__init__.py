@@ -37,6 +37,8 @@ from .messages import (
     RoomMessage,
     TextMessage,
 )
+from .device_trust import NewIdentity
+from .own_devices import CodeMismatch, Pending
 from .session import Client, RoomSummary
 from .store import RoomStatus
 from .sync import SyncResult
@@ -64,4 +66,7 @@ __all__ = [
     "VerificationFailed",
     "InvalidPayload",
     "RetriesExhausted",
+    "NewIdentity",
+    "CodeMismatch",
+    "Pending",
 ]
