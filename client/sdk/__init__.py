@@ -17,6 +17,7 @@ Modules, one responsibility each:
 
 from __future__ import annotations
 
+from .device_trust import NewIdentity
 from .envelopes import EventRefused, Failure, Refusal
 from .errors import (
     InvalidPayload,
@@ -37,7 +38,6 @@ from .messages import (
     RoomMessage,
     TextMessage,
 )
-from .device_trust import NewIdentity
 from .own_devices import CodeMismatch, Pending
 from .session import Client, RoomSummary
 from .store import RoomStatus
