@@ -50,6 +50,7 @@ from protocol.audit import (
     AccessEvent,
     ConsentRecord,
     DeviceAdded,
+    DeviceApproved,
     DeviceRemoved,
     decode_entry,
 )
@@ -172,7 +173,7 @@ class AuditState:
 class DeviceEvent:
     index: int
     time: int
-    action: str  # "added" | "removed"
+    action: str  # "added" | "approved" | "removed"
     device: str
     signature_key: bytes
 
@@ -295,6 +296,15 @@ class _EntryChecker:
                     raise AuditFailure(f"removal of {e.device}, which is not registered with that key", index)
                 r.devices.setdefault(e.user, []).append(
                     DeviceEvent(index, e.time, "removed", e.device, e.signature_key))
+            elif isinstance(e, DeviceApproved):
+                approver = self.keys.get((e.user, e.approver_device))
+                if approver is None:
+                    raise AuditFailure(f"approval by unregistered device {e.approver_device}", index)
+                if self.keys.get((e.user, e.device)) != e.signature_key:
+                    raise AuditFailure(f"approval of {e.device}, which is not registered with that key", index)
+                e.verify_signature(approver)
+                r.devices.setdefault(e.user, []).append(
+                    DeviceEvent(index, e.time, "approved", e.device, e.signature_key))
             elif isinstance(e, ConsentRecord):
                 key = self.keys.get((e.user, e.device))
                 if key is None:

@@ -18,7 +18,10 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
     confide send --profile DIR ROOM TEXT | --file PATH
     confide read --profile DIR ROOM [--json] [--follow] [--timeout S]
     confide device add  --profile DIR                      add your other devices to your rooms
-    confide device list --profile DIR [--json]
+    confide device list --profile DIR [--json]             with alerts about your devices
+    confide device pending --profile DIR [--json]          devices waiting for approval, with codes
+    confide device approve --profile DIR DEVICE --code CODE    after comparing the code
+    confide device reject  --profile DIR DEVICE            remove a pending device
     confide attachment get --profile DIR ROOM SEQ --out PATH
 
 The profile passphrase comes from ``CONFIDE_PASSPHRASE`` or a prompt; the
@@ -37,6 +40,12 @@ A checkpoint refused during a command (a rollback, a fork, missing witness cosig
 refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never
 printed as a message: each is one sentence on stderr, and the exit status is 5.
 ``confide send`` to a known room catches that room up from its history, not a full sync.
+
+A device made by ``confide login`` waits for approval: it prints its code, and another
+device of the account approves it with ``confide device approve DEVICE --code CODE``
+(refused, exit 5, when the code differs). Alerts about the account's devices (a pending
+device, or an active one without a valid approval chain) go to stderr in ``confide read``
+and ``confide device list``.
 """
 
 from __future__ import annotations
@@ -167,10 +176,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = _parser(ds, "add", "add your other devices (proven in the log) to your rooms")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_device_add))
-    p = _parser(ds, "list", "list your account's devices")
+    p = _parser(ds, "list", "list your account's devices (alerts on stderr)")
     _profile_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd(_device_list))
+    p = _parser(ds, "pending", "list your devices waiting for approval, with their codes")
+    _profile_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd(_device_pending))
+    p = _parser(ds, "approve", "approve a pending device after comparing its code")
+    _profile_arg(p)
+    p.add_argument("device")
+    p.add_argument("--code", required=True, help="the code the new device shows")
+    p.set_defaults(func=_cmd(_device_approve))
+    p = _parser(ds, "reject", "remove a pending device you did not sign in on")
+    _profile_arg(p)
+    p.add_argument("device")
+    p.set_defaults(func=_cmd(_device_reject))
 
     att = _parser(subparsers, "attachment", "attachments")
     ats = att.add_subparsers(dest="attachment_command", required=True)
@@ -334,6 +356,10 @@ async def _login(args, _client, profile) -> int:
     try:
         print(f"logged in {client.user_id} device {client.device_id}")
         _enrolment_hint(client, args.profile)
+        if await client.is_pending():
+            print(f"this device waits for approval; its code is {client.own_code}")
+            print(f"on another of your devices: confide device approve --profile DIR "
+                  f"{client.device_id} --code '{client.own_code}' (only if it shows the same code)")
     finally:
         await client.close()
     return 0
@@ -514,6 +540,7 @@ async def _read(args, client, _profile) -> int:
         return 5 if reported else 0
 
     show()
+    _show_alerts(client)
     if not args.follow:
         for w in client.room(args.room).warnings:
             print(f"warning: {w}", file=sys.stderr)
@@ -539,18 +566,58 @@ async def _device_add(args, client, _profile) -> int:
     return 0
 
 
+def _show_alerts(client) -> None:
+    for alert in client.alerts():
+        print(f"confide: {alert}", file=sys.stderr)
+
+
 async def _device_list(args, client, _profile) -> int:
-    devices = await client.keys.user_devices(client.user_id)
-    for d in devices:
+    await client.watch_own_devices()
+    for d in (await client.account_devices()).devices:
         name = client.store.account().device_name if str(d.device_id) == client.device_id else ""
         me = (f" (this device: {name})" if name else " (this device)") \
             if str(d.device_id) == client.device_id else ""
-        key = base64.b64encode(d.signature_key).decode()
+        key = base64.b64encode(d.signature_key).decode() if d.signature_key else None
+        state = "pending" if d.pending else "approved"
         if args.json:
             print(json.dumps({"device_id": str(d.device_id), "signature_key": key,
-                              "log_index": d.log_index, "this": bool(me)}))
+                              "log_index": d.log_index, "this": bool(me), "state": state}))
+        elif key is None:
+            print(f"{d.device_id}{me} {state}, no keys yet")
         else:
-            print(f"{d.device_id}{me} key {key[:16]}... log entry {d.log_index}")
+            print(f"{d.device_id}{me} {state} key {key[:16]}... log entry {d.log_index}")
+    _show_alerts(client)
+    return 0
+
+
+async def _device_pending(args, client, _profile) -> int:
+    pending = await client.pending_devices()
+    for p in pending:
+        if args.json:
+            print(json.dumps({"device_id": p.device_id, "code": p.code, "created_at": p.created_at}))
+        else:
+            print(f"{p.device_id} code {p.code}")
+    if not pending and not args.json:
+        print("no device waits for approval")
+    return 0
+
+
+async def _device_approve(args, client, _profile) -> int:
+    index = await client.approve_device(args.device, args.code)
+    print(f"approved {args.device} (log entry {index})")
+    client.auto_add_own_devices = False  # done explicitly below, to report it
+    await client.sync()
+    for room, ids in (await client.add_own_devices()).items():
+        print(f"{room}: added {', '.join(ids)}")
+    return 0
+
+
+async def _device_reject(args, client, _profile) -> int:
+    from client.sdk.http import quote_path
+    from protocol.api import Empty
+
+    await client.http.request("DELETE", f"/devices/{quote_path(args.device)}", None, Empty)
+    print(f"removed {args.device}")
     return 0
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_KEY_PACKAGE",
     "MAX_KEY_PACKAGES_PER_UPLOAD",
     "MAX_DEVICES_LISTED",
+    "MAX_APPROVAL_CHAIN",
     "RegisterRequest",
     "LoginRequest",
     "SessionResponse",
@@ -71,6 +72,8 @@ MAX_CREDENTIAL = 1024
 MAX_KEY_PACKAGE = 16 * 1024
 MAX_KEY_PACKAGES_PER_UPLOAD = 100
 MAX_DEVICES_LISTED = 256
+#: Longest approval chain a device list may give (``spec/client-server.md`` 4.6).
+MAX_APPROVAL_CHAIN = 64
 
 _USER = parsed(UserId.parse)
 _ROOM = parsed(RoomId.parse)
@@ -177,6 +180,7 @@ class DeviceInfo(Message):
         "signature_key": nullable(blob(32, exact=32)),
         "credential": nullable(blob(MAX_CREDENTIAL, 1)),
         "log_index": nullable(uint()),
+        "pending": boolean(),
     }
     device_id: DeviceId
     created_at: int  # ms since the Unix epoch
@@ -184,6 +188,7 @@ class DeviceInfo(Message):
     signature_key: bytes | None  # None until the device registered its keys
     credential: bytes | None
     log_index: int | None  # index of the device_added entry in the transparency log
+    pending: bool = False  # logged in, not yet approved by another device of the user
 
 
 @dataclass(frozen=True)
@@ -223,11 +228,15 @@ class DeviceKeys(Message):
         "signature_key": blob(32, exact=32),
         "credential": blob(MAX_CREDENTIAL, 1),
         "log_index": uint(),
+        "chain": list_of(uint(), MAX_APPROVAL_CHAIN),
     }
     device_id: DeviceId
     signature_key: bytes
     credential: bytes
     log_index: int
+    #: Log indexes proving the device's approval: its ``device_approved`` entry, then its
+    #: approver's, ..., then the root device's ``device_added``; empty for the root itself.
+    chain: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -335,8 +344,15 @@ def _room_request_types() -> tuple[type[Message], ...]:
     return ROOM_REQUEST_TYPES
 
 
+def _approval_request_types() -> tuple[type[Message], ...]:
+    """Device approval bodies (:mod:`protocol.device_approval`)."""
+    from .device_approval import ApproveDeviceRequest
+
+    return (ApproveDeviceRequest,)
+
+
 #: Request bodies by name, for the decoder property tests and the spec.
 REQUEST_TYPES: tuple[type[Message], ...] = (
     RegisterRequest, LoginRequest, Empty, DeviceKeysRequest, KeyPackageUploadRequest, ClaimRequest,
-    *_room_request_types(), *MFA_REQUEST_TYPES,
+    *_approval_request_types(), *_room_request_types(), *MFA_REQUEST_TYPES,
 )

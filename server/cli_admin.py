@@ -16,7 +16,11 @@
   secret and recovery codes (a lost authenticator; ``spec/security.md``, "MFA")
   and queues an ``mfa_disabled`` entry.
 
-All three work while the server runs (SQLite allows several writers in turn). The
+- ``confide admin reset-devices --data DIR --user NAME`` removes every device of an
+  account whose devices are all lost, so that the next device that logs in is a new
+  root: a new identity that peers see as such (``spec/security.md`` finding 2).
+
+All work while the server runs (SQLite allows several writers in turn). The
 server name comes from the database (fixed at first start) or, for a new
 data directory, from ``--server-name`` (default ``localhost``). The
 ``account_created`` log entry is queued in the database and appended to the
@@ -67,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mr.add_argument("--user", required=True, help="localpart (or full user id of this server)")
     mr.add_argument("--server-name", default="localhost", help="for a new data directory only")
     mr.set_defaults(func=_run_mfa_reset)
+    rd = sub.add_parser("reset-devices", help="remove every device of an account (recovery: "
+                        "its next device starts a new identity)")
+    rd.add_argument("--data", type=Path, required=True)
+    rd.add_argument("--user", required=True, help="localpart (or full user id of this server)")
+    rd.add_argument("--server-name", default="localhost", help="for a new data directory only")
+    rd.set_defaults(func=_run_reset_devices)
 
 
 async def _open(data: Path, server_name: str):
@@ -203,4 +213,30 @@ def _run_mfa_reset(args: argparse.Namespace) -> int:
         print(f"confide admin mfa-reset: {user} has no second factor", file=sys.stderr)
         return 1
     print(f"{user}: second factor removed; it enrols again at its next sign-in")
+    return 0
+
+
+def _run_reset_devices(args: argparse.Namespace) -> int:
+    from server.services.provisioning import reset_devices
+    from server.storage import NoSuchRow
+
+    async def go() -> tuple[str, int]:
+        db, name = await _open(args.data, args.server_name)
+        try:
+            user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
+            if user.server != name:
+                raise InvalidIdentifier(f"this server is {name}")
+            return str(user), await reset_devices(db, user, time.time)
+        finally:
+            await db.close()
+
+    try:
+        user, n = asyncio.run(go())
+    except (InvalidIdentifier, ConfigError) as exc:
+        print(f"confide admin reset-devices: {exc}", file=sys.stderr)
+        return 2
+    except NoSuchRow:
+        print(f"confide admin reset-devices: no account {args.user}", file=sys.stderr)
+        return 1
+    print(f"removed {n} device(s) of {user}; its next device starts a new identity")
     return 0

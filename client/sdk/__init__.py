@@ -17,6 +17,7 @@ Modules, one responsibility each:
 
 from __future__ import annotations
 
+from .device_trust import NewIdentity
 from .envelopes import EventRefused, Failure, Refusal
 from .errors import (
     InvalidPayload,
@@ -39,6 +40,7 @@ from .messages import (
     RoomMessage,
     TextMessage,
 )
+from .own_devices import CodeMismatch, Pending
 from .session import Client, RoomSummary
 from .store import RoomStatus
 from .sync import SyncResult
@@ -68,4 +70,7 @@ __all__ = [
     "LogInconsistent",
     "InvalidPayload",
     "RetriesExhausted",
+    "NewIdentity",
+    "CodeMismatch",
+    "Pending",
 ]

@@ -19,13 +19,16 @@
   lists for that server, else the one our server attests in a statement signed by its
   anchored log key (``GET /federation/{server}/log_key``), pinned in the profile and
   never replaced. A key that merely came through the relay is never used.
+* :meth:`Keys.verify_device_approved`: the device's approval chain back to its user's
+  pinned root (:mod:`.device_trust`); :meth:`Keys.verify_device` and :meth:`Keys.claim`
+  refuse a device without one (a claim leaves it out, in :attr:`Keys.refused`).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from client.audit import AuditFailure, verify_device_inclusion
+from client.audit import AuditFailure, verify_device_inclusion, verify_tlog_proof
 from crypto.errors import CryptoError
 from crypto.mls import Credential, KeyPackage, KeyPackagePrivate, MLSMessage, Welcome, get_suite
 from crypto.mls.key_package_gen import generate_key_package, key_package_ref
@@ -43,11 +46,12 @@ from protocol.api import (
     KeyPackageUploadRequest,
     UserDevicesResponse,
 )
-from protocol.audit import device_registration_message
+from protocol.audit import AuditEntry, device_registration_message
 from protocol.ids import RoomId, UserId
 from protocol.trust import TrustDocument, parse_peer_log_key, parse_trust_document
 
-from .errors import ServerError, TransportError, VerificationFailed
+from .device_trust import NewIdentity, check_approval_chain, device_entries, root_pin_name
+from .errors import LogInconsistent, ServerError, TransportError, VerificationFailed
 from .http import Http, quote_path
 from .logview import LogView
 from .store import Store, StoredKeyPackage
@@ -82,6 +86,8 @@ class Keys:
         self.batch = batch
         self.threshold = threshold
         self.logs = LogView(http, store)
+        #: Devices the last :meth:`claim` left out: ``(identity, reason)``.
+        self.refused: list[tuple[str, str]] = []
 
     def trust(self) -> TrustDocument:
         """The trust document this profile was anchored to; VerificationFailed without one."""
@@ -168,14 +174,8 @@ class Keys:
                                       UserDevicesResponse)
         return out.devices
 
-    async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
-                            log_index: int | None = None) -> None:
-        """Check that (user, device, key) is registered in the server's log before trusting
-        it: fetch the registration's inclusion proof and verify it against the pinned log
-        key. Results are cached in the profile. Raises :class:`VerificationFailed`."""
-        identity = device_identity(user_id, device_id).decode()
-        if self.store.verified().get(identity) == signature_key:
-            return
+    async def _log_of(self, user_id: str) -> tuple[str, str, str, TrustDocument | None]:
+        """(base URL, origin, log key, witness policy) of ``user_id``'s home server's log."""
         acct = self.store.account()
         trust = self.trust()
         server = user_id.split(":", 1)[1]
@@ -185,26 +185,77 @@ class Keys:
             # trust document lists for it (else the one pinned on first use).
             base = f"{self.http.base_url}{CLIENT_PREFIX}/federation/{server}"
             vkey, policy = await self._remote_log_key(server, base, trust), None
-        if log_index is None:
-            match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
-            if not match:
-                raise VerificationFailed(f"{identity} is not a registered device")
-            if match[0].signature_key != signature_key:
-                raise VerificationFailed(f"{identity} uses a key other than the registered one")
-            log_index = match[0].log_index
+        return base, server, vkey, policy
+
+    async def _proof(self, user_id: str, index: int) -> tuple[bytes, str]:
+        """The tlog-proof of entry ``index`` of ``user_id``'s home server's log, against a
+        checkpoint accepted just now (:mod:`.logview`), and the log key it verifies under."""
+        base, server, vkey, policy = await self._log_of(user_id)
+        return await self.logs.inclusion_proof(base, server, parse_vkey(vkey), index, policy), vkey
+
+    async def proven_entry(self, user_id: str, index: int) -> AuditEntry:
+        """Entry ``index`` of ``user_id``'s home server's log, with its inclusion proof checked
+        against the pinned log key. Raises :class:`VerificationFailed`."""
         try:
-            proof = await self.logs.inclusion_proof(base, server, parse_vkey(vkey), log_index, policy)
+            proof, vkey = await self._proof(user_id, index)
+            _, got, entry = verify_tlog_proof(proof, parse_vkey(vkey))
+        except (AuditFailure, CryptoError) as exc:
+            raise VerificationFailed(f"log entry {index}: {exc}") from None
+        if got != index:
+            raise VerificationFailed(f"the server proved entry {got}, not {index}")
+        return entry
+
+    async def _registered(self, user_id: str, device_id: str, signature_key: bytes) -> DeviceKeys:
+        match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
+        identity = device_identity(user_id, device_id).decode()
+        if not match:
+            raise VerificationFailed(f"{identity} is not a registered, approved device")
+        if match[0].signature_key != signature_key:
+            raise VerificationFailed(f"{identity} uses a key other than the registered one")
+        return match[0]
+
+    async def _verify_chain(self, user_id: str, device_id: str, signature_key: bytes,
+                            device: DeviceKeys) -> None:
+        """The device's approval chain in the log, ending at the user's pinned root (pinned
+        now if none was). Raises :class:`VerificationFailed`, :class:`NewIdentity`."""
+        chain = await device_entries(self.proven_entry, user_id, device)
+        _, root_key = check_approval_chain(user_id, device_id, signature_key, device.log_index, chain)
+        pinned = self.store.verified().get(root_pin_name(user_id))
+        if pinned is None:
+            self.store.add_verified(root_pin_name(user_id), root_key)
+        elif pinned != root_key:
+            raise NewIdentity(f"{user_id} has a new identity: its root device is not the one seen "
+                              "before (a recovered account, or a server adding devices)")
+
+    async def verify_device_approved(self, user_id: str, device_id: str, signature_key: bytes,
+                                     device: DeviceKeys | None = None) -> None:
+        """The one check a device must pass before this client claims it, adds it or lets a
+        commit add it (findings 2 and 5): ``(user, device, key)`` is registered in its home
+        server's log, and is its user's root or approved through a chain of
+        ``device_approved`` entries (each proven included) ending at the root this profile
+        pinned for the user. ``device`` is the device-list entry (fetched if None). Cached
+        per device and key. Raises :class:`VerificationFailed`, :class:`NewIdentity`."""
+        await self.verify_device(user_id, device_id, signature_key, device=device)
+
+    async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
+                            log_index: int | None = None, device: DeviceKeys | None = None) -> None:
+        """Check that (user, device, key) is registered in the server's log and approved
+        before trusting it: fetch the registration's inclusion proof and verify it against
+        the pinned log key, then the approval chain (:meth:`_verify_chain`). Results are
+        cached in the profile. Raises :class:`VerificationFailed`."""
+        identity = device_identity(user_id, device_id).decode()
+        if self.store.verified().get(identity) == signature_key:
+            return
+        if device is None:
+            device = await self._registered(user_id, device_id, signature_key)
+        try:
+            index = device.log_index if log_index is None else log_index
+            proof, vkey = await self._proof(user_id, index)
             verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key)
         except (AuditFailure, CryptoError) as exc:
             raise VerificationFailed(f"{identity}: {exc}") from None
+        await self._verify_chain(user_id, device_id, signature_key, device)
         self.store.add_verified(identity, signature_key)
-
-    async def verify_device_approved(self, user_id: str, device_id: str, signature_key: bytes) -> None:
-        """The one check a device must pass before a member's client lets a commit or proposal
-        add it to a group (finding 5): today its registration in its home server's log with
-        that key (:meth:`verify_device`); an approval chain goes here. Raises
-        :class:`VerificationFailed`."""
-        await self.verify_device(user_id, device_id, signature_key)
 
     async def _remote_log_key(self, server: str, base: str, trust: TrustDocument) -> str:
         """The log key of ``server``: the one the trust document lists, else the one our own
@@ -242,7 +293,9 @@ class Keys:
 
         Raises :class:`~client.sdk.errors.ServerError` (``key_package_exhausted``, ``not_found``) and
         :class:`VerificationFailed` (a package whose key or credential is not the
-        device's registered one, or a registration not proven in the log)."""
+        device's registered one, or no device proven in the log and approved). A device
+        whose registration or approval does not verify is left out (refused), and listed in
+        :attr:`refused`."""
         body = ClaimRequest(UserId.parse(user_id), RoomId.parse(room_id) if room_id is not None else None)
         claimed = await self.http.request("POST", "/keys/claim", body, ClaimResponse)
         registered = {str(d.device_id): d for d in await self.user_devices(user_id)}
@@ -264,6 +317,19 @@ class Keys:
                 raise VerificationFailed(f"the KeyPackage of {user_id}/{device} is not bound to "
                                          "the device's registered keys")
             out.append((device, kp))
-        await asyncio.gather(*(self.verify_device(user_id, d, kp.leaf_node.signature_key,
-                                                  registered[d].log_index) for d, kp in out))
-        return out
+        results = await asyncio.gather(
+            *(self.verify_device(user_id, d, kp.leaf_node.signature_key, device=registered[d])
+              for d, kp in out), return_exceptions=True)
+        self.refused = []
+        kept = []
+        for (d, kp), result in zip(out, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, VerificationFailed) or isinstance(result, LogInconsistent):
+                    raise result  # a log that does not extend the accepted one: not this device's fault
+                self.refused.append((device_identity(user_id, d).decode(), str(result)))
+            else:
+                kept.append((d, kp))
+        if out and not kept:
+            raise VerificationFailed(f"no device of {user_id} is proven and approved: "
+                                     + "; ".join(r for _, r in self.refused))
+        return kept

@@ -287,8 +287,11 @@ class Rooms:
         self.store.save_room(room)
 
     async def add_own_devices(self) -> dict[str, list[str]]:
-        """Add this user's other devices (registered and proven in the log) to every room this
-        device is in and they are not; returns room -> identities added."""
+        """Add this user's other devices (registered, proven in the log and approved through
+        a chain to the user's root, :meth:`Keys.verify_device_approved`) to every room this
+        device is in and they are not; returns room -> identities added. A pending device
+        is not listed by the server; one listed without a valid chain is refused by the
+        claim (:attr:`Keys.refused`)."""
         acct = self.store.account()
         devices = [str(d.device_id) for d in await self.keys.user_devices(acct.user_id)
                    if str(d.device_id) != acct.device_id]

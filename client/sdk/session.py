@@ -20,10 +20,15 @@ raises :class:`~client.sdk.errors.TrustAnchorMismatch` and nothing is written to
 profile. The document's log key and witness policy then hold for every checkpoint
 (:mod:`.logview`).
 
-Second devices: a user's new device is *added by an existing device* of the same
-user (:meth:`Client.add_own_devices`, also run by :meth:`Client.sync` at most
-every ``own_devices_interval`` seconds when ``auto_add_own_devices``), after its
-registration is proven in the server's transparency log. See ``client/sdk/README.md``.
+Second devices: a device created by :meth:`Client.login` is *pending* until an
+approved device of the same user approves it (:meth:`Client.pending_devices`,
+:meth:`Client.approve_device`, after the person compared :attr:`Client.own_code` shown
+on the new device with the code the approver shows). Then an existing device *adds*
+it to the user's rooms (:meth:`Client.add_own_devices`, also run by
+:meth:`Client.sync` at most every ``own_devices_interval`` seconds when
+``auto_add_own_devices``), once its registration and approval chain are proven in the
+server's transparency log. The same sync step watches the account's devices and
+records alerts (:meth:`Client.alerts`). See ``client/sdk/README.md``.
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ from typing import Any
 import aiohttp
 
 from client.profile import Profile
+from crypto.primitives import ed25519_public_key
 from crypto.rng import Rng, system_rng
 from protocol.api import (
     CLIENT_PREFIX,
+    DevicesResponse,
     Empty,
     KeyPackageCountResponse,
     LoginRequest,
@@ -58,6 +65,8 @@ from protocol.trust import (
     split_invite,
 )
 
+from . import own_devices
+from .device_trust import root_pin_name, short_code
 from .envelopes import Refusal
 from .errors import (
     RetriesExhausted,
@@ -148,7 +157,7 @@ class Client:
             out = await client.http.request("POST", "/register",
                                             RegisterRequest(code, user, password),
                                             SessionResponse)
-            await client._start(server, out, trust=doc, device_name=device_name)
+            await client._start(server, out, trust=doc, device_name=device_name, root=True)
         except BaseException:
             await client.close()
             raise
@@ -217,7 +226,7 @@ class Client:
         return self.store.log_alerts()
 
     async def _start(self, server: str, out: SessionResponse, old: Account | None = None, *,
-                     trust: TrustDocument, device_name: str = "") -> None:
+                     trust: TrustDocument, device_name: str = "", root: bool = False) -> None:
         if out.user_id.server != trust.server:
             raise TrustAnchorMismatch(f"the trust document is for {trust.server}, the account "
                                       f"for {out.user_id.server}")
@@ -234,6 +243,9 @@ class Client:
                                trust_document=trust.encode(), device_name=device_name)
             self.store.save_account(acct)
             self.http.token = acct.access_token
+            if root:  # this device is the account's root: every later device chains to it
+                self.store.add_verified(root_pin_name(acct.user_id),
+                                        ed25519_public_key(acct.signature_seed))
             self.mfa_enrolment_required = out.mfa_enrolment_required
             if not out.mfa_enrolment_required:  # else after mfa_confirm
                 await self.keys.register_device_keys()
@@ -282,6 +294,50 @@ class Client:
     @property
     def device_id(self) -> str:
         return self.store.account().device_id
+
+    @property
+    def own_code(self) -> str:
+        """The short code of this device's key: an approving device must show the same."""
+        acct = self.store.account()
+        return short_code(acct.user_id, ed25519_public_key(acct.signature_seed))
+
+    # -- this account's devices: approval and alerts --------------------------------------------
+
+    async def pending_devices(self) -> list[own_devices.Pending]:
+        """This account's other devices waiting for approval, each with its short code."""
+        async with self._exclusive():
+            return await own_devices.pending_devices(self.http, self.store)
+
+    async def approve_device(self, device_id: str, code: str) -> int:
+        """Approve a pending device whose code is ``code`` (raises
+        :class:`~.own_devices.CodeMismatch` otherwise); returns the log index."""
+        async with self._exclusive():
+            return await own_devices.approve_device(self.http, self.store, device_id, code)
+
+    async def account_devices(self) -> DevicesResponse:
+        """Every device of this account, as the server lists them (with ``pending``)."""
+        return await own_devices.account_devices(self.http)
+
+    async def is_pending(self) -> bool:
+        """Whether this device still waits for approval by another device of the account."""
+        out = await self.account_devices()
+        return any(str(d.device_id) == self.device_id and d.pending for d in out.devices)
+
+    async def watch_own_devices(self) -> list[str]:
+        """Check this account's devices now; returns the new alerts."""
+        async with self._exclusive():
+            return await own_devices.watch_own_devices(self.http, self.store, self.keys)
+
+    def alerts(self) -> list[str]:
+        """Alerts about this account's devices (pending, or active without approval)."""
+        return self.store.alerts()
+
+    def accept_new_identity(self, user_id: str) -> None:
+        """Forget the root pinned for ``user_id`` and its verified devices, after the person
+        confirmed the new identity out of band (account recovery, ``spec/security.md``)."""
+        with self.profile.locked():
+            self.store.forget_verified(root_pin_name(user_id))
+            self.store.forget_verified(f"{user_id}/")
 
     # -- rooms -----------------------------------------------------------------------------------
 
@@ -409,6 +465,10 @@ class Client:
         now = time.monotonic()
         if self.auto_add_own_devices and now - self._last_own_devices >= self.own_devices_interval:
             self._last_own_devices = now
+            try:
+                await own_devices.watch_own_devices(self.http, self.store, self.keys)
+            except (ServerError, RetriesExhausted, VerificationFailed) as exc:
+                self.store.add_alert(f"could not check this account's devices: {exc}")
             try:
                 await self.rooms_engine.add_own_devices()
             except (ServerError, RetriesExhausted, VerificationFailed) as exc:

@@ -10,14 +10,16 @@ Records and what they hold (all sealed at rest):
 * ``messages/<room_id>``: the decrypted messages of the room, in seq order
   (:class:`~client.sdk.messages.RoomMessage` records);
 * ``sync``: the since-token of the last sync;
-* ``verified``: peer devices whose registration was proven in the log;
-* ``notices``: the last 50 sentences about inbox items the SDK received and did not use.
-* ``verified``: peer devices whose registration was proven in the log (and, as
-  ``log-vkey:<server>``, the log keys of other servers this device uses);
+* ``verified``: peer devices whose registration and approval were proven in the log (and,
+  as ``log-vkey:<server>``, the log keys of other servers this device uses), and each
+  user's pinned root device key (``root:@user:server``);
+* ``notices``: the last 50 sentences about inbox items the SDK received and did not use;
 * ``checkpoints``: per log origin, the last checkpoint this device accepted (size, root,
   the signed note), which every later checkpoint of that log must extend
   (:mod:`.logview`);
-* ``log_alerts``: the rollbacks, forks and unwitnessed checkpoints refused (newest last).
+* ``log_alerts``: the rollbacks, forks and unwitnessed checkpoints refused (newest last);
+* ``device_alerts``: alerts about this account's devices (pending, or active without a
+  valid approval chain).
 """
 
 from __future__ import annotations
@@ -211,3 +213,23 @@ class Store:
 
     def add_notice(self, sentence: str) -> None:
         self.profile.put("notices", [*self.notices(), sentence][-50:])
+
+    def forget_verified(self, prefix: str) -> None:
+        """Drop every verified entry whose name starts with ``prefix``."""
+        self.profile.put("verified", {k: v for k, v in self.verified().items()
+                                      if not k.startswith(prefix)})
+
+    # -- alerts about this account's devices (client/sdk/device_trust.py) -------------------
+    def alerts(self) -> list[str]:
+        return list(self.profile.get("device_alerts", []))
+
+    def add_alert(self, text: str, keep: int = 50) -> bool:
+        """Record ``text`` unless it is already recorded; returns whether it is new."""
+        alerts = self.alerts()
+        if text in alerts:
+            return False
+        self.profile.put("device_alerts", (alerts + [text])[-keep:])
+        return True
+
+    def clear_alerts(self, containing: str) -> None:
+        self.profile.put("device_alerts", [a for a in self.alerts() if containing not in a])

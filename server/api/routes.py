@@ -24,6 +24,7 @@ from protocol.api import (
     UserDevicesResponse,
     WhoAmIResponse,
 )
+from protocol.device_approval import ApproveDeviceRequest
 from protocol.ids import DeviceId, RoomId, UserId
 from protocol.room_errors import NotMember, UnknownRoom
 from server.appkeys import ACCOUNTS, CONFIG, DATABASE, DEVICES, KEY_DIRECTORY, SESSIONS
@@ -106,6 +107,18 @@ async def remove_device(request: web.Request) -> web.Response:
     return respond(Empty())
 
 
+async def pending_devices(request: web.Request) -> web.Response:
+    session = await authenticate(request)
+    return respond(await request.app[DEVICES].pending(session))
+
+
+async def approve_device(request: web.Request) -> web.Response:
+    req = await read_request(request, ApproveDeviceRequest, _max_body(request))
+    session = await authenticate(request)
+    device_id = DeviceId.parse(request.match_info["device_id"])
+    return respond(await request.app[DEVICES].approve(session, device_id, req))
+
+
 async def register_device_keys(request: web.Request) -> web.Response:
     req = await read_request(request, DeviceKeysRequest, _max_body(request))
     session = await authenticate(request)
@@ -169,6 +182,8 @@ def add_routes(router: web.UrlDispatcher, prefix: str = CLIENT_PREFIX) -> None:
     router.add_post(f"{prefix}/logout", logout)
     router.add_get(f"{prefix}/account/whoami", whoami)
     router.add_get(f"{prefix}/devices", list_devices)
+    router.add_get(f"{prefix}/devices/pending", pending_devices)
+    router.add_post(f"{prefix}/devices/{{device_id}}/approve", approve_device)
     router.add_delete(f"{prefix}/devices/{{device_id}}", remove_device)
     router.add_put(f"{prefix}/keys/device", register_device_keys)
     router.add_get(f"{prefix}/users/{{user_id}}/devices", user_devices)

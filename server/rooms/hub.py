@@ -110,6 +110,7 @@ from server.services.sessions import Session
 from server.storage import Database, devices
 
 from . import access, storage
+from .approved_devices import require_approved
 from .device_proof import DeviceProof
 from .room_cache import MAX_CACHED_ROOMS, CachedRoom, PendingEvent, RoomCache, TxnKey
 
@@ -185,6 +186,12 @@ class Hub:
             self._locks[key] = lock
         return lock
 
+    async def _require_approved(self, members: set[tuple[str, str]] | frozenset) -> None:
+        """No pending device of this server's users becomes a member (finding 2)."""
+        if members:
+            async with self.db.read() as conn:
+                await require_approved(conn, self.server_name, members)
+
     # -- creation ----------------------------------------------------------------------------
 
     async def create_room(self, session: Session, req: CreateRoomRequest) -> CreateRoomResponse:
@@ -195,6 +202,7 @@ class Hub:
                 stored = await storage.find_txn(conn, user, device, "create", req.txn_id)
             if stored is not None:
                 return decode_body(stored, CreateRoomResponse)
+            await self._require_approved({(user, device)})
             view = accept_create(Submission((user, device), req.group_info), now_s(self.clock))
             room_id = RoomId(base64.urlsafe_b64encode(self.rng(15)).decode(), self.server_name)
             event = self._sign(EventContent(
@@ -220,6 +228,7 @@ class Hub:
         rid = str(room_id)
         scope = f"send:{rid}"
         if room_id.server != self.server_name:
+            await self._require_approved({(user, device)})
             return await self.remote_rooms.submit_remote(session, room_id, req)
         key: TxnKey = (user, device, scope, req.txn_id)
         mark = self._committed_txns
@@ -351,6 +360,7 @@ class Hub:
                     await self.device_proof.check(accepted.added_devices)
                     event = self._sign(next_content(room.head, accepted, sub, now_ms(self.clock)))
                     applied = apply(room.head, room.view, event, accepted.group_info)
+                    await self._require_approved(applied.added)
                     response = SendResponse(event.content.seq, event.event_id.hex(),
                                             applied.head.epoch)
                     await self._store(applied, accepted, key, response)
@@ -406,7 +416,9 @@ class Hub:
 
     async def group_info(self, session: Session, room_id: RoomId) -> GroupInfoResponse:
         """The latest GroupInfo a member uploaded; for users with a member device. For a room
-        hosted elsewhere, the hub's current one (room federation asks it)."""
+        hosted elsewhere, the hub's current one (room federation asks it). A pending device
+        gets ``device_not_approved`` (the GroupInfo names the members)."""
+        await self._require_approved({(str(session.user_id), str(session.device_id))})
         if room_id.server != self.server_name:
             return await self.remote_rooms.group_info_remote(session, room_id)
         async with self.db.read() as conn:

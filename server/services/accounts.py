@@ -5,7 +5,8 @@ Errors (all typed, see ``spec/client-server.md``): :class:`InviteInvalid`,
 :class:`~protocol.mfa.MfaRequired` and :class:`~protocol.mfa.MfaInvalid` (the
 password was right, the second factor missing or wrong: :mod:`.mfa`),
 :class:`InvalidIdentifier`, :class:`NotFound` (re-login into a device that
-does not exist). A failed registration writes nothing: the invite, account,
+does not exist). The registering device is the account's root (for an account created
+without a device, the first device that logs in); any later device created by login is pending (``spec/client-server.md`` 4.6). A failed registration writes nothing: the invite, account,
 device and token are one transaction.
 """
 
@@ -31,6 +32,7 @@ from server.storage import (
     InviteUnusable,
     UserAlreadyExists,
     accounts,
+    device_trust,
     devices,
     invites,
     tokens,
@@ -100,6 +102,7 @@ class Accounts:
                 role = await invites.consume(tx, code_hash, str(user), now)
                 await accounts.create(tx, str(user), role, password_hash, now)
                 await devices.create(tx, str(user), device_id, now)
+                await device_trust.create(tx, str(user), device_id, device_trust.TrustState.ROOT)
                 scope = self.mfa.scope_without_factor(role)
                 token = await self.sessions.issue(tx, str(user), device_id, scope)
                 await self.audit.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user)))
@@ -157,6 +160,11 @@ class Accounts:
             else:
                 device_id = new_device_id(self.rng)
                 await devices.create(tx, str(user), device_id, now)
+                # Pending until an approved device of the user signs its key (finding 2); the
+                # first device ever of an account made without one (admin create-user) is its root.
+                first = not await device_trust.for_user(tx, str(user), limit=1)
+                state = device_trust.TrustState.ROOT if first else device_trust.TrustState.PENDING
+                await device_trust.create(tx, str(user), device_id, state)
             await self.mfa.use(tx, str(user), device_id, factor)
             token = await self.sessions.issue(tx, str(user), device_id, factor.scope)
             await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))

@@ -14,14 +14,15 @@ import hashlib
 
 from crypto.rng import Rng
 from protocol.api import INVITE_ROLES, ROLES
-from protocol.audit import AccessAction, AccessEvent
+from protocol.audit import AccessAction, AccessEvent, DeviceRemoved, RemovalReason
 from protocol.ids import UserId
-from server.storage import Database, accounts, invites, mfa
+from server.storage import Database, NoSuchRow, accounts, device_trust, devices, invites, mfa
 
 from .audit import AuditTrail
 from .clock import Clock, now_ms
 
-__all__ = ["new_invite_code", "invite_hash", "create_invite", "create_account", "reset_mfa"]
+__all__ = ["new_invite_code", "invite_hash", "create_invite", "create_account", "reset_mfa",
+           "reset_devices"]
 
 _INVITE_LABEL = b"confide.invite.v1\x00"
 
@@ -75,3 +76,26 @@ async def reset_mfa(db: Database, user_id: UserId, clock: Clock) -> bool:
         await mfa.disable(tx, str(user_id))
         await AuditTrail.record(tx, AccessEvent(now, AccessAction.MFA_DISABLED, str(user_id)))
     return True
+
+
+async def reset_devices(db: Database, user_id: UserId, clock: Clock) -> int:
+    """Account recovery when every device is lost (``spec/security.md`` finding 2): remove
+    every device of ``user_id`` (``device_removed`` with reason ``admin`` and
+    ``access/device_revoked`` queued for the log) and forget its device tree, so that the next
+    device that logs in is a new root: a new identity, which peers see as such. Returns the
+    number of devices removed; raises :class:`~server.storage.errors.NoSuchRow` for an
+    unknown user."""
+    user = str(user_id)
+    now = now_ms(clock)
+    async with db.transaction() as tx:
+        if not await accounts.exists(tx, user):
+            raise NoSuchRow(f"no account {user}")
+        rows = await devices.list_for_user(tx, user)
+        for d in rows:
+            await devices.delete(tx, user, d.device_id)
+            if d.signature_key is not None and d.key_log_index is not None:
+                await AuditTrail.record(tx, DeviceRemoved(now, user, d.device_id, d.signature_key,
+                                                          RemovalReason.ADMIN))
+            await AuditTrail.record(tx, AccessEvent(now, AccessAction.DEVICE_REVOKED, user, d.device_id))
+        await device_trust.forget_user(tx, user)
+    return len(rows)

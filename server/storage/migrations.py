@@ -247,9 +247,34 @@ _V9_NO_PLAINTEXT_CHANNELS = (
     "DELETE FROM txn_ids",
 )
 
+_V10_DEVICE_TRUST = (
+    # Device approval (spec/client-server.md 4.6, spec/security.md finding 2): the root
+    # device of each account (the one that registered), pending devices (created by login)
+    # and approved ones with the approver and the index of the device_approved entry. Rows
+    # outlive their device, so an approval chain through a removed approver still resolves.
+    """CREATE TABLE device_trust (
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('root', 'pending', 'approved')),
+        signature_key BLOB,
+        added_index INTEGER,
+        approver TEXT,
+        approval_index INTEGER,
+        PRIMARY KEY (user_id, device_id))""",
+    # Devices of an older database: the first of each user is its root, the others wait
+    # for an approval like a fresh login.
+    """INSERT INTO device_trust (user_id, device_id, state, signature_key, added_index)
+        SELECT d.user_id, d.device_id,
+            CASE WHEN d.device_id = (SELECT e.device_id FROM devices e WHERE e.user_id = d.user_id
+                                     ORDER BY e.created_at, e.device_id LIMIT 1)
+                 THEN 'root' ELSE 'pending' END,
+            d.signature_key, d.key_log_index
+        FROM devices d""",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
                                      _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS,
-                                     _V8_MFA, _V9_NO_PLAINTEXT_CHANNELS]
+                                     _V8_MFA, _V9_NO_PLAINTEXT_CHANNELS, _V10_DEVICE_TRUST]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

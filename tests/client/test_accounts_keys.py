@@ -68,7 +68,9 @@ async def test_claim_verifies_each_device_in_the_log(hs):
     claimed = await bob.keys.claim(alice.user_id)
     assert len(claimed) == 2
     verified = bob.store.verified()
-    assert set(verified) == {f"{alice.user_id}/{d}" for d, _ in claimed}
+    devices = {k for k in verified if not k.startswith("root:")}
+    assert devices == {f"{alice.user_id}/{d}" for d, _ in claimed}
+    assert verified[f"root:{alice.user_id}"] == alice.store.verified()[f"root:{alice.user_id}"]
 
 
 async def test_verify_device_refuses_a_key_not_in_the_log(hs):

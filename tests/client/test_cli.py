@@ -105,8 +105,18 @@ def test_second_device_attachments_remove_and_rotate(server, tmp_path, capsys):
     code, out, _ = run(capsys, "login", "--server", server.url, "--user", "alice", "--profile", laptop,
                        "--anchor", anchor)
     assert code == 0 and "logged in @alice:test.example" in out
-    code, out, _ = run(capsys, "device", "add", "--profile", phone)
-    assert code == 0 and room in out
+    device = out.splitlines()[0].split()[-1]
+    shown = out.split("its code is ", 1)[1].splitlines()[0]
+    assert run(capsys, "device", "add", "--profile", phone)[1] == "nothing to add\n"  # pending
+    code, _, err = run(capsys, "read", "--profile", phone, room)
+    assert code == 0 and f"pending device {device} (code {shown})" in err  # the alert
+    code, out, _ = run(capsys, "device", "pending", "--profile", phone)
+    assert (code, out) == (0, f"{device} code {shown}\n")  # the approver shows the same code
+    wrong = shown.replace(shown[0], "1" if shown[0] != "1" else "2", 1)
+    code, _, err = run(capsys, "device", "approve", "--profile", phone, device, "--code", wrong)
+    assert code == 5 and "does not match" in err
+    code, out, _ = run(capsys, "device", "approve", "--profile", phone, device, "--code", shown)
+    assert code == 0 and out.startswith(f"approved {device} ") and room in out
     f = tmp_path / "notes.txt"
     f.write_bytes(b"session notes, private")
     code, out, _ = run(capsys, "send", "--profile", laptop, room, "--file", str(f))

@@ -35,7 +35,7 @@ from crypto.mls.message import MLSMessage
 from crypto.primitives import ed25519_public_key, ed25519_sign
 from crypto.rng import SeededRng, system_rng
 from protocol.api import CLIENT_PREFIX
-from protocol.audit import decode_entry, device_registration_message
+from protocol.audit import decode_entry, device_registration_message, sign_device_approval
 from protocol.ids import DeviceId, UserId
 from protocol.trust import anchor_of, format_invite
 from server.app import create_app
@@ -236,12 +236,17 @@ class Homeserver:
         self.clients.append(c)
         return c
 
-    async def device(self, name: str, device: str, **kw) -> Client:
-        """Another device of an existing user (password login into a fresh profile)."""
+    async def device(self, name: str, device: str, *, approve: bool = True, **kw) -> Client:
+        """Another device of an existing user (password login into a fresh profile), approved
+        by that user's latest other client here after comparing codes, unless ``approve`` is False."""
         profile = Profile.create(self.tmp / f"profile-{name}-{device}", "pp", MINIMUM)
         kw.setdefault("anchor", await self.anchor())
         c = await Client.login(profile, self.url, name, PASSWORD, device_name=device, **kw)
         self.clients.append(c)
+        if approve:
+            approver = next(x for x in reversed(self.clients) if x is not c
+                            and x.user_id.split(":")[0] == f"@{name}")
+            await approver.approve_device(c.device_id, c.own_code)
         return c
 
     async def close(self) -> None:
@@ -298,6 +303,11 @@ class DeviceKit:
         msg = device_registration_message(self.user, self.device, self.signature_key, self.credential)
         return {"signature_key": self.signature_key, "credential": self.credential,
                 "signature": ed25519_sign(self.seed, msg)}
+
+    def approval(self, device: str, signature_key: bytes, time_ms: int) -> dict:
+        """The body of ``POST /devices/{device}/approve``, this device approving ``device``."""
+        entry = sign_device_approval(self.seed, time_ms, self.user, device, signature_key, self.device)
+        return {"time": time_ms, "signature": entry.signature}
 
     def key_package(self, last_resort: bool = False, lifetime: Lifetime | None = None,
                     identity: bytes | None = None, seed: bytes | None = None) -> bytes:

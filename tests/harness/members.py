@@ -105,8 +105,10 @@ class Member:
         return await self.hs.call(method, path, body, token=self.token, **kw)
 
 
-async def new_member(hs: Harness, name: str, *, device_of: Member | None = None) -> Member:
-    """A registered user (or, with ``device_of``, a second device of that user) with keys."""
+async def new_member(hs: Harness, name: str, *, device_of: Member | None = None,
+                     approve: bool = True) -> Member:
+    """A registered user (or, with ``device_of``, a second device of that user, approved by
+    ``device_of`` unless ``approve`` is False) with keys."""
     if device_of is None:
         reg = await hs.register(name)
         user, device, token = reg["user_id"], reg["device_id"], reg["access_token"]
@@ -117,6 +119,10 @@ async def new_member(hs: Harness, name: str, *, device_of: Member | None = None)
     kit = DeviceKit(user, device)
     status, body = await hs.call("PUT", "/keys/device", kit.registration(), token=token)
     assert status == 200, body
+    if device_of is not None and approve:
+        approval = device_of.kit.approval(device, kit.signature_key, int(hs.clock() * 1000))
+        status, body = await device_of.call("POST", f"/devices/{device}/approve", approval)
+        assert status == 200, body
     return Member(hs, kit, token)
 
 

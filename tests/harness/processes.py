@@ -148,6 +148,8 @@ class User:
     name: str
     profile: Path
     practice: Practice
+    #: What ``confide device approve`` printed when another device approved this one.
+    approval: str = ""
 
     @property
     def user_id(self) -> str:
@@ -200,6 +202,14 @@ def _split_command(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return list(args[:n]), list(args[n:])
 
 
+def login_code(out: str) -> str | None:
+    """The short code ``confide login`` printed for a pending device, if any."""
+    for line in out.splitlines():
+        if line.startswith("this device waits for approval; its code is "):
+            return line.rsplit(" is ", 1)[1].strip()
+    return None
+
+
 def _seq(out: str) -> int:
     assert out.startswith("sent as event "), out
     return int(out.split()[-1])
@@ -237,13 +247,20 @@ class Practice:
         assert out.strip() == f"@{name}:{SERVER_NAME}", out
         return self.login(name, device)
 
-    def login(self, name: str, device: str) -> User:
-        """Another device of an existing account (a fresh profile)."""
+    def login(self, name: str, device: str, approver: User | None = None) -> User:
+        """Another device of an existing account (a fresh profile). A pending device (the
+        account has an approved one) is approved by ``approver`` with the code it printed."""
         user = User(name, self.root / f"profile-{name}-{device}", self)
         anchor = self.server.admin("anchor").strip()
         out = user.run("login", "--server", self.server.url, "--user", name,
                        "--device-name", device, "--anchor", anchor).stdout
         assert out.startswith(f"logged in {user.user_id} device "), out
+        code = login_code(out)
+        if approver is not None:
+            assert code is not None, out
+            device_id = out.splitlines()[0].split()[-1]
+            user.approval = approver.run("device", "approve", device_id, "--code", code).stdout
+            assert user.approval.startswith(f"approved {device_id} "), user.approval
         return user
 
 
@@ -293,6 +310,13 @@ class PeerProcess:
         out = subprocess.run([*CONFIDE, "admin", "invite", "--data", str(self.data), "--role", role],
                              cwd=REPO, capture_output=True, text=True, timeout=30, check=True)
         return out.stdout.strip().split()[-1]
+
+    def anchor(self) -> str:
+        """The server's trust anchor, as ``confide admin anchor`` prints it (public: anyone
+        who has seen an invite of this server knows it)."""
+        out = subprocess.run([*CONFIDE, "admin", "anchor", "--data", str(self.data)],
+                             cwd=REPO, capture_output=True, text=True, timeout=30, check=True)
+        return out.stdout.strip()
 
     async def user(self, name: str, role: str = "clinician") -> Client:
         """A registered SDK user (an invite from ``confide admin invite``)."""

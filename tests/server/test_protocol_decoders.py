@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import api
+from protocol import api, device_approval
 from protocol.channel_errors import DeviceNameNotAccepted, InvalidTxnId, ToDeviceNotSealed
 from protocol.errors import REGISTRY, ApiError, InvalidIdentifier, MalformedBody, status_for_code
 from protocol.ids import DeviceId, RoomId, UserId, parse_server_name
@@ -76,6 +76,13 @@ SAMPLES = [
     api.SessionResponse(UserId("a", "b.c"), DeviceId("D"), "t" * 43),
     api.DevicesResponse((api.DeviceInfo(DeviceId("D"), 1, 2, None, None, None),)),
     api.UserDevicesResponse(UserId("a", "b"), (api.DeviceKeys(DeviceId("D"), b"k" * 32, b"c", 7),)),
+    api.UserDevicesResponse(UserId("a", "b"), (api.DeviceKeys(DeviceId("D"), b"k" * 32, b"c", 7,
+                                                              (9, 3)),)),
+    api.DevicesResponse((api.DeviceInfo(DeviceId("D"), 1, 2, b"k" * 32, b"c", 4, True),)),
+    device_approval.PendingDevicesResponse((device_approval.PendingDevice(DeviceId("D"), b"k" * 32,
+                                                                          4, 5),)),
+    device_approval.ApproveDeviceRequest(5, b"s" * 64),
+    device_approval.ApproveDeviceResponse(11),
     api.ClaimResponse(UserId("a", "b"), (api.ClaimedKeyPackage(DeviceId("D"), b"kp", True),), (DeviceId("E"),)),
     api.KeyPackageCountResponse(3, True),
     api.ErrorResponse(api.ErrorDetail("rate_limited", "wait", 100)),
