@@ -301,7 +301,8 @@ class Sync:
     def _refuse_welcome(self, item: InboxItem, group: Group, result: SyncResult) -> None:
         """A Welcome for a room this device is in: the room keeps its group. A Welcome into
         the very epoch state the group is in (the one this device joined with, delivered
-        again before the group moved on) is no news; any other one is refused, visibly
+        again before the group moved on) is no news, one for an older epoch of the same group
+        only a notice (it cannot replace anything); any other one is refused, visibly
         (:func:`.event_checks.welcome_refusal`)."""
         room = self.store.room(str(item.room_id))
         current = self.groups.view(room)
@@ -310,6 +311,13 @@ class Sync:
                 and group.epoch_authenticator == current.epoch_authenticator):
             return
         named = f"{item.sender_user}/{item.sender_device}" if item.sender_user else "no sender"
+        if current is not None and group.group_id == current.group_id and group.epoch < current.epoch:
+            # Older than the group: it could replace nothing (e.g. another device of this user
+            # added this one while it joined by itself). Noted, not refused.
+            self.store.add_notice(f"A Welcome of room {item.room_id} for epoch {group.epoch}, "
+                                  f"older than this device's epoch {current.epoch}, was not used "
+                                  f"(its inbox item names {named}).")
+            return
         refusal = welcome_refusal(item, f"for epoch {group.epoch}; its inbox item names {named}")
         record_refusal(room, refusal)
         self.store.save_room(room)
