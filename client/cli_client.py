@@ -2,13 +2,17 @@
 
 Commands (every one takes ``--profile DIR``, the encrypted local state)::
 
-    confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N]
-    confide login    --server URL --user NAME --profile DIR [--device-name N]
+    confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N] [--auto-join]
+    confide login    --server URL --user NAME --profile DIR [--device-name N] [--auto-join]
     confide room create --profile DIR [--name N]          prints the room id
     confide room invite --profile DIR ROOM USER           adds all of USER's devices
     confide room remove --profile DIR ROOM USER
     confide room join   --profile DIR ROOM                 (a room another of your devices is in)
     confide room leave  --profile DIR ROOM
+    confide room invites --profile DIR [--json]            invitations waiting for you
+    confide room accept  --profile DIR ROOM                join the room of an invitation
+    confide room decline --profile DIR ROOM [--stay]       forget it (and propose your removal)
+    confide room auto-join --profile DIR on|off            join every invitation at once
     confide room rotate --profile DIR ROOM                 an empty commit: fresh keys
     confide room list   --profile DIR [--json]
     confide send --profile DIR ROOM TEXT | --file PATH
@@ -25,6 +29,10 @@ makes new profiles with Argon2id's minimum limits: for tests only.)
 refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never
 printed as a message: each is one sentence on stderr, and the exit status is 5.
 ``confide send`` to a known room catches that room up from its history, not a full sync.
+
+An invitation (a Welcome) waits for ``confide room accept`` unless the profile option
+``auto_join`` is on (``--auto-join`` at register or login, or ``confide room auto-join
+on``); Welcomes from your own other devices join at once.
 """
 
 from __future__ import annotations
@@ -75,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--invite", required=True)
     p.add_argument("--user", required=True, help="the localpart to register")
     p.add_argument("--device-name", default="confide-cli")
+    p.add_argument("--auto-join", action="store_true", help="join every invitation at once")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_register, needs_account=False))
 
@@ -82,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--server", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("--device-name", default="confide-cli")
+    p.add_argument("--auto-join", action="store_true", help="join every invitation at once")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_login, needs_account=False))
 
@@ -105,6 +115,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         _profile_arg(p)
         p.add_argument("room")
         p.set_defaults(func=_cmd(fn))
+    p = _parser(rs, "invites", "list the invitations waiting for you (who invited, the members)")
+    _profile_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd(_room_invites))
+    p = _parser(rs, "accept", "join the room of an invitation")
+    _profile_arg(p)
+    p.add_argument("room")
+    p.set_defaults(func=_cmd(_room_accept))
+    p = _parser(rs, "decline", "decline an invitation: forget it and propose your removal")
+    _profile_arg(p)
+    p.add_argument("room")
+    p.add_argument("--stay", action="store_true",
+                   help="send nothing (the hub keeps counting this device, which cannot read)")
+    p.set_defaults(func=_cmd(_room_decline))
+    p = _parser(rs, "auto-join", "join every invitation at once (on) or wait for accept (off)")
+    _profile_arg(p)
+    p.add_argument("state", choices=("on", "off"))
+    p.set_defaults(func=_cmd(_room_auto_join))
     p = _parser(rs, "list", "list this device's rooms")
     _profile_arg(p)
     p.add_argument("--json", action="store_true")
@@ -230,6 +258,8 @@ async def _register(args, _client, profile) -> int:
     client = await Client.register(profile, args.server, args.invite, args.user, password,
                                    device_name=args.device_name)
     try:
+        if args.auto_join:
+            client.set_auto_join(True)
         print(f"registered {client.user_id} device {client.device_id}")
     finally:
         await client.close()
@@ -242,6 +272,8 @@ async def _login(args, _client, profile) -> int:
     password = _secret("CONFIDE_PASSWORD", "Password: ")
     client = await Client.login(profile, args.server, args.user, password, device_name=args.device_name)
     try:
+        if args.auto_join:
+            client.set_auto_join(True)
         print(f"logged in {client.user_id} device {client.device_id}")
     finally:
         await client.close()
@@ -277,6 +309,40 @@ async def _room_leave(args, client, _profile) -> int:
     await client.sync()
     await client.leave(args.room)
     print(f"left {args.room} (the removal completes with another member's next commit)")
+    return 0
+
+
+async def _room_invites(args, client, _profile) -> int:
+    await _drain(client)
+    for inv in client.invites():
+        if args.json:
+            print(json.dumps({"room_id": inv.room_id, "inviter": inv.inviter,
+                              "inviter_user": inv.inviter_user, "epoch": inv.epoch,
+                              "members": inv.members}))
+        else:
+            print(f"{inv.room_id} from {inv.inviter_user} ({len(inv.members)} members)")
+    if not client.invites() and not args.json:
+        print("no invitations")
+    return 0
+
+
+async def _room_accept(args, client, _profile) -> int:
+    await _drain(client)
+    await client.accept(args.room)
+    print(f"joined {args.room}")
+    return 0
+
+
+async def _room_decline(args, client, _profile) -> int:
+    await _drain(client)
+    await client.decline(args.room, leave=not args.stay)
+    print(f"declined {args.room}")
+    return 0
+
+
+async def _room_auto_join(args, client, _profile) -> int:
+    client.set_auto_join(args.state == "on")
+    print(f"auto-join {args.state}")
     return 0
 
 

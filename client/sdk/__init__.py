@@ -20,6 +20,7 @@ from __future__ import annotations
 from .envelopes import EventRefused, Failure, Refusal
 from .errors import (
     InvalidPayload,
+    InvitationExpired,
     NotAMember,
     NotSignedIn,
     RetriesExhausted,
@@ -38,7 +39,7 @@ from .messages import (
     TextMessage,
 )
 from .session import Client, RoomSummary
-from .store import RoomStatus
+from .store import Invitation, RoomStatus
 from .sync import SyncResult
 
 __all__ = [
@@ -60,6 +61,8 @@ __all__ = [
     "TransportError",
     "NotSignedIn",
     "UnknownRoom",
+    "InvitationExpired",
+    "Invitation",
     "NotAMember",
     "VerificationFailed",
     "InvalidPayload",

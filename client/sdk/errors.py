@@ -12,6 +12,7 @@ Every error the SDK raises is a :class:`SdkError` with a stable ``code``:
   transparency log, or a claimed KeyPackage does not match the registered keys.
 * :class:`InvalidPayload`: an application message that is not a Confide payload.
 * :class:`RetriesExhausted`: a commit kept losing the race for its epoch.
+* :class:`InvitationExpired`: a pending invitation's Welcome cannot be used any more.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "VerificationFailed",
     "InvalidPayload",
     "RetriesExhausted",
+    "InvitationExpired",
 ]
 
 
@@ -94,3 +96,7 @@ class InvalidPayload(SdkError):
 
 class RetriesExhausted(SdkError):
     code = "retries_exhausted"
+
+
+class InvitationExpired(SdkError):
+    code = "invitation_expired"

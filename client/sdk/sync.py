@@ -4,9 +4,13 @@
 timeout). :meth:`Sync.apply` then, under the profile lock, re-reads the state
 from disk and
 
-1. joins the rooms of the Welcomes in the inbox (the KeyPackage private is
-   found by the KeyPackageRef the Welcome names; a one-time one is then
-   forgotten), and catches each new room up from its history;
+1. opens the Welcomes in the inbox (the KeyPackage private is found by the
+   KeyPackageRef the Welcome names) and keeps each as a pending
+   :class:`~client.sdk.store.Invitation` (finding 8: an invitation waits for the
+   person, :meth:`Sync.accept`), naming as inviter the member whose signature on
+   the GroupInfo verified. It joins at once (and forgets a one-time KeyPackage,
+   catching the room up from its history) only with :attr:`Sync.auto_join` on, or
+   when the inviter is another device of this user (adding one's own devices);
 2. applies the room events of each known room in seq order; a gap (an event
    past ``last_seq + 1``) is filled from ``GET /rooms/{id}/events`` first (a room
    just joined starts at its first visible event: the hub shows a device only
@@ -42,11 +46,13 @@ from protocol.events import SignedEvent
 from protocol.rooms_api import InboxItem
 
 from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
+from .errors import InvitationExpired, UnknownRoom
 from .groups import GroupStore
 from .http import Http, quote_path
+from .invites import welcome_inviter
 from .keys import Keys
 from .messages import RoomMessage
-from .store import RoomState, RoomStatus, Store
+from .store import Invitation, RoomState, RoomStatus, Store
 from .timeline import Applied, apply_event
 
 __all__ = ["Sync", "SyncResult", "HISTORY_PAGE"]
@@ -65,7 +71,19 @@ class SyncResult:
     added: dict[str, list[bytes]] = field(default_factory=dict)  # room -> identities added
     refused: list[Refusal] = field(default_factory=list)  # events that failed their checks
     welcomes_used: int = 0
+    invited: list[str] = field(default_factory=list)  # rooms whose Welcome now waits (invites)
     raw_count: int = 0  # events and inbox items the server returned
+    more: bool = False  # the server's answer stopped at its bound: sync again
+
+    def merged(self, later: SyncResult) -> SyncResult:
+        """This result followed by ``later`` (the next answer of one sync)."""
+        added = {k: list(v) for k, v in self.added.items()}
+        for k, v in later.added.items():
+            added.setdefault(k, []).extend(v)
+        return SyncResult(self.messages + later.messages, self.joined + later.joined, added,
+                          self.refused + later.refused, self.welcomes_used + later.welcomes_used,
+                          self.invited + later.invited, self.raw_count + later.raw_count,
+                          later.more)
 
 
 class Sync:
@@ -76,6 +94,8 @@ class Sync:
         self.keys = keys
         self.groups = groups
         self.hub_keys = hub_keys or HubKeys(http)
+        #: Join every Welcome at once (the profile's ``auto_join``; see the module docstring).
+        self.auto_join = False
 
     async def fetch(self, timeout_ms: int = 0, limit: int | None = None) -> dict[str, Any]:
         """One ``GET /sync`` from the stored since-token."""
@@ -115,16 +135,15 @@ class Sync:
 
     async def apply(self, body: dict[str, Any]) -> SyncResult:
         """Apply one sync answer (the caller holds the profile lock)."""
-        result = SyncResult(raw_count=len(body.get("events", [])) + len(body.get("inbox", [])))
+        result = SyncResult(raw_count=len(body.get("events", [])) + len(body.get("inbox", [])),
+                            more=body.get("more") is True)
         for obj in body.get("inbox", []):
             try:
                 item = InboxItem.from_wire(obj, "inbox item")
             except ApiError:
                 continue  # not an inbox item: nothing to act on (acknowledged with the token)
             if item.kind == "welcome":
-                room_id = await self._join(item, result)
-                if room_id is not None:
-                    result.joined.append(room_id)
+                await self._join(item, result)
         by_room: dict[str | None, list[SignedEvent | Refusal]] = {}
         for obj in body.get("events", []):
             ev = await self._verified(obj)
@@ -206,11 +225,30 @@ class Sync:
             result.added.setdefault(room.room_id, []).extend(applied.added)
 
     async def _join(self, item: InboxItem, result: SyncResult) -> str | None:
+        """A Welcome from the inbox: kept as an invitation, or joined (module docstring)."""
         if item.room_id is None:
             return None
-        room_id = str(item.room_id)
+        opened = self._open(str(item.room_id), item.payload)
+        if opened is None:
+            return None
+        inv, group = opened
+        acct = self.store.account()
+        if self.auto_join or inv.inviter_user == acct.user_id:
+            return await self._enter(inv, group, result)
+        if self.store.was_declined(inv.room_id, inv.epoch):
+            return None
+        old = self.store.invitation(inv.room_id)
+        if old is None or old.epoch <= inv.epoch:
+            self.store.save_invitation(inv)
+            result.invited.append(inv.room_id)
+        return None
+
+    def _open(self, room_id: str, payload: bytes) -> tuple[Invitation, Group] | None:
+        """Open and verify a Welcome for one of our KeyPackages; None if it is not one, or
+        is an older Welcome of a room this device is in already (its KeyPackage is then
+        forgotten)."""
         try:
-            msg = MLSMessage.from_bytes(item.payload)
+            msg = MLSMessage.from_bytes(payload)
             if not isinstance(msg.body, Welcome):
                 return None
             found = self.keys.for_welcome(msg.body)
@@ -218,7 +256,10 @@ class Sync:
                 return None  # not for a KeyPackage of ours (or already used)
             ref, kp, priv = found
             group = Group.join(msg, kp, priv)
+            inviter = welcome_inviter(msg.body, kp, priv, group)
         except CryptoError:
+            return None
+        if inviter is None:
             return None
         if self.store.has_room(room_id):
             old = self.store.room(room_id)
@@ -226,10 +267,47 @@ class Sync:
             if old.status is RoomStatus.JOINED and current is not None and current.epoch >= group.epoch:
                 self.keys.consume(ref)
                 return None  # an older Welcome delivered again
+        members = [m.identity.decode(errors="replace") for m in group.members if m.identity]
+        return Invitation(room_id, payload, ref, inviter, group.epoch, members), group
+
+    async def accept(self, room_id: str, result: SyncResult | None = None) -> SyncResult:
+        """Join the room of a pending invitation from its Welcome and catch it up from the
+        hub's history (the commits since the Welcome move the group on). Raises
+        :class:`~client.sdk.errors.UnknownRoom` without an invitation,
+        :class:`~client.sdk.errors.InvitationExpired` when the Welcome cannot be used any
+        more (its KeyPackage is gone): the person asks to be invited again."""
+        result = result or SyncResult()
+        inv = self.store.invitation(room_id)
+        if inv is None:
+            raise UnknownRoom(f"no invitation to {room_id} on this device")
+        opened = self._open(room_id, inv.welcome)
+        if opened is None:
+            self.store.drop_invitation(room_id)
+            raise InvitationExpired(f"the invitation to {room_id} can no longer be used; "
+                                    "ask to be invited again")
+        await self._enter(opened[0], opened[1], result)
+        return result
+
+    def decline(self, room_id: str) -> Invitation:
+        """Forget a pending invitation and the private key of its one-time KeyPackage (a
+        last-resort one stays for later invitations); redeliveries of that Welcome are not
+        shown again. Raises :class:`~client.sdk.errors.UnknownRoom` without one."""
+        inv = self.store.invitation(room_id)
+        if inv is None:
+            raise UnknownRoom(f"no invitation to {room_id} on this device")
+        self.keys.consume(inv.key_package_ref)
+        self.store.drop_invitation(room_id, declined_epoch=inv.epoch)
+        return inv
+
+    async def _enter(self, inv: Invitation, group: Group, result: SyncResult) -> str:
+        room_id = inv.room_id
+        ref = inv.key_package_ref
         room = RoomState(room_id, None, joined_epoch=group.epoch)
         self.groups.put(room, group)
         self.store.save_room(room)
         self.keys.consume(ref)
+        self.store.drop_invitation(room_id)
         result.welcomes_used += 1
+        result.joined.append(room_id)
         await self.catch_up(room_id, result)
         return room_id

@@ -167,14 +167,18 @@ async def start(tmp_path: Path, clock: FakeClock | None = None, **overrides) -> 
 
 
 async def register_client(db, url: str, profile_dir: Path, name: str, *, role: str = "client",
-                          device: str = "phone", invite: str | None = None, **kw) -> Client:
+                          device: str = "phone", invite: str | None = None, auto_join: bool = True,
+                          **kw) -> Client:
     """A registered SDK user of the server at ``url``: an invite (``invite``, else one made
     in its database ``db``), a fresh profile in ``profile_dir``, this device's keys and
-    KeyPackages uploaded."""
+    KeyPackages uploaded. ``auto_join`` (the profile option, kept in the profile): tests
+    that are not about invitations join every Welcome at once; those that are pass False."""
     if invite is None:
         invite = await create_invite(db, role, 3600, time.time, system_rng)
     profile = Profile.create(profile_dir, "pp", MINIMUM)
-    return await Client.register(profile, url, invite, name, PASSWORD, device_name=device, **kw)
+    client = await Client.register(profile, url, invite, name, PASSWORD, device_name=device, **kw)
+    client.set_auto_join(auto_join)
+    return client
 
 
 @dataclass
@@ -213,8 +217,10 @@ class Homeserver:
 
     async def device(self, name: str, device: str, **kw) -> Client:
         """Another device of an existing user (password login into a fresh profile)."""
+        auto_join = kw.pop("auto_join", True)
         profile = Profile.create(self.tmp / f"profile-{name}-{device}", "pp", MINIMUM)
         c = await Client.login(profile, self.url, name, PASSWORD, device_name=device, **kw)
+        c.set_auto_join(auto_join)
         self.clients.append(c)
         return c
 
