@@ -41,7 +41,7 @@ the key. The TOML layout (all keys optional)::
     [delivery]
     max_inbox_items = 10000            # items waiting in one device's inbox
     max_inbox_bytes = 67108864         # payload bytes waiting in one device's inbox (64 MiB)
-    max_sync_bytes = 4194304           # payload bytes of one /sync answer (4 MiB)
+    max_sync_bytes = 1048576           # payload bytes of one /sync answer (1 MiB)
 
     [attachments]
     max_size = 10485760                # bytes of one encrypted attachment (10 MiB)
@@ -195,7 +195,7 @@ class DeliveryLimits:
 
     max_inbox_items: int = 10_000
     max_inbox_bytes: int = 64 * 1024 * 1024
-    max_sync_bytes: int = 4 * 1024 * 1024
+    max_sync_bytes: int = 1024 * 1024
 
     def validate(self) -> None:
         _int(self.max_inbox_items, "delivery.max_inbox_items", 1, 10_000_000)

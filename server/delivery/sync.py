@@ -61,6 +61,7 @@ from server.services.sessions import Session
 from server.storage import Database, devices
 
 from . import inbox
+from .fairness import MIN_PULL, DeviceShare
 from .wakeups import Wakeups, device_key
 
 __all__ = ["Delivery", "RemoteDevices", "ITEM_OVERHEAD", "READ_CHUNK", "DEFAULT_MAX_SYNC_BYTES"]
@@ -68,9 +69,9 @@ __all__ = ["Delivery", "RemoteDevices", "ITEM_OVERHEAD", "READ_CHUNK", "DEFAULT_
 #: Bytes one item counts in a sync answer beyond its payload (ids, signature, framing).
 ITEM_OVERHEAD = 256
 #: Payload bytes read per hold of the database while a sync answer is built.
-READ_CHUNK = 512 * 1024
+READ_CHUNK = 256 * 1024
 #: ``delivery.max_sync_bytes`` by default.
-DEFAULT_MAX_SYNC_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_SYNC_BYTES = 1024 * 1024
 
 
 def _chunk_ends(chosen: list[tuple[int, int]]) -> list[int]:
@@ -97,8 +98,9 @@ class RemoteDevices(Protocol):
 class Delivery:
     def __init__(self, db: Database, wakeups: Wakeups, remote_devices: RemoteDevices,
                  server_name: str, clock: Clock, *, quota: inbox.Quota = inbox.DEFAULT_QUOTA,
-                 max_sync_bytes: int = DEFAULT_MAX_SYNC_BYTES) -> None:
+                 max_sync_bytes: int = DEFAULT_MAX_SYNC_BYTES, share: DeviceShare | None = None) -> None:
         self.db = db
+        self.share = share or DeviceShare(clock)
         self.quota = quota
         self.max_sync_bytes = max_sync_bytes
         self.wakeups = wakeups
@@ -125,7 +127,16 @@ class Delivery:
         least one item, however large). The sizes are read first (no payloads), then the
         chosen rows in chunks of about :data:`READ_CHUNK` bytes, each chunk its own hold of
         the database, so one big answer neither sits in memory twice nor holds the
-        database for the whole build."""
+        database for the whole build. Builds are one at a time per device and paced by its
+        pull budget (:class:`~server.delivery.fairness.DeviceShare`)."""
+        key = device_key(user_id, device_id)
+        async with self.share.building(key):
+            response, size = await self._collect(user_id, device_id, since, limit)
+        self.share.pulled.spend(key, max(size, MIN_PULL))
+        return response
+
+    async def _collect(self, user_id: str, device_id: str, since: int,
+                       limit: int) -> tuple[SyncResponse, int]:
         async with self.db.read() as conn:
             end = await current_stream_position(conn)
             ev_sizes = await event_sizes_for_device(conn, user_id, device_id, since, limit)
@@ -151,7 +162,8 @@ class Delivery:
                              await inbox.items_upto(conn, user_id, device_id, lo, hi))
             lo = hi
         nxt = chosen[-1][0] if truncated and chosen else max(end, since)
-        return SyncResponse(format_since(nxt), tuple(events), tuple(items), truncated and bool(chosen))
+        return SyncResponse(format_since(nxt), tuple(events), tuple(items),
+                            truncated and bool(chosen)), total
 
     async def sync(self, session: Session, since: int, timeout_ms: int, limit: int) -> SyncResponse:
         """Acknowledge ``since``, then answer at once if anything is there, else wait up to
