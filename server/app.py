@@ -96,6 +96,7 @@ from server.attachments.routes import add_routes as add_attachment_routes
 from server.attachments.store import BlobStore
 from server.background import run_forever
 from server.config import Config
+from server.delivery.fairness import ByteMeter, DeviceShare
 from server.delivery.inbox import Quota
 from server.delivery.routes import add_routes as add_delivery_routes
 from server.delivery.sync import Delivery
@@ -105,7 +106,7 @@ from server.rooms.hub import Hub
 from server.rooms.routes import add_routes as add_room_routes
 from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
-from server.services.claim_limits import ClaimLimiter
+from server.services.claim_limits import ClaimLimiter, TokenBucket
 from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
 from server.services.passwords import PasswordHasher
@@ -208,10 +209,10 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
             accounts = Accounts(db, sessions, passwords, limiter, audit, name, clock, rng)
             devices = Devices(db, audit, clock)
             kp = config.key_packages
-            claims = ClaimLimiter(burst=kp.claim_burst, per_hour=kp.claims_per_hour,
-                                  per_pair=kp.claims_per_pair,
-                                  per_target=kp.stranger_claims_per_target,
-                                  window=kp.claim_window, clock=clock)
+            claims = ClaimLimiter(TokenBucket(kp.claim_burst, kp.claims_per_hour / 3600, clock),
+                                  FailureWindow(kp.claims_per_pair, kp.claim_window, clock),
+                                  FailureWindow(kp.stranger_claims_per_target, kp.claim_window,
+                                                clock))
             key_directory = KeyDirectory(db, kp.max_one_time_per_device, clock, claims)
 
             keyring = await ServerKeyring.open(db, config.keys_dir, name, clock, rng)
@@ -244,7 +245,9 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
                       inbox_quota=quota)
             forwarded = ForwardedSends(hub, name)
             delivery = Delivery(db, wakeups, remote_devices=rooms, server_name=name, clock=clock,
-                                quota=quota, max_sync_bytes=dl.max_sync_bytes)
+                                quota=quota, max_sync_bytes=dl.max_sync_bytes,
+                                share=DeviceShare(ByteMeter(4 * dl.pull_rate, dl.pull_rate, clock),
+                                                  ByteMeter(4 * dl.push_rate, dl.push_rate, clock)))
             blobs = BlobStore(config.attachments_dir, config.attachments.max_size, rng)
             await asyncio.to_thread(blobs.open)
             items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item, rooms.prepare_room_event)

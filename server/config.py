@@ -42,6 +42,8 @@ the key. The TOML layout (all keys optional)::
     max_inbox_items = 10000            # items waiting in one device's inbox
     max_inbox_bytes = 67108864         # payload bytes waiting in one device's inbox (64 MiB)
     max_sync_bytes = 1048576           # payload bytes of one /sync answer (1 MiB)
+    pull_rate = 4194304                # bytes a second one device may sync (bursts of 4x)
+    push_rate = 1048576                # bytes a second one device may send to devices (4x)
 
     [attachments]
     max_size = 10485760                # bytes of one encrypted attachment (10 MiB)
@@ -196,11 +198,15 @@ class DeliveryLimits:
     max_inbox_items: int = 10_000
     max_inbox_bytes: int = 64 * 1024 * 1024
     max_sync_bytes: int = 1024 * 1024
+    pull_rate: int = 4 * 1024 * 1024
+    push_rate: int = 1024 * 1024
 
     def validate(self) -> None:
         _int(self.max_inbox_items, "delivery.max_inbox_items", 1, 10_000_000)
         _int(self.max_inbox_bytes, "delivery.max_inbox_bytes", 64 * 1024, 64 * 1024 * 1024 * 1024)
         _int(self.max_sync_bytes, "delivery.max_sync_bytes", 64 * 1024, 256 * 1024 * 1024)
+        _int(self.pull_rate, "delivery.pull_rate", 64 * 1024, 1024 * 1024 * 1024)
+        _int(self.push_rate, "delivery.push_rate", 16 * 1024, 1024 * 1024 * 1024)
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,9 @@ class ByteMeter:
 class DeviceShare:
     """The rules of the module docstring, for the sync and to-device routes."""
 
-    def __init__(self, clock: Callable[[], float], *, pull: tuple[int, int] = (PULL_RATE, PULL_BURST),
-                 push: tuple[int, int] = (PUSH_RATE, PUSH_BURST), tarpit: float = TARPIT) -> None:
-        self.pulled = ByteMeter(pull[1], pull[0], clock)
-        self.pushed = ByteMeter(push[1], push[0], clock)
+    def __init__(self, pulled: ByteMeter, pushed: ByteMeter, tarpit: float = TARPIT) -> None:
+        self.pulled = pulled  # sync answers (PULL_RATE, PULL_BURST by default)
+        self.pushed = pushed  # to-device payloads (PUSH_RATE, PUSH_BURST)
         self.tarpit = tarpit
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 

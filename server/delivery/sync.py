@@ -98,9 +98,9 @@ class RemoteDevices(Protocol):
 class Delivery:
     def __init__(self, db: Database, wakeups: Wakeups, remote_devices: RemoteDevices,
                  server_name: str, clock: Clock, *, quota: inbox.Quota = inbox.DEFAULT_QUOTA,
-                 max_sync_bytes: int = DEFAULT_MAX_SYNC_BYTES, share: DeviceShare | None = None) -> None:
+                 max_sync_bytes: int = DEFAULT_MAX_SYNC_BYTES, share: DeviceShare) -> None:
         self.db = db
-        self.share = share or DeviceShare(clock)
+        self.share = share
         self.quota = quota
         self.max_sync_bytes = max_sync_bytes
         self.wakeups = wakeups

@@ -62,11 +62,11 @@ class TokenBucket:
 class ClaimLimiter:
     """The three checks of the module docstring."""
 
-    def __init__(self, *, burst: int, per_hour: int, per_pair: int, per_target: int,
-                 window: float, clock: Callable[[], float], max_keys: int = 100_000) -> None:
-        self.per_claimer = TokenBucket(burst, per_hour / 3600, clock, max_keys)
-        self.per_pair = FailureWindow(per_pair, window, clock, max_keys)
-        self.per_target = FailureWindow(per_target, window, clock, max_keys)
+    def __init__(self, per_claimer: TokenBucket, per_pair: FailureWindow,
+                 per_target: FailureWindow) -> None:
+        self.per_claimer = per_claimer
+        self.per_pair = per_pair
+        self.per_target = per_target
 
     def begin(self, claimer: str, target: str, *, stranger: bool, cost: float = 1.0) -> None:
         """Count one claim of ``target``'s KeyPackages by ``claimer`` (taking ``cost``
