@@ -32,8 +32,8 @@ __all__ = ["DeviceShare", "ByteMeter", "TARPIT", "MAX_PACE", "PULL_RATE", "PULL_
 
 #: Seconds before a refusal of flood traffic is answered.
 TARPIT = 0.25
-#: Bytes every sync answer and every to-device request counts at least (so a loop of empty
-#: answers is paced too: 64 a second once the burst is spent).
+#: Bytes every sync request (and each answer's payload) and every to-device request count at
+#: least (so a loop of empty syncs is paced too: 64 a second once the burst is spent).
 MIN_PULL, MIN_PUSH = 64 * 1024, 16 * 1024
 #: Longest wait of one sync round for its byte budget, seconds.
 MAX_PACE = 1.0

@@ -132,7 +132,7 @@ class Delivery:
         key = device_key(user_id, device_id)
         async with self.share.building(key):
             response, size = await self._collect(user_id, device_id, since, limit)
-        self.share.pulled.spend(key, max(size, MIN_PULL))
+        self.share.pulled.spend(key, size)
         return response
 
     async def _collect(self, user_id: str, device_id: str, since: int,
@@ -169,6 +169,7 @@ class Delivery:
         """Acknowledge ``since``, then answer at once if anything is there, else wait up to
         ``timeout_ms`` for something to arrive."""
         user, device = str(session.user_id), str(session.device_id)
+        self.share.pulled.spend(device_key(user, device), MIN_PULL)  # a request costs, even empty
         since = await self.ack(user, device, since)
         timeout = timeout_ms / 1000
         deadline = self.clock() + timeout
