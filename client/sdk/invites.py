@@ -19,12 +19,15 @@ def _no_psk(_psk_id) -> bytes:
     raise UnknownPsk("the Welcome needs a PSK this client does not hold")
 
 
-def welcome_inviter(welcome: Welcome, kp: KeyPackage, priv: KeyPackagePrivate, group: Group) -> str | None:
-    """The identity (``@user:server/DEVICE``) of the member who signed ``welcome``'s
-    GroupInfo, for a ``group`` that :meth:`Group.join` made from it (so the signature has
-    verified); None if that leaf shows no identity. Raises what :func:`open_welcome` raises."""
+def welcome_inviter(welcome: Welcome, kp: KeyPackage, priv: KeyPackagePrivate,
+                    group: Group) -> tuple[str, bytes] | None:
+    """The identity (``@user:server/DEVICE``) and signature key of the member who signed
+    ``welcome``'s GroupInfo, for a ``group`` that :meth:`Group.join` made from it (so the
+    signature has verified with that key); None if that leaf shows no identity. Raises what
+    :func:`open_welcome` raises. The identity is the member's claim until the key is
+    proven in its server's transparency log (:meth:`~client.sdk.keys.Keys.verify_device`)."""
     _, info, _ = open_welcome(get_suite(kp.cipher_suite), welcome, kp, priv, _no_psk)
     for m in group.members:
         if int(m.leaf_index) == int(info.signer) and m.identity:
-            return m.identity.decode(errors="replace")
+            return m.identity.decode(errors="replace"), m.signature_key
     return None

@@ -21,7 +21,8 @@ Invitations (finding 8): a Welcome from someone else waits as an
 :class:`~client.sdk.store.Invitation` (:meth:`Client.invites`) until the person
 accepts (:meth:`Client.accept`) or declines (:meth:`Client.decline`) it, unless the
 profile option ``auto_join`` is on (:meth:`Client.set_auto_join`, or the ``auto_join``
-argument for this Client only). Welcomes from this user's own devices join at once.
+argument for this Client only). Welcomes from this user's own devices (their key proven in
+the log) join at once.
 """
 
 from __future__ import annotations

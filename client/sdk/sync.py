@@ -10,7 +10,8 @@ from disk and
    person, :meth:`Sync.accept`), naming as inviter the member whose signature on
    the GroupInfo verified. It joins at once (and forgets a one-time KeyPackage,
    catching the room up from its history) only with :attr:`Sync.auto_join` on, or
-   when the inviter is another device of this user (adding one's own devices);
+   when the inviter is another device of this user whose signing key is proven in
+   the log (adding one's own devices);
 2. applies the room events of each known room in seq order; a gap (an event
    past ``last_seq + 1``) is filled from ``GET /rooms/{id}/events`` first (a room
    just joined starts at its first visible event: the hub shows a device only
@@ -46,7 +47,7 @@ from protocol.events import SignedEvent
 from protocol.rooms_api import InboxItem
 
 from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
-from .errors import InvitationExpired, UnknownRoom
+from .errors import InvitationExpired, SdkError, UnknownRoom
 from .groups import GroupStore
 from .http import Http, quote_path
 from .invites import welcome_inviter
@@ -231,9 +232,8 @@ class Sync:
         opened = self._open(str(item.room_id), item.payload)
         if opened is None:
             return None
-        inv, group = opened
-        acct = self.store.account()
-        if self.auto_join or inv.inviter_user == acct.user_id:
+        inv, group, inviter_key = opened
+        if self.auto_join or await self._own_device(inv.inviter, inviter_key):
             return await self._enter(inv, group, result)
         if self.store.was_declined(inv.room_id, inv.epoch):
             return None
@@ -243,7 +243,19 @@ class Sync:
             result.invited.append(inv.room_id)
         return None
 
-    def _open(self, room_id: str, payload: bytes) -> tuple[Invitation, Group] | None:
+    async def _own_device(self, inviter: str, key: bytes) -> bool:
+        """Whether ``inviter`` is another device of this user whose key (the one that signed
+        the Welcome) is proven in the log: a member cannot pass as our own device."""
+        user, _, device = inviter.partition("/")
+        if user != self.store.account().user_id or not device:
+            return False
+        try:
+            await self.keys.verify_device(user, device, key)
+        except SdkError:
+            return False
+        return True
+
+    def _open(self, room_id: str, payload: bytes) -> tuple[Invitation, Group, bytes] | None:
         """Open and verify a Welcome for one of our KeyPackages; None if it is not one, or
         is an older Welcome of a room this device is in already (its KeyPackage is then
         forgotten)."""
@@ -256,11 +268,12 @@ class Sync:
                 return None  # not for a KeyPackage of ours (or already used)
             ref, kp, priv = found
             group = Group.join(msg, kp, priv)
-            inviter = welcome_inviter(msg.body, kp, priv, group)
+            signer = welcome_inviter(msg.body, kp, priv, group)
         except CryptoError:
             return None
-        if inviter is None:
+        if signer is None:
             return None
+        inviter, inviter_key = signer
         if self.store.has_room(room_id):
             old = self.store.room(room_id)
             current = self.groups.view(old)
@@ -268,7 +281,7 @@ class Sync:
                 self.keys.consume(ref)
                 return None  # an older Welcome delivered again
         members = [m.identity.decode(errors="replace") for m in group.members if m.identity]
-        return Invitation(room_id, payload, ref, inviter, group.epoch, members), group
+        return Invitation(room_id, payload, ref, inviter, group.epoch, members), group, inviter_key
 
     async def accept(self, room_id: str, result: SyncResult | None = None) -> SyncResult:
         """Join the room of a pending invitation from its Welcome and catch it up from the
