@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import pytest
 
+from crypto.mls import Group, get_suite
+from crypto.mls.key_package_gen import generate_key_package
+from crypto.rng import SeededRng
 from server.appkeys import DATABASE
+from server.delivery import inbox
 from server.delivery.inbox import DEFAULT_QUOTA
+from server.rooms.storage import next_stream_position
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,3 +63,26 @@ async def test_a_welcome_may_pass_the_full_inbox_by_its_allowance_only(hs):
     assert members == {alice.user_id, bob.user_id, carol.user_id}
     await bob.sync()
     assert [i.room_id for i in bob.invites()] == [room]
+
+
+async def test_a_member_naming_itself_our_device_does_not_get_an_automatic_join(hs):
+    """A Welcome whose GroupInfo signer's leaf claims to be another device of the victim
+    (``@victim:.../GHOST``, a key no log proves) stays an invitation; written straight into
+    the victim's inbox, as a server or a peer could."""
+    victim = await hs.user("victim", auto_join=False)
+    mallory = await hs.user("mallory")
+    ((_, victim_kp),) = await mallory.keys.claim(victim.user_id)
+    rng = SeededRng("ghost")
+    suite = get_suite(victim_kp.cipher_suite)
+    ghost_kp, ghost_priv = generate_key_package(suite, f"{victim.user_id}/GHOST".encode(), rng)
+    fake = Group.create(suite, rng(32), ghost_kp, ghost_priv, rng=rng)
+    welcome = fake.add_members([victim_kp], rng=rng).welcome
+    room = "!ghostroom:test.example"
+    async with hs.app[DATABASE].transaction() as tx:
+        await inbox.push(tx, await next_stream_position(tx), victim.user_id, victim.device_id,
+                         "welcome", welcome.to_bytes(), sender=(victim.user_id, "GHOST"),
+                         room_id=room, now_ms=0)
+    result = await victim.sync()
+    assert result.joined == [] and result.invited == [room]
+    assert [i.inviter for i in victim.invites()] == [f"{victim.user_id}/GHOST"]
+    assert not victim.store.has_room(room)
