@@ -196,6 +196,7 @@ class ConfideAdapter(ChatAdapter):
             client = await Client.register(profile, self.base_url, invite, username, password,
                                            session=http, auto_add_own_devices=False)
             how = "invite + register (SDK: device keys and KeyPackages uploaded)"
+        client.set_auto_join(True)  # a benchmark, not about invitations
         acct = client.store.account()
         self.clients[acct.user_id] = client
         s = Session(username=username, user_id=acct.user_id, device_id=acct.device_id,

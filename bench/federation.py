@@ -55,6 +55,9 @@ class Server:
         self.cfg = tmp / f"{name}.toml"
         self.cfg.write_text(f'server_name = "{name}"\ndata_dir = "{self.data}"\n[listen]\nport = {port}\n'
                             "[auth]\nmfa_required_roles = []\n"
+                            "[key_packages]\nclaim_burst = 100000\nclaims_per_pair = 10000\n"
+                            "stranger_claims_per_target = 100000\n"
+                            "[delivery]\npull_rate = 1073741824\npush_rate = 1073741824\n"
                             f"[federation.peers]\n{table}\n")
         self.proc = subprocess.Popen([*CONFIDE, "serve", "--config", str(self.cfg)], cwd=REPO,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -75,8 +78,10 @@ class Server:
         out = subprocess.run([*CONFIDE, "admin", "invite", "--data", str(self.data), "--role", "clinician"],
                              cwd=REPO, capture_output=True, text=True, check=True)
         profile = Profile.create(self.tmp / f"p-{self.name}-{name}", "pp", MINIMUM)
-        return await Client.register(profile, self.url, out.stdout.strip().split()[-1], name, PASSWORD,
-                                     auto_add_own_devices=False)
+        client = await Client.register(profile, self.url, out.stdout.strip().split()[-1], name,
+                                       PASSWORD, auto_add_own_devices=False)
+        client.set_auto_join(True)  # a benchmark, not about invitations
+        return client
 
 
 async def _until_read(client: Client, room: str, text: str, timeout: float = 30.0) -> None:

@@ -303,7 +303,11 @@ def confide_config(data: Path, port: int) -> Path:
         f'[listen]\nhost = "127.0.0.1"\nport = {port}\n\n'
         "# rate limits (attempts count until they succeed) raised for the benchmark\n"
         "[login]\nmax_failures_per_user = 1000\nmax_failures_per_address = 100000\n\n"
-        "[auth]\nmfa_required_roles = []\n[federation]\nenabled = false\n")
+        "[auth]\nmfa_required_roles = []\n"
+        "[key_packages]\nclaim_burst = 100000\nclaims_per_pair = 10000\n"
+        "stranger_claims_per_target = 100000\n\n"
+        "[delivery]\npull_rate = 1073741824\npush_rate = 1073741824\n\n"
+        "[federation]\nenabled = false\n")
     return cfg
 
 

@@ -2,8 +2,8 @@
 
 Commands (every one takes ``--profile DIR``, the encrypted local state)::
 
-    confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N]
-    confide login    --server URL --user NAME --profile DIR [--device-name N] [--anchor A]
+    confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N] [--auto-join]
+    confide login    --server URL --user NAME --profile DIR [--device-name N] [--anchor A] [--auto-join]
                      [--totp CODE | --recovery-code CODE]   (prompted on a TTY when needed)
     confide mfa enable  --profile DIR [--code CODE]        shows the secret, prints recovery codes
     confide mfa disable --profile DIR [--code CODE | --recovery-code CODE]
@@ -13,6 +13,10 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
     confide room remove --profile DIR ROOM USER
     confide room join   --profile DIR ROOM                 (a room another of your devices is in)
     confide room leave  --profile DIR ROOM
+    confide room invites --profile DIR [--json]            invitations waiting for you
+    confide room accept  --profile DIR ROOM                join the room of an invitation
+    confide room decline --profile DIR ROOM [--stay]       forget it (and propose your removal)
+    confide room auto-join --profile DIR on|off            join every invitation at once
     confide room rotate --profile DIR ROOM                 an empty commit: fresh keys
     confide room list   --profile DIR [--json]
     confide send --profile DIR ROOM TEXT | --file PATH
@@ -46,6 +50,10 @@ device of the account approves it with ``confide device approve DEVICE --code CO
 (refused, exit 5, when the code differs). Alerts about the account's devices (a pending
 device, or an active one without a valid approval chain) go to stderr in ``confide read``
 and ``confide device list``.
+
+An invitation (a Welcome) waits for ``confide room accept`` unless the profile option
+``auto_join`` is on (``--auto-join`` at register or login, or ``confide room auto-join
+on``); Welcomes from your own other devices join at once.
 """
 
 from __future__ import annotations
@@ -97,6 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--user", required=True, help="the localpart to register")
     p.add_argument("--device-name", default="confide-cli",
                    help="kept in this profile only: the server stores no device name")
+    p.add_argument("--auto-join", action="store_true", help="join every invitation at once")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_register, needs_account=False))
 
@@ -110,6 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     factor.add_argument("--recovery-code", default=None, help="one of your unused recovery codes")
     p.add_argument("--anchor", "--log-key-fingerprint", dest="anchor", default=None,
                    help="the server's trust anchor (needed on a new device)")
+    p.add_argument("--auto-join", action="store_true", help="join every invitation at once")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_login, needs_account=False))
 
@@ -150,6 +160,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         _profile_arg(p)
         p.add_argument("room")
         p.set_defaults(func=_cmd(fn))
+    p = _parser(rs, "invites", "list the invitations waiting for you (who invited, the members)")
+    _profile_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd(_room_invites))
+    p = _parser(rs, "accept", "join the room of an invitation")
+    _profile_arg(p)
+    p.add_argument("room")
+    p.set_defaults(func=_cmd(_room_accept))
+    p = _parser(rs, "decline", "decline an invitation: forget it and propose your removal")
+    _profile_arg(p)
+    p.add_argument("room")
+    p.add_argument("--stay", action="store_true",
+                   help="send nothing (the hub keeps counting this device, which cannot read)")
+    p.set_defaults(func=_cmd(_room_decline))
+    p = _parser(rs, "auto-join", "join every invitation at once (on) or wait for accept (off)")
+    _profile_arg(p)
+    p.add_argument("state", choices=("on", "off"))
+    p.set_defaults(func=_cmd(_room_auto_join))
     p = _parser(rs, "list", "list this device's rooms")
     _profile_arg(p)
     p.add_argument("--json", action="store_true")
@@ -326,6 +354,8 @@ async def _register(args, _client, profile) -> int:
     client = await Client.register(profile, args.server, args.invite, args.user, password,
                                    device_name=args.device_name)
     try:
+        if args.auto_join:
+            client.set_auto_join(True)
         print(f"registered {client.user_id} device {client.device_id}")
         _enrolment_hint(client, args.profile)
     finally:
@@ -354,6 +384,8 @@ async def _login(args, _client, profile) -> int:
                                     device_name=args.device_name, totp=totp, recovery_code=recovery,
                                     anchor=args.anchor)
     try:
+        if args.auto_join:
+            client.set_auto_join(True)
         print(f"logged in {client.user_id} device {client.device_id}")
         _enrolment_hint(client, args.profile)
         if await client.is_pending():
@@ -435,6 +467,40 @@ async def _room_leave(args, client, _profile) -> int:
     await client.sync()
     await client.leave(args.room)
     print(f"left {args.room} (the removal completes with another member's next commit)")
+    return 0
+
+
+async def _room_invites(args, client, _profile) -> int:
+    await _drain(client)
+    for inv in client.invites():
+        if args.json:
+            print(json.dumps({"room_id": inv.room_id, "inviter": inv.inviter,
+                              "inviter_user": inv.inviter_user, "epoch": inv.epoch,
+                              "members": inv.members}))
+        else:
+            print(f"{inv.room_id} from {inv.inviter_user} ({len(inv.members)} members)")
+    if not client.invites() and not args.json:
+        print("no invitations")
+    return 0
+
+
+async def _room_accept(args, client, _profile) -> int:
+    await _drain(client)
+    await client.accept(args.room)
+    print(f"joined {args.room}")
+    return 0
+
+
+async def _room_decline(args, client, _profile) -> int:
+    await _drain(client)
+    await client.decline(args.room, leave=not args.stay)
+    print(f"declined {args.room}")
+    return 0
+
+
+async def _room_auto_join(args, client, _profile) -> int:
+    client.set_auto_join(args.state == "on")
+    print(f"auto-join {args.state}")
     return 0
 
 

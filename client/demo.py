@@ -5,8 +5,8 @@
 2. Makes two invite codes with ``confide admin invite`` (roles clinician and client);
    a clinician and a client register from them with the SDK, each with a throwaway
    profile (minimum Argon2id limits: the profiles are deleted at the end).
-3. The clinician creates a room (its name is local only), invites the client, and the
-   two exchange a few messages.
+3. The clinician creates a room (its name is local only), invites the client, the
+   client accepts the invitation, and the two exchange a few messages.
 4. Prints, one row per room event: what the clinician's device read, what the client's
    device read, and what the server stored (epoch, kind, size, and for application
    messages the first bytes of the MLS ciphertext), read from the server's database
@@ -167,7 +167,10 @@ async def _conversation(server: _Server, tmp: Path) -> _Result:
         carl, pat = clients["clinician"], clients["client"]
         room = await carl.create_room("Weekly session (a local name)")
         await carl.invite(room, pat.user_id)
-        await _drain(pat)
+        await _drain(pat)  # the Welcome waits as an invitation until the client accepts it
+        if room not in [i.room_id for i in pat.invites()]:
+            raise DemoError("the client's device did not receive the invitation")
+        await pat.accept(room)
         for who, text in MESSAGES:
             sender = clients[who]
             await _drain(sender)

@@ -121,8 +121,10 @@ class RoomFollower:
     """Receives rooms hosted elsewhere (see the module docstring)."""
 
     def __init__(self, *, db: Database, peer_keys: PeerKeys, client: FederationClient,
-                 wakeups: Wakeups, server_name: str, clock: Callable[[], float]) -> None:
+                 wakeups: Wakeups, server_name: str, clock: Callable[[], float],
+                 inbox_quota: inbox.Quota = inbox.DEFAULT_QUOTA) -> None:
         self.db = db
+        self.inbox_quota = inbox_quota
         self.peer_keys = peer_keys
         self.client = client
         self.wakeups = wakeups
@@ -210,9 +212,10 @@ class RoomFollower:
                 raise WelcomeUnvouched("the Welcome names no KeyPackage of a target device")
         woken = {t for targets in by_commit.values() for t in targets}
         for user, device in sorted(woken):
-            await inbox.push(item.tx, await storage.next_stream_position(item.tx), user, device,
-                             "welcome", w.welcome, sender=sender, room_id=room_id,
-                             now_ms=item.received_ms)
+            if not await inbox.push(item.tx, await storage.next_stream_position(item.tx), user,
+                                    device, "welcome", w.welcome, sender=sender, room_id=room_id,
+                                    now_ms=item.received_ms, quota=self.inbox_quota):
+                log.warning("welcome_dropped_inbox_full")  # spec/security.md, finding 10
         item.after_commit(lambda: self._wake_local(woken))
 
     @staticmethod
@@ -250,9 +253,11 @@ class RoomFollower:
                 if missing_refused:
                     raise NotFound(f"no device {device} of {user}")
                 continue
-            await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(user),
-                             str(device), kind, payload, sender=sender, room_id=room_id,
-                             now_ms=item.received_ms)
+            if not await inbox.push(item.tx, await storage.next_stream_position(item.tx), str(user),
+                                    str(device), kind, payload, sender=sender, room_id=room_id,
+                                    now_ms=item.received_ms, quota=self.inbox_quota):
+                log.warning("welcome_dropped_inbox_full")  # spec/security.md, finding 10
+                continue
             woken.add((str(user), str(device)))
         item.after_commit(lambda: self._wake_local(woken))
 

@@ -80,6 +80,7 @@ from protocol.rooms_api import (
     ToDeviceMessage,
 )
 from protocol.schema import Message, pack_body
+from server.delivery.inbox import DEFAULT_QUOTA, Quota
 from server.delivery.wakeups import Wakeups
 from server.rooms import access, storage
 from server.services.key_directory import KeyDirectory
@@ -118,9 +119,9 @@ class RoomFederation(RoomFollower):
     def __init__(self, *, db: Database, keyring: ServerKeyring, peer_keys: PeerKeys,
                  client: FederationClient, sender: FederationSender, wakeups: Wakeups,
                  key_directory: KeyDirectory, server_name: str,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], inbox_quota: Quota = DEFAULT_QUOTA) -> None:
         super().__init__(db=db, peer_keys=peer_keys, client=client, wakeups=wakeups,
-                         server_name=server_name, clock=clock)
+                         server_name=server_name, clock=clock, inbox_quota=inbox_quota)
         self.keyring = keyring
         self.sender = sender
         self.key_directory = key_directory
@@ -272,7 +273,7 @@ class RoomFederation(RoomFollower):
         /rooms/{room_id}/claim`` to the hub, whose refusal is relayed (``hub_unreachable``
         if it cannot be reached). Raises ``peer_denied`` for a server the policy refuses."""
         if room_id.server == self.server_name:
-            return await self._hub_claim(room_id, user)
+            return await self._hub_claim(room_id, user, str(requester))
         target = f"{FEDERATION_PREFIX}/rooms/{quote_id(str(room_id))}/claim"
         resp = await self._call_hub(room_id, target, FederatedRoomClaim(user, requester), ClaimResponse)
         if resp.user_id != user:
@@ -291,11 +292,16 @@ class RoomFederation(RoomFollower):
         async with self.db.read() as conn:
             await access.room_of_member_user(conn, str(room_id), str(req.requester))
         log.info("federation_claim_via_hub", origin=origin, home=req.user_id.server)
-        return await self._hub_claim(room_id, req.user_id)
+        if req.user_id.server != self.server_name:
+            await self.key_directory.admit(str(req.requester), req.user_id)
+        return await self._hub_claim(room_id, req.user_id, str(req.requester))
 
-    async def _hub_claim(self, room_id: RoomId, user: UserId) -> ClaimResponse:
+    async def _hub_claim(self, room_id: RoomId, user: UserId, requester: str) -> ClaimResponse:
+        """Claims through the hub count for ``requester`` (finding 8) where the packages are
+        local (a remote user's are counted by the caller, and at the home server for this
+        server)."""
         if user.server == self.server_name:
-            return await self.key_directory.claim(user)
+            return await self.key_directory.claim(user, requester)
         return await self._claim_at_home(user, room_id)
 
     async def user_devices(self, user: UserId) -> UserDevicesResponse:

@@ -47,6 +47,7 @@ from protocol.schema import decode_body, pack_body, unpack_body
 from protocol.server_name import ServerName
 from server.api import respond
 from server.appkeys import CONFIG, DEVICES, KEY_DIRECTORY
+from server.services.key_directory import peer_claimer
 from server.translog import LOG_PREFIX
 
 from .appkeys import (
@@ -98,7 +99,7 @@ async def claim(request: web.Request) -> web.Response:
     _local(request, req.user_id)
     if req.room_id is not None and req.room_id.server != peer.origin:
         raise NotHub("only the room's hub claims naming the room")
-    return respond(await request.app[KEY_DIRECTORY].claim(req.user_id))
+    return respond(await request.app[KEY_DIRECTORY].claim(req.user_id, peer_claimer(peer.origin)))
 
 
 async def room_claim(request: web.Request) -> web.Response:

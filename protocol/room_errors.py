@@ -29,6 +29,7 @@ __all__ = [
     "InvalidSinceToken",
     "InvalidQuery",
     "AttachmentTooLarge",
+    "InboxFull",
 ]
 
 
@@ -175,3 +176,12 @@ class AttachmentTooLarge(ApiError):
 
     code = "attachment_too_large"
     status = 413
+
+
+class InboxFull(ApiError):
+    """A target device's inbox holds ``delivery.max_inbox_items`` items or
+    ``delivery.max_inbox_bytes`` bytes (finding 10): nothing of the request was queued;
+    send again once the device has synced."""
+
+    code = "inbox_full"
+    status = 507

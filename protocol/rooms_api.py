@@ -21,7 +21,7 @@ from .errors import MalformedBody
 from .events import MalformedEvent, SignedEvent
 from .ids import DeviceId, RoomId, UserId
 from .room_errors import InvalidQuery, InvalidSinceToken
-from .schema import Message, blob, list_of, nested, nullable, parsed, text, uint
+from .schema import Message, blob, boolean, list_of, nested, nullable, parsed, text, uint
 from .sealed import check_to_device
 from .txn_ids import parse_client_txn_id
 
@@ -283,10 +283,12 @@ class SyncResponse(Message):
         "next": _since,
         "events": list_of(nested(Envelope), MAX_SYNC_LIMIT),
         "inbox": list_of(nested(InboxItem), MAX_SYNC_LIMIT),
+        "more": boolean(),
     }
     next: str
     events: tuple[Envelope, ...]
     inbox: tuple[InboxItem, ...]
+    more: bool = False  # the answer stopped at its item or byte bound: sync again from next
 
 
 @dataclass(frozen=True)

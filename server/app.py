@@ -99,6 +99,8 @@ from server.attachments.routes import add_routes as add_attachment_routes
 from server.attachments.store import BlobStore
 from server.background import run_forever
 from server.config import Config
+from server.delivery.fairness import ByteMeter, DeviceShare
+from server.delivery.inbox import Quota
 from server.delivery.routes import add_routes as add_delivery_routes
 from server.delivery.sync import Delivery
 from server.delivery.wakeups import Wakeups
@@ -108,6 +110,7 @@ from server.rooms.hub import Hub
 from server.rooms.routes import add_routes as add_room_routes
 from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
+from server.services.claim_limits import ClaimLimiter, TokenBucket
 from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
 from server.services.mfa import Mfa, MfaKeys
@@ -220,7 +223,12 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
                       config.auth.mfa_required_roles, name, clock, rng)
             accounts = Accounts(db, sessions, passwords, limiter, audit, mfa, name, clock, rng)
             devices = Devices(db, audit, clock)
-            key_directory = KeyDirectory(db, config.key_packages.max_one_time_per_device, clock)
+            kp = config.key_packages
+            claims = ClaimLimiter(TokenBucket(kp.claim_burst, kp.claims_per_hour / 3600, clock),
+                                  FailureWindow(kp.claims_per_pair, kp.claim_window, clock),
+                                  FailureWindow(kp.stranger_claims_per_target, kp.claim_window,
+                                                clock))
+            key_directory = KeyDirectory(db, kp.max_one_time_per_device, clock, claims)
 
             keyring = await ServerKeyring.open(db, config.keys_dir, name, clock, rng)
             session = aiohttp.ClientSession(auto_decompress=False)
@@ -242,14 +250,20 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
 
             wakeups = Wakeups()
             stack.callback(wakeups.close)
+            dl = config.delivery
+            quota = Quota(dl.max_inbox_items, dl.max_inbox_bytes)
             rooms = RoomFederation(db=db, keyring=keyring, peer_keys=peer_keys, client=client,
                                    sender=sender, wakeups=wakeups, key_directory=key_directory,
-                                   server_name=name, clock=clock)
+                                   server_name=name, clock=clock, inbox_quota=quota)
             stack.push_async_callback(rooms.close)
             hub = Hub(db, audit, name, wakeups, fan_out=rooms, remote_rooms=rooms,
-                      device_proof=DeviceProof(db, name, rooms, clock), clock=clock, rng=rng)
+                      device_proof=DeviceProof(db, name, rooms, clock), clock=clock, rng=rng,
+                      inbox_quota=quota)
             forwarded = ForwardedSends(hub, name)
-            delivery = Delivery(db, wakeups, remote_devices=rooms, server_name=name, clock=clock)
+            delivery = Delivery(db, wakeups, remote_devices=rooms, server_name=name, clock=clock,
+                                quota=quota, max_sync_bytes=dl.max_sync_bytes,
+                                share=DeviceShare(ByteMeter(4 * dl.pull_rate, dl.pull_rate, clock),
+                                                  ByteMeter(4 * dl.push_rate, dl.push_rate, clock)))
             blobs = BlobStore(config.attachments_dir, config.attachments.max_size, rng)
             await asyncio.to_thread(blobs.open)
             items.register(ITEM_ROOM_EVENT, rooms.on_room_event_item, rooms.prepare_room_event)

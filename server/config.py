@@ -35,6 +35,19 @@ the key. The TOML layout (all keys optional)::
 
     [key_packages]
     max_one_time_per_device = 200      # one-time KeyPackages kept per device
+    claim_burst = 30                   # claims one claimer may make at once (token bucket)
+    claims_per_hour = 120              # the bucket's refill rate per claimer
+    claims_per_pair = 5                # claims of one target by one claimer per claim_window
+    stranger_claims_per_target = 10    # claims of one target per claim_window by claimers
+                                       # who share no room with it
+    claim_window = 3600                # seconds
+
+    [delivery]
+    max_inbox_items = 10000            # items waiting in one device's inbox
+    max_inbox_bytes = 67108864         # payload bytes waiting in one device's inbox (64 MiB)
+    max_sync_bytes = 1048576           # payload bytes of one /sync answer (1 MiB)
+    pull_rate = 4194304                # bytes a second one device may sync (bursts of 4x)
+    push_rate = 1048576                # bytes a second one device may send to devices (4x)
 
     [attachments]
     max_size = 10485760                # bytes of one encrypted attachment (10 MiB)
@@ -87,6 +100,7 @@ __all__ = [
     "SessionPolicy",
     "LoginPolicy",
     "Auth",
+    "DeliveryLimits",
     "Invites",
     "KeyPackageLimits",
     "Attachments",
@@ -194,10 +208,40 @@ class Invites:
 
 @dataclass(frozen=True)
 class KeyPackageLimits:
+    """``[key_packages]``: what a device keeps, and who may claim how fast (finding 8)."""
+
     max_one_time_per_device: int = 200
+    claim_burst: int = 30
+    claims_per_hour: int = 120
+    claims_per_pair: int = 5
+    stranger_claims_per_target: int = 10
+    claim_window: int = 3600
 
     def validate(self) -> None:
         _int(self.max_one_time_per_device, "key_packages.max_one_time_per_device", 1, 10000)
+        _int(self.claim_burst, "key_packages.claim_burst", 1, 100_000)
+        _int(self.claims_per_hour, "key_packages.claims_per_hour", 1, 1_000_000)
+        _int(self.claims_per_pair, "key_packages.claims_per_pair", 1, 10_000)
+        _int(self.stranger_claims_per_target, "key_packages.stranger_claims_per_target", 1, 100_000)
+        _int(self.claim_window, "key_packages.claim_window", 1, 7 * DAY)
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """``[delivery]``: per-device inbox quotas and the size of one sync answer (finding 10)."""
+
+    max_inbox_items: int = 10_000
+    max_inbox_bytes: int = 64 * 1024 * 1024
+    max_sync_bytes: int = 1024 * 1024
+    pull_rate: int = 4 * 1024 * 1024
+    push_rate: int = 1024 * 1024
+
+    def validate(self) -> None:
+        _int(self.max_inbox_items, "delivery.max_inbox_items", 1, 10_000_000)
+        _int(self.max_inbox_bytes, "delivery.max_inbox_bytes", 64 * 1024, 64 * 1024 * 1024 * 1024)
+        _int(self.max_sync_bytes, "delivery.max_sync_bytes", 64 * 1024, 256 * 1024 * 1024)
+        _int(self.pull_rate, "delivery.pull_rate", 64 * 1024, 1024 * 1024 * 1024)
+        _int(self.push_rate, "delivery.push_rate", 16 * 1024, 1024 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -335,7 +379,7 @@ def _is_base_url(v: Any) -> bool:
 _SECTIONS: dict[str, type] = {
     "listen": Listen, "limits": Limits, "sessions": SessionPolicy, "login": LoginPolicy,
     "auth": Auth, "invites": Invites, "key_packages": KeyPackageLimits, "attachments": Attachments,
-    "federation": Federation, "log": LogPolicy,
+    "federation": Federation, "log": LogPolicy, "delivery": DeliveryLimits,
 }
 
 
@@ -353,6 +397,7 @@ class Config:
     attachments: Attachments = field(default_factory=Attachments)
     federation: Federation = field(default_factory=Federation)
     log: LogPolicy = field(default_factory=LogPolicy)
+    delivery: DeliveryLimits = field(default_factory=DeliveryLimits)
 
     def __post_init__(self) -> None:
         try:

@@ -113,7 +113,8 @@ SHELLS = ("server", "federation", "client", "protocol", "crypto")
 #: and the storage handles, which the offline tools (admin CLI, log devserver) open too.
 NOT_SERVICES = {"Config", "Database", "TransparencyLog"}
 #: Services built only by the root that no AppKey holds.
-MORE_SERVICES = {"Discovery", "ReplayCache", "LoginLimiter", "FailureWindow", "Witness"}
+MORE_SERVICES = {"Discovery", "ReplayCache", "LoginLimiter", "FailureWindow", "Witness",
+                 "ClaimLimiter", "TokenBucket", "DeviceShare", "ByteMeter"}
 #: Class methods that construct their class (``await ServerKeyring.open(...)``).
 FACTORIES = {"open"}
 

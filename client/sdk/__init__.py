@@ -21,6 +21,7 @@ from .device_trust import NewIdentity
 from .envelopes import EventRefused, Failure, Refusal
 from .errors import (
     InvalidPayload,
+    InvitationExpired,
     LogInconsistent,
     NotAMember,
     NotSignedIn,
@@ -42,7 +43,7 @@ from .messages import (
 )
 from .own_devices import CodeMismatch, Pending
 from .session import Client, RoomSummary
-from .store import RoomStatus
+from .store import Invitation, RoomStatus
 from .sync import SyncResult
 
 __all__ = [
@@ -64,6 +65,8 @@ __all__ = [
     "TransportError",
     "NotSignedIn",
     "UnknownRoom",
+    "InvitationExpired",
+    "Invitation",
     "NotAMember",
     "VerificationFailed",
     "TrustAnchorMismatch",

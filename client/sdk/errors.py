@@ -16,6 +16,7 @@ Every error the SDK raises is a :class:`SdkError` with a stable ``code``:
   device accepted before (a rollback or a fork), or one without the witness quorum.
 * :class:`InvalidPayload`: an application message that is not a Confide payload.
 * :class:`RetriesExhausted`: a commit kept losing the race for its epoch.
+* :class:`InvitationExpired`: a pending invitation's Welcome cannot be used any more.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "LogInconsistent",
     "InvalidPayload",
     "RetriesExhausted",
+    "InvitationExpired",
 ]
 
 
@@ -108,3 +110,7 @@ class InvalidPayload(SdkError):
 
 class RetriesExhausted(SdkError):
     code = "retries_exhausted"
+
+
+class InvitationExpired(SdkError):
+    code = "invitation_expired"

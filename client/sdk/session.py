@@ -29,6 +29,13 @@ it to the user's rooms (:meth:`Client.add_own_devices`, also run by
 ``auto_add_own_devices``), once its registration and approval chain are proven in the
 server's transparency log. The same sync step watches the account's devices and
 records alerts (:meth:`Client.alerts`). See ``client/sdk/README.md``.
+
+Invitations (finding 8): a Welcome from someone else waits as an
+:class:`~client.sdk.store.Invitation` (:meth:`Client.invites`) until the person
+accepts (:meth:`Client.accept`) or declines (:meth:`Client.decline`) it, unless the
+profile option ``auto_join`` is on (:meth:`Client.set_auto_join`, or the ``auto_join``
+argument for this Client only). Welcomes from this user's own devices (their key proven in
+the log) join at once.
 """
 
 from __future__ import annotations
@@ -69,8 +76,10 @@ from . import own_devices
 from .device_trust import root_pin_name, short_code
 from .envelopes import Refusal
 from .errors import (
+    InvitationExpired,
     RetriesExhausted,
     ServerError,
+    TransportError,
     TrustAnchorMismatch,
     VerificationFailed,
 )
@@ -81,10 +90,13 @@ from .messages import AttachmentMessage, RoomMessage
 from .mfa import MfaCalls
 from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
 from .rooms import Rooms
-from .store import Account, RoomStatus, Store
+from .store import Account, Invitation, RoomStatus, Store
 from .sync import Sync, SyncResult
 
-__all__ = ["Client", "RoomSummary"]
+__all__ = ["Client", "RoomSummary", "MAX_SYNC_ROUNDS"]
+
+#: Answers one :meth:`Client.sync` fetches at most while the server says there is more.
+MAX_SYNC_ROUNDS = 50
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ class Client:
 
     def __init__(self, profile: Profile, *, session: aiohttp.ClientSession | None = None,
                  rng: Rng = system_rng, auto_add_own_devices: bool = True,
-                 own_devices_interval: float = 30.0) -> None:
+                 own_devices_interval: float = 30.0, auto_join: bool | None = None) -> None:
         self.profile = profile
         self.store = Store(profile)
         self.rng = rng
@@ -116,6 +128,7 @@ class Client:
         self.keys = Keys(self.http, self.store, rng)
         self.groups = GroupStore()
         self.sync_engine = Sync(self.http, self.store, self.keys, self.groups)
+        self.sync_engine.auto_join = self.store.auto_join() if auto_join is None else auto_join
         self.rooms_engine = Rooms(self.http, self.store, self.keys, self.sync_engine, self.groups, rng)
         self.auto_add_own_devices = auto_add_own_devices
         self.own_devices_interval = own_devices_interval
@@ -375,6 +388,55 @@ class Client:
             await self._verify_identities({room_id: [m.identity for m in g.members]})
             return epoch
 
+    # -- invitations ------------------------------------------------------------------------------
+
+    def invites(self) -> list[Invitation]:
+        """The pending invitations (each names its inviter from the Welcome's verified
+        GroupInfo signature, and the members the Welcome shows)."""
+        return sorted(self.store.invitations(), key=lambda i: i.room_id)
+
+    async def accept(self, room_id: str) -> SyncResult:
+        """Join the room of a pending invitation and catch it up (raises
+        :class:`~client.sdk.errors.UnknownRoom` without one, or
+        :class:`~client.sdk.errors.InvitationExpired`); the members are then verified as
+        after a sync."""
+        async with self._exclusive():
+            result = await self.sync_engine.accept(room_id)
+            await self._after_sync(result)
+        return result
+
+    async def decline(self, room_id: str, *, leave: bool = True) -> None:
+        """Decline a pending invitation: its Welcome and one-time KeyPackage private are
+        forgotten. With ``leave`` (the default) the device first joins from the Welcome
+        only to propose its own removal (:meth:`leave`), so the hub and the members see it
+        go with the next commit; without, nothing is sent and the hub still counts the
+        device as a member, which cannot read anything. Raises
+        :class:`~client.sdk.errors.UnknownRoom` without an invitation."""
+        async with self._exclusive():
+            inv = self.store.invitation(room_id)
+            if inv is None or not leave:
+                self.sync_engine.decline(room_id)
+                return
+            try:
+                await self.sync_engine.accept(room_id)
+            except InvitationExpired:
+                return
+            self.store.drop_invitation(room_id, declined_epoch=inv.epoch)
+            try:
+                await self.rooms_engine.leave(room_id)
+            except (ServerError, RetriesExhausted, TransportError):
+                room = self.store.room(room_id)  # forget the keys all the same
+                room.group, room.status, room.pending = None, RoomStatus.LEFT, None
+                self.groups.forget(room_id)
+                self.store.save_room(room)
+                raise
+
+    def set_auto_join(self, on: bool) -> None:
+        """The profile option ``auto_join``: join every Welcome at once (for a practice
+        rule that allows automatic joins); off by default."""
+        self.store.set_auto_join(on)
+        self.sync_engine.auto_join = on
+
     def rooms(self) -> list[RoomSummary]:
         out = []
         for room_id in self.store.room_ids():
@@ -439,6 +501,13 @@ class Client:
         body = await self.sync_engine.fetch(timeout_ms)
         async with self._exclusive():
             result = await self.sync_engine.apply(body)
+        for _ in range(MAX_SYNC_ROUNDS):  # the answer stopped at the server's bound: go on
+            if not result.more:
+                break
+            body = await self.sync_engine.fetch(0)
+            async with self._exclusive():
+                result = result.merged(await self.sync_engine.apply(body))
+        async with self._exclusive():
             await self._after_sync(result)
         return result
 

@@ -10,6 +10,10 @@ Records and what they hold (all sealed at rest):
 * ``messages/<room_id>``: the decrypted messages of the room, in seq order
   (:class:`~client.sdk.messages.RoomMessage` records);
 * ``sync``: the since-token of the last sync;
+* ``invite/<room_id>``: :class:`Invitation`, a Welcome this device can open, waiting for
+  the person to accept or decline it (finding 8);
+* ``declined``: the (room, epoch) of Welcomes declined, so a redelivery is not shown again;
+* ``settings``: profile options (``auto_join``: join every Welcome at once, default off);
 * ``verified``: peer devices whose registration and approval were proven in the log (and,
   as ``log-vkey:<server>``, the log keys of other servers this device uses), and each
   user's pinned root device key (``root:@user:server``);
@@ -33,8 +37,11 @@ from client.profile import Profile
 from .errors import NotSignedIn, UnknownRoom
 from .messages import RoomMessage, message_from_record
 
-__all__ = ["Account", "RoomState", "RoomStatus", "PendingCommit", "StoredKeyPackage", "Store",
-           "StoredCheckpoint"]
+__all__ = ["Account", "RoomState", "RoomStatus", "PendingCommit", "StoredKeyPackage", "Invitation",
+           "Store", "StoredCheckpoint", "MAX_DECLINED"]
+
+#: Declined Welcomes remembered (the oldest are forgotten first).
+MAX_DECLINED = 1000
 
 #: Refused checkpoints remembered in ``log_alerts``.
 MAX_LOG_ALERTS = 100
@@ -80,6 +87,7 @@ class RoomStatus(Enum):
     """This device's standing in a room."""
 
     JOINED = "joined"
+    INVITED = "invited"  # a Welcome waits for accept or decline (an Invitation, no RoomState)
     LEFT = "left"  # it sent its Remove proposal and forgot the room's keys
     REMOVED = "removed"  # a commit removed it
 
@@ -116,6 +124,25 @@ class StoredKeyPackage:
     init_priv: bytes
     encryption_priv: bytes
     last_resort: bool
+
+
+@dataclass
+class Invitation:
+    """A Welcome this device opened and verified but has not acted on. ``inviter`` is the
+    MLS credential identity (``@user:server/DEVICE``) of the member whose signature on the
+    Welcome's GroupInfo verified, never a field the server wrote; ``members`` the
+    identities of the group the Welcome shows."""
+
+    room_id: str
+    welcome: bytes  # the MLSMessage as delivered
+    key_package_ref: str
+    inviter: str
+    epoch: int
+    members: list[str] = field(default_factory=list)
+
+    @property
+    def inviter_user(self) -> str:
+        return self.inviter.split("/", 1)[0]
 
 
 class Store:
@@ -172,6 +199,36 @@ class Store:
         have.extend(m.to_record() for m in new if m.seq not in seen)
         have.sort(key=lambda d: d["seq"])
         self.profile.put(f"messages/{room_id}", have)
+
+    # -- invitations and settings ----------------------------------------------------------
+    def invitations(self) -> list[Invitation]:
+        return [Invitation(**self.profile.get(n)) for n in self.profile.names("invite/")
+                if self.profile.get(n) is not None]
+
+    def invitation(self, room_id: str) -> Invitation | None:
+        d = self.profile.get(f"invite/{room_id}")
+        return Invitation(**d) if d is not None else None
+
+    def save_invitation(self, inv: Invitation) -> None:
+        self.profile.put(f"invite/{inv.room_id}", asdict(inv))
+
+    def drop_invitation(self, room_id: str, *, declined_epoch: int | None = None) -> None:
+        self.profile.delete(f"invite/{room_id}")
+        if declined_epoch is not None:
+            seen = [k for k in self.profile.get("declined", []) if k != f"{room_id} {declined_epoch}"]
+            seen.append(f"{room_id} {declined_epoch}")
+            self.profile.put("declined", seen[-MAX_DECLINED:])
+
+    def was_declined(self, room_id: str, epoch: int) -> bool:
+        return f"{room_id} {epoch}" in self.profile.get("declined", [])
+
+    def auto_join(self) -> bool:
+        return bool(self.profile.get("settings", {}).get("auto_join", False))
+
+    def set_auto_join(self, on: bool) -> None:
+        settings = dict(self.profile.get("settings", {}))
+        settings["auto_join"] = bool(on)
+        self.profile.put("settings", settings)
 
     # -- sync and verification -----------------------------------------------------------
     def sync_token(self) -> str | None:

@@ -4,9 +4,14 @@
 timeout). :meth:`Sync.apply` then, under the profile lock, re-reads the state
 from disk and
 
-1. joins the rooms of the Welcomes in the inbox (the KeyPackage private is
-   found by the KeyPackageRef the Welcome names; a one-time one is then
-   forgotten), and catches each new room up from its history. A Welcome for a
+1. opens the Welcomes in the inbox (the KeyPackage private is found by the
+   KeyPackageRef the Welcome names) and keeps each as a pending
+   :class:`~client.sdk.store.Invitation` (finding 8: an invitation waits for the
+   person, :meth:`Sync.accept`), naming as inviter the member whose signature on
+   the GroupInfo verified. It joins at once (and forgets a one-time KeyPackage,
+   catching the room up from its history) only with :attr:`Sync.auto_join` on, or
+   when the inviter is another device of this user whose signing key is proven in
+   the log (adding one's own devices). A Welcome for a
    room this device is in waits until that room's events are applied (they may
    remove us), and is then refused if we are still in it: a Welcome never
    replaces a room's group. Other inbox items (``to_device``) are reported in
@@ -49,13 +54,14 @@ from protocol.events import SignedEvent
 from protocol.rooms_api import InboxItem
 
 from .envelopes import EventRefused, Failure, HubKeys, Refusal, verify_envelope
-from .errors import ServerError, VerificationFailed
+from .errors import InvitationExpired, SdkError, ServerError, UnknownRoom, VerificationFailed
 from .event_checks import ignored_inbox_item, record_refusal, welcome_refusal
 from .groups import GroupStore
 from .http import Http, quote_path
+from .invites import welcome_inviter
 from .keys import Keys, split_identity
 from .messages import RoomMessage
-from .store import RoomState, RoomStatus, Store
+from .store import Invitation, RoomState, RoomStatus, Store
 from .timeline import Applied, added_devices, apply_event, message_epoch
 
 __all__ = ["Sync", "SyncResult", "HISTORY_PAGE"]
@@ -80,7 +86,21 @@ class SyncResult:
     refused: list[Refusal] = field(default_factory=list)  # events that failed their checks
     ignored: list[str] = field(default_factory=list)  # inbox items not used (event_checks.py)
     welcomes_used: int = 0
+    invited: list[str] = field(default_factory=list)  # rooms whose Welcome now waits (invites)
     raw_count: int = 0  # events and inbox items the server returned
+    more: bool = False  # the server's answer stopped at its bound: sync again
+
+    def merged(self, later: SyncResult) -> SyncResult:
+        """This result followed by ``later`` (the next answer of one sync)."""
+        added = {k: list(v) for k, v in self.added.items()}
+        for k, v in later.added.items():
+            added.setdefault(k, []).extend(v)
+        return SyncResult(messages=self.messages + later.messages, joined=self.joined + later.joined,
+                          added=added, refused=self.refused + later.refused,
+                          ignored=self.ignored + later.ignored,
+                          welcomes_used=self.welcomes_used + later.welcomes_used,
+                          invited=self.invited + later.invited,
+                          raw_count=self.raw_count + later.raw_count, more=later.more)
 
 
 class Sync:
@@ -91,6 +111,8 @@ class Sync:
         self.keys = keys
         self.groups = groups
         self.hub_keys = hub_keys or HubKeys(http)
+        #: Join every Welcome at once (the profile's ``auto_join``; see the module docstring).
+        self.auto_join = False
 
     async def fetch(self, timeout_ms: int = 0, limit: int | None = None) -> dict[str, Any]:
         """One ``GET /sync`` from the stored since-token."""
@@ -130,7 +152,8 @@ class Sync:
 
     async def apply(self, body: dict[str, Any]) -> SyncResult:
         """Apply one sync answer (the caller holds the profile lock)."""
-        result = SyncResult(raw_count=len(body.get("events", [])) + len(body.get("inbox", [])))
+        result = SyncResult(raw_count=len(body.get("events", [])) + len(body.get("inbox", [])),
+                            more=body.get("more") is True)
         in_joined_rooms: list[InboxItem] = []
         for obj in body.get("inbox", []):
             try:
@@ -142,9 +165,7 @@ class Sync:
             elif self._in_room(item):
                 in_joined_rooms.append(item)  # after the room's events: they may remove us
             else:
-                room_id = await self._join(item, result)
-                if room_id is not None:
-                    result.joined.append(room_id)
+                await self._join(item, result)
         by_room: dict[str | None, list[SignedEvent | Refusal]] = {}
         for obj in body.get("events", []):
             ev = await self._verified(obj)
@@ -158,9 +179,7 @@ class Sync:
                 continue  # a just-joined room was caught up from history; unknown rooms wait
             await self._apply_room(room_id, sorted(events, key=lambda e: _seq(e) or 0), result)
         for item in in_joined_rooms:
-            room_id = await self._join(item, result)  # refused if we are still in the room
-            if room_id is not None:
-                result.joined.append(room_id)
+            await self._join(item, result)  # refused if we are still in the room
         for room_id in self.store.room_ids():
             if room_id not in by_room and room_id not in result.joined and _stopped(self.store.room(room_id)):
                 await self.catch_up(room_id, result)  # ask again for the events refused before
@@ -266,11 +285,45 @@ class Sync:
         return tuple(out)
 
     async def _join(self, item: InboxItem, result: SyncResult) -> str | None:
+        """A Welcome from the inbox: kept as an invitation, or joined (module docstring)."""
         if item.room_id is None:
             return None
-        room_id = str(item.room_id)
+        opened = self._open(str(item.room_id), item.payload)
+        if opened is None:
+            return None
+        inv, group, inviter_key = opened
+        if self._in_room(item):
+            # Refused, and its KeyPackage kept: it joined nothing, and the server may still
+            # hand that KeyPackage to an honest inviter.
+            self._refuse_welcome(item, group, result)
+            return None
+        if self.auto_join or await self._own_device(inv.inviter, inviter_key):
+            return await self._enter(inv, group, result)
+        if self.store.was_declined(inv.room_id, inv.epoch):
+            return None
+        old = self.store.invitation(inv.room_id)
+        if old is None or old.epoch <= inv.epoch:
+            self.store.save_invitation(inv)
+            result.invited.append(inv.room_id)
+        return None
+
+    async def _own_device(self, inviter: str, key: bytes) -> bool:
+        """Whether ``inviter`` is another device of this user whose key (the one that signed
+        the Welcome) is proven in the log: a member cannot pass as our own device."""
+        user, _, device = inviter.partition("/")
+        if user != self.store.account().user_id or not device:
+            return False
         try:
-            msg = MLSMessage.from_bytes(item.payload)
+            await self.keys.verify_device(user, device, key)
+        except SdkError:
+            return False
+        return True
+
+    def _open(self, room_id: str, payload: bytes) -> tuple[Invitation, Group, bytes] | None:
+        """Open and verify a Welcome for one of our KeyPackages; None if it is not one (a
+        Welcome for a room this device is in is the caller's to refuse: :meth:`_join`)."""
+        try:
+            msg = MLSMessage.from_bytes(payload)
             if not isinstance(msg.body, Welcome):
                 return None
             found = self.keys.for_welcome(msg.body)
@@ -278,18 +331,54 @@ class Sync:
                 return None  # not for a KeyPackage of ours (or already used)
             ref, kp, priv = found
             group = Group.join(msg, kp, priv)
+            signer = welcome_inviter(msg.body, kp, priv, group)
         except CryptoError:
             return None
-        if self._in_room(item):
-            # Refused, and its KeyPackage kept: it joined nothing, and the server may still
-            # hand that KeyPackage to an honest inviter.
-            self._refuse_welcome(item, group, result)
+        if signer is None:
             return None
+        inviter, inviter_key = signer
+        members = [m.identity.decode(errors="replace") for m in group.members if m.identity]
+        return Invitation(room_id, payload, ref, inviter, group.epoch, members), group, inviter_key
+
+    async def accept(self, room_id: str, result: SyncResult | None = None) -> SyncResult:
+        """Join the room of a pending invitation from its Welcome and catch it up from the
+        hub's history (the commits since the Welcome move the group on). Raises
+        :class:`~client.sdk.errors.UnknownRoom` without an invitation,
+        :class:`~client.sdk.errors.InvitationExpired` when the Welcome cannot be used any
+        more (its KeyPackage is gone): the person asks to be invited again."""
+        result = result or SyncResult()
+        inv = self.store.invitation(room_id)
+        if inv is None:
+            raise UnknownRoom(f"no invitation to {room_id} on this device")
+        opened = self._open(room_id, inv.welcome)
+        if opened is None:
+            self.store.drop_invitation(room_id)
+            raise InvitationExpired(f"the invitation to {room_id} can no longer be used; "
+                                    "ask to be invited again")
+        await self._enter(opened[0], opened[1], result)
+        return result
+
+    def decline(self, room_id: str) -> Invitation:
+        """Forget a pending invitation and the private key of its one-time KeyPackage (a
+        last-resort one stays for later invitations); redeliveries of that Welcome are not
+        shown again. Raises :class:`~client.sdk.errors.UnknownRoom` without one."""
+        inv = self.store.invitation(room_id)
+        if inv is None:
+            raise UnknownRoom(f"no invitation to {room_id} on this device")
+        self.keys.consume(inv.key_package_ref)
+        self.store.drop_invitation(room_id, declined_epoch=inv.epoch)
+        return inv
+
+    async def _enter(self, inv: Invitation, group: Group, result: SyncResult) -> str:
+        room_id = inv.room_id
+        ref = inv.key_package_ref
         room = RoomState(room_id, None, joined_epoch=group.epoch)
         self.groups.put(room, group)
         self.store.save_room(room)
         self.keys.consume(ref)
+        self.store.drop_invitation(room_id)
         result.welcomes_used += 1
+        result.joined.append(room_id)
         await self.catch_up(room_id, result)
         return room_id
 

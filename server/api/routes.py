@@ -152,9 +152,10 @@ async def claim_key_packages(request: web.Request) -> web.Response:
     if req.room_id is not None:
         claimed = await _claim_in_room(request, session, req.room_id, req.user)
     elif (remote := _remote(request, req.user)) is not None:
+        await request.app[KEY_DIRECTORY].admit(str(session.user_id), req.user)
         claimed = await remote.claim(req.user)
     else:
-        claimed = await request.app[KEY_DIRECTORY].claim(req.user)
+        claimed = await request.app[KEY_DIRECTORY].claim(req.user, str(session.user_id))
     request.app[DEVICES].note_claim(session.user_id, req.user)  # may now list its devices
     return respond(claimed)
 
@@ -172,7 +173,8 @@ async def _claim_in_room(request: web.Request, session: Session, room_id: RoomId
             raise NotMember("no device of this user is a member of this room")
     here = request.app[CONFIG].server_name
     if room_id.server == here and user.server == here:
-        return await request.app[KEY_DIRECTORY].claim(user)
+        return await request.app[KEY_DIRECTORY].claim(user, str(session.user_id))
+    await request.app[KEY_DIRECTORY].admit(str(session.user_id), user)  # counted here too
     return await request.app[REMOTE_USERS].claim_in_room(session.user_id, room_id, user)
 
 

@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from protocol.api import CLIENT_PREFIX
 from protocol.errors import ApiError
+from protocol.room_errors import InboxFull
 from protocol.rooms_api import (
     DEFAULT_SYNC_LIMIT,
     MAX_SYNC_LIMIT,
@@ -36,6 +37,7 @@ from server.api import authenticate, read_request, respond
 from server.appkeys import CONFIG, DELIVERY, WAKEUPS
 from server.services.sessions import Session
 
+from .fairness import MIN_PUSH
 from .sync import Delivery
 from .wakeups import device_key
 
@@ -68,9 +70,19 @@ async def sync(request: web.Request) -> web.Response:
 
 
 async def send_to_device(request: web.Request) -> web.Response:
-    req = await read_request(request, SendToDeviceRequest, request.app[CONFIG].limits.max_body)
+    """Authenticated and admitted by the device's push budget before the body is read
+    (finding 10: :mod:`server.delivery.fairness`); an ``inbox_full`` refusal is tarpitted."""
     session = await authenticate(request)
-    return respond(await request.app[DELIVERY].send_to_device(session, req))
+    delivery = request.app[DELIVERY]
+    key = device_key(str(session.user_id), str(session.device_id))
+    await delivery.share.admit_push(key)
+    req = await read_request(request, SendToDeviceRequest, request.app[CONFIG].limits.max_body)
+    delivery.share.pushed.spend(key, max(MIN_PUSH, sum(len(m.payload) for m in req.messages)))
+    try:
+        return respond(await delivery.send_to_device(session, req))
+    except InboxFull:
+        await delivery.share.refused()
+        raise
 
 
 async def sync_ws(request: web.Request) -> web.WebSocketResponse:

@@ -157,9 +157,10 @@ class RemoteRooms(Protocol):
 class Hub:
     def __init__(self, db: Database, audit: AuditTrail, server_name: str, wakeups: Wakeups,
                  fan_out: HubFanOut, remote_rooms: RemoteRooms, device_proof: DeviceProof,
-                 clock: Clock, rng: Rng) -> None:
+                 clock: Clock, rng: Rng, inbox_quota: inbox.Quota = inbox.DEFAULT_QUOTA) -> None:
         self.db = db
         self.device_proof = device_proof
+        self.inbox_quota = inbox_quota
         self.audit = audit
         self.server_name = server_name
         self.wakeups = wakeups
@@ -385,10 +386,12 @@ class Hub:
         async with self.db.transaction() as tx:
             await storage.write_event(tx, applied, now_ms=now)
             for u, d in accepted.welcome_to:
-                if u.endswith(f":{self.server_name}") and await devices.get(tx, u, d) is not None:
-                    await inbox.push(tx, await storage.next_stream_position(tx), u, d, "welcome",
-                                     accepted.welcome or b"", sender=sender, room_id=room_id,
-                                     now_ms=now)
+                if not u.endswith(f":{self.server_name}") or await devices.get(tx, u, d) is None:
+                    continue
+                if not await inbox.push(tx, await storage.next_stream_position(tx), u, d,
+                                        "welcome", accepted.welcome or b"", sender=sender,
+                                        room_id=room_id, now_ms=now, quota=self.inbox_quota):
+                    log.warning("welcome_dropped_inbox_full")  # spec/security.md, finding 10
             await storage.store_txn(tx, *key, pack_body(response), now)
             await self.audit.record(tx, _log_entry(applied.event))
             await self.fan_out.on_event(tx, applied.event, set(applied.before),

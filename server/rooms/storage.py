@@ -37,6 +37,8 @@ __all__ = [
     "event_id_at",
     "events_between",
     "events_for_device",
+    "event_sizes_for_device",
+    "events_for_device_upto",
     "server_has_had_member",
     "rooms_with_local_members",
     "next_stream_position",
@@ -153,6 +155,31 @@ async def events_for_device(conn: aiosqlite.Connection, user_id: str, device_id:
     """(stream position, event) after ``since`` that the device may read (its membership
     intervals; ``create`` events are not delivered), in stream order, at most ``limit``."""
     rows = await conn.execute_fetchall(_EVENTS_FOR_DEVICE, (user_id, device_id, since, limit))
+    return [event_from_row(tuple(r)) for r in rows]
+
+
+_DEVICE_EVENTS_WHERE = (
+    "FROM room_members m JOIN room_events e ON e.room_id = m.room_id "
+    "WHERE m.user_id = ? AND m.device_id = ? AND e.stream_pos > ? AND e.seq >= m.first_seq "
+    "AND (m.last_seq IS NULL OR e.seq <= m.last_seq) AND e.kind != 'create' ")
+
+
+async def event_sizes_for_device(conn: aiosqlite.Connection, user_id: str, device_id: str,
+                                 since: int, limit: int) -> list[tuple[int, int]]:
+    """(stream position, MLS message bytes) of :func:`events_for_device`, without the events."""
+    rows = await conn.execute_fetchall(
+        f"SELECT e.stream_pos, length(e.message) {_DEVICE_EVENTS_WHERE} ORDER BY e.stream_pos LIMIT ?",
+        (user_id, device_id, since, limit))
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+async def events_for_device_upto(conn: aiosqlite.Connection, user_id: str, device_id: str,
+                                 since: int, upto: int) -> list[tuple[int, SignedEvent]]:
+    """:func:`events_for_device` with ``since < position <= upto``."""
+    cols = ", ".join("e." + c for c in EVENT_COLUMNS.split(", "))
+    rows = await conn.execute_fetchall(
+        f"SELECT {cols} {_DEVICE_EVENTS_WHERE} AND e.stream_pos <= ? ORDER BY e.stream_pos",
+        (user_id, device_id, since, upto))
     return [event_from_row(tuple(r)) for r in rows]
 
 

@@ -8,6 +8,13 @@ A claim runs in one write transaction: one-time packages are deleted as they
 are handed out, so each goes to exactly one claimer even under concurrent
 claims; a device without one gets its last-resort package (kept); expired
 ones are never handed out.
+
+Who may claim how fast (finding 8): :meth:`KeyDirectory.admit` counts a claim in
+the :class:`~server.services.claim_limits.ClaimLimiter` before any work and raises
+:class:`~protocol.errors.RateLimited` over a limit; :meth:`KeyDirectory.claim`
+calls it first. A claimer is a local user (``@user:server``) or, for a claim that
+arrives over federation naming no requester, the peer server (``peer:NAME``),
+whose claims weigh :data:`PEER_CLAIM_COST` of a token.
 """
 
 from __future__ import annotations
@@ -28,18 +35,53 @@ from protocol.errors import (
 from protocol.ids import DeviceId, UserId
 from server.storage import AlreadyExists, Database, accounts, device_trust, devices, key_packages
 
+from .claim_limits import ClaimLimiter
 from .clock import Clock, now_ms, now_s
 from .key_package_check import check_key_package
 from .sessions import Session
 
-__all__ = ["KeyDirectory"]
+__all__ = ["KeyDirectory", "peer_claimer", "PEER_CLAIM_COST"]
+
+#: A peer server claims for many users: each of its claims takes this share of a token.
+PEER_CLAIM_COST = 0.1
+
+_SHARED_ROOM_USER = (
+    "SELECT 1 FROM room_members a JOIN room_members b ON a.room_id = b.room_id "
+    "WHERE a.user_id = ? AND b.user_id = ? LIMIT 1")
+_SHARED_ROOM_SERVER = (
+    "SELECT 1 FROM room_members a JOIN room_members b ON a.room_id = b.room_id "
+    "WHERE substr(a.user_id, -length(?)) = ? AND b.user_id = ? LIMIT 1")
+
+
+def peer_claimer(origin: str) -> str:
+    """The claimer name of a peer server (claims arriving over federation)."""
+    return f"peer:{origin}"
 
 
 class KeyDirectory:
-    def __init__(self, db: Database, max_one_time_per_device: int, clock: Clock) -> None:
+    def __init__(self, db: Database, max_one_time_per_device: int, clock: Clock,
+                 limiter: ClaimLimiter) -> None:
         self.db = db
         self.max_one_time = max_one_time_per_device
         self.clock = clock
+        self.limiter = limiter
+
+    async def admit(self, claimer: str, user: UserId) -> None:
+        """Count one claim of ``user``'s KeyPackages by ``claimer`` (a user id or
+        :func:`peer_claimer`), or raise :class:`~protocol.errors.RateLimited`. A claimer
+        who is, or shares a room with, ``user`` is not a stranger (``spec/security.md``)."""
+        target = str(user)
+        if claimer == target:
+            self.limiter.begin(claimer, target, stranger=False)
+            return
+        async with self.db.read() as conn:
+            if claimer.startswith("peer:"):
+                suffix = ":" + claimer.removeprefix("peer:")
+                rows = await conn.execute_fetchall(_SHARED_ROOM_SERVER, (suffix, suffix, target))
+            else:
+                rows = await conn.execute_fetchall(_SHARED_ROOM_USER, (claimer, target))
+        self.limiter.begin(claimer, target, stranger=not rows,
+                           cost=PEER_CLAIM_COST if claimer.startswith("peer:") else 1.0)
 
     async def upload(self, session: Session, req: KeyPackageUploadRequest) -> KeyPackageCountResponse:
         """Validate and store the batch; the new last-resort package replaces the old one."""
@@ -74,9 +116,11 @@ class KeyDirectory:
                 conn, str(session.user_id), str(session.device_id), now_s(self.clock))
         return KeyPackageCountResponse(one_time, last_resort)
 
-    async def claim(self, user: UserId) -> ClaimResponse:
-        """One KeyPackage per approved device of ``user`` that registered keys (see the module
-        docstring); a pending device's packages are never handed out."""
+    async def claim(self, user: UserId, claimer: str) -> ClaimResponse:
+        """One KeyPackage per approved device of ``user`` that registered keys, for ``claimer``
+        (see the module docstring): :meth:`admit` first, then the claim; a pending device's
+        packages are never handed out."""
+        await self.admit(claimer, user)
         now = now_s(self.clock)
         claimed: list[ClaimedKeyPackage] = []
         missing: list[DeviceId] = []

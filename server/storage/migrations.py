@@ -272,9 +272,35 @@ _V10_DEVICE_TRUST = (
         FROM devices d""",
 )
 
+_V11_INBOX_USAGE = (
+    # Per-device inbox quotas (finding 10, spec/security.md): what each device's inbox
+    # holds, kept by triggers (a removed device's rows go by the inbox's cascade).
+    """CREATE TABLE inbox_usage (
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        items INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (user_id, device_id))""",
+    "INSERT INTO inbox_usage (user_id, device_id, items, bytes) SELECT user_id, device_id, "
+    "COUNT(*), SUM(length(payload)) FROM inbox GROUP BY user_id, device_id",
+    """CREATE TRIGGER inbox_usage_insert AFTER INSERT ON inbox BEGIN
+        INSERT INTO inbox_usage (user_id, device_id, items, bytes)
+        VALUES (NEW.user_id, NEW.device_id, 1, length(NEW.payload))
+        ON CONFLICT (user_id, device_id) DO UPDATE SET items = items + 1,
+            bytes = bytes + length(NEW.payload);
+    END""",
+    """CREATE TRIGGER inbox_usage_delete AFTER DELETE ON inbox BEGIN
+        UPDATE inbox_usage SET items = items - 1, bytes = bytes - length(OLD.payload)
+        WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
+        DELETE FROM inbox_usage WHERE user_id = OLD.user_id AND device_id = OLD.device_id
+            AND items <= 0;
+    END""",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
                                      _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS,
-                                     _V8_MFA, _V9_NO_PLAINTEXT_CHANNELS, _V10_DEVICE_TRUST]
+                                     _V8_MFA, _V9_NO_PLAINTEXT_CHANNELS, _V10_DEVICE_TRUST,
+                                     _V11_INBOX_USAGE]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -45,6 +45,9 @@ def test_register_create_invite_send_read(server, tmp_path, capsys):
     assert code == 0 and room.startswith("!")
     assert run(capsys, "room", "invite", "--profile", a, room, "@bob:test.example")[0] == 0
     assert run(capsys, "send", "--profile", a, room, "hello from the cli")[0] == 0
+    code, out, _ = run(capsys, "room", "invites", "--profile", b)  # the invitation waits
+    assert code == 0 and out.startswith(f"{room} from @alice:test.example")
+    assert run(capsys, "room", "accept", "--profile", b, room)[0] == 0
     code, out, _ = run(capsys, "read", "--profile", b, room)
     assert code == 0 and "hello from the cli" in out
     assert run(capsys, "send", "--profile", b, room, "answer")[0] == 0
@@ -94,9 +97,9 @@ def test_help_documents_exit_codes(capsys):
 
 def test_second_device_attachments_remove_and_rotate(server, tmp_path, capsys):
     phone, laptop, b = str(tmp_path / "phone"), str(tmp_path / "laptop"), str(tmp_path / "b")
-    for user, prof in (("alice", phone), ("bob", b)):
+    for user, prof in (("alice", phone), ("bob", b)):  # not about invitations: auto-join
         assert run(capsys, "register", "--server", server.url, "--invite", server.invite(),
-                   "--user", user, "--profile", prof)[0] == 0
+                   "--user", user, "--profile", prof, "--auto-join")[0] == 0
     room = run(capsys, "room", "create", "--profile", phone)[1].strip()
     assert run(capsys, "room", "invite", "--profile", phone, room, "@bob:test.example")[0] == 0
     code, _, err = run(capsys, "login", "--server", server.url, "--user", "alice", "--profile", laptop)

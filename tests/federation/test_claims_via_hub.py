@@ -78,18 +78,25 @@ async def test_the_hub_claims_at_the_users_home_server_naming_the_room(people, m
 
 
 async def test_one_time_key_packages_are_handed_out_once(people):
+    """Each claim through the hub takes a distinct one-time package; past the claims one
+    claimer may make of one user (``key_packages.claims_per_pair``, counted at the hub:
+    finding 8) the claim is refused and takes nothing, so no last-resort one is reached."""
     a, b, alice, bob, clients = people
     room = await alice.create_room("consult")
     n = await one_time(bob)
+    per_pair = a.config().key_packages.claims_per_pair
+    assert n > per_pair
     seen = set()
-    for _ in range(n):
+    for _ in range(per_pair):
         out = await alice.http.call("POST", "/keys/claim", {"user": bob.user_id, "room_id": room})
         (kp,) = out["key_packages"]
         assert not kp["last_resort"]
         seen.add(kp["key_package"])
-    assert len(seen) == n and await one_time(bob) == 0
-    out = await alice.http.call("POST", "/keys/claim", {"user": bob.user_id, "room_id": room})
-    assert out["key_packages"][0]["last_resort"]
+    assert len(seen) == per_pair and await one_time(bob) == n - per_pair
+    with pytest.raises(ServerError) as err:
+        await alice.http.call("POST", "/keys/claim", {"user": bob.user_id, "room_id": room})
+    assert err.value.code == "rate_limited"
+    assert await one_time(bob) == n - per_pair
 
 
 async def test_client_refusals_consume_nothing(people):

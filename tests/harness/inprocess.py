@@ -188,14 +188,19 @@ async def anchored_invite(db, role: str = "client") -> str:
 
 
 async def register_client(db, url: str, profile_dir: Path, name: str, *, role: str = "client",
-                          device: str = "phone", invite: str | None = None, **kw) -> Client:
+                          device: str = "phone", invite: str | None = None, auto_join: bool = True,
+                          **kw) -> Client:
     """A registered SDK user of the server at ``url``: an invite (``invite``, else one made
     in its database ``db``, with the server's anchor), a fresh profile in ``profile_dir``,
-    this device's keys and KeyPackages uploaded."""
+    this device's keys and KeyPackages uploaded. ``auto_join`` (the profile option, kept in
+    the profile): tests that are not about invitations join every Welcome at once; those that
+    are pass False."""
     if invite is None:
         invite = await anchored_invite(db, role)
     profile = Profile.create(profile_dir, "pp", MINIMUM)
-    return await Client.register(profile, url, invite, name, PASSWORD, device_name=device, **kw)
+    client = await Client.register(profile, url, invite, name, PASSWORD, device_name=device, **kw)
+    client.set_auto_join(auto_join)
+    return client
 
 
 @dataclass
@@ -239,9 +244,11 @@ class Homeserver:
     async def device(self, name: str, device: str, *, approve: bool = True, **kw) -> Client:
         """Another device of an existing user (password login into a fresh profile), approved
         by that user's latest other client here after comparing codes, unless ``approve`` is False."""
+        auto_join = kw.pop("auto_join", True)
         profile = Profile.create(self.tmp / f"profile-{name}-{device}", "pp", MINIMUM)
         kw.setdefault("anchor", await self.anchor())
         c = await Client.login(profile, self.url, name, PASSWORD, device_name=device, **kw)
+        c.set_auto_join(auto_join)
         self.clients.append(c)
         if approve:
             approver = next(x for x in reversed(self.clients) if x is not c

@@ -231,12 +231,14 @@ class Practice:
     def sent(self, plaintext: str | bytes) -> None:
         self.plaintexts.append(plaintext.encode() if isinstance(plaintext, str) else plaintext)
 
-    def register(self, name: str, role: str = "client", device: str = "phone") -> User:
-        """A user from an invite (``confide admin invite`` + ``confide register``)."""
+    def register(self, name: str, role: str = "client", device: str = "phone",
+                 auto_join: bool = True) -> User:
+        """A user from an invite (``confide admin invite`` + ``confide register``); with
+        ``auto_join`` (tests not about invitations) it joins every Welcome at once."""
         code = self.server.admin("invite", "--role", role).strip()
         user = User(name, self.root / f"profile-{name}-{device}", self)
         out = user.run("register", "--server", self.server.url, "--invite", code, "--user", name,
-                       "--device-name", device).stdout
+                       "--device-name", device, *(["--auto-join"] if auto_join else [])).stdout
         assert out.startswith(f"registered {user.user_id} device "), out
         return user
 
@@ -253,7 +255,7 @@ class Practice:
         user = User(name, self.root / f"profile-{name}-{device}", self)
         anchor = self.server.admin("anchor").strip()
         out = user.run("login", "--server", self.server.url, "--user", name,
-                       "--device-name", device, "--anchor", anchor).stdout
+                       "--device-name", device, "--anchor", anchor, "--auto-join").stdout
         assert out.startswith(f"logged in {user.user_id} device "), out
         code = login_code(out)
         if approver is not None:

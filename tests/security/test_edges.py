@@ -47,7 +47,10 @@ BAD_DEVICE_NAMES = ["a\u202eb", "\u200b", "\u200b\u200b\u200b", "\u0085", "\u202
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    proc = ServerProcess(tmp_path_factory.mktemp("edges"))
+    # the push test below fills its own inbox with 7.5 MB at once: past the default push
+    # budget of one device (finding 10), so the budget is raised here
+    proc = ServerProcess(tmp_path_factory.mktemp("edges"), extra_config=(
+        "[federation]\nenabled = false\n[delivery]\npush_rate = 16777216\n"))
     proc.start()
     yield proc
     proc.stop()

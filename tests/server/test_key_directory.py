@@ -5,12 +5,26 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from crypto.mls.ciphersuite import get_suite
 from crypto.mls.key_package_gen import generate_key_package
 from crypto.mls.leaf_node import Lifetime
 from crypto.mls.message import MLSMessage
 from crypto.rng import SeededRng
-from tests.harness import T0, DeviceKit
+from server.config import KeyPackageLimits
+from tests.harness import T0, DeviceKit, start
+
+#: These tests are about one-time semantics, not the claim limits (tests/security/
+#: test_claim_limits.py): claims here are limited far above what they make.
+GENEROUS = KeyPackageLimits(claim_burst=1000, claims_per_pair=1000, stranger_claims_per_target=1000)
+
+
+@pytest.fixture
+async def hs(tmp_path, clock):
+    harness = await start(tmp_path, clock, key_packages=GENEROUS)
+    yield harness
+    await harness.client.close()
 
 
 async def _ready(hs, user="alice"):
@@ -190,9 +204,6 @@ async def test_duplicate_packages_are_refused(hs):
 
 
 async def test_per_device_limit(tmp_path):
-    from server.config import KeyPackageLimits
-    from tests.harness import start
-
     hs = await start(tmp_path, key_packages=KeyPackageLimits(max_one_time_per_device=3))
     try:
         token, kit = await _ready(hs)
