@@ -191,21 +191,28 @@ def _run_create_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_mfa_reset(args: argparse.Namespace) -> int:
-    from server.services.provisioning import reset_mfa
-
-    async def go() -> tuple[str, bool]:
+def _on_local_user(args: argparse.Namespace, action):
+    """``await action(db, user, clock)`` for the local account ``args.user`` (a localpart or
+    a full user id of this server): ``(user id, its result)``. Raises InvalidIdentifier,
+    ConfigError."""
+    async def go():
         db, name = await _open(args.data, args.server_name)
         try:
             user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
             if user.server != name:
                 raise InvalidIdentifier(f"this server is {name}")
-            return str(user), await reset_mfa(db, user, time.time)
+            return str(user), await action(db, user, time.time)
         finally:
             await db.close()
 
+    return asyncio.run(go())
+
+
+def _run_mfa_reset(args: argparse.Namespace) -> int:
+    from server.services.provisioning import reset_mfa
+
     try:
-        user, done = asyncio.run(go())
+        user, done = _on_local_user(args, reset_mfa)
     except (InvalidIdentifier, ConfigError) as exc:
         print(f"confide admin mfa-reset: {exc}", file=sys.stderr)
         return 2
@@ -220,18 +227,8 @@ def _run_reset_devices(args: argparse.Namespace) -> int:
     from server.services.provisioning import reset_devices
     from server.storage import NoSuchRow
 
-    async def go() -> tuple[str, int]:
-        db, name = await _open(args.data, args.server_name)
-        try:
-            user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
-            if user.server != name:
-                raise InvalidIdentifier(f"this server is {name}")
-            return str(user), await reset_devices(db, user, time.time)
-        finally:
-            await db.close()
-
     try:
-        user, n = asyncio.run(go())
+        user, n = _on_local_user(args, reset_devices)
     except (InvalidIdentifier, ConfigError) as exc:
         print(f"confide admin reset-devices: {exc}", file=sys.stderr)
         return 2

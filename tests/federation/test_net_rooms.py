@@ -10,11 +10,10 @@ from __future__ import annotations
 import pytest
 
 from client.sdk import ServerError
-from tests.harness import PeerProcess, eventually, free_port, reads
+from tests.harness import eventually, peer_pair, reads
 
 pytestmark = [pytest.mark.net, pytest.mark.soak]
 
-FED = "retry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
 
 
 async def _joined(client, room):
@@ -23,11 +22,7 @@ async def _joined(client, room):
 
 
 async def test_two_processes_converse_and_survive_restarts(tmp_path):
-    pa, pb = free_port(), free_port()
-    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
-    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
-    a.start()
-    b.start()
+    a, b = peer_pair(tmp_path)
     clients = []
     try:
         alice, bob = await a.user("alice"), await b.user("bob")

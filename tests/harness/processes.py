@@ -38,7 +38,7 @@ from client.sdk import Client
 from .inprocess import PASSWORD, free_port, register_client
 
 __all__ = ["REPO", "CONFIDE", "PASSPHRASE", "ServerProcess", "Practice", "User", "confide",
-           "cli_env", "PeerProcess", "http_msgpack"]
+           "cli_env", "PeerProcess", "QUICK_FEDERATION", "peer_pair", "http_msgpack"]
 
 #: ``confide`` as a command line.
 CONFIDE = [sys.executable, "-m", "server.cli"]
@@ -325,3 +325,18 @@ class PeerProcess:
         invite = await asyncio.to_thread(self.invite, role)
         return await register_client(None, self.url, self.tmp / f"profile-{self.name}-{name}", name,
                                      invite=invite, auto_add_own_devices=False)
+
+
+#: The ``[federation]`` settings of the two-process tests: quick retries, keys fetched again at once.
+QUICK_FEDERATION = "retry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
+
+
+def peer_pair(tmp_path: Path, federation: str = QUICK_FEDERATION) -> tuple[PeerProcess, PeerProcess]:
+    """``a.test`` and ``b.test``, each the other's federation peer, both started (the caller
+    stops them)."""
+    pa, pb = free_port(), free_port()
+    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, federation)
+    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, federation)
+    a.start()
+    b.start()
+    return a, b

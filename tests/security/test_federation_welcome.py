@@ -28,11 +28,10 @@ import msgpack
 import pytest
 
 from protocol.federation import FEDERATION_PREFIX, sign_request
-from tests.harness import PeerProcess, eventually, free_port, http_msgpack
+from tests.harness import eventually, http_msgpack, peer_pair
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(120)]
 
-FED = "retry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
 
 
 def _signing_key(data: Path) -> tuple[str, bytes]:
@@ -68,11 +67,7 @@ async def _joined(client, room):
 
 
 async def test_forged_welcome_items_are_refused(tmp_path):
-    pa, pb = free_port(), free_port()
-    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
-    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
-    a.start()
-    b.start()
+    a, b = peer_pair(tmp_path)
     clients = []
     try:
         alice, carol, bob, eve, dan = (await a.user("alice"), await a.user("carol"),

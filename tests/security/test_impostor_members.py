@@ -36,7 +36,7 @@ from crypto.rng import system_rng
 from protocol.events import EventKind
 from protocol.rooms_api import SendRequest, SendResponse
 from protocol.txn_ids import new_client_txn_id
-from tests.harness import PeerProcess, free_port
+from tests.harness import PeerProcess, free_port, peer_pair
 
 from .conftest import count_rows
 from .forged_events import inject_event, room_events
@@ -170,18 +170,13 @@ async def test_members_refuse_a_commit_the_hub_did_not_prove(tmp_path):
         server.stop()
 
 
-FED = "retry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
 
 
 async def test_hub_asks_a_remote_users_home_server(tmp_path):
     """A device of another server's user is added only as that server lists it: the hub
     asks b.test over federation (``unknown_device``, ``device_key_mismatch``), then adds
     Bob's real device."""
-    pa, pb = free_port(), free_port()
-    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
-    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
-    a.start()
-    b.start()
+    a, b = peer_pair(tmp_path)
     clients = []
     try:
         alice, bob = await a.user("alice"), await b.user("bob")

@@ -45,11 +45,10 @@ from protocol.room_channels import derive_group_id
 from protocol.sealed import ATTACHMENT_MAGIC
 from tests.harness import (
     PASSWORD,
-    PeerProcess,
     ServerProcess,
     box,
-    free_port,
     http_msgpack,
+    peer_pair,
     register_client,
     txn,
 )
@@ -63,7 +62,6 @@ CONTROL = "zquimbyctl"  # a user name: the server stores it in the clear
 TABLES = ("rooms", "room_events", "room_members", "inbox", "txn_ids", "devices", "accounts",
           "key_packages", "attachment_uploads")
 SUITE = get_suite(3)
-FED = "retry_initial_ms = 50\nretry_max_ms = 500\nkey_refetch_interval = 0\n"
 
 
 @pytest.fixture(scope="module")
@@ -252,11 +250,7 @@ async def test_a_peer_cannot_deliver_an_unsealed_to_device_payload(tmp_path):
     """Over federation too (``spec/server-server.md`` 14): a transaction signed with a.test's
     real federation key carries to-device items for bob on b.test; the one holding the marker
     is refused (``to_device_not_sealed``) and nothing of it is stored; a sealed box goes in."""
-    pa, pb = free_port(), free_port()
-    a = PeerProcess(tmp_path, "a.test", pa, {"b.test": f"http://127.0.0.1:{pb}"}, FED)
-    b = PeerProcess(tmp_path, "b.test", pb, {"a.test": f"http://127.0.0.1:{pa}"}, FED)
-    a.start()
-    b.start()
+    a, b = peer_pair(tmp_path)
     clients = []
     try:
         alice, bob = await a.user("alice"), await b.user("bob")
