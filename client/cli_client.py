@@ -38,7 +38,7 @@ device needs ``--anchor`` (the invite's, or ``confide anchor`` on another device
 account); a mismatch or a missing anchor is refused (exit 5) and leaves no profile.
 
 A checkpoint refused during a command (a rollback, a fork, missing witness cosignatures:
-``spec/client-server.md`` 16.3) is printed as a ``WARNING`` line on stderr.
+``spec/client-server.md`` 13.3) is printed as a ``WARNING`` line on stderr.
 
 ``confide read`` verifies every room event with the hub's published keys; an event it
 refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never

@@ -3,7 +3,7 @@
 - :func:`trust_document`: the document of a configuration and the log's verifier key;
 - ``GET /_confide/client/v1/trust`` (no token: a client needs it before it registers):
   the document's exact bytes (``text/plain``). A client hashes them and compares the
-  hash with the anchor of its invite (``spec/client-server.md``, section 16);
+  hash with the anchor of its invite (``spec/client-server.md``, section 13);
 - :func:`stored_document`: the document the server recorded at its last start
   (``server_meta`` key ``trust_document``), which ``confide admin invite`` anchors.
 """
