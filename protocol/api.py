@@ -196,16 +196,21 @@ class DeviceKeysResponse(Message):
 
 @dataclass(frozen=True)
 class DeviceKeys(Message):
+    """One registered device; ``opening`` is the encoded :class:`protocol.audit_seal.Opening`
+    of its ``device_added`` entry at ``log_index`` (the public entry holds commitments only)."""
+
     SCHEMA: ClassVar = {
         "device_id": _DEVICE,
         "signature_key": blob(32, exact=32),
         "credential": blob(MAX_CREDENTIAL, 1),
         "log_index": uint(),
+        "opening": blob(8192, 1),
     }
     device_id: DeviceId
     signature_key: bytes
     credential: bytes
     log_index: int
+    opening: bytes
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@
   is read from stdin (first line) with ``--password-stdin``; otherwise a
   random one is generated and printed once.
 
-Both work while the server runs (SQLite allows several writers in turn). The
+- ``confide admin auditor add|list|revoke --data DIR [NAME]``: auditor credentials
+  (:mod:`server.cli_auditor`).
+
+All work while the server runs (SQLite allows several writers in turn). The
 server name comes from the database (fixed at first start) or, for a new
 data directory, from ``--server-name`` (default ``localhost``). The
 ``account_created`` log entry is queued in the database and appended to the
@@ -47,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cu.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     cu.add_argument("--server-name", default="localhost", help="for a new data directory only")
     cu.set_defaults(func=_run_create_user)
+    from server.cli_auditor import register as register_auditor
+
+    register_auditor(sub)
 
 
 async def _open(data: Path, server_name: str):

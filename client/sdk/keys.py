@@ -154,10 +154,13 @@ class Keys:
         return out.devices
 
     async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
-                            log_index: int | None = None) -> None:
+                            log_index: int | None = None, opening: bytes | None = None,
+                            credential: bytes | None = None) -> None:
         """Check that (user, device, key) is registered in the server's log before trusting
-        it: fetch the registration's inclusion proof and verify it against the pinned log
-        key. Results are cached in the profile. Raises :class:`VerificationFailed`."""
+        it: fetch the registration's inclusion proof, verify it against the pinned log key,
+        and check the registration's opening (from the device list) against the proven
+        entry's commitments (user, device, key, credential, salts). Results are cached in
+        the profile. Raises :class:`VerificationFailed`."""
         identity = device_identity(user_id, device_id).decode()
         if self.store.verified().get(identity) == signature_key:
             return
@@ -168,18 +171,20 @@ class Keys:
             # Another server's device: its own log, relayed by our server; its key pinned on first use.
             base = f"{self.http.base_url}{CLIENT_PREFIX}/federation/{server}"
             vkey = await self._remote_log_key(server, base)
-        if log_index is None:
+        if log_index is None or opening is None:
             match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
             if not match:
                 raise VerificationFailed(f"{identity} is not a registered device")
             if match[0].signature_key != signature_key:
                 raise VerificationFailed(f"{identity} uses a key other than the registered one")
-            log_index = match[0].log_index
+            log_index, opening = match[0].log_index, match[0].opening
+            credential = match[0].credential if credential is None else credential
         if vkey is None:
             raise VerificationFailed("no transparency-log key pinned in this profile")
         try:
-            proof = await fetch_proof(self.http.session, base, str(log_index))
-            verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key)
+            proof = await fetch_proof(self.http.session, base, str(log_index), self.http.token)
+            verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key,
+                                    opening, credential)
         except (AuditFailure, CryptoError) as exc:
             raise VerificationFailed(f"{identity}: {exc}") from None
         self.store.add_verified(identity, signature_key)
@@ -191,7 +196,7 @@ class Keys:
         if pinned is not None:
             return pinned.decode()
         try:
-            raw = await HttpSource(self.http.session, base).get("vkey")
+            raw = await HttpSource(self.http.session, base, self.http.token).get("vkey")
             if raw is None:
                 raise AuditFailure("no vkey")
             vkey = raw.decode().strip()
@@ -230,5 +235,6 @@ class Keys:
                                          "the device's registered keys")
             out.append((device, kp))
         await asyncio.gather(*(self.verify_device(user_id, d, kp.leaf_node.signature_key,
-                                                  registered[d].log_index) for d, kp in out))
+                                                  registered[d].log_index, registered[d].opening,
+                                                  registered[d].credential) for d, kp in out))
         return out

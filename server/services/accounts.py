@@ -35,6 +35,7 @@ from server.storage import (
 
 from .audit import AuditTrail
 from .clock import Clock, now_ms
+from .login_failures import FailedLoginCounter
 from .passwords import PasswordHasher
 from .provisioning import invite_hash
 from .ratelimit import LoginLimiter
@@ -59,7 +60,10 @@ class Accounts:
     def __init__(
         self, db: Database, sessions: Sessions, hasher: PasswordHasher, limiter: LoginLimiter,
         audit: AuditTrail, server_name: str, clock: Clock, rng: Rng,
+        failures: FailedLoginCounter | None = None,
     ) -> None:
+        """``failures`` counts failed logins per window (none are logged without it)."""
+        self.failures = failures
         self.db = db
         self.sessions = sessions
         self.hasher = hasher
@@ -118,10 +122,11 @@ class Accounts:
         now = now_ms(self.clock)
         if not ok or account is None:
             # The same work for an unknown user as for a wrong password: one check (of a
-            # dummy hash), one entry, one flush (spec/security.md, finding 12).
+            # dummy hash), one counted failure in one transaction (spec/security.md, findings
+            # 12 and 1); no entry names the attempted user.
             async with self.db.transaction() as tx:
-                await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN_FAILED, str(user)))
-            await self.audit.flush()
+                if self.failures is not None:
+                    await self.failures.count(tx)
             raise InvalidLogin("wrong user id or password")
         self.limiter.succeeded(str(user), address)
         async with self.db.transaction() as tx:

@@ -96,16 +96,18 @@ class Devices:
         return DevicesResponse(tuple(_info(d) for d in rows))
 
     async def user_devices(self, user: UserId) -> UserDevicesResponse:
-        """Devices of ``user`` whose keys are in the log; :class:`NotFound` for an unknown user.
-        The client route asks :meth:`check_contact` first."""
+        """Devices of ``user`` whose keys are in the log, each with the opening of its
+        registration entry (the public log holds commitments only); :class:`NotFound` for an
+        unknown user. The client route asks :meth:`check_contact` first."""
         async with self.db.read() as conn:
             if not await accounts.exists(conn, str(user)):
                 raise NotFound(NOT_CONTACTABLE)
             rows = await devices.list_for_user(conn, str(user))
-        keys = tuple(
-            DeviceKeys(DeviceId(d.device_id), d.signature_key, d.credential, d.key_log_index)
+        keys = tuple([
+            DeviceKeys(DeviceId(d.device_id), d.signature_key, d.credential, d.key_log_index,
+                       (await self.audit.log.opening(d.key_log_index)).to_bytes())
             for d in rows if d.signature_key is not None and d.key_log_index is not None
-        )
+        ])
         return UserDevicesResponse(user, keys)
 
     async def register_keys(self, session: Session, req: DeviceKeysRequest) -> int:

@@ -14,7 +14,7 @@ and raise :mod:`server.storage.errors` (domain errors, never HTTP). New tables
 come as new entries of :data:`server.storage.migrations.MIGRATIONS`.
 """
 
-from . import accounts, devices, invites, key_packages, meta, outbox, tokens
+from . import accounts, devices, invites, key_packages, log_privacy, meta, outbox, tokens
 from .database import Database, connect
 from .errors import (
     AlreadyExists,
@@ -27,7 +27,7 @@ from .errors import (
 from .migrations import MIGRATIONS, migrate
 
 __all__ = [
-    "accounts", "devices", "invites", "key_packages", "meta", "outbox", "tokens", "Database", "connect",
+    "accounts", "devices", "invites", "key_packages", "log_privacy", "meta", "outbox", "tokens", "Database", "connect",
     "AlreadyExists", "InviteUnusable", "NoSuchRow", "SchemaTooNew", "StorageError",
     "UserAlreadyExists", "MIGRATIONS", "migrate",
 ]
