@@ -3,19 +3,17 @@ equal a fresh deterministic run of generate.py, and each vector verifies on its 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from crypto import merkle, tiles
 from crypto.checkpoint import open_checkpoint
 from crypto.note import open_note, parse_vkey
-import hashlib
-import hmac
-
-import msgpack
-
 from protocol import audit, audit_seal
 from tests.harness import assert_vectors_current
 
