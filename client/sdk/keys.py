@@ -177,7 +177,8 @@ class Keys:
                 raise VerificationFailed(f"{identity} is not a registered device")
             if match[0].signature_key != signature_key:
                 raise VerificationFailed(f"{identity} uses a key other than the registered one")
-            log_index, opening = match[0].log_index, match[0].opening
+            log_index = match[0].log_index if log_index is None else log_index
+            opening = match[0].opening
             credential = match[0].credential if credential is None else credential
         if vkey is None:
             raise VerificationFailed("no transparency-log key pinned in this profile")
