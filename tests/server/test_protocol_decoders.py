@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import api
+from protocol import api, log_openings
 from protocol.errors import REGISTRY, ApiError, InvalidIdentifier, MalformedBody, status_for_code
 from protocol.ids import DeviceId, RoomId, UserId, parse_server_name
 from protocol.schema import decode_body, pack_body
@@ -68,11 +68,14 @@ SAMPLES = [
     api.ClaimRequest(UserId("alice", "x.example")),
     api.SessionResponse(UserId("a", "b.c"), DeviceId("D"), "t" * 43),
     api.DevicesResponse((api.DeviceInfo(DeviceId("D"), "phone", 1, 2, None, None, None),)),
-    api.UserDevicesResponse(UserId("a", "b"), (api.DeviceKeys(DeviceId("D"), b"k" * 32, b"c", 7),)),
+    api.UserDevicesResponse(UserId("a", "b"), (api.DeviceKeys(DeviceId("D"), b"k" * 32, b"c", 7, b"o"),)),
     api.ClaimResponse(UserId("a", "b"), (api.ClaimedKeyPackage(DeviceId("D"), b"kp", True),), (DeviceId("E"),)),
     api.KeyPackageCountResponse(3, True),
     api.ErrorResponse(api.ErrorDetail("rate_limited", "wait", 100)),
     api.ErrorResponse(api.ErrorDetail("not_found", "no")),
+    log_openings.OpeningResponse(b"opening"),
+    log_openings.OwnEntriesResponse((1, 5, 9), 10),
+    log_openings.OwnEntriesResponse((), None),
 ]
 
 
