@@ -151,6 +151,8 @@ def decode_sealed(data: bytes) -> SealedEntry:
             value = getattr(checked, "value", checked)
         out.append((name, value))
     sealed = SealedEntry(cls.KIND, tuple(out))
+    if not committed:  # nothing hidden: the opened entry's own checks apply (e.g. a window's order)
+        cls(**dict(out))
     if sealed.to_bytes() != bytes(data):
         raise MalformedEntry("entry is not in canonical encoding")
     return sealed

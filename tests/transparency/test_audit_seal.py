@@ -86,6 +86,8 @@ def test_sealed_decoder_is_strict():
             decode_sealed(msgpack.packb(bad))
     with pytest.raises(audit.MalformedEntry):
         decode_sealed(public + b"\x00")
+    with pytest.raises(audit.MalformedEntry):  # a window that ends before it starts
+        decode_sealed(msgpack.packb({"kind": "failed_logins", "time": 5, "window_start": 9, "count": 1}))
 
 
 @given(st.binary(max_size=300))
