@@ -244,6 +244,12 @@ async def test_auditor_reads_are_logged_and_revocable(run):
         status, raw = await _get(s, f"{server.url}{LOG}/tile/entries/000.p/{size + 1}")
         if status == 200:
             assert b"hhs" not in raw
+        # the CLI with the credential: every opening checked, the device history shown
+        cli = await asyncio.to_thread(subprocess.run, [
+            *CONFIDE, "audit", "verify", server.url, "--credential", credential],
+            cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert cli.returncode == 0, cli.stderr
+        assert "openings checked:" in cli.stdout and "devices of @annika:a.test" in cli.stdout
         # revoked: refused, and nothing more is logged
         assert _auditor(server, "revoke", "hhs").returncode == 0
         assert "revoked" in _auditor(server, "list").stdout
