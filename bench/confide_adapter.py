@@ -56,6 +56,9 @@ from client.sdk.errors import TransportError
 from client.sdk.payload import encode_text
 from client.sdk.store import RoomStatus
 from crypto.mls import Group
+from crypto.primitives import sha256
+from protocol.padding import bucket
+from protocol.txn_ids import new_client_txn_id
 
 _main = sys.modules.get("__main__")
 if hasattr(_main, "ChatAdapter"):  # matrix_load.py is running and loads this adapter
@@ -104,6 +107,12 @@ async def sdk_sync_page(client: Client, timeout_ms: int = 0) -> int:
                 raise
             await asyncio.sleep(0.2)
     raise AssertionError("unreachable")
+
+
+def _client_txn_id(label: str) -> str:
+    """The driver's transaction id in the one form the server takes (``protocol.txn_ids``):
+    the same label gives the same id, so the driver's retries stay idempotent."""
+    return new_client_txn_id(lambda n: sha256(label.encode())[:n])
 
 
 class ConfideAdapter(ChatAdapter):
@@ -242,7 +251,9 @@ class ConfideAdapter(ChatAdapter):
     def _calibrate(self, group: Group, target: int) -> tuple[int, int]:
         """(text length, padding) giving a PrivateMessage ciphertext of exactly ``target`` bytes
         (or the smallest text when the overhead alone exceeds it). Uses (and discards) one
-        generation of the sender's ratchet."""
+        generation of the sender's ratchet. ``target`` is rounded up to a padding bucket: the
+        hub takes no other length (``protocol.padding``, spec/security.md finding 9)."""
+        target = bucket(target)
         probe = group.protect(encode_text(self._text(0, 1)))
         overhead = len(probe.body.ciphertext) - 1
         text_len = max(1, target - overhead)
@@ -277,7 +288,7 @@ class ConfideAdapter(ChatAdapter):
 
     async def send_event(self, s, room_id, event_type, content, txn_id):
         out = await self._call(s.http, "POST", f"/rooms/{_room_path(room_id)}/send", "send", s,
-                               {"txn_id": txn_id, "message": content["message"]})
+                               {"txn_id": _client_txn_id(txn_id), "message": content["message"]})
         return out["event_id"]
 
     async def sync(self, s, since, timeout_ms, room_id):

@@ -54,6 +54,7 @@ class Server:
         table = "\n".join(f'"{k}" = "{v}"' for k, v in peers.items())
         self.cfg = tmp / f"{name}.toml"
         self.cfg.write_text(f'server_name = "{name}"\ndata_dir = "{self.data}"\n[listen]\nport = {port}\n'
+                            "[auth]\nmfa_required_roles = []\n"
                             f"[federation.peers]\n{table}\n")
         self.proc = subprocess.Popen([*CONFIDE, "serve", "--config", str(self.cfg)], cwd=REPO,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -303,7 +303,7 @@ def confide_config(data: Path, port: int) -> Path:
         f'[listen]\nhost = "127.0.0.1"\nport = {port}\n\n'
         "# rate limits (attempts count until they succeed) raised for the benchmark\n"
         "[login]\nmax_failures_per_user = 1000\nmax_failures_per_address = 100000\n\n"
-        "[federation]\nenabled = false\n")
+        "[auth]\nmfa_required_roles = []\n[federation]\nenabled = false\n")
     return cfg
 
 

@@ -52,6 +52,7 @@ from crypto.tiles import TILE_WIDTH, bundles_for_size, decode_bundle, decode_til
 from protocol.audit import (
     ConsentRecord,
     DeviceAdded,
+    DeviceApproved,
     DeviceRemoved,
 )
 from protocol.audit_seal import SealedEntry, decode_opening, decode_sealed
@@ -181,7 +182,7 @@ class AuditState:
 class DeviceEvent:
     index: int
     time: int
-    action: str  # "added" | "removed"
+    action: str  # "added" | "approved" | "removed"
     device: str
     signature_key: bytes
 
@@ -321,6 +322,15 @@ class _EntryChecker:
                     raise AuditFailure(f"removal of {e.device}, which is not registered with that key", index)
                 r.devices.setdefault(e.user, []).append(
                     DeviceEvent(index, e.time, "removed", e.device, e.signature_key))
+            elif isinstance(e, DeviceApproved):
+                approver = self.keys.get((e.user, e.approver_device))
+                if approver is None:
+                    raise AuditFailure(f"approval by unregistered device {e.approver_device}", index)
+                if self.keys.get((e.user, e.device)) != e.signature_key:
+                    raise AuditFailure(f"approval of {e.device}, which is not registered with that key", index)
+                e.verify_signature(approver)
+                r.devices.setdefault(e.user, []).append(
+                    DeviceEvent(index, e.time, "approved", e.device, e.signature_key))
             elif isinstance(e, ConsentRecord):
                 key = self.keys.get((e.user, e.device))
                 if key is None:

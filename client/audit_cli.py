@@ -1,13 +1,15 @@
 """``confide audit verify|export|prove``: the auditor's command line.
 
-- ``confide audit verify SOURCE [--state FILE] [--key VKEY] [--credential TOKEN]``:
+- ``confide audit verify SOURCE [--state FILE] [--key VKEY | --anchor A] [--credential TOKEN]``:
   SOURCE is a server URL, an exported bundle directory, or a ``.tlog-proof`` file
-  (from ``prove``). Without a credential: structure, signatures and the tree (the
-  entries are sealed, so nobody is named); with an auditor credential (``confide
-  admin auditor add``, a live server only): also every entry's opening, checked
-  against its commitments, and the signatures the opened entries carry. Prints a
-  summary; exit status 1 on any verification failure, naming the entry index or tree
-  size at fault, 2 on usage or I/O errors.
+  (from ``prove``). ``--anchor`` (a URL only) takes the log key from the server's
+  trust document (``GET /_confide/client/v1/trust``) after checking its hash against
+  the anchor, instead of pinning ``vkey`` on first use. Without a credential:
+  structure, signatures and the tree (the entries are sealed, so nobody is named);
+  with an auditor credential (``confide admin auditor add``, a live server only):
+  also every entry's opening, checked against its commitments, and the signatures
+  the opened entries carry. Prints a summary; exit status 1 on any verification
+  failure, naming the entry index or tree size at fault, 2 on usage or I/O errors.
 - ``confide audit export URL OUT``: write an offline bundle directory.
 - ``confide audit prove URL ENTRY|EVENT``: print the tlog-proof of an entry
   index or a room event hash (64 hex digits).
@@ -46,6 +48,7 @@ def register(subparsers) -> None:
     v.add_argument("source")
     v.add_argument("--state", type=Path, help="state file: pinned key and last checkpoint")
     v.add_argument("--key", help="the log's verifier key (name+id+key)")
+    v.add_argument("--anchor", help="the server's trust anchor (the hash after # in an invite)")
     v.add_argument("--credential", metavar="TOKEN",
                    help="an auditor credential: also fetch and check every entry's opening")
     v.add_argument("--witness", action="append", default=[], metavar="URL",
@@ -79,8 +82,13 @@ async def _verify_async(args) -> int:
     if args.credential and not _is_url(args.source):
         print("audit: --credential needs a server URL (openings are fetched live)", file=sys.stderr)
         return 2
+    if args.anchor is not None and not _is_url(args.source):
+        print("audit: --anchor needs a server URL", file=sys.stderr)
+        return 2
     if _is_url(args.source):
         async with aiohttp.ClientSession() as session:
+            if args.anchor is not None:
+                args.key = await _anchored_key(session, args.source, args.anchor, args.key)
             source = HttpSource(session, args.source)
             openings = auditor_openings(session, args.source, args.credential) if args.credential else None
             report, new_state = await verify_log(source, state, args.key, openings)
@@ -102,6 +110,32 @@ async def _verify_async(args) -> int:
     if args.state:
         new_state.save(args.state)
     return 0
+
+
+async def _anchored_key(session: aiohttp.ClientSession, url: str, anchor: str,
+                        key: str | None) -> str:
+    """The log key of the trust document at ``url`` whose hash is ``anchor``."""
+    from protocol.api import CLIENT_PREFIX
+    from protocol.trust import (
+        MAX_TRUST_DOCUMENT,
+        TrustDocumentInvalid,
+        anchor_of,
+        parse_trust_document,
+    )
+
+    async with session.get(url.rstrip("/") + CLIENT_PREFIX + "/trust") as resp:
+        raw = await resp.content.read(MAX_TRUST_DOCUMENT + 1)
+        if resp.status != 200:
+            raise AuditFailure(f"GET /trust: HTTP {resp.status}")
+    if anchor_of(raw) != anchor:
+        raise AuditFailure("the server's trust document does not match the anchor")
+    try:
+        doc = parse_trust_document(raw)
+    except TrustDocumentInvalid as exc:
+        raise AuditFailure(f"the trust document is malformed: {exc}") from None
+    if key is not None and key != doc.log_key:
+        raise AuditFailure("--key is not the log key of the anchored trust document")
+    return doc.log_key
 
 
 def _run(coro) -> int:

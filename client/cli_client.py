@@ -3,7 +3,11 @@
 Commands (every one takes ``--profile DIR``, the encrypted local state)::
 
     confide register --server URL --invite CODE --user NAME --profile DIR [--device-name N]
-    confide login    --server URL --user NAME --profile DIR [--device-name N]
+    confide login    --server URL --user NAME --profile DIR [--device-name N] [--anchor A]
+                     [--totp CODE | --recovery-code CODE]   (prompted on a TTY when needed)
+    confide mfa enable  --profile DIR [--code CODE]        shows the secret, prints recovery codes
+    confide mfa disable --profile DIR [--code CODE | --recovery-code CODE]
+    confide anchor   --profile DIR                         this profile's trust anchor
     confide room create --profile DIR [--name N]          prints the room id
     confide room invite --profile DIR ROOM USER           adds all of USER's devices
     confide room remove --profile DIR ROOM USER
@@ -14,17 +18,34 @@ Commands (every one takes ``--profile DIR``, the encrypted local state)::
     confide send --profile DIR ROOM TEXT | --file PATH
     confide read --profile DIR ROOM [--json] [--follow] [--timeout S]
     confide device add  --profile DIR                      add your other devices to your rooms
-    confide device list --profile DIR [--json]
+    confide device list --profile DIR [--json]             with alerts about your devices
+    confide device pending --profile DIR [--json]          devices waiting for approval, with codes
+    confide device approve --profile DIR DEVICE --code CODE    after comparing the code
+    confide device reject  --profile DIR DEVICE            remove a pending device
     confide attachment get --profile DIR ROOM SEQ --out PATH
 
 The profile passphrase comes from ``CONFIDE_PASSPHRASE`` or a prompt; the
 account password from ``CONFIDE_PASSWORD`` or a prompt. (``CONFIDE_PROFILE_KDF=minimum``
 makes new profiles with Argon2id's minimum limits: for tests only.)
 
+``confide register`` takes the whole invite, ``CODE#ANCHOR``: the anchor is the hash of the
+server's trust document, checked before the code is sent. ``confide login`` on a new
+device needs ``--anchor`` (the invite's, or ``confide anchor`` on another device of the
+account); a mismatch or a missing anchor is refused (exit 5) and leaves no profile.
+
+A checkpoint refused during a command (a rollback, a fork, missing witness cosignatures:
+``spec/client-server.md`` 16.3) is printed as a ``WARNING`` line on stderr.
+
 ``confide read`` verifies every room event with the hub's published keys; an event it
 refuses (bad hub signature, unknown key id, wrong event id, broken chain) is never
 printed as a message: each is one sentence on stderr, and the exit status is 5.
 ``confide send`` to a known room catches that room up from its history, not a full sync.
+
+A device made by ``confide login`` waits for approval: it prints its code, and another
+device of the account approves it with ``confide device approve DEVICE --code CODE``
+(refused, exit 5, when the code differs). Alerts about the account's devices (a pending
+device, or an active one without a valid approval chain) go to stderr in ``confide read``
+and ``confide device list``.
 """
 
 from __future__ import annotations
@@ -74,16 +95,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--server", required=True, help="homeserver URL, e.g. http://127.0.0.1:8008")
     p.add_argument("--invite", required=True)
     p.add_argument("--user", required=True, help="the localpart to register")
-    p.add_argument("--device-name", default="confide-cli")
+    p.add_argument("--device-name", default="confide-cli",
+                   help="kept in this profile only: the server stores no device name")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_register, needs_account=False))
 
     p = _parser(subparsers, "login", "log in (a new device, or this profile's device again)")
     p.add_argument("--server", required=True)
     p.add_argument("--user", required=True)
-    p.add_argument("--device-name", default="confide-cli")
+    p.add_argument("--device-name", default="confide-cli",
+                   help="kept in this profile only: the server stores no device name")
+    factor = p.add_mutually_exclusive_group()
+    factor.add_argument("--totp", default=None, help="a current code of your authenticator app")
+    factor.add_argument("--recovery-code", default=None, help="one of your unused recovery codes")
+    p.add_argument("--anchor", "--log-key-fingerprint", dest="anchor", default=None,
+                   help="the server's trust anchor (needed on a new device)")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_login, needs_account=False))
+
+    mfa = _parser(subparsers, "mfa", "multi-factor sign-in (TOTP authenticator, recovery codes)")
+    ms = mfa.add_subparsers(dest="mfa_command", required=True)
+    p = _parser(ms, "enable", "enrol an authenticator app; prints your recovery codes once")
+    _profile_arg(p)
+    p.add_argument("--code", default=None, help="the app's current code (else asked for)")
+    p.set_defaults(func=_cmd(_mfa_enable))
+    p = _parser(ms, "disable", "turn multi-factor sign-in off")
+    _profile_arg(p)
+    factor = p.add_mutually_exclusive_group()
+    factor.add_argument("--code", default=None, help="the app's current code (else asked for)")
+    factor.add_argument("--recovery-code", default=None)
+    p.set_defaults(func=_cmd(_mfa_disable))
+
+    p = _parser(subparsers, "anchor", "print this profile's trust anchor (for another device's login)")
+    _profile_arg(p)
+    p.set_defaults(func=_cmd(_anchor))
 
     room = _parser(subparsers, "room", "create rooms and manage their members")
     rs = room.add_subparsers(dest="room_command", required=True)
@@ -131,10 +176,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = _parser(ds, "add", "add your other devices (proven in the log) to your rooms")
     _profile_arg(p)
     p.set_defaults(func=_cmd(_device_add))
-    p = _parser(ds, "list", "list your account's devices")
+    p = _parser(ds, "list", "list your account's devices (alerts on stderr)")
     _profile_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd(_device_list))
+    p = _parser(ds, "pending", "list your devices waiting for approval, with their codes")
+    _profile_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd(_device_pending))
+    p = _parser(ds, "approve", "approve a pending device after comparing its code")
+    _profile_arg(p)
+    p.add_argument("device")
+    p.add_argument("--code", required=True, help="the code the new device shows")
+    p.set_defaults(func=_cmd(_device_approve))
+    p = _parser(ds, "reject", "remove a pending device you did not sign in on")
+    _profile_arg(p)
+    p.add_argument("device")
+    p.set_defaults(func=_cmd(_device_reject))
 
     att = _parser(subparsers, "attachment", "attachments")
     ats = att.add_subparsers(dest="attachment_command", required=True)
@@ -186,9 +244,11 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
             SdkError,
             ServerError,
             TransportError,
+            TrustAnchorMismatch,
             VerificationFailed,
         )
 
+        fresh = not needs_account and not args.profile.exists()
         try:
             profile = _open_profile(args.profile, create=not needs_account)
         except ProfileError as exc:
@@ -196,8 +256,15 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
 
         async def main() -> int:
             client = Client.open(profile) if needs_account else None
+            seen = len(client.log_alerts()) if client is not None else 0
             try:
-                return await fn(args, client, profile)
+                rc = await fn(args, client, profile)
+                # a refusal that did not fail the command (a member checked during a sync) is
+                # loud all the same: the server lied about its log
+                for alert in client.log_alerts()[seen:] if client is not None else ():
+                    print(f"confide: WARNING: the log of {alert['origin']} was refused: "
+                          f"{alert['message']}", file=sys.stderr)
+                return rc
             finally:
                 if client is not None:
                     await client.close()
@@ -205,9 +272,17 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
         try:
             return asyncio.run(main())
         except ServerError as exc:
+            if exc.code in _MFA_SENTENCES:
+                return _fail(1, _MFA_SENTENCES[exc.code].format(profile=args.profile))
             return _fail(1, f"server refused: {exc.code} (HTTP {exc.status}): {exc.message}")
         except TransportError as exc:
             return _fail(4, f"cannot reach the server: {exc}")
+        except TrustAnchorMismatch as exc:
+            if fresh:  # the profile this command made holds nothing yet: leave none behind
+                import shutil
+
+                shutil.rmtree(args.profile, ignore_errors=True)
+            return _fail(5, f"refused: {exc}")
         except VerificationFailed as exc:
             return _fail(5, f"verification failed: {exc}")
         except ProfileError as exc:
@@ -218,6 +293,27 @@ def _cmd(fn: Callable[..., Awaitable[int]], needs_account: bool = True) -> Calla
             return 130
 
     return run
+
+
+#: One sentence for each expected MFA refusal (the CLI's wording; the code stays in it).
+_MFA_SENTENCES = {
+    "mfa_required": "mfa_required: this account needs a second factor; pass --totp CODE or "
+                    "--recovery-code CODE",
+    "mfa_invalid": "mfa_invalid: that code is wrong or was used already; wait for the next code "
+                   "of your authenticator app, or use an unused recovery code",
+    "mfa_enrolment_required": "mfa_enrolment_required: your role requires multi-factor sign-in; "
+                              "run `confide mfa enable --profile {profile}` first",
+    "mfa_already_enabled": "mfa_already_enabled: multi-factor sign-in is on already; run "
+                           "`confide mfa disable` first to enrol another authenticator",
+    "mfa_not_enabled": "mfa_not_enabled: multi-factor sign-in is not on for this account",
+}
+
+
+def _ask(prompt: str) -> str | None:
+    """A line from the terminal, or None when stdin is not one."""
+    if not sys.stdin.isatty():
+        return None
+    return input(prompt).strip()
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -231,20 +327,82 @@ async def _register(args, _client, profile) -> int:
                                    device_name=args.device_name)
     try:
         print(f"registered {client.user_id} device {client.device_id}")
+        _enrolment_hint(client, args.profile)
     finally:
         await client.close()
     return 0
 
 
 async def _login(args, _client, profile) -> int:
-    from client.sdk import Client
+    from client.sdk import Client, ServerError
 
     password = _secret("CONFIDE_PASSWORD", "Password: ")
-    client = await Client.login(profile, args.server, args.user, password, device_name=args.device_name)
+    totp, recovery = args.totp, args.recovery_code
+    try:
+        client = await Client.login(profile, args.server, args.user, password,
+                                    device_name=args.device_name, totp=totp, recovery_code=recovery,
+                                    anchor=args.anchor)
+    except ServerError as exc:
+        asked = _ask("Code from your authenticator app: ") if exc.code == "mfa_required" else None
+        if not asked:
+            raise
+        if len(asked) > 8:  # longer than a TOTP code: a recovery code
+            totp, recovery = None, asked
+        else:
+            totp = asked
+        client = await Client.login(profile, args.server, args.user, password,
+                                    device_name=args.device_name, totp=totp, recovery_code=recovery,
+                                    anchor=args.anchor)
     try:
         print(f"logged in {client.user_id} device {client.device_id}")
+        _enrolment_hint(client, args.profile)
+        if await client.is_pending():
+            print(f"this device waits for approval; its code is {client.own_code}")
+            print(f"on another of your devices: confide device approve --profile DIR "
+                  f"{client.device_id} --code '{client.own_code}' (only if it shows the same code)")
     finally:
         await client.close()
+    return 0
+
+
+def _enrolment_hint(client, profile: Path) -> None:
+    if client.mfa_enrolment_required:
+        print(f"your role requires multi-factor sign-in: run `confide mfa enable --profile {profile}` "
+              "before anything else", file=sys.stderr)
+
+
+async def _mfa_enable(args, client, _profile) -> int:
+    begun = await client.mfa_begin()
+    print(f"secret: {begun.secret}", flush=True)
+    print(f"uri: {begun.otpauth_uri}", flush=True)
+    print("add it to your authenticator app (scan the URI or type the secret)", flush=True)
+    code = args.code
+    if code is None:
+        print("code: ", end="", flush=True)
+        code = sys.stdin.readline().strip()
+    if not code:
+        return _fail(2, "no code given; run `confide mfa enable` again with --code CODE")
+    codes = await client.mfa_confirm(code)
+    print("multi-factor sign-in is on. Recovery codes (each works once; keep them offline, they "
+          "are not shown again):")
+    for c in codes:
+        print(f"  {c}")
+    return 0
+
+
+async def _mfa_disable(args, client, _profile) -> int:
+    code, recovery = args.code, args.recovery_code
+    if code is None and recovery is None:
+        code = _ask("Code from your authenticator app: ")
+        if not code:
+            return _fail(2, "give --code CODE or --recovery-code CODE")
+    await client.mfa.disable(code, recovery)
+    print("multi-factor sign-in is off")
+    return 0
+
+
+async def _anchor(args, client, _profile) -> int:
+    print(client.anchor)
     return 0
 
 
@@ -323,9 +481,16 @@ def _jsonable(m) -> dict[str, Any]:
 
 
 def _line(m) -> str:
-    from client.sdk.messages import AttachmentMessage, MembershipMessage, TextMessage
+    from client.sdk.messages import (
+        AttachmentMessage,
+        MembershipMessage,
+        RefusedMessage,
+        TextMessage,
+    )
 
     when = datetime.datetime.fromtimestamp(m.ts / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(m, RefusedMessage):
+        return f"[{m.seq}] {when} refused: verification failure: {m.detail}"
     if isinstance(m, TextMessage):
         what = m.body
     elif isinstance(m, AttachmentMessage):
@@ -364,7 +529,10 @@ async def _read(args, client, _profile) -> int:
 
     def refusals() -> int:
         """Each refused event of the room, once, as one sentence on stderr; 5 if any."""
+        from client.sdk.messages import RefusedMessage
+
         sentences = [r.sentence() for r in client.room(args.room).refused]
+        sentences += [m.sentence() for m in client.messages(args.room) if isinstance(m, RefusedMessage)]
         for s in sentences:
             if s not in reported:
                 reported.add(s)
@@ -372,6 +540,7 @@ async def _read(args, client, _profile) -> int:
         return 5 if reported else 0
 
     show()
+    _show_alerts(client)
     if not args.follow:
         for w in client.room(args.room).warnings:
             print(f"warning: {w}", file=sys.stderr)
@@ -397,16 +566,58 @@ async def _device_add(args, client, _profile) -> int:
     return 0
 
 
+def _show_alerts(client) -> None:
+    for alert in client.alerts():
+        print(f"confide: {alert}", file=sys.stderr)
+
+
 async def _device_list(args, client, _profile) -> int:
-    devices = await client.keys.user_devices(client.user_id)
-    for d in devices:
-        me = " (this device)" if str(d.device_id) == client.device_id else ""
-        key = base64.b64encode(d.signature_key).decode()
+    await client.watch_own_devices()
+    for d in (await client.account_devices()).devices:
+        name = client.store.account().device_name if str(d.device_id) == client.device_id else ""
+        me = (f" (this device: {name})" if name else " (this device)") \
+            if str(d.device_id) == client.device_id else ""
+        key = base64.b64encode(d.signature_key).decode() if d.signature_key else None
+        state = "pending" if d.pending else "approved"
         if args.json:
             print(json.dumps({"device_id": str(d.device_id), "signature_key": key,
-                              "log_index": d.log_index, "this": bool(me)}))
+                              "log_index": d.log_index, "this": bool(me), "state": state}))
+        elif key is None:
+            print(f"{d.device_id}{me} {state}, no keys yet")
         else:
-            print(f"{d.device_id}{me} key {key[:16]}... log entry {d.log_index}")
+            print(f"{d.device_id}{me} {state} key {key[:16]}... log entry {d.log_index}")
+    _show_alerts(client)
+    return 0
+
+
+async def _device_pending(args, client, _profile) -> int:
+    pending = await client.pending_devices()
+    for p in pending:
+        if args.json:
+            print(json.dumps({"device_id": p.device_id, "code": p.code, "created_at": p.created_at}))
+        else:
+            print(f"{p.device_id} code {p.code}")
+    if not pending and not args.json:
+        print("no device waits for approval")
+    return 0
+
+
+async def _device_approve(args, client, _profile) -> int:
+    index = await client.approve_device(args.device, args.code)
+    print(f"approved {args.device} (log entry {index})")
+    client.auto_add_own_devices = False  # done explicitly below, to report it
+    await client.sync()
+    for room, ids in (await client.add_own_devices()).items():
+        print(f"{room}: added {', '.join(ids)}")
+    return 0
+
+
+async def _device_reject(args, client, _profile) -> int:
+    from client.sdk.http import quote_path
+    from protocol.api import Empty
+
+    await client.http.request("DELETE", f"/devices/{quote_path(args.device)}", None, Empty)
+    print(f"removed {args.device}")
     return 0
 
 

@@ -101,6 +101,7 @@ class _Server:
         data, log, config = tmp / "data", tmp / "serve.log", tmp / "confide.toml"
         config.write_text(f'server_name = "{SERVER_NAME}"\ndata_dir = "{data}"\n'
                           '[listen]\nhost = "127.0.0.1"\nport = 0\n'
+                          '[auth]\nmfa_required_roles = []\n'  # the demo's accounts skip MFA
                           '[federation]\nenabled = false\n')
         with open(log, "wb") as err:
             proc = subprocess.Popen(cls._confide("serve", "--config", str(config)), cwd=_ROOT,

@@ -131,6 +131,14 @@ class Witnessing:
             pinned = await witness_store.pin_key(tx, origin, vkey, self._now_ms())
         self.witness.logs[origin] = [parse_vkey(pinned)]
 
+    async def peer_log_key(self, origin: str) -> str:
+        """The log key of ``origin`` as pinned here (fetched and pinned for life on first use;
+        the key this witness checks ``origin``'s checkpoints with). Raises what the fetch
+        raises (:class:`~protocol.federation.PeerDenied`, ``PeerUnreachable``,
+        ``PeerRefused``) and :class:`WitnessRefused` for a key that does not parse."""
+        await self._log_key(origin)
+        return self.witness.logs[origin][0].vkey()
+
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .audit_seal import MAX_OPENING_SIZE
+from .channel_errors import DeviceNameNotAccepted
 from .errors import MalformedBody
 from .ids import DeviceId, RoomId, UserId, parse_localpart
+from .mfa import MFA_REQUEST_TYPES
 from .names import display_name
 from .schema import Message, blob, boolean, list_of, nested, nullable, parsed, text, uint
 
@@ -32,6 +35,7 @@ __all__ = [
     "MAX_KEY_PACKAGE",
     "MAX_KEY_PACKAGES_PER_UPLOAD",
     "MAX_DEVICES_LISTED",
+    "MAX_APPROVAL_CHAIN",
     "RegisterRequest",
     "LoginRequest",
     "SessionResponse",
@@ -64,10 +68,13 @@ MIN_NEW_PASSWORD = 8
 MAX_DISPLAY_NAME = 128
 MAX_INVITE = 64
 MAX_TOKEN = 128
+MAX_MFA_CODE = 32
 MAX_CREDENTIAL = 1024
 MAX_KEY_PACKAGE = 16 * 1024
 MAX_KEY_PACKAGES_PER_UPLOAD = 100
 MAX_DEVICES_LISTED = 256
+#: Longest approval chain a device list may give (``spec/client-server.md`` 4.6).
+MAX_APPROVAL_CHAIN = 64
 
 _USER = parsed(UserId.parse)
 _ROOM = parsed(RoomId.parse)
@@ -83,6 +90,19 @@ def _role(v: object, where: str) -> str:
 
 # -- accounts and sessions ------------------------------------------------------------
 
+_DEVICE_NAME = display_name(MAX_DISPLAY_NAME)
+
+
+def _no_device_name(v: object, where: str) -> str:
+    """``device_name`` may only be empty (``spec/security.md`` finding 9): a name is checked
+    as a name first (``invalid_name``, finding 14), then refused (``device_name_not_accepted``)."""
+    if v == "":
+        return ""
+    _DEVICE_NAME(v, where)
+    raise DeviceNameNotAccepted(f"{where}: the server stores no device name; keep it in the "
+                                "client's profile")
+
+
 
 @dataclass(frozen=True)
 class RegisterRequest(Message):
@@ -92,12 +112,13 @@ class RegisterRequest(Message):
         "invite": text(MAX_INVITE),
         "user": parsed(parse_localpart, 64),
         "password": text(MAX_PASSWORD, MIN_NEW_PASSWORD),
-        "device_name": display_name(MAX_DISPLAY_NAME),
+        "device_name": _no_device_name,
     }
     invite: str
     user: str  # the localpart; the server appends its own name
     password: str
-    device_name: str
+    #: Absent or empty: the server stores no device name (it stays in the client's profile).
+    device_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,23 +128,30 @@ class LoginRequest(Message):
     SCHEMA: ClassVar = {
         "user": text(255),
         "password": text(MAX_PASSWORD),
-        "device_name": display_name(MAX_DISPLAY_NAME),
+        "device_name": _no_device_name,
         "device_id": nullable(_DEVICE),
+        "totp": nullable(text(MAX_MFA_CODE)),
+        "recovery_code": nullable(text(MAX_MFA_CODE)),
     }
     user: str  # a localpart or a full user id of this server
     password: str
-    device_name: str
     device_id: DeviceId | None = None
+    totp: str | None = None  # the second factor (protocol/mfa.py), when the account has MFA on
+    recovery_code: str | None = None
+    device_name: str = ""  # absent or empty, as in RegisterRequest
 
 
 @dataclass(frozen=True)
 class SessionResponse(Message):
-    """Answer of register and login: the device and its access token."""
+    """Answer of register and login: the device and its access token. With
+    ``mfa_enrolment_required`` the token may only enrol a second factor (the role needs MFA)."""
 
-    SCHEMA: ClassVar = {"user_id": _USER, "device_id": _DEVICE, "access_token": text(MAX_TOKEN)}
+    SCHEMA: ClassVar = {"user_id": _USER, "device_id": _DEVICE, "access_token": text(MAX_TOKEN),
+                        "mfa_enrolment_required": boolean()}
     user_id: UserId
     device_id: DeviceId
     access_token: str
+    mfa_enrolment_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,20 +176,20 @@ class Empty(Message):
 class DeviceInfo(Message):
     SCHEMA: ClassVar = {
         "device_id": _DEVICE,
-        "display_name": text(MAX_DISPLAY_NAME),
         "created_at": _TIME,
         "last_seen": _TIME,
         "signature_key": nullable(blob(32, exact=32)),
         "credential": nullable(blob(MAX_CREDENTIAL, 1)),
         "log_index": nullable(uint()),
+        "pending": boolean(),
     }
     device_id: DeviceId
-    display_name: str
     created_at: int  # ms since the Unix epoch
     last_seen: int  # ms, coarse (see "Sessions")
     signature_key: bytes | None  # None until the device registered its keys
     credential: bytes | None
     log_index: int | None  # index of the device_added entry in the transparency log
+    pending: bool = False  # logged in, not yet approved by another device of the user
 
 
 @dataclass(frozen=True)
@@ -204,13 +232,22 @@ class DeviceKeys(Message):
         "signature_key": blob(32, exact=32),
         "credential": blob(MAX_CREDENTIAL, 1),
         "log_index": uint(),
-        "opening": blob(8192, 1),
+        "opening": blob(MAX_OPENING_SIZE, 1),
+        "chain": list_of(uint(), MAX_APPROVAL_CHAIN),
+        "chain_openings": list_of(blob(MAX_OPENING_SIZE, 1), MAX_APPROVAL_CHAIN),
     }
     device_id: DeviceId
     signature_key: bytes
     credential: bytes
     log_index: int
-    opening: bytes
+    #: The encoded opening of the ``device_added`` entry at ``log_index`` (empty only where the
+    #: hub checks a device of its own server's ``devices`` table; on the wire, never empty).
+    opening: bytes = b""
+    #: Log indexes proving the device's approval: its ``device_approved`` entry, then its
+    #: approver's, ..., then the root device's ``device_added``; empty for the root itself.
+    chain: tuple[int, ...] = ()
+    #: The encoded opening of each entry of ``chain``, in the same order.
+    chain_openings: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -318,8 +355,15 @@ def _room_request_types() -> tuple[type[Message], ...]:
     return ROOM_REQUEST_TYPES
 
 
+def _approval_request_types() -> tuple[type[Message], ...]:
+    """Device approval bodies (:mod:`protocol.device_approval`)."""
+    from .device_approval import ApproveDeviceRequest
+
+    return (ApproveDeviceRequest,)
+
+
 #: Request bodies by name, for the decoder property tests and the spec.
 REQUEST_TYPES: tuple[type[Message], ...] = (
     RegisterRequest, LoginRequest, Empty, DeviceKeysRequest, KeyPackageUploadRequest, ClaimRequest,
-    *_room_request_types(),
+    *_approval_request_types(), *_room_request_types(), *MFA_REQUEST_TYPES,
 )

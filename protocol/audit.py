@@ -7,15 +7,18 @@ plaintext and never secret key material.
 
 Kinds (:data:`ENTRY_KINDS`): ``device_added``, ``device_removed``,
 ``room_event``, ``access`` (with an :class:`AccessAction`), ``policy``,
-``consent``, ``failed_logins`` (a count per window) and ``auditor_read``.
+``consent``, ``device_approved``, ``failed_logins`` (a count per window) and
+``auditor_read``.
 
 These classes are the *opened* (cleartext) form. The public log holds each
 entry *sealed* (:mod:`protocol.audit_seal`): every field an entry class lists in
 ``COMMITTED`` replaced by a 32-byte commitment; ``SUBJECT`` and ``OPENED_BY``
-say who may open it (``spec/audit-log.md``, "Commitments and openings"). Two kinds carry a signature an auditor can check without any
-secret: ``device_added`` is signed by the device's own signature key
+say who may open it (``spec/audit-log.md``, "Commitments and openings"). Three
+kinds carry a signature an auditor can check, once opened, without any secret:
+``device_added`` is signed by the device's own signature key
 (:func:`device_registration_message`), ``consent`` by the key of the device
-that accepted (:func:`consent_message`).
+that accepted (:func:`consent_message`), ``device_approved`` by the registered
+key of the approving device of the same user (:func:`device_approval_message`).
 
 Decoding is strict: at most :data:`MAX_ENTRY_SIZE` bytes, exactly the kind's
 keys, typed and bounded values, and the bytes must be the canonical encoding
@@ -54,6 +57,7 @@ __all__ = [
     "AccessEvent",
     "PolicyRecord",
     "ConsentRecord",
+    "DeviceApproved",
     "FailedLogins",
     "AuditorRead",
     "OpenedBy",
@@ -65,6 +69,8 @@ __all__ = [
     "consent_message",
     "sign_device_registration",
     "sign_consent",
+    "device_approval_message",
+    "sign_device_approval",
 ]
 
 #: Largest encoded entry (bytes). Entry bundles allow 65535; Confide's entries are far smaller.
@@ -76,6 +82,7 @@ _MAX_SIZE = (1 << 32) - 1
 
 _DEVICE_REGISTRATION_LABEL = b"confide.audit.device-registration.v1\x00"
 _CONSENT_LABEL = b"confide.audit.consent.v1\x00"
+_DEVICE_APPROVAL_LABEL = b"confide.audit.device-approval.v1\x00"
 
 
 class MalformedEntry(DecodeError):
@@ -105,6 +112,9 @@ class AccessAction(enum.StrEnum):
     SESSION_EXPIRED = "session_expired"
     DEVICE_REVOKED = "device_revoked"
     EXPORT_REQUESTED = "export_requested"
+    MFA_ENABLED = "mfa_enabled"
+    MFA_DISABLED = "mfa_disabled"
+    RECOVERY_CODE_USED = "recovery_code_used"
 
 
 class OpenedBy(enum.StrEnum):
@@ -358,6 +368,38 @@ class ConsentRecord(Entry):
 
 
 @dataclass(frozen=True)
+class DeviceApproved(Entry):
+    """``approver_device``, an approved device of ``user``, approved ``device`` with its
+    ``signature_key``; ``signature`` is the approver's Ed25519 signature, with its registered
+    key, over :func:`device_approval_message` (``spec/audit-log.md``)."""
+
+    KIND: ClassVar[str] = "device_approved"
+    VALIDATORS: ClassVar[dict] = {
+        "time": _TIME, "user": _USER, "device": _DEVICE, "signature_key": _ED25519_KEY,
+        "approver_device": _DEVICE, "signature": _SIGNATURE,
+    }
+    COMMITTED: ClassVar[tuple[str, ...]] = (
+        "user", "device", "signature_key", "approver_device", "signature")
+    SUBJECT: ClassVar[str | None] = "user"
+    OPENED_BY: ClassVar[OpenedBy] = OpenedBy.CONTACTS
+    time: int
+    user: str
+    device: str
+    signature_key: bytes
+    approver_device: str
+    signature: bytes
+
+    def verify_signature(self, approver_key: bytes) -> None:
+        """Raise :class:`InvalidEntrySignature` unless ``approver_key`` signed this approval."""
+        msg = device_approval_message(
+            self.user, self.device, self.signature_key, self.approver_device, self.time)
+        try:
+            ed25519_verify(approver_key, msg, self.signature)
+        except InvalidSignature as exc:
+            raise InvalidEntrySignature("device approval signature does not verify") from exc
+
+
+@dataclass(frozen=True)
 class FailedLogins(Entry):
     """``count`` (at least 1) failed logins, for any user, in ``[window_start, time)``.
 
@@ -392,12 +434,12 @@ class AuditorRead(Entry):
 
 
 AuditEntry = (DeviceAdded | DeviceRemoved | RoomEvent | AccessEvent | PolicyRecord | ConsentRecord
-              | FailedLogins | AuditorRead)
+              | DeviceApproved | FailedLogins | AuditorRead)
 
 ENTRY_KINDS: dict[str, type[Entry]] = {
     cls.KIND: cls
     for cls in (DeviceAdded, DeviceRemoved, RoomEvent, AccessEvent, PolicyRecord, ConsentRecord,
-                FailedLogins, AuditorRead)
+                DeviceApproved, FailedLogins, AuditorRead)
 }
 
 # The wire order of each kind's keys: "kind" first, then the dataclass fields.
@@ -481,3 +523,19 @@ def sign_consent(
     """A :class:`ConsentRecord` signed by the device key ``seed`` (client side)."""
     sig = ed25519_sign(seed, consent_message(user, device, policy_id, version, policy_hash, time))
     return ConsentRecord(time, user, device, policy_id, version, policy_hash, sig)
+
+
+def device_approval_message(
+    user: str, device: str, signature_key: bytes, approver_device: str, time: int
+) -> bytes:
+    """What an approving device signs: a label, then msgpack
+    ``[user, device, signature_key, approver_device, time]``."""
+    return _DEVICE_APPROVAL_LABEL + _pack([user, device, signature_key, approver_device, time])
+
+
+def sign_device_approval(
+    seed: bytes, time: int, user: str, device: str, signature_key: bytes, approver_device: str
+) -> DeviceApproved:
+    """A :class:`DeviceApproved` entry signed by the approver's device key ``seed`` (client side)."""
+    sig = ed25519_sign(seed, device_approval_message(user, device, signature_key, approver_device, time))
+    return DeviceApproved(time, user, device, signature_key, approver_device, sig)

@@ -33,7 +33,8 @@ from .errors import ApiError, MalformedBody
 from .events import MalformedEvent, SignedEvent
 from .ids import DeviceId, RoomId, UserId
 from .rooms_api import MAX_TO_DEVICE_MESSAGES, ToDeviceMessage
-from .schema import Message, blob, list_of, nested, nullable, pack_body, parsed, text, unpack_body
+from .schema import Message, blob, list_of, nested, nullable, pack_body, parsed, unpack_body
+from .txn_ids import parse_client_txn_id
 
 __all__ = [
     "ITEM_ROOM_EVENT", "ITEM_WELCOME", "ITEM_TO_DEVICE", "MAX_WELCOME_TARGETS",
@@ -125,7 +126,7 @@ class HubKeysUnavailable(ApiError):
 _USER = parsed(UserId.parse)
 _DEVICE = parsed(DeviceId.parse, 64)
 _ROOM = parsed(RoomId.parse)
-_TXN = text(128)
+_TXN = parsed(parse_client_txn_id, 128)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Names people give their devices: shown to them (and, for now, stored by the server), so
-they must read as what they are (``spec/security.md``, finding 14).
+"""Names people give their devices: shown to them, so they must read as what they are
+(``spec/security.md``, finding 14). The server stores none (finding 9): a ``device_name``
+in a request is checked as a name, then refused (``protocol.api``).
 
 :func:`display_name` is the schema check of ``device_name``: first the bounds of
 :func:`protocol.schema.text` (``malformed_body``), then :class:`InvalidName`

@@ -24,6 +24,8 @@ __all__ = [
     "WelcomeInvalid",
     "GroupInfoInvalid",
     "MemberIdentityInvalid",
+    "UnknownDevice",
+    "DeviceKeyMismatch",
     "InvalidSinceToken",
     "InvalidQuery",
     "AttachmentTooLarge",
@@ -136,6 +138,22 @@ class MemberIdentityInvalid(ApiError):
 
     code = "member_identity_invalid"
     status = 400
+
+
+class UnknownDevice(ApiError):
+    """A commit, proposal or external join adds a device that its user's home server does not
+    list with registered keys (``spec/security.md``, finding 5)."""
+
+    code = "unknown_device"
+    status = 403
+
+
+class DeviceKeyMismatch(ApiError):
+    """A device is added with a signature key or credential other than the ones registered
+    for it at its user's home server (finding 5)."""
+
+    code = "device_key_mismatch"
+    status = 403
 
 
 class InvalidSinceToken(ApiError):

@@ -18,8 +18,12 @@ The hub and a follower reach the same rows through the same function:
 handshake already merged) give an :class:`Applied`, the new head and the
 membership changes that ``server.rooms.storage.write_event`` stores.
 
+Both hold every message to the field checks of :mod:`protocol.room_channels` (finding 9:
+each field the server can read in the one form an honest client gives it).
+
 Refusals are raised, typed, with a stable code: the hub's are
-:mod:`protocol.room_errors` (and :class:`~protocol.errors.BadRequest`), a
+:mod:`protocol.room_errors`, :mod:`protocol.channel_errors` (and
+:class:`~protocol.errors.BadRequest`), a
 follower's :class:`~protocol.federation_rooms.RoomEventChainBroken` and
 :class:`~protocol.federation_rooms.RoomEventRejected`. **The view passed in is
 changed** by an accepted handshake (and may be half-changed by a refused one:
@@ -32,14 +36,16 @@ import enum
 from dataclasses import dataclass, replace
 
 from crypto.errors import CryptoError
-from crypto.mls.framing import PublicMessage, SenderType
+from crypto.mls.framing import PrivateMessage, PublicMessage, SenderType
 from crypto.mls.group_errors import EpochMismatch
 from crypto.mls.key_package_gen import key_package_ref
 from crypto.mls.public_group import PublicGroup, PublicProcessed
 
-from .errors import BadRequest
+from . import room_channels
+from .errors import ApiError, BadRequest
 from .events import GENESIS_PREV, MAX_EVENT_MESSAGE, EventContent, EventKind, SignedEvent
 from .federation_rooms import RoomEventChainBroken, RoomEventRejected
+from .member_devices import AddedDevice, added_devices
 from .room_errors import (
     GroupInfoInvalid,
     MessageTooLarge,
@@ -135,6 +141,9 @@ class Accepted:
     welcome: bytes | None = None
     #: The devices the Welcome goes to (by the KeyPackageRefs it names), in its order.
     welcome_to: tuple[Member, ...] = ()
+    #: The devices the message adds (Add proposals, a commit's Adds, an external joiner):
+    #: the hub proves each registered before it stores the event (finding 5).
+    added_devices: tuple[AddedDevice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,6 +203,7 @@ def accept_create(sub: Submission, now: int) -> PublicGroup:
     members = view.members
     if len(members) != 1 or members[0].identity != _identity(sub.sender):
         raise GroupInfoInvalid("a new room's group must have the calling device as its only member")
+    room_channels.check_new_group(view, msg.body)
     return view
 
 
@@ -214,6 +224,7 @@ def accept(head: RoomHead, view: PublicGroup, sub: Submission, now: int,
         classified = decode_submission(sub.message)
     if classified.kind == EventKind.APPLICATION:
         _check_application(head, classified, sub)
+        room_channels.check_application(classified.message.body)
         return Accepted(EventKind.APPLICATION, classified.epoch)
     return _accept_handshake(head, view, classified, sub, now)
 
@@ -253,6 +264,7 @@ def _accept_handshake(head: RoomHead, view: PublicGroup, c: Classified, sub: Sub
         raise SenderMismatch("the hub takes handshake messages from members and new-member commits only")
     if c.kind != EventKind.COMMIT and (sub.welcome is not None or sub.group_info is not None):
         raise BadRequest("welcome and group_info go with a commit only")
+    room_channels.check_handshake(body)
     try:
         processed = view.process(c.message, now=now)
     except EpochMismatch as exc:
@@ -262,11 +274,10 @@ def _accept_handshake(head: RoomHead, view: PublicGroup, c: Classified, sub: Sub
         raise MlsRejected(f"the message was refused ({exc.code})", exc.code) from None
     if _sender_identity(view, processed, body) != _identity(sub.sender):
         raise SenderMismatch("the MLS sender is not the calling device")
+    added = added_devices(processed, body)
     if c.kind == EventKind.PROPOSAL:
         processed.merge()
-        return Accepted(c.kind, c.epoch)
-    for _, kp in processed.added:
-        parse_device_identity(kp.leaf_node.credential)
+        return Accepted(c.kind, c.epoch, added_devices=added)
     welcome_to = _welcome_targets(head, view, processed, sub.welcome)
     processed.merge()
     group_info = None
@@ -277,8 +288,9 @@ def _accept_handshake(head: RoomHead, view: PublicGroup, c: Classified, sub: Sub
         except CryptoError as exc:
             raise GroupInfoInvalid(f"the GroupInfo is not the new epoch's ({exc.code})",
                                    mls_code=exc.code) from None
+        room_channels.check_group_info(view, info.body)
         group_info = (sub.group_info, view.epoch)
-    return Accepted(c.kind, c.epoch, group_info, sub.welcome, welcome_to)
+    return Accepted(c.kind, c.epoch, group_info, sub.welcome, welcome_to, added)
 
 
 def _welcome_targets(head: RoomHead, view: PublicGroup, processed: PublicProcessed,
@@ -288,6 +300,7 @@ def _welcome_targets(head: RoomHead, view: PublicGroup, processed: PublicProcess
     if welcome_bytes is None:
         return ()
     welcome = decode_welcome(welcome_bytes)
+    room_channels.check_welcome(welcome)
     if not processed.added:
         raise WelcomeInvalid("a Welcome goes with a commit that adds members")
     if welcome.cipher_suite != head.cipher_suite:
@@ -366,9 +379,13 @@ def follow(head: RoomHead | None, view: bytes | None, event: SignedEvent,
         if c.kind != EventKind.CREATE or c.prev != GENESIS_PREV:
             raise RoomEventChainBroken("a room starts with a create event with the genesis prev")
         try:
-            start = PublicGroup.from_group_info(decode_group_info(c.message), now=c.ts // 1000)
+            info = decode_group_info(c.message)
+            start = PublicGroup.from_group_info(info, now=c.ts // 1000)
+            room_channels.check_new_group(start, info.body)
         except CryptoError as exc:
             raise RoomEventRejected(f"the room's GroupInfo does not check ({exc.code})") from None
+        except ApiError as exc:  # the hub's checks, applied again (finding 9)
+            raise RoomEventRejected(f"the room's GroupInfo is refused ({exc.code})") from None
         return Followed(Outcome.APPLIED, apply(None, start, event))
     if c.seq <= head.last_seq:
         if stored_event_id == event.event_id:
@@ -378,13 +395,29 @@ def follow(head: RoomHead | None, view: bytes | None, event: SignedEvent,
         return Followed(Outcome.GAP)
     if c.prev != head.last_event_id or c.kind == EventKind.CREATE:
         raise RoomEventChainBroken(f"event {c.seq} does not continue the stored chain")
+    classified = _follow_channels(c.message)
     if c.kind == EventKind.APPLICATION:
         return Followed(Outcome.APPLIED, apply(head, None, event))
     assert view is not None
     group = PublicGroup.from_bytes(view)
-    classified = classify_message(c.message)
     try:
         group.process(classified.message, now=c.ts // 1000).merge()
     except CryptoError as exc:
         raise RoomEventRejected(f"the handshake does not apply ({exc.code})") from None
     return Followed(Outcome.APPLIED, apply(head, group, event))
+
+
+def _follow_channels(message: bytes) -> Classified:
+    """A hub's event message decoded and held to the hub's own field checks (finding 9), so a
+    hub that skipped them cannot make a follower store a plaintext channel. Raises
+    :class:`RoomEventRejected`."""
+    try:
+        classified = classify_message(message)
+        body = classified.message.body
+        if isinstance(body, PrivateMessage):  # application messages only (classify_message)
+            room_channels.check_application(body)
+        elif isinstance(body, PublicMessage):
+            room_channels.check_handshake(body)
+    except ApiError as exc:
+        raise RoomEventRejected(f"the event's message is refused ({exc.code})") from None
+    return classified

@@ -22,6 +22,8 @@ from .events import MalformedEvent, SignedEvent
 from .ids import DeviceId, RoomId, UserId
 from .room_errors import InvalidQuery, InvalidSinceToken
 from .schema import Message, blob, list_of, nested, nullable, parsed, text, uint
+from .sealed import check_to_device
+from .txn_ids import parse_client_txn_id
 
 __all__ = [
     "MAX_TXN_ID",
@@ -78,7 +80,7 @@ DEFAULT_HISTORY_LIMIT = 100
 MAX_ROOMS_LISTED = 10_000
 INBOX_KINDS = ("welcome", "to_device")
 
-_TXN = text(MAX_TXN_ID)
+_TXN = parsed(parse_client_txn_id, MAX_TXN_ID)
 _USER = parsed(UserId.parse)
 _DEVICE = parsed(DeviceId.parse, 64)
 _ROOM = parsed(RoomId.parse)
@@ -100,6 +102,16 @@ def _since(v: Any, where: str) -> str:
     except InvalidSinceToken:
         raise MalformedBody(f"{where}: not a sync token") from None
     return v
+
+
+_PAYLOAD = blob(MAX_TO_DEVICE_PAYLOAD, 1)
+
+
+def _sealed_box(v: Any, where: str) -> bytes:
+    """A to-device payload: a Confide sealed box (``to_device_not_sealed`` otherwise)."""
+    payload = _PAYLOAD(v, where)
+    check_to_device(payload)
+    return payload
 
 
 def _inbox_kind(v: Any, where: str) -> str:
@@ -226,8 +238,7 @@ class HubKeyResponse(Message):
 
 @dataclass(frozen=True)
 class ToDeviceMessage(Message):
-    SCHEMA: ClassVar = {"user_id": _USER, "device_id": _DEVICE,
-                        "payload": blob(MAX_TO_DEVICE_PAYLOAD, 1)}
+    SCHEMA: ClassVar = {"user_id": _USER, "device_id": _DEVICE, "payload": _sealed_box}
     user_id: UserId
     device_id: DeviceId
     payload: bytes

@@ -65,6 +65,7 @@ from federation.discovery import Discovery
 from federation.forwarded import ForwardedSends
 from federation.inbound import INBOUND_RETENTION_MS, ItemRegistry, TransactionReceiver
 from federation.keyring import ServerKeyring
+from federation.log_keys import add_log_key_routes
 from federation.peer_keys import PeerKeys
 from federation.policy import PeerPolicy
 from federation.replay import ReplayCache
@@ -77,6 +78,7 @@ from federation.witnessing import Witnessing
 from protocol.federation_rooms import ITEM_ROOM_EVENT, ITEM_TO_DEVICE, ITEM_WELCOME
 from server.api import access_log_middleware, add_routes, error_middleware
 from server.api.log_openings import add_routes as add_log_opening_routes
+from server.api.mfa_routes import add_mfa_routes
 from server.api.routes import REMOTE_USERS
 from server.appkeys import (
     ACCOUNTS,
@@ -89,6 +91,7 @@ from server.appkeys import (
     HUB,
     KEY_DIRECTORY,
     LOG_OPENINGS,
+    MFA,
     REMOTE_ROOMS,
     SESSIONS,
     TRANSPARENCY_LOG,
@@ -102,6 +105,7 @@ from server.delivery.routes import add_routes as add_delivery_routes
 from server.delivery.sync import Delivery
 from server.delivery.wakeups import Wakeups
 from server.keyfiles import load_or_create_seed
+from server.rooms.device_proof import DeviceProof
 from server.rooms.hub import Hub
 from server.rooms.routes import add_routes as add_room_routes
 from server.services.accounts import Accounts
@@ -110,12 +114,14 @@ from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
 from server.services.log_openings import LogOpenings
 from server.services.login_failures import FailedLoginCounter
+from server.services.mfa import Mfa, MfaKeys
 from server.services.passwords import PasswordHasher
 from server.services.ratelimit import FailureWindow, LoginLimiter
 from server.services.sessions import Sessions
 from server.storage import Database, connect, key_packages, meta
 from server.translog import TransparencyLog, Witness
 from server.translog import add_routes as add_log_routes
+from server.trust import TRUST_DOCUMENT, add_trust_routes, record_document, trust_document
 
 __all__ = ["create_app", "MAINTENANCE_INTERVAL", "TXN_RETENTION_MS", "TXN_PRUNE_INTERVAL",
            "INBOUND_PRUNE_INTERVAL"]
@@ -148,11 +154,14 @@ def create_app(
     app[FEDERATION_ITEMS] = ItemRegistry()
     add_routes(app.router)
     add_log_opening_routes(app.router)
+    add_mfa_routes(app.router)
     add_room_routes(app.router)
     add_delivery_routes(app)
     add_attachment_routes(app.router)
     add_federation_routes(app.router)
     add_federation_room_routes(app.router)
+    add_trust_routes(app.router)
+    add_log_key_routes(app.router)
     app.cleanup_ctx.append(_root(config, clock, rng, hasher))
     return app
 
@@ -185,6 +194,10 @@ async def _storage(app: web.Application, config: Config, clock: Clock,
             f"{config.server_name}/witness", load_or_create_seed(config.keys_dir / "witness.key", rng),
             SIG_COSIGNATURE_V1), {config.server_name: [tlog.verifier]}, clock)
         add_log_routes(app, tlog, witness)
+        doc = trust_document(config, tlog.verifier)
+        async with db.transaction() as tx:
+            await record_document(tx, doc)
+        app[TRUST_DOCUMENT] = doc.encode()
         yield _Storage(db, tlog, witness)
         await tlog.flush()
     finally:
@@ -211,7 +224,9 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
             )
             passwords = hasher or PasswordHasher(policy.password_hash, policy.max_concurrent_hashes)
             failures = FailedLoginCounter(db, audit, policy.failure_log_window, clock)
-            accounts = Accounts(db, sessions, passwords, limiter, audit, name, clock, rng, failures)
+            mfa = Mfa(db, audit, limiter, MfaKeys(load_or_create_seed(config.keys_dir / "mfa.key", rng), rng),
+                      config.auth.mfa_required_roles, name, clock, rng)
+            accounts = Accounts(db, sessions, passwords, limiter, audit, mfa, name, clock, rng, failures)
             devices = Devices(db, audit, clock)
             openings = LogOpenings(db, audit, devices, clock)
             key_directory = KeyDirectory(db, config.key_packages.max_one_time_per_device, clock)
@@ -240,7 +255,8 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
                                    sender=sender, wakeups=wakeups, key_directory=key_directory,
                                    server_name=name, clock=clock)
             stack.push_async_callback(rooms.close)
-            hub = Hub(db, audit, name, wakeups, fan_out=rooms, remote_rooms=rooms, clock=clock, rng=rng)
+            hub = Hub(db, audit, name, wakeups, fan_out=rooms, remote_rooms=rooms,
+                      device_proof=DeviceProof(db, name, rooms, clock), clock=clock, rng=rng)
             forwarded = ForwardedSends(hub, name)
             delivery = Delivery(db, wakeups, remote_devices=rooms, server_name=name, clock=clock)
             blobs = BlobStore(config.attachments_dir, config.attachments.max_size, rng)
@@ -253,7 +269,7 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
 
             app[DATABASE], app[TRANSPARENCY_LOG], app[AUDIT] = db, tlog, audit
             app[SESSIONS], app[ACCOUNTS], app[DEVICES] = sessions, accounts, devices
-            app[KEY_DIRECTORY], app[LOG_OPENINGS] = key_directory, openings
+            app[KEY_DIRECTORY], app[LOG_OPENINGS], app[MFA] = key_directory, openings, mfa
             app[FEDERATION_KEYRING], app[FEDERATION_POLICY] = keyring, peer_policy
             app[FEDERATION_CLIENT], app[FEDERATION_PEER_KEYS] = client, peer_keys
             app[FEDERATION_SENDER], app[FEDERATION_VERIFIER] = sender, verifier

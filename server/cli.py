@@ -32,7 +32,7 @@ COMMANDS = (
 )
 
 
-_CLIENT_COMMANDS = ("register", "login", "room", "send", "read", "device", "attachment")
+_CLIENT_COMMANDS = ("register", "login", "anchor", "mfa", "room", "send", "read", "device", "attachment")
 
 #: Top-level sub-command -> the modules of :data:`COMMANDS` that register it (in that order).
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
@@ -69,8 +69,26 @@ def _modules_for(argv: list[str]) -> tuple[str, ...]:
     return COMMANDS
 
 
+#: Options whose value may begin with "-" (a trust anchor is base64url): their next word is
+#: always their value, as if written ``--anchor=VALUE``.
+_VALUE_MAY_START_WITH_DASH = ("--anchor", "--log-key-fingerprint")
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word in _VALUE_MAY_START_WITH_DASH:
+            value = next(words, None)
+            out.append(word if value is None else f"{word}={value}")
+        else:
+            out.append(word)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(_modules_for(sys.argv[1:] if argv is None else argv))
+    argv = _join_dash_values(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_modules_for(argv))
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

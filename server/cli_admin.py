@@ -1,12 +1,24 @@
 """``confide admin``: offline administration of a data directory.
 
-- ``confide admin invite --data DIR --role clinician|staff|client`` prints a
-  new single-use invite code (only its hash is stored).
+- ``confide admin invite --data DIR --role clinician|staff|client [--config FILE]`` prints
+  a new single-use invite, ``CODE#ANCHOR``: the code (only its hash is stored) and the
+  server's trust anchor (``protocol.trust``: the hash of its trust document, whose log key
+  and witness policy the client then holds the server to). The document is the one of
+  ``--config`` (with the data directory's log key), else the one the server recorded at
+  its last start, else that of a default ``[log]`` section.
+- ``confide admin anchor --data DIR [--config FILE]`` prints that anchor alone (for a
+  person whose account ``create-user`` made: their first device logs in with it).
 - ``confide admin create-user --data DIR --user NAME --role ROLE [--password-stdin]``
   creates an account (roles: admin, clinician, staff, client). The password
   is read from stdin (first line) with ``--password-stdin``; otherwise a
   random one is generated and printed once.
+- ``confide admin mfa-reset --data DIR --user NAME`` removes the account's TOTP
+  secret and recovery codes (a lost authenticator; ``spec/security.md``, "MFA")
+  and queues an ``mfa_disabled`` entry.
 
+- ``confide admin reset-devices --data DIR --user NAME`` removes every device of an
+  account whose devices are all lost, so that the next device that logs in is a new
+  root: a new identity that peers see as such (``spec/security.md`` finding 2).
 - ``confide admin auditor add|list|revoke --data DIR [NAME]``: auditor credentials
   (:mod:`server.cli_auditor`).
 
@@ -42,7 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inv.add_argument("--data", type=Path, required=True, help="the server's data directory")
     inv.add_argument("--role", required=True, choices=INVITE_ROLES)
     inv.add_argument("--server-name", default="localhost", help="for a new data directory only")
+    inv.add_argument("--config", type=Path, help="the server's configuration (its [log] policy)")
     inv.set_defaults(func=_run_invite)
+    anc = sub.add_parser("anchor", help="print the server's trust anchor")
+    anc.add_argument("--data", type=Path, required=True, help="the server's data directory")
+    anc.add_argument("--server-name", default="localhost", help="for a new data directory only")
+    anc.add_argument("--config", type=Path, help="the server's configuration (its [log] policy)")
+    anc.set_defaults(func=_run_anchor)
     cu = sub.add_parser("create-user", help="create an account")
     cu.add_argument("--data", type=Path, required=True)
     cu.add_argument("--user", required=True, help="localpart (or full user id of this server)")
@@ -50,6 +68,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cu.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     cu.add_argument("--server-name", default="localhost", help="for a new data directory only")
     cu.set_defaults(func=_run_create_user)
+    mr = sub.add_parser("mfa-reset", help="remove an account's second factor (lost authenticator)")
+    mr.add_argument("--data", type=Path, required=True)
+    mr.add_argument("--user", required=True, help="localpart (or full user id of this server)")
+    mr.add_argument("--server-name", default="localhost", help="for a new data directory only")
+    mr.set_defaults(func=_run_mfa_reset)
+    rd = sub.add_parser("reset-devices", help="remove every device of an account (recovery: "
+                        "its next device starts a new identity)")
+    rd.add_argument("--data", type=Path, required=True)
+    rd.add_argument("--user", required=True, help="localpart (or full user id of this server)")
+    rd.add_argument("--server-name", default="localhost", help="for a new data directory only")
+    rd.set_defaults(func=_run_reset_devices)
     from server.cli_auditor import register as register_auditor
 
     register_auditor(sub)
@@ -68,13 +97,54 @@ async def _open(data: Path, server_name: str):
     return db, name
 
 
+async def _document(db, name: str, args: argparse.Namespace) -> tuple[bytes, Config]:
+    """The trust document to anchor (see the module docstring) and the configuration."""
+    from crypto.note import Signer
+    from server.config import load_config
+    from server.keyfiles import load_or_create_seed
+    from server.trust import stored_document, trust_document
+
+    config = load_config(args.config) if args.config is not None else None
+    async with db.read() as conn:
+        stored = await stored_document(conn)
+    if config is not None and config.server_name != name:
+        raise ConfigError(f"the configuration names {config.server_name}, the data directory {name}")
+    if config is None and stored is not None:
+        return stored, Config(server_name=name, data_dir=args.data)
+    config = config or Config(server_name=name, data_dir=args.data)
+    seed = load_or_create_seed(Config(server_name=name, data_dir=args.data).keys_dir / "log.key",
+                               system_rng)
+    return trust_document(config, Signer(name, seed).verifier).encode(), config
+
+
+def _run_anchor(args: argparse.Namespace) -> int:
+    from protocol.trust import anchor_of
+
+    async def go() -> str:
+        db, name = await _open(args.data, args.server_name)
+        try:
+            return anchor_of((await _document(db, name, args))[0])
+        finally:
+            await db.close()
+
+    try:
+        print(asyncio.run(go()))
+    except ConfigError as exc:
+        print(f"confide admin anchor: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _run_invite(args: argparse.Namespace) -> int:
+    from protocol.trust import anchor_of, format_invite
     from server.services.provisioning import create_invite
 
     async def go() -> str:
-        db, _ = await _open(args.data, args.server_name)
+        db, name = await _open(args.data, args.server_name)
         try:
-            return await create_invite(db, args.role, Config().invites.lifetime, time.time, system_rng)
+            doc, config = await _document(db, name, args)
+            code = await create_invite(db, args.role, config.invites.lifetime, time.time, system_rng)
+            return format_invite(code, anchor_of(doc))
         finally:
             await db.close()
 
@@ -123,4 +193,55 @@ def _run_create_user(args: argparse.Namespace) -> int:
     print(user)
     if generated is not None:
         print(f"password: {generated}")
+    return 0
+
+
+def _run_mfa_reset(args: argparse.Namespace) -> int:
+    from server.services.provisioning import reset_mfa
+
+    async def go() -> tuple[str, bool]:
+        db, name = await _open(args.data, args.server_name)
+        try:
+            user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
+            if user.server != name:
+                raise InvalidIdentifier(f"this server is {name}")
+            return str(user), await reset_mfa(db, user, time.time)
+        finally:
+            await db.close()
+
+    try:
+        user, done = asyncio.run(go())
+    except (InvalidIdentifier, ConfigError) as exc:
+        print(f"confide admin mfa-reset: {exc}", file=sys.stderr)
+        return 2
+    if not done:
+        print(f"confide admin mfa-reset: {user} has no second factor", file=sys.stderr)
+        return 1
+    print(f"{user}: second factor removed; it enrols again at its next sign-in")
+    return 0
+
+
+def _run_reset_devices(args: argparse.Namespace) -> int:
+    from server.services.provisioning import reset_devices
+    from server.storage import NoSuchRow
+
+    async def go() -> tuple[str, int]:
+        db, name = await _open(args.data, args.server_name)
+        try:
+            user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
+            if user.server != name:
+                raise InvalidIdentifier(f"this server is {name}")
+            return str(user), await reset_devices(db, user, time.time)
+        finally:
+            await db.close()
+
+    try:
+        user, n = asyncio.run(go())
+    except (InvalidIdentifier, ConfigError) as exc:
+        print(f"confide admin reset-devices: {exc}", file=sys.stderr)
+        return 2
+    except NoSuchRow:
+        print(f"confide admin reset-devices: no account {args.user}", file=sys.stderr)
+        return 1
+    print(f"removed {n} device(s) of {user}; its next device starts a new identity")
     return 0

@@ -26,6 +26,10 @@ the key. The TOML layout (all keys optional)::
     password_hash = "interactive"      # Argon2id limits: "interactive" or "moderate"
     max_concurrent_hashes = 2          # Argon2 runs at once (1..64); the rest wait in line
 
+    [auth]
+    mfa_required_roles = ["admin", "clinician", "staff"]   # roles that must sign in with TOTP
+                                       # (spec/security.md "MFA"); [] makes MFA optional for all
+
     [invites]
     lifetime = 604800                  # seconds an invite code stays valid
 
@@ -56,6 +60,13 @@ the key. The TOML layout (all keys optional)::
 
     [federation.peers]                 # static discovery: server name -> base URL
     "b.example" = "http://127.0.0.1:8481"
+
+    [log]                              # the trust document (spec/security.md, finding 3)
+    witnesses = []                     # cosigner keys ("b.example/witness+id+key") clients require
+    witness_quorum = 0                 # how many of them must cosign a checkpoint a client accepts
+
+    [log.peer_log_keys]                # peers' log keys, anchored in the invite
+    "b.example" = "b.example+1a2b3c4d+AQ..."
 """
 
 from __future__ import annotations
@@ -75,10 +86,12 @@ __all__ = [
     "Limits",
     "SessionPolicy",
     "LoginPolicy",
+    "Auth",
     "Invites",
     "KeyPackageLimits",
     "Attachments",
     "Federation",
+    "LogPolicy",
     "Config",
     "load_config",
     "config_from_dict",
@@ -150,6 +163,28 @@ class LoginPolicy:
         _int(self.failure_log_window, "login.failure_log_window", 1, DAY)
         _check(self.password_hash in ("interactive", "moderate"), "login.password_hash",
                'must be "interactive" or "moderate"')
+
+
+#: Roles that may be made to use a second factor (every role can).
+_MFA_ROLES = ("admin", "clinician", "staff", "client")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """``[auth]``: the roles whose accounts must sign in with a second factor. An account of
+    such a role without MFA gets only a token that can enrol one (spec/security.md, "MFA")."""
+
+    mfa_required_roles: tuple[str, ...] = ("admin", "clinician", "staff")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mfa_required_roles, list):
+            object.__setattr__(self, "mfa_required_roles", tuple(self.mfa_required_roles))
+
+    def validate(self) -> None:
+        roles = self.mfa_required_roles
+        _check(isinstance(roles, tuple) and all(r in _MFA_ROLES for r in roles)
+               and len(set(roles)) == len(roles), "auth.mfa_required_roles",
+               f"must be a list of distinct roles out of {', '.join(_MFA_ROLES)}")
 
 
 @dataclass(frozen=True)
@@ -242,6 +277,48 @@ class Federation:
         _int(self.key_cache_servers, "federation.key_cache_servers", 1, 1_000_000)
 
 
+@dataclass(frozen=True)
+class LogPolicy:
+    """``[log]``: what the trust document adds to the log key (``protocol.trust``).
+
+    ``witnesses`` (cosigner vkeys, type 0x04) and ``witness_quorum``: clients accept a
+    checkpoint only with that many valid cosignatures of those keys. ``peer_log_keys``
+    (a table: server name -> its log vkey) become pairs; a client checks a remote device
+    against the key listed here only.
+    """
+
+    witnesses: tuple[str, ...] = ()
+    witness_quorum: int = 0
+    peer_log_keys: Any = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.witnesses, list):
+            object.__setattr__(self, "witnesses", tuple(self.witnesses))
+        if isinstance(self.peer_log_keys, dict):
+            object.__setattr__(self, "peer_log_keys", tuple(sorted(self.peer_log_keys.items())))
+
+    def validate(self) -> None:
+        from protocol.trust import MAX_PEERS, MAX_WITNESSES, TrustDocument, TrustDocumentInvalid
+
+        _check(isinstance(self.witnesses, tuple) and all(isinstance(w, str) for w in self.witnesses)
+               and len(self.witnesses) <= MAX_WITNESSES, "log.witnesses",
+               f"must be a list of at most {MAX_WITNESSES} witness keys")
+        _int(self.witness_quorum, "log.witness_quorum", 0, len(self.witnesses))
+        _check(isinstance(self.peer_log_keys, tuple) and len(self.peer_log_keys) <= MAX_PEERS
+               and all(isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) for x in p)
+                       for p in self.peer_log_keys),
+               "log.peer_log_keys", "must map server names to log keys")
+        try:  # each key parses and has the right type (a stand-in for the server's own key)
+            TrustDocument.of("invalid.example", _PLACEHOLDER_KEY, self.witness_quorum,
+                             self.witnesses, self.peer_log_keys)
+        except TrustDocumentInvalid as exc:
+            raise ConfigError(f"log: {exc}") from None
+
+
+#: A syntactically valid log key, only to check ``[log]`` before the server's key is known.
+_PLACEHOLDER_KEY = "invalid.example+deb53616+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+
 def _is_server_name(v: Any) -> bool:
     try:
         parse_server_name(v)
@@ -260,8 +337,8 @@ def _is_base_url(v: Any) -> bool:
 
 _SECTIONS: dict[str, type] = {
     "listen": Listen, "limits": Limits, "sessions": SessionPolicy, "login": LoginPolicy,
-    "invites": Invites, "key_packages": KeyPackageLimits, "attachments": Attachments,
-    "federation": Federation,
+    "auth": Auth, "invites": Invites, "key_packages": KeyPackageLimits, "attachments": Attachments,
+    "federation": Federation, "log": LogPolicy,
 }
 
 
@@ -273,10 +350,12 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
     login: LoginPolicy = field(default_factory=LoginPolicy)
+    auth: Auth = field(default_factory=Auth)
     invites: Invites = field(default_factory=Invites)
     key_packages: KeyPackageLimits = field(default_factory=KeyPackageLimits)
     attachments: Attachments = field(default_factory=Attachments)
     federation: Federation = field(default_factory=Federation)
+    log: LogPolicy = field(default_factory=LogPolicy)
 
     def __post_init__(self) -> None:
         try:

@@ -17,9 +17,11 @@ Modules, one responsibility each:
 
 from __future__ import annotations
 
+from .device_trust import NewIdentity
 from .envelopes import EventRefused, Failure, Refusal
 from .errors import (
     InvalidPayload,
+    LogInconsistent,
     NotAMember,
     NotSignedIn,
     RetriesExhausted,
@@ -27,6 +29,7 @@ from .errors import (
     ServerError,
     StaleEpoch,
     TransportError,
+    TrustAnchorMismatch,
     UnknownRoom,
     VerificationFailed,
 )
@@ -37,6 +40,7 @@ from .messages import (
     RoomMessage,
     TextMessage,
 )
+from .own_devices import CodeMismatch, Pending
 from .session import Client, RoomSummary
 from .store import RoomStatus
 from .sync import SyncResult
@@ -62,6 +66,11 @@ __all__ = [
     "UnknownRoom",
     "NotAMember",
     "VerificationFailed",
+    "TrustAnchorMismatch",
+    "LogInconsistent",
     "InvalidPayload",
     "RetriesExhausted",
+    "NewIdentity",
+    "CodeMismatch",
+    "Pending",
 ]

@@ -36,7 +36,7 @@ from protocol.rooms_api import HubKeyResponse
 from .errors import VerificationFailed
 from .http import Http
 
-__all__ = ["Failure", "Refusal", "EventRefused", "HubKeys", "verify_envelope"]
+__all__ = ["Failure", "ROOM_STOPPING", "Refusal", "EventRefused", "HubKeys", "verify_envelope"]
 
 
 class Failure(Enum):
@@ -47,7 +47,16 @@ class Failure(Enum):
     KEY_ID = "key_id"
     SIGNATURE = "signature"
     CHAIN = "chain"
+    # The envelope is the hub's, but what it carries is refused (event_checks.py); these
+    # do not stop the room: the event is consumed and later ones are applied.
+    KIND = "kind"
+    CONTENT = "content"
+    WELCOME = "welcome"
 
+
+#: The failures after which the room waits for the hub to serve a valid event at that seq.
+ROOM_STOPPING = frozenset({Failure.MALFORMED, Failure.EVENT_ID, Failure.KEY_ID, Failure.SIGNATURE,
+                           Failure.CHAIN})
 
 _WHAT = {
     Failure.MALFORMED: "it is not a well-formed event",
@@ -55,6 +64,9 @@ _WHAT = {
     Failure.KEY_ID: "it names a hub key id that the hub does not publish for its time",
     Failure.SIGNATURE: "the hub's signature does not verify",
     Failure.CHAIN: "it does not follow the room's previous event",
+    Failure.KIND: "its MLS message is not a room message of the kind the envelope names",
+    Failure.CONTENT: "its MLS message does not decrypt or does not authenticate its sender",
+    Failure.WELCOME: "this device is already in that room, and a Welcome cannot replace its keys",
 }
 
 
@@ -71,10 +83,16 @@ class Refusal:
     def sentence(self) -> str:
         """One plain sentence, e.g. ``Event 3 of room !r:hub was refused: the hub's signature
         does not verify.``"""
-        event = "An event" if self.seq is None else f"Event {self.seq}"
+        event = ("A Welcome" if self.failure is Failure.WELCOME
+                 else "An event" if self.seq is None else f"Event {self.seq}")
         room = "" if self.room_id is None else f" of room {self.room_id}"
         detail = f" ({self.detail})" if self.detail else ""
         return f"{event}{room} was refused: {_WHAT[self.failure]}{detail}."
+
+    @property
+    def stops_room(self) -> bool:
+        """Whether the room's later events wait for a valid event at :attr:`seq`."""
+        return self.failure in ROOM_STOPPING
 
     def to_record(self) -> dict[str, Any]:
         return {"room_id": self.room_id, "seq": self.seq, "failure": self.failure.value,

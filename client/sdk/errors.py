@@ -10,6 +10,10 @@ Every error the SDK raises is a :class:`SdkError` with a stable ``code``:
 * :class:`NotSignedIn`, :class:`UnknownRoom`, :class:`NotAMember`: local state forbids the call.
 * :class:`VerificationFailed`: a peer device's keys are not proven in its server's
   transparency log, or a claimed KeyPackage does not match the registered keys.
+  :class:`TrustAnchorMismatch` (a subclass): the server's trust document is not the one
+  the invite's anchor names, or no anchor was given for a new device.
+  :class:`LogInconsistent` (a subclass): a checkpoint that does not extend the one this
+  device accepted before (a rollback or a fork), or one without the witness quorum.
 * :class:`InvalidPayload`: an application message that is not a Confide payload.
 * :class:`RetriesExhausted`: a commit kept losing the race for its epoch.
 """
@@ -27,6 +31,8 @@ __all__ = [
     "UnknownRoom",
     "NotAMember",
     "VerificationFailed",
+    "TrustAnchorMismatch",
+    "LogInconsistent",
     "InvalidPayload",
     "RetriesExhausted",
 ]
@@ -86,6 +92,14 @@ class NotAMember(SdkError):
 
 class VerificationFailed(SdkError):
     code = "verification_failed"
+
+
+class TrustAnchorMismatch(VerificationFailed):
+    code = "trust_anchor_mismatch"
+
+
+class LogInconsistent(VerificationFailed):
+    code = "log_inconsistent"
 
 
 class InvalidPayload(SdkError):

@@ -2,30 +2,37 @@
 
 * :meth:`Keys.register_device_keys`: ``PUT /keys/device`` with the device's
   Ed25519 key, its basic credential ``@user:server/DEVICE`` and the self-signature
-  of ``protocol.audit.device_registration_message``; pins the server's
-  transparency-log key (``/_confide/log/v1/vkey``) on first use.
+  of ``protocol.audit.device_registration_message``. The server's log key is the one
+  of the trust document the invite's anchor named (:mod:`protocol.trust`), never
+  one the server serves on its own.
 * :meth:`Keys.top_up`: keeps at least ``threshold`` one-time KeyPackages on the
   server (uploads up to ``batch``) and a last-resort one. Privates are stored in
   the profile *before* the upload, by KeyPackageRef.
 * :meth:`Keys.for_welcome`: the stored KeyPackage a Welcome is addressed to.
 * :meth:`Keys.claim`: one KeyPackage per device of a user (``POST /keys/claim``),
   each checked against the device's registered keys and its registration's
-  inclusion in the log (:meth:`Keys.verify_device`) before it is used. A device of
-  another server is checked against *that* server's log, relayed by our server
-  (``/federation/{server}/_confide/log/v1/...``); its log key is pinned on first use.
+  inclusion in the log (:meth:`Keys.verify_device`) before it is used, against a
+  checkpoint that extends the last one this device accepted and carries the witness
+  quorum of the trust document (:mod:`.logview`). A device of another server is checked
+  against *that* server's log, relayed by our server
+  (``/federation/{server}/_confide/log/v1/...``), under the log key the trust document
+  lists for that server, else the one our server attests in a statement signed by its
+  anchored log key (``GET /federation/{server}/log_key``), pinned in the profile and
+  never replaced. A key that merely came through the relay is never used.
+* :meth:`Keys.verify_device_approved`: the device's approval chain back to its user's
+  pinned root (:mod:`.device_trust`); :meth:`Keys.verify_device` and :meth:`Keys.claim`
+  refuse a device without one (a claim leaves it out, in :attr:`Keys.refused`).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import aiohttp
-
-from client.audit import AuditFailure, HttpSource, fetch_proof, verify_device_inclusion
+from client.audit import AuditFailure, verify_device_inclusion, verify_tlog_proof
 from crypto.errors import CryptoError
 from crypto.mls import Credential, KeyPackage, KeyPackagePrivate, MLSMessage, Welcome, get_suite
 from crypto.mls.key_package_gen import generate_key_package, key_package_ref
-from crypto.note import parse_vkey
+from crypto.note import open_note, parse_vkey
 from crypto.primitives import ed25519_public_key, ed25519_sign
 from crypto.rng import Rng, system_rng
 from protocol.api import (
@@ -39,11 +46,16 @@ from protocol.api import (
     KeyPackageUploadRequest,
     UserDevicesResponse,
 )
-from protocol.audit import device_registration_message
+from protocol.audit import AuditEntry, device_registration_message
+from protocol.audit_seal import decode_opening
 from protocol.ids import RoomId, UserId
+from protocol.trust import TrustDocument, parse_peer_log_key, parse_trust_document
 
-from .errors import VerificationFailed
+from .device_trust import NewIdentity, check_approval_chain, device_entries, root_pin_name
+from .errors import LogInconsistent, ServerError, TransportError, VerificationFailed
 from .http import Http, quote_path
+from .log_openings import fetch_opening
+from .logview import LogView
 from .store import Store, StoredKeyPackage
 
 __all__ = ["Keys", "SUITE", "device_identity", "split_identity"]
@@ -75,6 +87,17 @@ class Keys:
         self.rng = rng
         self.batch = batch
         self.threshold = threshold
+        self.logs = LogView(http, store)
+        #: Devices the last :meth:`claim` left out: ``(identity, reason)``.
+        self.refused: list[tuple[str, str]] = []
+
+    def trust(self) -> TrustDocument:
+        """The trust document this profile was anchored to; VerificationFailed without one."""
+        raw = self.store.account().trust_document
+        if raw is None:
+            raise VerificationFailed("this profile has no trust anchor: register from an invite "
+                                     "or log in with the anchor")
+        return parse_trust_document(raw)
 
     # -- own device ----------------------------------------------------------------------
 
@@ -82,7 +105,7 @@ class Keys:
         """Register this device's keys; returns the log index. Idempotent."""
         acct = self.store.account()
         if acct.log_vkey is None:
-            acct.log_vkey = (await self.http.get_raw("/_confide/log/v1/vkey")).decode().strip()
+            acct.log_vkey = self.trust().log_key
             self.store.save_account(acct)
         pk = ed25519_public_key(acct.signature_seed)
         cred = Credential.basic(device_identity(acct.user_id, acct.device_id)).to_bytes()
@@ -153,57 +176,132 @@ class Keys:
                                       UserDevicesResponse)
         return out.devices
 
+    async def _log_of(self, user_id: str) -> tuple[str, str, str, TrustDocument | None]:
+        """(base URL, origin, log key, witness policy) of ``user_id``'s home server's log."""
+        acct = self.store.account()
+        trust = self.trust()
+        server = user_id.split(":", 1)[1]
+        base, vkey, policy = self.http.base_url, trust.log_key, trust
+        if server != acct.user_id.split(":", 1)[1]:
+            # Another server's device: its own log, relayed by our server, under the key the
+            # trust document lists for it (else the one pinned on first use).
+            base = f"{self.http.base_url}{CLIENT_PREFIX}/federation/{server}"
+            vkey, policy = await self._remote_log_key(server, base, trust), None
+        return base, server, vkey, policy
+
+    async def _proof(self, user_id: str, index: int) -> tuple[bytes, str]:
+        """The tlog-proof of entry ``index`` of ``user_id``'s home server's log, against a
+        checkpoint accepted just now (:mod:`.logview`), and the log key it verifies under."""
+        base, server, vkey, policy = await self._log_of(user_id)
+        return await self.logs.inclusion_proof(base, server, parse_vkey(vkey), index, policy), vkey
+
+    async def proven_entry(self, user_id: str, index: int, opening: bytes | None = None) -> AuditEntry:
+        """Entry ``index`` of ``user_id``'s home server's log, opened: its inclusion proof
+        checked against the pinned log key, then ``opening`` (an encoded
+        :class:`~protocol.audit_seal.Opening`) checked against the proven entry's
+        commitments. Without ``opening``, this server's openings endpoint is asked
+        (:func:`.log_openings.fetch_opening`; a user of this server only, as a peer's
+        openings are not relayed). Raises :class:`VerificationFailed`."""
+        try:
+            proof, vkey = await self._proof(user_id, index)
+            _, got, sealed = verify_tlog_proof(proof, parse_vkey(vkey))
+            if got != index:
+                raise VerificationFailed(f"the server proved entry {got}, not {index}")
+            if opening is None:
+                if user_id.split(":", 1)[1] != self.store.account().user_id.split(":", 1)[1]:
+                    raise VerificationFailed(f"log entry {index} of another server comes "
+                                             "without its opening")
+                opening = await fetch_opening(self.http, index)
+            opened = decode_opening(opening)
+            if opened.index != index:
+                raise VerificationFailed(f"the opening of entry {opened.index} came for {index}")
+            return opened.verify(sealed.to_bytes())
+        except (AuditFailure, CryptoError, ServerError, TransportError) as exc:
+            raise VerificationFailed(f"log entry {index}: {exc}") from None
+
+    async def _registered(self, user_id: str, device_id: str, signature_key: bytes) -> DeviceKeys:
+        match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
+        identity = device_identity(user_id, device_id).decode()
+        if not match:
+            raise VerificationFailed(f"{identity} is not a registered, approved device")
+        if match[0].signature_key != signature_key:
+            raise VerificationFailed(f"{identity} uses a key other than the registered one")
+        return match[0]
+
+    async def _verify_chain(self, user_id: str, device_id: str, signature_key: bytes,
+                            device: DeviceKeys) -> None:
+        """The device's approval chain in the log, ending at the user's pinned root (pinned
+        now if none was). Raises :class:`VerificationFailed`, :class:`NewIdentity`."""
+        chain = await device_entries(self.proven_entry, user_id, device)
+        _, root_key = check_approval_chain(user_id, device_id, signature_key, device.log_index, chain)
+        pinned = self.store.verified().get(root_pin_name(user_id))
+        if pinned is None:
+            self.store.add_verified(root_pin_name(user_id), root_key)
+        elif pinned != root_key:
+            raise NewIdentity(f"{user_id} has a new identity: its root device is not the one seen "
+                              "before (a recovered account, or a server adding devices)")
+
+    async def verify_device_approved(self, user_id: str, device_id: str, signature_key: bytes,
+                                     device: DeviceKeys | None = None) -> None:
+        """The one check a device must pass before this client claims it, adds it or lets a
+        commit add it (findings 2 and 5): ``(user, device, key)`` is registered in its home
+        server's log, and is its user's root or approved through a chain of
+        ``device_approved`` entries (each proven included) ending at the root this profile
+        pinned for the user. ``device`` is the device-list entry (fetched if None). Cached
+        per device and key. Raises :class:`VerificationFailed`, :class:`NewIdentity`."""
+        await self.verify_device(user_id, device_id, signature_key, device=device)
+
     async def verify_device(self, user_id: str, device_id: str, signature_key: bytes,
-                            log_index: int | None = None, opening: bytes | None = None,
-                            credential: bytes | None = None) -> None:
-        """Check that (user, device, key) is registered in the server's log before trusting
-        it: fetch the registration's inclusion proof, verify it against the pinned log key,
-        and check the registration's opening (from the device list) against the proven
-        entry's commitments (user, device, key, credential, salts). Results are cached in
-        the profile. Raises :class:`VerificationFailed`."""
+                            log_index: int | None = None, device: DeviceKeys | None = None) -> None:
+        """Check that (user, device, key) is registered in the server's log and approved
+        before trusting it: fetch the registration's inclusion proof and verify it against
+        the pinned log key, check the registration's opening (from the device list) against
+        the proven entry's commitments (user, device, key, credential, salts), then the
+        approval chain (:meth:`_verify_chain`). ``device`` is the device-list entry (fetched
+        if None); ``log_index`` (default: the listed one) is the registration's index.
+        Results are cached in the profile. Raises :class:`VerificationFailed`."""
         identity = device_identity(user_id, device_id).decode()
         if self.store.verified().get(identity) == signature_key:
             return
-        acct = self.store.account()
-        server = user_id.split(":", 1)[1]
-        base, vkey = self.http.base_url, acct.log_vkey
-        if server != acct.user_id.split(":", 1)[1]:
-            # Another server's device: its own log, relayed by our server; its key pinned on first use.
-            base = f"{self.http.base_url}{CLIENT_PREFIX}/federation/{server}"
-            vkey = await self._remote_log_key(server, base)
-        if log_index is None or opening is None:
-            match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
-            if not match:
-                raise VerificationFailed(f"{identity} is not a registered device")
-            if match[0].signature_key != signature_key:
-                raise VerificationFailed(f"{identity} uses a key other than the registered one")
-            log_index = match[0].log_index if log_index is None else log_index
-            opening = match[0].opening
-            credential = match[0].credential if credential is None else credential
-        if vkey is None:
-            raise VerificationFailed("no transparency-log key pinned in this profile")
+        if device is None:
+            device = await self._registered(user_id, device_id, signature_key)
         try:
-            proof = await fetch_proof(self.http.session, base, str(log_index), self.http.token)
+            index = device.log_index if log_index is None else log_index
+            proof, vkey = await self._proof(user_id, index)
             verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key,
-                                    opening, credential)
+                                    device.opening, device.credential)
         except (AuditFailure, CryptoError) as exc:
             raise VerificationFailed(f"{identity}: {exc}") from None
+        await self._verify_chain(user_id, device_id, signature_key, device)
         self.store.add_verified(identity, signature_key)
 
-    async def _remote_log_key(self, server: str, base: str) -> str:
-        """The log key of ``server``, pinned in the profile the first time it is fetched."""
+    async def _remote_log_key(self, server: str, base: str, trust: TrustDocument) -> str:
+        """The log key of ``server``: the one the trust document lists, else the one our own
+        server attests (a peer log key statement signed by its anchored log key), pinned in
+        the profile the first time and never replaced. A key that only came through the
+        relay is never used."""
+        listed = trust.peer_log_key(server)
         pins = self.store.verified()
         pinned = pins.get(f"log-vkey:{server}")
+        if listed is not None:
+            if pinned is not None and pinned.decode() != listed:
+                raise VerificationFailed(f"the log key of {server} pinned before is not the one "
+                                         "the trust document lists")
+            return listed
         if pinned is not None:
             return pinned.decode()
         try:
-            raw = await HttpSource(self.http.session, base, self.http.token).get("vkey")
-            if raw is None:
-                raise AuditFailure("no vkey")
-            vkey = raw.decode().strip()
-            parse_vkey(vkey)
-        except (AuditFailure, CryptoError, UnicodeDecodeError, aiohttp.ClientError) as exc:
-            raise VerificationFailed(f"the log key of {server} is not available: {exc}") from None
+            out = await self.http.call("GET", f"/federation/{quote_path(server)}/log_key")
+            note = out.get("note")
+            if not isinstance(note, bytes):
+                raise AuditFailure("the answer holds no statement")
+            opened = open_note(note, [trust.log_verifier])
+            origin, peer, vkey = parse_peer_log_key(opened.text)
+            if (origin, peer) != (trust.server, server):
+                raise AuditFailure(f"the statement is {origin}'s about {peer}")
+        except (AuditFailure, CryptoError, ServerError, TransportError) as exc:
+            raise VerificationFailed(f"the log key of {server} is not attested by {trust.server}: "
+                                     f"{exc}") from None
         self.store.add_verified(f"log-vkey:{server}", vkey.encode())
         return vkey
 
@@ -213,7 +311,9 @@ class Keys:
 
         Raises :class:`~client.sdk.errors.ServerError` (``key_package_exhausted``, ``not_found``) and
         :class:`VerificationFailed` (a package whose key or credential is not the
-        device's registered one, or a registration not proven in the log)."""
+        device's registered one, or no device proven in the log and approved). A device
+        whose registration or approval does not verify is left out (refused), and listed in
+        :attr:`refused`."""
         body = ClaimRequest(UserId.parse(user_id), RoomId.parse(room_id) if room_id is not None else None)
         claimed = await self.http.request("POST", "/keys/claim", body, ClaimResponse)
         registered = {str(d.device_id): d for d in await self.user_devices(user_id)}
@@ -235,7 +335,19 @@ class Keys:
                 raise VerificationFailed(f"the KeyPackage of {user_id}/{device} is not bound to "
                                          "the device's registered keys")
             out.append((device, kp))
-        await asyncio.gather(*(self.verify_device(user_id, d, kp.leaf_node.signature_key,
-                                                  registered[d].log_index, registered[d].opening,
-                                                  registered[d].credential) for d, kp in out))
-        return out
+        results = await asyncio.gather(
+            *(self.verify_device(user_id, d, kp.leaf_node.signature_key, device=registered[d])
+              for d, kp in out), return_exceptions=True)
+        self.refused = []
+        kept = []
+        for (d, kp), result in zip(out, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, VerificationFailed) or isinstance(result, LogInconsistent):
+                    raise result  # a log that does not extend the accepted one: not this device's fault
+                self.refused.append((device_identity(user_id, d).decode(), str(result)))
+            else:
+                kept.append((d, kp))
+        if out and not kept:
+            raise VerificationFailed(f"no device of {user_id} is proven and approved: "
+                                     + "; ".join(r for _, r in self.refused))
+        return kept

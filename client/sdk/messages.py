@@ -6,7 +6,12 @@ room, seq, sender, hub time, epoch), then what, by :class:`MessageType`:
 * :class:`TextMessage`: ``body``;
 * :class:`AttachmentMessage`: the attachment's ``content_id``, key, nonce, name and size
   (download it with :meth:`client.sdk.Client.download_attachment`);
-* :class:`MembershipMessage`: the identities a commit ``added`` and ``removed``.
+* :class:`MembershipMessage`: the identities a commit ``added`` and ``removed``;
+* :class:`RefusedMessage`: an event the hub ordered that this device refused as a
+  verification failure (its envelope's sender is not the MLS sender, or a commit adds a
+  device its home server's log does not prove): shown in the timeline, never applied and
+  never dropped silently. Its ``sender_user``/``sender_device`` are empty (the envelope's
+  claim is what failed); ``reason`` is a :class:`RefusalReason` value, ``detail`` a sentence.
 
 The profile stores them as records (:meth:`RoomMessage.to_record`: the fields and
 ``"type"``, the form ``confide read --json`` prints); :func:`message_from_record`
@@ -23,13 +28,24 @@ from .errors import InvalidPayload
 from .payload import Attachment
 
 __all__ = ["MessageType", "RoomMessage", "TextMessage", "AttachmentMessage", "MembershipMessage",
-           "message_from_record"]
+           "RefusedMessage", "RefusalReason", "message_from_record"]
 
 
 class MessageType(Enum):
     TEXT = "text"
     ATTACHMENT = "attachment"
     MEMBERSHIP = "membership"
+    REFUSED = "refused"
+
+
+class RefusalReason(Enum):
+    """Why an event was refused (:class:`RefusedMessage`)."""
+
+    SENDER_MISMATCH = "sender_mismatch"  # the envelope's sender is not the MLS sender
+    UNPROVEN_DEVICE = "unproven_device"  # a handshake adds a device its log does not prove
+    UNCHECKABLE_SENDER = "uncheckable_sender"  # "ours" by the envelope; MLS cannot confirm it
+    HANDSHAKE_NOT_PUBLIC = "handshake_not_public"  # a proposal or commit not in a PublicMessage
+    MLS_REJECTED = "mls_rejected"  # a proposal or commit of our epoch that MLS does not accept
 
 
 @dataclass(frozen=True)
@@ -82,8 +98,20 @@ class MembershipMessage(RoomMessage):
     removed: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RefusedMessage(RoomMessage):
+    TYPE: ClassVar = MessageType.REFUSED
+    kind: str  # the event's kind: application, proposal or commit
+    reason: str  # a RefusalReason value
+    detail: str
+
+    def sentence(self) -> str:
+        """One plain sentence, e.g. ``Event 7 was refused: verification failure (...).``"""
+        return f"Event {self.seq} of room {self.room_id} was refused: verification failure ({self.detail})."
+
+
 _BY_TYPE: dict[str, type[RoomMessage]] = {
-    cls.TYPE.value: cls for cls in (TextMessage, AttachmentMessage, MembershipMessage)}
+    cls.TYPE.value: cls for cls in (TextMessage, AttachmentMessage, MembershipMessage, RefusedMessage)}
 
 
 def message_from_record(d: dict[str, Any]) -> RoomMessage:

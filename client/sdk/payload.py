@@ -6,9 +6,10 @@ A payload is one msgpack map:
 * ``{"type": "attachment", "content_id": hex, "key": bin(32), "nonce": bin(12),
   "name": str, "size": uint}``
 
-An attachment's bytes are sealed with ChaCha20-Poly1305 under a fresh random
-32-byte key and 12-byte nonce (no associated data); the ciphertext is uploaded,
-and the key travels only inside the MLS message. :func:`decode_payload` raises
+An attachment's bytes are padded and sealed with ChaCha20-Poly1305 under a fresh
+random 32-byte key and 12-byte nonce, as a Confide sealed blob (header, then
+ciphertext: :mod:`protocol.sealed`); the blob is uploaded, and the key travels only
+inside the MLS message. :func:`decode_payload` raises
 :class:`~client.sdk.errors.InvalidPayload` for anything else.
 """
 
@@ -20,8 +21,9 @@ from typing import Any
 import msgpack
 
 from crypto.errors import DecryptError
-from crypto.primitives import chacha20poly1305_open, chacha20poly1305_seal, sha256
+from crypto.primitives import chacha20poly1305_open, sha256
 from crypto.rng import Rng, system_rng
+from protocol import sealed
 
 from .errors import InvalidPayload
 
@@ -80,9 +82,9 @@ def decode_payload(data: bytes) -> dict[str, Any]:
 
 
 def seal_attachment(data: bytes, rng: Rng = system_rng) -> tuple[bytes, bytes, bytes]:
-    """``(ciphertext, key, nonce)`` for ``data`` under a fresh key."""
-    key, nonce = rng(32), rng(12)
-    return chacha20poly1305_seal(key, nonce, b"", data), key, nonce
+    """``(blob, key, nonce)``: ``data`` padded and sealed under a fresh key, in Confide's
+    sealed-blob format (:mod:`protocol.sealed`, the only one the server takes)."""
+    return sealed.seal_attachment(data, rng)
 
 
 def open_attachment(att: dict[str, Any] | Attachment, ciphertext: bytes) -> bytes:
@@ -92,10 +94,24 @@ def open_attachment(att: dict[str, Any] | Attachment, ciphertext: bytes) -> byte
         att["content_id"], att["key"], att["nonce"], att["name"], att["size"])
     if sha256(ciphertext).hex() != a.content_id:
         raise InvalidPayload("the downloaded blob does not match its content id")
-    try:
-        plain = chacha20poly1305_open(a.key, a.nonce, b"", ciphertext)
-    except DecryptError:
-        raise InvalidPayload("the attachment does not decrypt") from None
+    if not ciphertext.startswith(sealed.ATTACHMENT_MAGIC):
+        plain = _open_legacy(a, ciphertext)
+    else:
+        if ciphertext[6:sealed.ATTACHMENT_HEADER] != a.nonce:
+            raise InvalidPayload("the attachment's nonce is not the one announced")
+        try:
+            plain = sealed.open_attachment(ciphertext, a.key)
+        except sealed.SealedInvalid:
+            raise InvalidPayload("the attachment does not decrypt") from None
     if len(plain) != a.size:
         raise InvalidPayload("the attachment has the wrong size")
     return plain
+
+
+def _open_legacy(a: Attachment, ciphertext: bytes) -> bytes:
+    """An attachment uploaded before sealed blobs (finding 9): bare ChaCha20-Poly1305, no
+    associated data, no padding. The server takes no new ones; those stored stay readable."""
+    try:
+        return chacha20poly1305_open(a.key, a.nonce, b"", ciphertext)
+    except DecryptError:
+        raise InvalidPayload("the attachment does not decrypt") from None

@@ -48,6 +48,8 @@ from crypto.mls.ciphersuite import get_suite
 from crypto.mls.extensions import ExtensionType, find_extension
 from crypto.mls.key_package_gen import generate_key_package
 from crypto.rng import Rng, system_rng
+from protocol.padding import application_padding
+from protocol.room_channels import derive_group_id
 from protocol.rooms_api import (
     CreateRoomRequest,
     CreateRoomResponse,
@@ -57,6 +59,7 @@ from protocol.rooms_api import (
     SendResponse,
 )
 from protocol.rooms_api import RoomSummary as ServerRoom
+from protocol.txn_ids import new_client_txn_id
 
 from .errors import NotAMember, RetriesExhausted, ServerError, StaleEpoch, TransportError
 from .groups import GroupStore
@@ -77,7 +80,7 @@ Build = Callable[[Group], StagedCommit | None]
 
 
 def _txn(rng: Rng) -> str:
-    return rng(16).hex()
+    return new_client_txn_id(rng)
 
 
 def pending_refs(group: Group, exclude_leaves: set[int] = frozenset()) -> list[bytes]:
@@ -197,7 +200,8 @@ class Rooms:
         suite = get_suite(SUITE)
         kp, priv = generate_key_package(suite, device_identity(acct.user_id, acct.device_id),
                                         self.rng, signature_priv=acct.signature_seed)
-        group = Group.create(suite, self.rng(16), kp, priv, rng=self.rng)
+        group = Group.create(suite, derive_group_id(kp.leaf_node.encryption_key), kp, priv,
+                             rng=self.rng)
         info = MLSMessage(group.group_info(with_ratchet_tree=True)).to_bytes()
         request = CreateRoomRequest(_txn(self.rng), info)
         out = await _retrying(lambda: self.http.request("POST", "/rooms", request, CreateRoomResponse))
@@ -283,8 +287,11 @@ class Rooms:
         self.store.save_room(room)
 
     async def add_own_devices(self) -> dict[str, list[str]]:
-        """Add this user's other devices (registered and proven in the log) to every room this
-        device is in and they are not; returns room -> identities added."""
+        """Add this user's other devices (registered, proven in the log and approved through
+        a chain to the user's root, :meth:`Keys.verify_device_approved`) to every room this
+        device is in and they are not; returns room -> identities added. A pending device
+        is not listed by the server; one listed without a valid chain is refused by the
+        claim (:attr:`Keys.refused`)."""
         acct = self.store.account()
         devices = [str(d.device_id) for d in await self.keys.user_devices(acct.user_id)
                    if str(d.device_id) != acct.device_id]
@@ -337,7 +344,7 @@ class Rooms:
         for _ in range(MAX_ATTEMPTS):
             room = self._joined(room_id)
             with self.groups.changing(room) as group:
-                msg = group.protect(payload, rng=self.rng)
+                msg = group.protect(payload, padding=application_padding(payload), rng=self.rng)
             self.store.save_room(room)  # the used key is gone for good, sent or not
             try:
                 out = await self._post_retrying(room_id, SendRequest(_txn(self.rng), msg.to_bytes()))

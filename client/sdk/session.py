@@ -7,15 +7,28 @@ method that reads or changes local state runs under the profile lock (an
 asyncio lock within the process, ``flock`` across processes), re-reading the
 state from disk, so several processes may share one profile.
 
-Start: :meth:`Client.register` (an invite code), :meth:`Client.login` (password;
-a profile that already has an account logs the same device in again), or
+Start: :meth:`Client.register` (an invite, ``CODE#ANCHOR``), :meth:`Client.login`
+(password and, on a new device, the trust anchor; a profile that already has an
+account logs the same device in again under its stored anchor), or
 :meth:`Client.open` (the stored session). Both register and login register the
 device's keys and upload KeyPackages.
 
-Second devices: a user's new device is *added by an existing device* of the same
-user (:meth:`Client.add_own_devices`, also run by :meth:`Client.sync` at most
-every ``own_devices_interval`` seconds when ``auto_add_own_devices``), after its
-registration is proven in the server's transparency log. See ``client/sdk/README.md``.
+Trust anchor: before it sends the invite code or the password, the client fetches
+the server's trust document (``GET /_confide/client/v1/trust``) and compares its hash
+with the anchor (:mod:`protocol.trust`); a mismatch, or no anchor for a new device,
+raises :class:`~client.sdk.errors.TrustAnchorMismatch` and nothing is written to the
+profile. The document's log key and witness policy then hold for every checkpoint
+(:mod:`.logview`).
+
+Second devices: a device created by :meth:`Client.login` is *pending* until an
+approved device of the same user approves it (:meth:`Client.pending_devices`,
+:meth:`Client.approve_device`, after the person compared :attr:`Client.own_code` shown
+on the new device with the code the approver shows). Then an existing device *adds*
+it to the user's rooms (:meth:`Client.add_own_devices`, also run by
+:meth:`Client.sync` at most every ``own_devices_interval`` seconds when
+``auto_add_own_devices``), once its registration and approval chain are proven in the
+server's transparency log. The same sync step watches the account's devices and
+records alerts (:meth:`Client.alerts`). See ``client/sdk/README.md``.
 """
 
 from __future__ import annotations
@@ -30,8 +43,11 @@ from typing import Any
 import aiohttp
 
 from client.profile import Profile
+from crypto.primitives import ed25519_public_key
 from crypto.rng import Rng, system_rng
 from protocol.api import (
+    CLIENT_PREFIX,
+    DevicesResponse,
     Empty,
     KeyPackageCountResponse,
     LoginRequest,
@@ -40,13 +56,29 @@ from protocol.api import (
 )
 from protocol.ids import DeviceId
 from protocol.rooms_api import AttachmentLink, AttachmentResponse
+from protocol.trust import (
+    TrustDocument,
+    TrustDocumentInvalid,
+    anchor_of,
+    check_anchor,
+    parse_trust_document,
+    split_invite,
+)
 
+from . import own_devices
+from .device_trust import root_pin_name, short_code
 from .envelopes import Refusal
-from .errors import RetriesExhausted, ServerError, VerificationFailed
+from .errors import (
+    RetriesExhausted,
+    ServerError,
+    TrustAnchorMismatch,
+    VerificationFailed,
+)
 from .groups import GroupStore
 from .http import Http, quote_path
 from .keys import Keys, split_identity
 from .messages import AttachmentMessage, RoomMessage
+from .mfa import MfaCalls
 from .payload import Attachment, encode_attachment, encode_text, open_attachment, seal_attachment
 from .rooms import Rooms
 from .store import Account, RoomStatus, Store
@@ -87,6 +119,10 @@ class Client:
         self.rooms_engine = Rooms(self.http, self.store, self.keys, self.sync_engine, self.groups, rng)
         self.auto_add_own_devices = auto_add_own_devices
         self.own_devices_interval = own_devices_interval
+        self.mfa = MfaCalls(self.http)
+        #: The last register/login gave an enrolment-only session (the role requires MFA):
+        #: only :meth:`mfa_begin` / :meth:`mfa_confirm` work until MFA is on.
+        self.mfa_enrolment_required = False
         self._last_own_devices = 0.0
         self._lock = asyncio.Lock()
 
@@ -102,14 +138,26 @@ class Client:
     @classmethod
     async def register(cls, profile: Profile, server: str, invite: str, user: str, password: str,
                        device_name: str = "confide", **kw: Any) -> Client:
-        """Create an account from an invite; this device's keys and KeyPackages are uploaded."""
+        """Create an account from an invite (``CODE#ANCHOR``); this device's keys and
+        KeyPackages are uploaded. Raises :class:`TrustAnchorMismatch` (nothing sent, nothing
+        written) when the invite has no anchor or the server's trust document is not the
+        one it names. ``device_name`` stays in the profile: the server stores no
+        device name."""
+        try:
+            code, anchor = split_invite(invite)
+        except TrustDocumentInvalid as exc:
+            raise TrustAnchorMismatch(f"the invite's trust anchor is malformed: {exc}") from None
+        if anchor is None:
+            raise TrustAnchorMismatch("the invite carries no trust anchor (CODE#ANCHOR): ask the "
+                                      "practice for the whole invite")
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         try:
+            doc = await client._anchored_document(anchor)
             out = await client.http.request("POST", "/register",
-                                            RegisterRequest(invite, user, password, device_name),
+                                            RegisterRequest(code, user, password),
                                             SessionResponse)
-            await client._start(server, out)
+            await client._start(server, out, trust=doc, device_name=device_name, root=True)
         except BaseException:
             await client.close()
             raise
@@ -117,33 +165,106 @@ class Client:
 
     @classmethod
     async def login(cls, profile: Profile, server: str, user: str, password: str,
-                    device_name: str = "confide", **kw: Any) -> Client:
-        """Log in; a profile with an account logs its device in again (same keys)."""
+                    device_name: str = "confide", *, totp: str | None = None,
+                    recovery_code: str | None = None, anchor: str | None = None,
+                    **kw: Any) -> Client:
+        """Log in; a profile with an account logs its device in again (same keys, same
+        anchor). An account with MFA on needs ``totp`` (a current code) or ``recovery_code``.
+        A new device needs ``anchor`` (on the invite, or shown by ``confide anchor`` on
+        another device of the account): without it, or when the server's trust document
+        does not match it, :class:`TrustAnchorMismatch` is raised before the password is
+        sent."""
         client = cls(profile, **kw)
         client.http.base_url = server.rstrip("/")
         old = client.store.account() if client.store.has_account() else None
-        body = LoginRequest(user, password, device_name,
-                            DeviceId.parse(old.device_id) if old is not None else None)
+        body = LoginRequest(user, password,
+                            DeviceId.parse(old.device_id) if old is not None else None,
+                            totp, recovery_code)
         try:
+            if old is not None and old.trust_document is not None:
+                stored = anchor_of(old.trust_document)
+                if anchor is not None and anchor != stored:
+                    raise TrustAnchorMismatch("the anchor given is not the one this profile holds")
+                anchor = stored
+            if anchor is None:
+                raise TrustAnchorMismatch("a new device needs the server's trust anchor "
+                                          "(--anchor; on the invite, or `confide anchor` on "
+                                          "another device of the account)")
+            doc = await client._anchored_document(anchor)
             out = await client.http.request("POST", "/login", body, SessionResponse)
-            await client._start(server, out, old)
+            await client._start(server, out, old, trust=doc, device_name=device_name)
         except BaseException:
             await client.close()
             raise
         return client
 
-    async def _start(self, server: str, out: SessionResponse, old: Account | None = None) -> None:
+    async def _anchored_document(self, anchor: str) -> TrustDocument:
+        """The server's trust document, if its hash is ``anchor``; else TrustAnchorMismatch."""
+        try:
+            check_anchor(anchor)
+        except TrustDocumentInvalid as exc:
+            raise TrustAnchorMismatch(f"the trust anchor is malformed: {exc}") from None
+        raw = await self.http.get_raw(CLIENT_PREFIX + "/trust")  # TransportError: unreachable
+        if anchor_of(raw) != anchor:
+            raise TrustAnchorMismatch("the server's trust document does not match the invite's "
+                                      "anchor: this may not be your practice's server")
+        try:
+            return parse_trust_document(raw)
+        except TrustDocumentInvalid as exc:
+            raise TrustAnchorMismatch(f"the server's trust document is malformed: {exc}") from None
+
+    @property
+    def anchor(self) -> str:
+        """The trust anchor of this profile (for another device's ``login``)."""
+        raw = self.store.account().trust_document
+        if raw is None:
+            raise VerificationFailed("this profile has no trust anchor")
+        return anchor_of(raw)
+
+    def log_alerts(self) -> list[dict[str, Any]]:
+        """Checkpoints refused as rollbacks, forks or unwitnessed (newest last)."""
+        return self.store.log_alerts()
+
+    async def _start(self, server: str, out: SessionResponse, old: Account | None = None, *,
+                     trust: TrustDocument, device_name: str = "", root: bool = False) -> None:
+        if out.user_id.server != trust.server:
+            raise TrustAnchorMismatch(f"the trust document is for {trust.server}, the account "
+                                      f"for {out.user_id.server}")
         async with self._exclusive():
             if old is not None and old.device_id == str(out.device_id):
                 acct = old
                 acct.access_token, acct.server = out.access_token, server.rstrip("/")
+                if acct.trust_document is None:
+                    acct.trust_document = trust.encode()
+                    acct.log_vkey = trust.log_key
             else:
                 acct = Account(server.rstrip("/"), str(out.user_id), str(out.device_id),
-                               out.access_token, self.rng(32))
+                               out.access_token, self.rng(32), trust.log_key,
+                               trust_document=trust.encode(), device_name=device_name)
             self.store.save_account(acct)
             self.http.token = acct.access_token
-            await self.keys.register_device_keys()
-            await self.keys.top_up()
+            if root:  # this device is the account's root: every later device chains to it
+                self.store.add_verified(root_pin_name(acct.user_id),
+                                        ed25519_public_key(acct.signature_seed))
+            self.mfa_enrolment_required = out.mfa_enrolment_required
+            if not out.mfa_enrolment_required:  # else after mfa_confirm
+                await self.keys.register_device_keys()
+                await self.keys.top_up()
+
+    async def mfa_begin(self):
+        """Start TOTP enrolment: the secret and ``otpauth://`` URI (:class:`protocol.mfa.MfaBeginResponse`)."""
+        return await self.mfa.begin()
+
+    async def mfa_confirm(self, code: str) -> tuple[str, ...]:
+        """Turn MFA on with a current code; returns the recovery codes (shown once). A device
+        whose session was enrolment-only registers its keys now."""
+        codes = await self.mfa.confirm(code)
+        self.mfa_enrolment_required = False
+        async with self._exclusive():
+            if not self.store.account().keys_registered:
+                await self.keys.register_device_keys()
+                await self.keys.top_up()
+        return codes
 
     async def close(self) -> None:
         await self.http.close()
@@ -173,6 +294,50 @@ class Client:
     @property
     def device_id(self) -> str:
         return self.store.account().device_id
+
+    @property
+    def own_code(self) -> str:
+        """The short code of this device's key: an approving device must show the same."""
+        acct = self.store.account()
+        return short_code(acct.user_id, ed25519_public_key(acct.signature_seed))
+
+    # -- this account's devices: approval and alerts --------------------------------------------
+
+    async def pending_devices(self) -> list[own_devices.Pending]:
+        """This account's other devices waiting for approval, each with its short code."""
+        async with self._exclusive():
+            return await own_devices.pending_devices(self.http, self.store)
+
+    async def approve_device(self, device_id: str, code: str) -> int:
+        """Approve a pending device whose code is ``code`` (raises
+        :class:`~.own_devices.CodeMismatch` otherwise); returns the log index."""
+        async with self._exclusive():
+            return await own_devices.approve_device(self.http, self.store, device_id, code)
+
+    async def account_devices(self) -> DevicesResponse:
+        """Every device of this account, as the server lists them (with ``pending``)."""
+        return await own_devices.account_devices(self.http)
+
+    async def is_pending(self) -> bool:
+        """Whether this device still waits for approval by another device of the account."""
+        out = await self.account_devices()
+        return any(str(d.device_id) == self.device_id and d.pending for d in out.devices)
+
+    async def watch_own_devices(self) -> list[str]:
+        """Check this account's devices now; returns the new alerts."""
+        async with self._exclusive():
+            return await own_devices.watch_own_devices(self.http, self.store, self.keys)
+
+    def alerts(self) -> list[str]:
+        """Alerts about this account's devices (pending, or active without approval)."""
+        return self.store.alerts()
+
+    def accept_new_identity(self, user_id: str) -> None:
+        """Forget the root pinned for ``user_id`` and its verified devices, after the person
+        confirmed the new identity out of band (account recovery, ``spec/security.md``)."""
+        with self.profile.locked():
+            self.store.forget_verified(root_pin_name(user_id))
+            self.store.forget_verified(f"{user_id}/")
 
     # -- rooms -----------------------------------------------------------------------------------
 
@@ -300,6 +465,10 @@ class Client:
         now = time.monotonic()
         if self.auto_add_own_devices and now - self._last_own_devices >= self.own_devices_interval:
             self._last_own_devices = now
+            try:
+                await own_devices.watch_own_devices(self.http, self.store, self.keys)
+            except (ServerError, RetriesExhausted, VerificationFailed) as exc:
+                self.store.add_alert(f"could not check this account's devices: {exc}")
             try:
                 await self.rooms_engine.add_own_devices()
             except (ServerError, RetriesExhausted, VerificationFailed) as exc:

@@ -10,7 +10,16 @@ Records and what they hold (all sealed at rest):
 * ``messages/<room_id>``: the decrypted messages of the room, in seq order
   (:class:`~client.sdk.messages.RoomMessage` records);
 * ``sync``: the since-token of the last sync;
-* ``verified``: peer devices whose registration was proven in the log.
+* ``verified``: peer devices whose registration and approval were proven in the log (and,
+  as ``log-vkey:<server>``, the log keys of other servers this device uses), and each
+  user's pinned root device key (``root:@user:server``);
+* ``notices``: the last 50 sentences about inbox items the SDK received and did not use;
+* ``checkpoints``: per log origin, the last checkpoint this device accepted (size, root,
+  the signed note), which every later checkpoint of that log must extend
+  (:mod:`.logview`);
+* ``log_alerts``: the rollbacks, forks and unwitnessed checkpoints refused (newest last);
+* ``device_alerts``: alerts about this account's devices (pending, or active without a
+  valid approval chain).
 """
 
 from __future__ import annotations
@@ -24,7 +33,21 @@ from client.profile import Profile
 from .errors import NotSignedIn, UnknownRoom
 from .messages import RoomMessage, message_from_record
 
-__all__ = ["Account", "RoomState", "RoomStatus", "PendingCommit", "StoredKeyPackage", "Store"]
+__all__ = ["Account", "RoomState", "RoomStatus", "PendingCommit", "StoredKeyPackage", "Store",
+           "StoredCheckpoint"]
+
+#: Refused checkpoints remembered in ``log_alerts``.
+MAX_LOG_ALERTS = 100
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """The last checkpoint of one log that this device accepted."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: bytes
 
 
 @dataclass
@@ -37,6 +60,9 @@ class Account:
     log_vkey: str | None = None
     log_index: int | None = None
     keys_registered: bool = False
+    trust_document: bytes | None = None  # protocol.trust, checked against the invite's anchor
+    #: The name the person gave this device: kept here only, never sent to the server.
+    device_name: str = ""
 
 
 @dataclass
@@ -158,7 +184,52 @@ class Store:
         """``"@user:server/DEVICE"`` -> signature key proven in the log."""
         return self.profile.get("verified", {})
 
+    def checkpoint(self, origin: str) -> StoredCheckpoint | None:
+        d = self.profile.get("checkpoints", {}).get(origin)
+        return None if d is None else StoredCheckpoint(origin, d["size"], d["root"], d["note"])
+
+    def save_checkpoint(self, cp: StoredCheckpoint) -> None:
+        all_ = self.profile.get("checkpoints", {})
+        all_[cp.origin] = {"size": cp.size, "root": cp.root, "note": cp.note}
+        self.profile.put("checkpoints", all_)
+
+    def log_alerts(self) -> list[dict[str, Any]]:
+        return self.profile.get("log_alerts", [])
+
+    def add_log_alert(self, alert: dict[str, Any]) -> None:
+        alerts = self.log_alerts()
+        alerts.append(alert)
+        self.profile.put("log_alerts", alerts[-MAX_LOG_ALERTS:])
+
     def add_verified(self, identity: str, key: bytes) -> None:
         v = self.verified()
         v[identity] = key
         self.profile.put("verified", v)
+
+    # -- notices -----------------------------------------------------------------------
+    def notices(self) -> list[str]:
+        """Sentences about inbox items received and not used (oldest first, at most 50)."""
+        return list(self.profile.get("notices", []))
+
+    def add_notice(self, sentence: str) -> None:
+        self.profile.put("notices", [*self.notices(), sentence][-50:])
+
+    def forget_verified(self, prefix: str) -> None:
+        """Drop every verified entry whose name starts with ``prefix``."""
+        self.profile.put("verified", {k: v for k, v in self.verified().items()
+                                      if not k.startswith(prefix)})
+
+    # -- alerts about this account's devices (client/sdk/device_trust.py) -------------------
+    def alerts(self) -> list[str]:
+        return list(self.profile.get("device_alerts", []))
+
+    def add_alert(self, text: str, keep: int = 50) -> bool:
+        """Record ``text`` unless it is already recorded; returns whether it is new."""
+        alerts = self.alerts()
+        if text in alerts:
+            return False
+        self.profile.put("device_alerts", (alerts + [text])[-keep:])
+        return True
+
+    def clear_alerts(self, containing: str) -> None:
+        self.profile.put("device_alerts", [a for a in self.alerts() if containing not in a])

@@ -57,7 +57,7 @@ from .group_context import GroupContext
 from .group_errors import GroupInactive, InvalidResumption, StaleStagedCommit, UnknownPsk
 from .group_external import external_join
 from .group_lifecycle import create_state, join_state, start_state
-from .group_receiving import process_message
+from .group_receiving import claimed_sender, process_message
 from .group_results import MessageKind, ProcessedMessage, StagedCommit
 from .group_resumption import start_resumed_group
 from .group_serialization import decode_group_state, encode_group_state
@@ -265,6 +265,18 @@ class Group:
         """The leaf of the (first) member whose basic credential carries ``identity``."""
         return self._s.public.find_member(identity)
 
+    def leaf_identity(self, leaf: int, epoch: int | None = None) -> bytes | None:
+        """The credential identity at ``leaf`` in ``epoch`` (the current one by default, or a
+        retained past one); None for a blank leaf or an epoch not kept."""
+        if epoch is None or epoch == self.epoch:
+            tree = self._s.epoch.tree
+        elif epoch in self._s.past:
+            tree = self._s.past[epoch].tree
+        else:
+            return None
+        node = tree.leaf(leaf) if 0 <= leaf < tree.n_leaves else None
+        return None if node is None else node.credential.identity
+
     @property
     def pending_reinit(self) -> ReInit | None:
         """The ReInit of the last merged Commit, if any: the group is then suspended."""
@@ -329,6 +341,15 @@ class Group:
         The Group is unchanged on any error; a Commit changes it only when merged.
         """
         return process_message(self._s, message, now)
+
+    def claimed_sender(self, message: MLSMessage) -> LeafIndex | None:
+        """The member leaf a message names as its sender, *before* verification: a
+        PublicMessage's member sender, or a PrivateMessage's SenderData opened under the
+        epoch's sender-data secret (this epoch's or a retained past one's; no ratchet key
+        is consumed). None for other senders and epochs whose keys are gone. A member's
+        own messages cannot be decrypted by itself; this is how it recognises them.
+        Raises ``decrypt_failed`` for SenderData that does not open."""
+        return claimed_sender(self._s, message)
 
     # -- proposing and committing (crypto.mls.group_committing) ----------------------
 

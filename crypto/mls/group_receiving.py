@@ -43,12 +43,18 @@ from .group_welcome import compute_psk_secret
 from .key_schedule import confirmation_tag, epoch_secrets
 from .message import MLSMessage
 from .proposals import PreSharedKeyID, Proposal
-from .protection import WrongEpoch, WrongGroup, unprotect_private, unprotect_public
+from .protection import (
+    WrongEpoch,
+    WrongGroup,
+    private_sender_leaf,
+    unprotect_private,
+    unprotect_public,
+)
 from .public_group import PendingProposal
 from .tree_math import LeafIndex
 from .treekem import TreePrivateKeys, decrypt_update_path
 
-__all__ = ["process_message", "PROPOSAL_REF_LABEL"]
+__all__ = ["process_message", "claimed_sender", "PROPOSAL_REF_LABEL"]
 
 PROPOSAL_REF_LABEL = "MLS 1.0 Proposal Reference"
 
@@ -95,6 +101,26 @@ def process_message(st: GroupState, message: MLSMessage, now: int | None) -> Pro
     else:
         raise UnexpectedMessage(f"{type(body).__name__} is not processed by a group")
     return _interpret(st, ac, now)
+
+
+def claimed_sender(st: GroupState, message: MLSMessage) -> LeafIndex | None:
+    """The member leaf ``message`` names as its sender, unverified (see
+    :meth:`crypto.mls.group.Group.claimed_sender`)."""
+    body = message.body
+    if isinstance(body, PublicMessage):
+        sender = body.content.sender
+        if sender.sender_type != SenderType.MEMBER or sender.leaf_index is None:
+            return None
+        return LeafIndex(sender.leaf_index)
+    if not isinstance(body, PrivateMessage) or body.group_id != st.epoch.context.group_id:
+        return None
+    if body.epoch == st.epoch.context.epoch:
+        keys = st.epoch.epoch_keys()
+    elif body.epoch in st.past:
+        keys = st.past[body.epoch].keys
+    else:
+        return None
+    return LeafIndex(private_sender_leaf(keys, body))
 
 
 def _process_past_private(st: GroupState, body: PrivateMessage) -> ProcessedMessage:

@@ -240,6 +240,18 @@ def protect_private(
     )
 
 
+def private_sender_leaf(keys: EpochKeys, message: PrivateMessage) -> int:
+    """The sender leaf of a PrivateMessage: only its SenderData is opened (section 6.3.2),
+    no ratchet key is used or consumed and the content is not verified. Raises
+    ``decrypt_failed`` and the decode errors."""
+    suite = keys.suite
+    _check_group_epoch(keys.context, message.group_id, message.epoch)
+    sd_key, sd_nonce = sender_data_key_nonce(suite, keys.sender_data_secret, message.ciphertext)
+    sd_aad = SenderDataAAD(message.group_id, message.epoch, message.content_type).to_bytes()
+    return SenderData.from_bytes(suite.aead_open(sd_key, sd_nonce, sd_aad,
+                                                 message.encrypted_sender_data)).leaf_index
+
+
 def unprotect_private(
     keys: EpochKeys,
     signature_pub: bytes | SignatureKeyLookup,

@@ -24,6 +24,7 @@ from protocol.api import (
     UserDevicesResponse,
     WhoAmIResponse,
 )
+from protocol.device_approval import ApproveDeviceRequest
 from protocol.ids import DeviceId, RoomId, UserId
 from protocol.room_errors import NotMember, UnknownRoom
 from server.appkeys import ACCOUNTS, CONFIG, DATABASE, DEVICES, KEY_DIRECTORY, SESSIONS
@@ -60,9 +61,12 @@ def _max_body(request: web.Request) -> int:
     return request.app[CONFIG].limits.max_body
 
 
-async def authenticate(request: web.Request) -> Session:
-    """The caller's session; raises :class:`~protocol.errors.Unauthorized`."""
-    return await request.app[SESSIONS].authenticate(request.headers.get("Authorization"))
+async def authenticate(request: web.Request, *, enrolment: bool = False) -> Session:
+    """The caller's session; raises :class:`~protocol.errors.Unauthorized`, or
+    :class:`~protocol.mfa.MfaEnrolmentRequired` for an enrolment-only session (accepted
+    only with ``enrolment``: whoami, logout and the MFA routes)."""
+    return await request.app[SESSIONS].authenticate(request.headers.get("Authorization"),
+                                                    enrolment=enrolment)
 
 
 def _address(request: web.Request) -> str:
@@ -81,13 +85,13 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     await read_request(request, Empty, _max_body(request), optional=True)
-    session = await authenticate(request)
+    session = await authenticate(request, enrolment=True)
     await request.app[SESSIONS].revoke(session)
     return respond(Empty())
 
 
 async def whoami(request: web.Request) -> web.Response:
-    s = await authenticate(request)
+    s = await authenticate(request, enrolment=True)
     return respond(WhoAmIResponse(s.user_id, s.device_id, s.role))
 
 
@@ -101,6 +105,18 @@ async def remove_device(request: web.Request) -> web.Response:
     device_id = DeviceId.parse(request.match_info["device_id"])
     await request.app[DEVICES].remove(session, device_id)
     return respond(Empty())
+
+
+async def pending_devices(request: web.Request) -> web.Response:
+    session = await authenticate(request)
+    return respond(await request.app[DEVICES].pending(session))
+
+
+async def approve_device(request: web.Request) -> web.Response:
+    req = await read_request(request, ApproveDeviceRequest, _max_body(request))
+    session = await authenticate(request)
+    device_id = DeviceId.parse(request.match_info["device_id"])
+    return respond(await request.app[DEVICES].approve(session, device_id, req))
 
 
 async def register_device_keys(request: web.Request) -> web.Response:
@@ -166,6 +182,8 @@ def add_routes(router: web.UrlDispatcher, prefix: str = CLIENT_PREFIX) -> None:
     router.add_post(f"{prefix}/logout", logout)
     router.add_get(f"{prefix}/account/whoami", whoami)
     router.add_get(f"{prefix}/devices", list_devices)
+    router.add_get(f"{prefix}/devices/pending", pending_devices)
+    router.add_post(f"{prefix}/devices/{{device_id}}/approve", approve_device)
     router.add_delete(f"{prefix}/devices/{{device_id}}", remove_device)
     router.add_put(f"{prefix}/keys/device", register_device_keys)
     router.add_get(f"{prefix}/users/{{user_id}}/devices", user_devices)

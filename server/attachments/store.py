@@ -5,10 +5,14 @@ digits. :meth:`BlobStore.put` streams the body into ``tmp/`` while hashing and
 counting it, fsyncs the file, renames it into place and fsyncs the directory,
 so a blob that got an answer survives a crash and a blob on disk is always
 whole. The same content uploaded twice is stored once. The server never sees
-the key: clients encrypt before upload and send the key inside MLS.
+the key: clients encrypt before upload and send the key inside MLS. Only Confide
+sealed blobs are taken (:func:`protocol.sealed.check_attachment`: the header as soon
+as its bytes arrived, the padded length at the end); the temporary file of a refused
+upload is removed, so nothing of it stays.
 
 Errors: :class:`~protocol.room_errors.AttachmentTooLarge` (over ``max_size``,
 checked against ``Content-Length`` first and while reading),
+:class:`~protocol.channel_errors.AttachmentNotSealed`,
 :class:`~protocol.errors.BadRequest` (an empty body), and
 :class:`~protocol.errors.NotFound` from :meth:`BlobStore.path` for an unknown id.
 """
@@ -25,6 +29,7 @@ from pathlib import Path
 from crypto.rng import Rng
 from protocol.errors import BadRequest, NotFound
 from protocol.room_errors import AttachmentTooLarge
+from protocol.sealed import ATTACHMENT_HEADER, check_attachment, check_attachment_header
 
 __all__ = ["BlobStore", "CONTENT_ID"]
 
@@ -60,16 +65,22 @@ class BlobStore:
         tmp = self._tmp / self.rng(16).hex()
         digest = hashlib.sha256()
         size = 0
+        head = b""
         try:
             with open(tmp, "wb") as f:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > self.max_size:
                         raise AttachmentTooLarge(f"attachments are at most {self.max_size} bytes")
+                    if len(head) < ATTACHMENT_HEADER:
+                        head = (head + chunk)[:ATTACHMENT_HEADER]
+                        if len(head) == ATTACHMENT_HEADER:
+                            check_attachment_header(head)  # before more is written
                     digest.update(chunk)
                     f.write(chunk)
                 if size == 0:
                     raise BadRequest("an attachment has at least one byte")
+                check_attachment(head, size)
                 f.flush()
                 await asyncio.to_thread(os.fsync, f.fileno())
             content_id = digest.hexdigest()

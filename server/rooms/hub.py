@@ -44,7 +44,11 @@ Errors: :mod:`protocol.room_errors` (``unknown_room``, ``not_member``,
 ``sender_mismatch``, ``not_mls``, ``wrong_wire_format``, ``handshake_not_public``,
 ``application_not_private``, ``message_too_large``, ``stale_epoch``,
 ``mls_rejected``, ``welcome_invalid``, ``group_info_invalid``,
-``member_identity_invalid``), :class:`~protocol.errors.BadRequest` for fields
+``member_identity_invalid``; ``unknown_device``, ``device_key_mismatch`` from
+:mod:`.device_proof` for an added device its home server did not register under that key),
+:mod:`protocol.channel_errors` (finding 9: ``group_id_invalid``,
+``extension_not_allowed``, ``authenticated_data_not_empty``, ``proposal_not_allowed``,
+``message_not_padded``, ``field_length_invalid``), :class:`~protocol.errors.BadRequest` for fields
 that do not go with the message, ``conflict`` for a group that already has a room.
 """
 
@@ -106,6 +110,8 @@ from server.services.sessions import Session
 from server.storage import Database, devices
 
 from . import access, storage
+from .approved_devices import require_approved
+from .device_proof import DeviceProof
 from .room_cache import MAX_CACHED_ROOMS, CachedRoom, PendingEvent, RoomCache, TxnKey
 
 __all__ = ["Hub", "HubFanOut", "RemoteRooms", "APPLICATION_PAST_EPOCHS", "MAX_CACHED_ROOMS", "RECENT_TXNS"]
@@ -150,8 +156,10 @@ class RemoteRooms(Protocol):
 
 class Hub:
     def __init__(self, db: Database, audit: AuditTrail, server_name: str, wakeups: Wakeups,
-                 fan_out: HubFanOut, remote_rooms: RemoteRooms, clock: Clock, rng: Rng) -> None:
+                 fan_out: HubFanOut, remote_rooms: RemoteRooms, device_proof: DeviceProof,
+                 clock: Clock, rng: Rng) -> None:
         self.db = db
+        self.device_proof = device_proof
         self.audit = audit
         self.server_name = server_name
         self.wakeups = wakeups
@@ -178,6 +186,12 @@ class Hub:
             self._locks[key] = lock
         return lock
 
+    async def _require_approved(self, members: set[tuple[str, str]] | frozenset) -> None:
+        """No pending device of this server's users becomes a member (finding 2)."""
+        if members:
+            async with self.db.read() as conn:
+                await require_approved(conn, self.server_name, members)
+
     # -- creation ----------------------------------------------------------------------------
 
     async def create_room(self, session: Session, req: CreateRoomRequest) -> CreateRoomResponse:
@@ -188,6 +202,7 @@ class Hub:
                 stored = await storage.find_txn(conn, user, device, "create", req.txn_id)
             if stored is not None:
                 return decode_body(stored, CreateRoomResponse)
+            await self._require_approved({(user, device)})
             view = accept_create(Submission((user, device), req.group_info), now_s(self.clock))
             room_id = RoomId(base64.urlsafe_b64encode(self.rng(15)).decode(), self.server_name)
             event = self._sign(EventContent(
@@ -213,6 +228,7 @@ class Hub:
         rid = str(room_id)
         scope = f"send:{rid}"
         if room_id.server != self.server_name:
+            await self._require_approved({(user, device)})
             return await self.remote_rooms.submit_remote(session, room_id, req)
         key: TxnKey = (user, device, scope, req.txn_id)
         mark = self._committed_txns
@@ -341,8 +357,10 @@ class Hub:
                     continue  # the queue failed: start again from the committed state
                 try:
                     accepted = accept(room.head, room.view, sub, now_s(self.clock), classified)
+                    await self.device_proof.check(accepted.added_devices)
                     event = self._sign(next_content(room.head, accepted, sub, now_ms(self.clock)))
                     applied = apply(room.head, room.view, event, accepted.group_info)
+                    await self._require_approved(applied.added)
                     response = SendResponse(event.content.seq, event.event_id.hex(),
                                             applied.head.epoch)
                     await self._store(applied, accepted, key, response)
@@ -398,7 +416,9 @@ class Hub:
 
     async def group_info(self, session: Session, room_id: RoomId) -> GroupInfoResponse:
         """The latest GroupInfo a member uploaded; for users with a member device. For a room
-        hosted elsewhere, the hub's current one (room federation asks it)."""
+        hosted elsewhere, the hub's current one (room federation asks it). A pending device
+        gets ``device_not_approved`` (the GroupInfo names the members)."""
+        await self._require_approved({(str(session.user_id), str(session.device_id))})
         if room_id.server != self.server_name:
             return await self.remote_rooms.group_info_remote(session, room_id)
         async with self.db.read() as conn:

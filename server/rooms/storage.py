@@ -9,6 +9,9 @@ and what it changes are written by ONE function, :func:`write_event`, from the
 rows for the same event. Nothing here raises HTTP errors
 (:class:`~server.storage.errors.AlreadyExists` for a duplicate group id).
 
+``txn_ids`` keeps SHA-256 of each client transaction id (:func:`protocol.txn_ids.txn_key`),
+never the id itself.
+
 ``room_members`` keeps membership *intervals* per device: ``first_seq`` is the
 first event the device may read (the one after the commit that added it),
 ``last_seq`` the last (the commit that removed it), NULL while it is a member.
@@ -24,6 +27,7 @@ import aiosqlite
 
 from protocol.events import EventContent, EventKind, SignedEvent
 from protocol.room_rules import Applied, RoomHead
+from protocol.txn_ids import txn_key
 from server.storage.errors import AlreadyExists
 
 __all__ = [
@@ -327,21 +331,23 @@ async def find_txn(conn: aiosqlite.Connection, user_id: str, device_id: str, sco
                    txn_id: str) -> bytes | None:
     rows = await conn.execute_fetchall(
         "SELECT response FROM txn_ids WHERE user_id = ? AND device_id = ? AND scope = ? AND "
-        "txn_id = ?", (user_id, device_id, scope, txn_id))
+        "txn_id = ?", (user_id, device_id, scope, txn_key(txn_id)))
     return bytes(rows[0][0]) if rows else None
 
 
 async def store_txn(tx: aiosqlite.Connection, user_id: str, device_id: str, scope: str, txn_id: str,
                     response: bytes, now_ms: int) -> None:
     await tx.execute("INSERT INTO txn_ids (user_id, device_id, scope, txn_id, response, created_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", (user_id, device_id, scope, txn_id, response, now_ms))
+                     "VALUES (?, ?, ?, ?, ?, ?)", (user_id, device_id, scope, txn_key(txn_id), response,
+                                                    now_ms))
 
 
 async def store_txns(tx: aiosqlite.Connection,
                      rows: Iterable[tuple[str, str, str, str, bytes, int]]) -> None:
     """Several ``(user, device, scope, txn_id, response, now_ms)`` in one statement."""
     await tx.executemany("INSERT INTO txn_ids (user_id, device_id, scope, txn_id, response, "
-                         "created_at) VALUES (?, ?, ?, ?, ?, ?)", list(rows))
+                         "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         [(u, d, scope, txn_key(t), r, n) for u, d, scope, t, r, n in rows])
 
 
 async def prune_txns(tx: aiosqlite.Connection, older_than_ms: int) -> int:

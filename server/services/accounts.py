@@ -2,8 +2,11 @@
 
 Errors (all typed, see ``spec/client-server.md``): :class:`InviteInvalid`,
 :class:`UserExists`, :class:`InvalidLogin`, :class:`RateLimited`,
+:class:`~protocol.mfa.MfaRequired` and :class:`~protocol.mfa.MfaInvalid` (the
+password was right, the second factor missing or wrong: :mod:`.mfa`),
 :class:`InvalidIdentifier`, :class:`NotFound` (re-login into a device that
-does not exist). A failed registration writes nothing: the invite, account,
+does not exist). The registering device is the account's root (for an account created
+without a device, the first device that logs in); any later device created by login is pending (``spec/client-server.md`` 4.6). A failed registration writes nothing: the invite, account,
 device and token are one transaction.
 """
 
@@ -23,11 +26,13 @@ from protocol.errors import (
     UserExists,
 )
 from protocol.ids import DeviceId, UserId
+from protocol.mfa import MfaInvalid
 from server.storage import (
     Database,
     InviteUnusable,
     UserAlreadyExists,
     accounts,
+    device_trust,
     devices,
     invites,
     tokens,
@@ -36,6 +41,7 @@ from server.storage import (
 from .audit import AuditTrail
 from .clock import Clock, now_ms
 from .login_failures import FailedLoginCounter
+from .mfa import LoginFactor, Mfa
 from .passwords import PasswordHasher
 from .provisioning import invite_hash
 from .ratelimit import LoginLimiter
@@ -59,12 +65,13 @@ def new_device_id(rng: Rng) -> str:
 class Accounts:
     def __init__(
         self, db: Database, sessions: Sessions, hasher: PasswordHasher, limiter: LoginLimiter,
-        audit: AuditTrail, server_name: str, clock: Clock, rng: Rng,
+        audit: AuditTrail, mfa: Mfa, server_name: str, clock: Clock, rng: Rng,
         failures: FailedLoginCounter | None = None,
     ) -> None:
         """``failures`` counts failed logins per window (none are logged without it)."""
         self.failures = failures
         self.db = db
+        self.mfa = mfa
         self.sessions = sessions
         self.hasher = hasher
         self.limiter = limiter
@@ -98,8 +105,10 @@ class Accounts:
             async with self.db.transaction() as tx:
                 role = await invites.consume(tx, code_hash, str(user), now)
                 await accounts.create(tx, str(user), role, password_hash, now)
-                await devices.create(tx, str(user), device_id, req.device_name, now)
-                token = await self.sessions.issue(tx, str(user), device_id)
+                await devices.create(tx, str(user), device_id, now)
+                await device_trust.create(tx, str(user), device_id, device_trust.TrustState.ROOT)
+                scope = self.mfa.scope_without_factor(role)
+                token = await self.sessions.issue(tx, str(user), device_id, scope)
                 await self.audit.record(tx, AccessEvent(now, AccessAction.ACCOUNT_CREATED, str(user)))
                 await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
         except InviteUnusable:  # used by a concurrent registration meanwhile
@@ -108,7 +117,7 @@ class Accounts:
             raise UserExists(f"{user} is taken") from None
         self.limiter.succeeded(None, address)
         await self.audit.flush()
-        return SessionResponse(user, DeviceId(device_id), token)
+        return SessionResponse(user, DeviceId(device_id), token, scope != tokens.FULL)
 
     async def login(self, req: LoginRequest, address: str) -> SessionResponse:
         try:
@@ -124,11 +133,29 @@ class Accounts:
             # The same work for an unknown user as for a wrong password: one check (of a
             # dummy hash), one counted failure in one transaction (spec/security.md, findings
             # 12 and 1); no entry names the attempted user.
-            async with self.db.transaction() as tx:
-                if self.failures is not None:
-                    await self.failures.count(tx)
+            await self._failed()
             raise InvalidLogin("wrong user id or password")
+        # The second factor, only once the password is right (so that it says nothing about
+        # an account to someone without its password). A failure stays counted in the limiter.
+        try:
+            factor = await self.mfa.login_factor(str(user), account.role, req.totp, req.recovery_code)
+            answer = await self._log_in(user, req, factor, now)
+        except MfaInvalid:
+            await self._failed()
+            raise
         self.limiter.succeeded(str(user), address)
+        await self.audit.flush()
+        return answer
+
+    async def _failed(self) -> None:
+        """One failed login, counted in the current window (no entry names the user)."""
+        async with self.db.transaction() as tx:
+            if self.failures is not None:
+                await self.failures.count(tx)
+
+    async def _log_in(self, user: UserId, req: LoginRequest, factor: LoginFactor, now: int) -> SessionResponse:
+        """The device (new, or ``req.device_id`` again) and its token, in one transaction that
+        also uses up the second factor; nothing is written if any part fails."""
         async with self.db.transaction() as tx:
             if req.device_id is not None:
                 device_id = str(req.device_id)
@@ -138,8 +165,13 @@ class Accounts:
                 await devices.touch(tx, str(user), device_id, now)
             else:
                 device_id = new_device_id(self.rng)
-                await devices.create(tx, str(user), device_id, req.device_name, now)
-            token = await self.sessions.issue(tx, str(user), device_id)
+                await devices.create(tx, str(user), device_id, now)
+                # Pending until an approved device of the user signs its key (finding 2); the
+                # first device ever of an account made without one (admin create-user) is its root.
+                first = not await device_trust.for_user(tx, str(user), limit=1)
+                state = device_trust.TrustState.ROOT if first else device_trust.TrustState.PENDING
+                await device_trust.create(tx, str(user), device_id, state)
+            await self.mfa.use(tx, str(user), device_id, factor)
+            token = await self.sessions.issue(tx, str(user), device_id, factor.scope)
             await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN, str(user), device_id))
-        await self.audit.flush()
-        return SessionResponse(user, DeviceId(device_id), token)
+        return SessionResponse(user, DeviceId(device_id), token, factor.scope != tokens.FULL)

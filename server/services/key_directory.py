@@ -26,7 +26,7 @@ from protocol.errors import (
     NotFound,
 )
 from protocol.ids import DeviceId, UserId
-from server.storage import AlreadyExists, Database, accounts, devices, key_packages
+from server.storage import AlreadyExists, Database, accounts, device_trust, devices, key_packages
 
 from .clock import Clock, now_ms, now_s
 from .key_package_check import check_key_package
@@ -75,16 +75,20 @@ class KeyDirectory:
         return KeyPackageCountResponse(one_time, last_resort)
 
     async def claim(self, user: UserId) -> ClaimResponse:
-        """One KeyPackage per device of ``user`` that registered keys (see the module docstring)."""
+        """One KeyPackage per approved device of ``user`` that registered keys (see the module
+        docstring); a pending device's packages are never handed out."""
         now = now_s(self.clock)
         claimed: list[ClaimedKeyPackage] = []
         missing: list[DeviceId] = []
         async with self.db.transaction() as tx:
             if not await accounts.exists(tx, str(user)):
                 raise NotFound("no such user")
+            trust = await device_trust.for_user(tx, str(user))
             for d in await devices.list_for_user(tx, str(user)):
                 if d.key_log_index is None:
                     continue  # keys not registered: not a member-capable device yet
+                if device_trust.chain(trust, d.device_id) is None:
+                    continue  # pending approval by another device of the user
                 kp = await key_packages.claim_one(tx, str(user), d.device_id, now)
                 if kp is None:
                     missing.append(DeviceId(d.device_id))

@@ -6,7 +6,9 @@ then requires: cipher suite 1 or 3; RFC 9420 section 10.1 validity (version,
 leaf source, capabilities, both signatures) with ``now`` inside the leaf's
 lifetime; the leaf's signature key and credential equal to the device's
 registered ones; and the last-resort extension (0x000A) present exactly when
-the package is uploaded as the last-resort one. Every failure raises
+the package is uploaded as the last-resort one; and its extensions and capabilities
+on the allow-list of :func:`protocol.room_channels.check_key_package` (finding 9).
+Every failure raises
 :class:`~protocol.errors.KeyPackageInvalid` with the reason.
 """
 
@@ -17,7 +19,8 @@ from crypto.mls.ciphersuite import get_suite
 from crypto.mls.key_package import KeyPackage
 from crypto.mls.key_package_gen import is_last_resort, key_package_ref, validate_key_package
 from crypto.mls.message import MLSMessage
-from protocol.errors import KeyPackageInvalid
+from protocol import room_channels
+from protocol.errors import ApiError, KeyPackageInvalid
 from server.storage.key_packages import NewKeyPackage
 
 __all__ = ["SUPPORTED_SUITES", "check_key_package"]
@@ -49,6 +52,10 @@ def check_key_package(
         raise KeyPackageInvalid("the leaf's signature key is not the device's registered key")
     if leaf.credential.to_bytes() != credential:
         raise KeyPackageInvalid("the leaf's credential is not the device's registered credential")
+    try:
+        room_channels.check_key_package(kp)  # spec/security.md finding 9
+    except ApiError as exc:
+        raise KeyPackageInvalid(f"{exc.code}: {exc.message}") from None
     if is_last_resort(kp) != last_resort:
         raise KeyPackageInvalid(
             "a last-resort KeyPackage needs the last_resort extension; one-time ones must not have it")

@@ -7,8 +7,14 @@ expires when unused for ``idle_timeout`` seconds. Use is recorded coarsely:
 ``touch_interval``, so authenticating costs no write on most requests, and
 expiry is exact to within ``touch_interval``.
 
+A token's scope is ``full`` or ``mfa_enrolment`` (an account whose role
+requires a second factor and has none: spec/security.md, "MFA"); only
+:meth:`Sessions.authenticate` with ``enrolment=True`` (the MFA enrolment routes,
+whoami, logout) accepts the latter.
+
 Errors: :class:`~protocol.errors.Unauthorized` for a missing, malformed,
-unknown or expired token. An expiry is recorded in the log (``session_expired``).
+unknown or expired token; :class:`~protocol.mfa.MfaEnrolmentRequired` for an
+enrolment-only token anywhere else. An expiry is recorded in the log (``session_expired``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from crypto.rng import Rng
 from protocol.audit import AccessAction, AccessEvent
 from protocol.errors import Unauthorized
 from protocol.ids import DeviceId, UserId
+from protocol.mfa import MfaEnrolmentRequired
 from server.config import SessionPolicy
 from server.storage import Database, devices, tokens
 
@@ -43,6 +50,7 @@ class Session:
     device_id: DeviceId
     role: str
     token_hash: bytes
+    scope: str = tokens.FULL
 
 
 def hash_token(raw: bytes) -> bytes:
@@ -73,14 +81,16 @@ class Sessions:
         self.clock = clock
         self.rng = rng
 
-    async def issue(self, tx: aiosqlite.Connection, user_id: str, device_id: str) -> str:
+    async def issue(self, tx: aiosqlite.Connection, user_id: str, device_id: str,
+                    scope: str = tokens.FULL) -> str:
         """Store a new token for the device in the caller's transaction; returns the token text."""
         raw = self.rng(TOKEN_BYTES)
-        await tokens.insert(tx, hash_token(raw), user_id, device_id, now_ms(self.clock))
+        await tokens.insert(tx, hash_token(raw), user_id, device_id, now_ms(self.clock), scope)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    async def authenticate(self, authorization: str | None) -> Session:
-        """The session of the ``Authorization`` header; raises :class:`Unauthorized`."""
+    async def authenticate(self, authorization: str | None, *, enrolment: bool = False) -> Session:
+        """The session of the ``Authorization`` header; raises :class:`Unauthorized`, or
+        :class:`MfaEnrolmentRequired` for an enrolment-only token unless ``enrolment``."""
         token_hash = hash_token(parse_bearer(authorization))
         async with self.db.statement() as conn:
             row = await tokens.lookup(conn, token_hash)
@@ -99,7 +109,11 @@ class Sessions:
             async with self.db.transaction() as tx:
                 await tokens.touch(tx, token_hash, now)
                 await devices.touch(tx, row.user_id, row.device_id, now)
-        return Session(UserId.parse(row.user_id), DeviceId(row.device_id), row.role, token_hash)
+        if row.scope != tokens.FULL and not enrolment:
+            raise MfaEnrolmentRequired(
+                "this session may only enrol a second factor; set up MFA first")
+        return Session(UserId.parse(row.user_id), DeviceId(row.device_id), row.role, token_hash,
+                       row.scope)
 
     async def revoke(self, session: Session) -> None:
         """Delete the session's token and record the logout."""

@@ -8,13 +8,24 @@ Seam for the other parts of the server::
     async with db.read() as conn:                      # a consistent snapshot
         device = await devices.get(conn, user, device_id)
 
-Repositories (``accounts``, ``devices``, ``tokens``, ``invites``,
-``key_packages``, ``outbox``) are modules of functions over the connection
+Repositories (``accounts``, ``devices``, ``device_trust``, ``tokens``, ``invites``,
+``key_packages``, ``mfa``, ``outbox``) are modules of functions over the connection
 and raise :mod:`server.storage.errors` (domain errors, never HTTP). New tables
 come as new entries of :data:`server.storage.migrations.MIGRATIONS`.
 """
 
-from . import accounts, devices, invites, key_packages, log_privacy, meta, outbox, tokens
+from . import (
+    accounts,
+    device_trust,
+    devices,
+    invites,
+    key_packages,
+    log_privacy,
+    meta,
+    mfa,
+    outbox,
+    tokens,
+)
 from .database import Database, connect
 from .errors import (
     AlreadyExists,
@@ -27,7 +38,8 @@ from .errors import (
 from .migrations import MIGRATIONS, migrate
 
 __all__ = [
-    "accounts", "devices", "invites", "key_packages", "log_privacy", "meta", "outbox", "tokens", "Database", "connect",
+    "accounts", "device_trust", "devices", "invites", "key_packages", "log_privacy", "meta", "mfa",
+    "outbox", "tokens", "Database", "connect",
     "AlreadyExists", "InviteUnusable", "NoSuchRow", "SchemaTooNew", "StorageError",
     "UserAlreadyExists", "MIGRATIONS", "migrate",
 ]

@@ -35,11 +35,14 @@ BUSY_TIMEOUT_MS = 10_000
 
 
 async def connect(path: Path | str) -> aiosqlite.Connection:
-    """An autocommit connection with Confide's pragmas (WAL, synchronous=FULL, foreign keys)."""
+    """An autocommit connection with Confide's pragmas (WAL, synchronous=FULL, foreign keys,
+    secure_delete: freed pages are zeroed, so a deleted row or a dropped column, such as the
+    device names the finding-9 migration step drops, leaves nothing readable in the file)."""
     conn = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA synchronous=FULL")
     await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute("PRAGMA secure_delete=ON")
     await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
 

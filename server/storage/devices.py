@@ -16,14 +16,13 @@ from .errors import AlreadyExists, NoSuchRow
 
 __all__ = ["Device", "create", "get", "list_for_user", "set_keys", "key_in_use", "touch", "delete"]
 
-_COLUMNS = "user_id, device_id, display_name, created_at, last_seen, signature_key, credential, key_log_index"
+_COLUMNS = "user_id, device_id, created_at, last_seen, signature_key, credential, key_log_index"
 
 
 @dataclass(frozen=True)
 class Device:
     user_id: str
     device_id: str
-    display_name: str
     created_at: int
     last_seen: int
     signature_key: bytes | None
@@ -36,14 +35,14 @@ class Device:
 
 
 async def create(
-    tx: aiosqlite.Connection, user_id: str, device_id: str, display_name: str, now_ms: int
+    tx: aiosqlite.Connection, user_id: str, device_id: str, now_ms: int
 ) -> None:
     """Insert a device without keys; raises :class:`AlreadyExists` for a taken device id."""
     try:
         await tx.execute(
-            "INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (user_id, device_id, display_name, now_ms, now_ms),
+            "INSERT INTO devices (user_id, device_id, created_at, last_seen) "
+            "VALUES (?, ?, ?, ?)",
+            (user_id, device_id, now_ms, now_ms),
         )
     except sqlite3.IntegrityError as exc:
         raise AlreadyExists(f"device {device_id} exists") from exc

@@ -218,9 +218,63 @@ _V7_ATTACHMENT_ACCESS = (
         PRIMARY KEY (content_id, room_id, seq))""",
 )
 
+_V8_MFA = (
+    # Multi-factor sign-in (spec/security.md, "MFA"). The TOTP secret is sealed under
+    # keys/mfa.key (never stored in the clear); enabled_at is NULL while an enrolment waits for
+    # its first code; last_step is the last TOTP step accepted (a code of it or earlier is
+    # refused: no replay). Recovery codes are kept as HMAC-SHA256 under a key derived from
+    # keys/mfa.key, each usable once.
+    """CREATE TABLE mfa_totp (
+        user_id TEXT PRIMARY KEY REFERENCES accounts (user_id) ON DELETE CASCADE,
+        sealed_secret BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        enabled_at INTEGER,
+        last_step INTEGER NOT NULL DEFAULT -1)""",
+    """CREATE TABLE mfa_recovery_codes (
+        user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+        code_mac BLOB NOT NULL,
+        used_at INTEGER,
+        PRIMARY KEY (user_id, code_mac))""",
+    # 'full', or 'mfa_enrolment': a session that may only enrol a second factor.
+    "ALTER TABLE access_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'full'",
+)
+
+#: Finding 9 (spec/security.md): the server keeps no device name, and transaction ids only
+#: as hashes (protocol.txn_ids.txn_key); the ids stored before in the clear are dropped (they
+#: only served retries of the last minutes).
+_V9_NO_PLAINTEXT_CHANNELS = (
+    "ALTER TABLE devices DROP COLUMN display_name",
+    "DELETE FROM txn_ids",
+)
+
+_V10_DEVICE_TRUST = (
+    # Device approval (spec/client-server.md 4.6, spec/security.md finding 2): the root
+    # device of each account (the one that registered), pending devices (created by login)
+    # and approved ones with the approver and the index of the device_approved entry. Rows
+    # outlive their device, so an approval chain through a removed approver still resolves.
+    """CREATE TABLE device_trust (
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('root', 'pending', 'approved')),
+        signature_key BLOB,
+        added_index INTEGER,
+        approver TEXT,
+        approval_index INTEGER,
+        PRIMARY KEY (user_id, device_id))""",
+    # Devices of an older database: the first of each user is its root, the others wait
+    # for an approval like a fresh login.
+    """INSERT INTO device_trust (user_id, device_id, state, signature_key, added_index)
+        SELECT d.user_id, d.device_id,
+            CASE WHEN d.device_id = (SELECT e.device_id FROM devices e WHERE e.user_id = d.user_id
+                                     ORDER BY e.created_at, e.device_id LIMIT 1)
+                 THEN 'root' ELSE 'pending' END,
+            d.signature_key, d.key_log_index
+        FROM devices d""",
+)
+
 # Issue 10 finding 1: auditor credentials (only the token's hash) and the failed-login
 # count of each open window (logged as one ``failed_logins`` entry when the window closes).
-_V8_LOG_PRIVACY = (
+_V11_LOG_PRIVACY = (
     """CREATE TABLE log_auditors (
         name TEXT PRIMARY KEY,
         token_hash BLOB NOT NULL UNIQUE,    -- SHA-256 of the credential; the credential is never stored
@@ -233,7 +287,8 @@ _V8_LOG_PRIVACY = (
 
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
                                      _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS,
-                                     _V8_LOG_PRIVACY]
+                                     _V8_MFA, _V9_NO_PLAINTEXT_CHANNELS, _V10_DEVICE_TRUST,
+                                     _V11_LOG_PRIVACY]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

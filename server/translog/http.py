@@ -5,6 +5,7 @@ is ``/_confide/log/v1``, ``WITNESS_PREFIX`` is ``/_confide/witness/v1``):
 
 ====================================================  ==========================================
 ``GET  LOG_PREFIX/checkpoint``                          signed checkpoint with received cosignatures
+``GET  LOG_PREFIX/checkpoint/witnessed?min=K``          the latest checkpoint K witnesses cosigned
 ``GET  LOG_PREFIX/tile/<L>/<N>[.p/<W>]``                hash tile (tlog-tiles)
 ``GET  LOG_PREFIX/tile/entries/<N>[.p/<W>]``            entry bundle (tlog-tiles), gzip if accepted
 ``GET  LOG_PREFIX/vkey``                                the log's verifier key (for pinning)
@@ -101,6 +102,15 @@ def add_routes(
                 headers={"Cache-Control": "no-cache, max-age=2"},
             )
 
+        async def witnessed_checkpoint(request: web.Request) -> web.Response:
+            wanted = _int_param(request, "min", 1)
+            if wanted is None or not 1 <= wanted <= 64:
+                raise BadRequest("min= is 1..64")
+            return web.Response(
+                body=await log.witnessed_checkpoint(wanted), content_type="text/plain",
+                charset="utf-8", headers={"Cache-Control": "no-cache, max-age=2"},
+            )
+
         async def vkey(request: web.Request) -> web.Response:
             return web.Response(text=log.verifier.vkey() + "\n", content_type="text/plain")
 
@@ -146,6 +156,7 @@ def add_routes(
             return web.Response(text=text, content_type="text/plain")
 
         router.add_get(f"{log_prefix}/checkpoint", text_errors(checkpoint))
+        router.add_get(f"{log_prefix}/checkpoint/witnessed", text_errors(witnessed_checkpoint))
         router.add_get(f"{log_prefix}/vkey", text_errors(vkey))
         router.add_get(f"{log_prefix}/tile/{{path:.+}}", text_errors(tile))
         router.add_get(f"{log_prefix}/proof/inclusion", text_errors(inclusion))

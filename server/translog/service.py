@@ -248,6 +248,16 @@ class TransparencyLog:
         extra = await self.storage.cosignature_lines(size)
         return note + "".join(extra).encode()
 
+    async def witnessed_checkpoint(self, min_count: int) -> bytes:
+        """The latest checkpoint cosigned by at least ``min_count`` witnesses, with its
+        cosignatures (the one a client that requires a witness quorum can accept while the
+        newest is not cosigned yet). Raises :class:`NotFound` when there is none."""
+        size = await self.storage.latest_cosigned_size(min_count)
+        if size is None:
+            raise NotFound(f"no checkpoint has {min_count} cosignatures yet")
+        note = await self._checkpoint_at(size)
+        return note + "".join(await self.storage.cosignature_lines(size)).encode()
+
     async def _checkpoint_at(self, size: int) -> bytes:
         found = await self.storage.checkpoint_note(size)
         if found is None:

@@ -238,6 +238,15 @@ class LogStorage:
              "VALUES (?, ?, ?, ?)", [(size, n, k, line) for n, k, line in sigs])
         ])
 
+    async def latest_cosigned_size(self, min_count: int) -> int | None:
+        """The largest tree size with cosignatures of at least ``min_count`` keys."""
+        async with self.conn.execute(
+            "SELECT size FROM translog_cosignatures GROUP BY size HAVING COUNT(*) >= ? "
+            "ORDER BY size DESC LIMIT 1", (min_count,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
     async def cosignature_lines(self, size: int) -> list[str]:
         async with self.conn.execute(
             "SELECT line FROM translog_cosignatures WHERE size = ? ORDER BY name, key_id", (size,)

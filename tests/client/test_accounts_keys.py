@@ -25,7 +25,7 @@ async def test_register_uploads_device_keys_and_key_packages(hs):
 async def test_bad_invite_is_a_server_error_with_its_code(hs, tmp_path):
     profile = Profile.create(tmp_path / "p", "pp", MINIMUM)
     with pytest.raises(ServerError) as e:
-        await Client.register(profile, hs.url, "nope-nope", "bob", PASSWORD)
+        await Client.register(profile, hs.url, "nope-nope#" + await hs.anchor(), "bob", PASSWORD)
     assert (e.value.status, e.value.code) == (403, "invite_invalid")
 
 
@@ -46,7 +46,7 @@ async def test_wrong_password(hs, tmp_path):
     await hs.user("alice")
     profile = Profile.create(tmp_path / "p", "pp", MINIMUM)
     with pytest.raises(ServerError) as e:
-        await Client.login(profile, hs.url, "alice", "wrong password")
+        await Client.login(profile, hs.url, "alice", "wrong password", anchor=await hs.anchor())
     assert e.value.code == "invalid_login"
 
 
@@ -68,7 +68,9 @@ async def test_claim_verifies_each_device_in_the_log(hs):
     claimed = await bob.keys.claim(alice.user_id)
     assert len(claimed) == 2
     verified = bob.store.verified()
-    assert set(verified) == {f"{alice.user_id}/{d}" for d, _ in claimed}
+    devices = {k for k in verified if not k.startswith("root:")}
+    assert devices == {f"{alice.user_id}/{d}" for d, _ in claimed}
+    assert verified[f"root:{alice.user_id}"] == alice.store.verified()[f"root:{alice.user_id}"]
 
 
 async def test_verify_device_refuses_a_key_not_in_the_log(hs):

@@ -59,9 +59,13 @@ def test_register_create_invite_send_read(server, tmp_path, capsys):
 
 def test_errors_have_codes_and_exit_statuses(server, tmp_path, capsys, monkeypatch):
     a = str(tmp_path / "a")
-    code, _, err = run(capsys, "register", "--server", server.url, "--invite", "wrong-code",
+    anchor = server.invite().partition("#")[2]
+    code, _, err = run(capsys, "register", "--server", server.url, "--invite", "wrong-code#" + anchor,
                        "--user", "alice", "--profile", a)
     assert code == 1 and "invite_invalid" in err
+    code, _, err = run(capsys, "register", "--server", server.url, "--invite", "wrong-code",
+                       "--user", "alice", "--profile", str(tmp_path / "c"))
+    assert code == 5 and "no trust anchor" in err and not (tmp_path / "c").exists()
     code, _, err = run(capsys, "room", "create", "--profile", str(tmp_path / "none"))
     assert code == 3 and "profile_missing" in err
     assert run(capsys, "register", "--server", server.url, "--invite", server.invite(),
@@ -78,7 +82,7 @@ def test_unreachable_server(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CONFIDE_PASSWORD", PASSWORD)
     monkeypatch.setenv("CONFIDE_PROFILE_KDF", "minimum")
     code, _, err = run(capsys, "login", "--server", "http://127.0.0.1:9", "--user", "x",
-                       "--profile", str(tmp_path / "p"))
+                       "--anchor", "A" * 43, "--profile", str(tmp_path / "p"))
     assert code == 4 and "cannot reach" in err
 
 
@@ -95,10 +99,24 @@ def test_second_device_attachments_remove_and_rotate(server, tmp_path, capsys):
                    "--user", user, "--profile", prof)[0] == 0
     room = run(capsys, "room", "create", "--profile", phone)[1].strip()
     assert run(capsys, "room", "invite", "--profile", phone, room, "@bob:test.example")[0] == 0
-    code, out, _ = run(capsys, "login", "--server", server.url, "--user", "alice", "--profile", laptop)
+    code, _, err = run(capsys, "login", "--server", server.url, "--user", "alice", "--profile", laptop)
+    assert code == 5 and "needs the server's trust anchor" in err
+    anchor = run(capsys, "anchor", "--profile", phone)[1].strip()
+    code, out, _ = run(capsys, "login", "--server", server.url, "--user", "alice", "--profile", laptop,
+                       "--anchor", anchor)
     assert code == 0 and "logged in @alice:test.example" in out
-    code, out, _ = run(capsys, "device", "add", "--profile", phone)
-    assert code == 0 and room in out
+    device = out.splitlines()[0].split()[-1]
+    shown = out.split("its code is ", 1)[1].splitlines()[0]
+    assert run(capsys, "device", "add", "--profile", phone)[1] == "nothing to add\n"  # pending
+    code, _, err = run(capsys, "read", "--profile", phone, room)
+    assert code == 0 and f"pending device {device} (code {shown})" in err  # the alert
+    code, out, _ = run(capsys, "device", "pending", "--profile", phone)
+    assert (code, out) == (0, f"{device} code {shown}\n")  # the approver shows the same code
+    wrong = shown.replace(shown[0], "1" if shown[0] != "1" else "2", 1)
+    code, _, err = run(capsys, "device", "approve", "--profile", phone, device, "--code", wrong)
+    assert code == 5 and "does not match" in err
+    code, out, _ = run(capsys, "device", "approve", "--profile", phone, device, "--code", shown)
+    assert code == 0 and out.startswith(f"approved {device} ") and room in out
     f = tmp_path / "notes.txt"
     f.write_bytes(b"session notes, private")
     code, out, _ = run(capsys, "send", "--profile", laptop, room, "--file", str(f))

@@ -16,7 +16,8 @@ from client.sdk.payload import (
     open_attachment,
     seal_attachment,
 )
-from crypto.primitives import sha256
+from crypto.primitives import chacha20poly1305_seal, sha256
+from protocol.sealed import ATTACHMENT_MAGIC
 
 
 def test_text_round_trip():
@@ -35,6 +36,16 @@ def test_attachment_round_trip_and_checks():
     wrong_key = Attachment(att.content_id, bytes(32), nonce, "a.txt", len(data))
     with pytest.raises(InvalidPayload):
         open_attachment(wrong_key, blob)
+
+
+def test_attachments_are_sealed_blobs_and_old_ones_still_open():
+    blob, key, nonce = seal_attachment(b"scan")
+    assert blob.startswith(ATTACHMENT_MAGIC) and blob[6:18] == nonce  # protocol/sealed.py
+    att = Attachment(sha256(blob).hex(), key, bytes(12), "a.txt", 4)
+    with pytest.raises(InvalidPayload):  # the announced nonce is not the blob's
+        open_attachment(att, blob)
+    old = chacha20poly1305_seal(key, nonce, b"", b"scan")  # uploaded before finding 9
+    assert open_attachment(Attachment(sha256(old).hex(), key, nonce, "a.txt", 4), old) == b"scan"
 
 
 @pytest.mark.parametrize("obj", [

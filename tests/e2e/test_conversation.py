@@ -94,16 +94,19 @@ def test_second_and_third_device_join_and_read_new_messages(practice, carl):
     carl.send(room, old)
     assert phone.texts(room) == [old]
 
-    laptop = practice.login("dana", "laptop")
-    out = phone.run("device", "add").stdout
-    assert room in out, out
+    pending = practice.login("dana", "spare")  # logged in with the password, not approved
+    laptop = practice.login("dana", "laptop", approver=phone)
+    assert f"{room}: added @dana:" in laptop.approval, laptop.approval  # approving adds it
+    assert "nothing to add" in phone.run("device", "add").stdout  # never the pending one
+    listed = phone.run("device", "list")
+    assert "pending" in listed.stdout and "pending device" in listed.stderr, listed
     new = practice.unique("After the laptop joined: both devices read this")
     carl.send(room, new)
     assert laptop.texts(room) == [new]
     from_laptop = practice.unique("Typed on Dana's laptop")
     laptop.send(room, from_laptop)
 
-    tablet = practice.login("dana", "tablet")
+    tablet = practice.login("dana", "tablet", approver=laptop)
     out = tablet.run("room", "join", room).stdout
     assert out.startswith(f"joined {room} at epoch "), out
     newest = practice.unique("After the tablet joined by itself")
@@ -113,3 +116,4 @@ def test_second_and_third_device_join_and_read_new_messages(practice, carl):
     assert carl.texts(room) == [old, new, from_laptop, newest]
     members = carl.rooms()[room]["members"]
     assert sum(m.startswith("@dana:") for m in members) == 3, members
+    assert pending.run("room", "join", room, check=False).returncode == 1  # device_not_approved

@@ -18,9 +18,8 @@ import msgpack
 import pytest
 
 from crypto.mls.group import Group
-from crypto.rng import system_rng
 from protocol.api import CLIENT_PREFIX
-from tests.harness import PASSWORD, ServerProcess, free_port, register_client
+from tests.harness import PASSWORD, ServerProcess, box, free_port, protect, register_client, txn
 
 pytestmark = [pytest.mark.net, pytest.mark.soak, pytest.mark.timeout(150)]
 
@@ -85,8 +84,7 @@ class _Account:
 
 async def _register(server: ServerProcess, http: aiohttp.ClientSession, name: str) -> _Account:
     invite = (await asyncio.to_thread(server.admin, "invite", "--role", "clinician")).strip()
-    body = msgpack.packb({"invite": invite, "user": name, "password": PASSWORD,
-                          "device_name": "phone"}, use_bin_type=True)
+    body = msgpack.packb({"invite": invite, "user": name, "password": PASSWORD}, use_bin_type=True)
     async with http.post(server.url + CLIENT_PREFIX + "/register", data=body,
                          headers={"Content-Type": "application/msgpack"}) as resp:
         assert resp.status == 200
@@ -109,9 +107,9 @@ async def test_sigterm_with_peers_down_and_retries_pending(serve):
     try:
         async with aiohttp.ClientSession() as http:
             alice = await _register(server, http, "alice")
-            status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": "t1", "messages": [
-                {"user_id": "@bob:down.test", "device_id": "D", "payload": b"p1"},
-                {"user_id": "@carol:mute.test", "device_id": "D", "payload": b"p2"}]})
+            status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": txn("t1"), "messages": [
+                {"user_id": "@bob:down.test", "device_id": "D", "payload": box(b"p1")},
+                {"user_id": "@carol:mute.test", "device_id": "D", "payload": box(b"p2")}]})
             assert status == 200
             await _until(lambda: _rows(server, "SELECT attempts FROM federation_destinations "
                                                "WHERE destination = 'down.test' AND attempts >= 2"),
@@ -132,8 +130,8 @@ async def test_sigterm_answers_an_open_long_poll(serve):
     server = serve()
     async with aiohttp.ClientSession() as http:
         alice = await _register(server, http, "alice")
-        status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": "t1", "messages": [
-            {"user_id": alice.user_id, "device_id": alice.device_id, "payload": b"to myself"}]})
+        status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": txn("t1"), "messages": [
+            {"user_id": alice.user_id, "device_id": alice.device_id, "payload": box(b"to myself")}]})
         assert status == 200
         status, first = await alice.call("GET", "/sync", params={"timeout": "0"})
         assert status == 200 and len(first["inbox"]) == 1
@@ -170,7 +168,7 @@ async def test_sigterm_during_group_commit_batches_keeps_every_answered_event(se
     try:
         room = await client.create_room("burst")
         group = Group.from_bytes(client.store.room(room).group)
-        messages = [group.protect(f"message {i}".encode(), rng=system_rng).to_bytes()
+        messages = [protect(group, f"message {i}".encode())
                     for i in range(BURST)]
         headers = {"Authorization": f"Bearer {client.http.token}",
                    "Content-Type": "application/msgpack"}
@@ -178,7 +176,7 @@ async def test_sigterm_during_group_commit_batches_keeps_every_answered_event(se
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
 
             async def submit(i: int) -> tuple[int, dict] | None:
-                body = msgpack.packb({"txn_id": f"burst-{i}", "message": messages[i]})
+                body = msgpack.packb({"txn_id": txn(f"burst-{i}"), "message": messages[i]})
                 try:
                     async with http.post(url, data=body, headers=headers) as resp:
                         return resp.status, msgpack.unpackb(await resp.read())

@@ -27,6 +27,7 @@ from protocol.federation_rooms import (
 from protocol.ids import DeviceId, RoomId, UserId
 from protocol.rooms_api import ToDeviceMessage
 from protocol.schema import decode_body, pack_body
+from tests.harness import box, txn
 
 EVENT = sign_event(bytes(32), EventContent("!r:a.test", 3, bytes(32), 1, EventKind.APPLICATION,
                                            "@al:a.test", "PHONE", 1_700_000_000_000, b"\x00\x01ct"),
@@ -35,8 +36,8 @@ U, D = UserId.parse("@bob:b.test"), DeviceId.parse("PHONE")
 SAMPLES = {
     WelcomeItem: WelcomeItem(RoomId.parse("!r:a.test"), UserId.parse("@al:a.test"), D, b"w",
                              (DeviceRef(U, D),)),
-    ToDeviceItem: ToDeviceItem(U, D, (ToDeviceMessage(UserId.parse("@al:a.test"), D, b"p"),)),
-    FederatedSend: FederatedSend(U, D, "txn", b"m", None, b"gi"),
+    ToDeviceItem: ToDeviceItem(U, D, (ToDeviceMessage(UserId.parse("@al:a.test"), D, box(b"p")),)),
+    FederatedSend: FederatedSend(U, D, txn("txn"), b"m", None, b"gi"),
     FederatedClaim: FederatedClaim(U),
     FederatedGroupInfo: FederatedGroupInfo(U),
 }

@@ -57,8 +57,9 @@ async def test_a_further_device_on_the_follower_joins_by_external_commit(people)
 
     profile = Profile.create(b.data.parent / "profile-b-bob-tablet", "pp", MINIMUM)
     tablet = await Client.login(profile, b.url, "bob", PASSWORD, device_name="tablet",
-                                auto_add_own_devices=False)
+                                anchor=bob.anchor, auto_add_own_devices=False)
     clients.append(tablet)
+    await bob.approve_device(tablet.device_id, tablet.own_code)  # a login device is pending until then
     info = await tablet.http.call("GET", f"/rooms/{room}/group_info")
     assert info["epoch"] == epoch  # the hub's current GroupInfo, not event 0's
     assert b.app[FEDERATION_ROOMS]._group_infos[room][0] == epoch  # cached for this epoch
@@ -69,6 +70,9 @@ async def test_a_further_device_on_the_follower_joins_by_external_commit(people)
     await eventually(lambda: reads(tablet, room, ["hello tablet"]))
     await eventually(lambda: reads(bob, room, ["hello tablet"]))
     assert await room_seqs(a, room) == await room_seqs(b, room)
+    # Alice checks the tablet's approval chain in b's log, through a's relay.
+    assert await alice.verify_room_members(room) == []
+    assert alice.store.verified()[f"root:{bob.user_id}"] == bob.store.verified()[f"root:{bob.user_id}"]
 
     # a user of the follower without a member device gets the hub's refusal, relayed
     dave = await user_on(b, "dave", clients=clients)

@@ -15,12 +15,22 @@ import msgpack
 import pytest
 
 from client.sdk import ServerError
+from crypto.mls import MLSMessage
+from crypto.mls.framing import ContentType, PrivateMessage
 from federation import FEDERATION_KEYRING
 from protocol.events import EventContent, EventKind, sign_event
 from protocol.federation import FEDERATION_PREFIX
 from protocol.federation_rooms import encode_room_event
 from server.rooms import storage
-from tests.harness import consult, put_items, raw_request, room_seqs, signed_call, signed_headers
+from tests.harness import (
+    consult,
+    put_items,
+    raw_request,
+    room_seqs,
+    signed_call,
+    signed_headers,
+    txn,
+)
 
 
 async def last_event(node, room):
@@ -30,11 +40,18 @@ async def last_event(node, room):
         return storage.event_from_row(tuple(await cur.fetchone()))[1]
 
 
+def _application(ciphertext_len: int = 256, authenticated_data: bytes = b"") -> bytes:
+    """An application PrivateMessage of the right shape (its ciphertext opens for nobody):
+    what a follower can check of it is all there is (finding 9)."""
+    return MLSMessage(PrivateMessage(b"g" * 32, 0, ContentType.APPLICATION, authenticated_data,
+                                     bytes(28), bytes(ciphertext_len))).to_bytes()
+
+
 def next_event(hub, head, **changes):
     key = hub.app[FEDERATION_KEYRING].current()
     c = head.content
     content = EventContent(c.room_id, c.seq + 1, head.event_id, c.epoch, EventKind.APPLICATION,
-                           c.sender_user, c.sender_device, c.ts + 1, b"\x00\x01\x00\x02not-really-mls")
+                           c.sender_user, c.sender_device, c.ts + 1, _application())
     content = replace(content, **changes)
     return sign_event(key.seed, content, key.key_id)
 
@@ -54,6 +71,12 @@ async def test_bad_room_events_are_refused_and_nothing_stored(people):
         (encode_room_event(unknown_key), "room_event_bad_signature"),
         (b"\x93\x01\x02\x03", "room_event_malformed"),
         (msgpack.packb({**good.to_wire(), "seq": 99}), "room_event_malformed"),  # id mismatch
+        # hub-signed, but channels the hub itself refuses (finding 9): a follower refuses them too
+        (encode_room_event(next_event(a, head, message=_application(300))), "room_event_rejected"),
+        (encode_room_event(next_event(a, head, message=_application(authenticated_data=b"Q"))),
+         "room_event_rejected"),
+        (encode_room_event(next_event(a, head, message=b"\x00\x01\x00\x02not-really-mls")),
+         "room_event_rejected"),
     ]
     status, body = await put_items(a, b, [("room_event", d) for d, _ in cases])
     assert status == 200
@@ -78,7 +101,7 @@ async def test_bad_room_events_are_refused_and_nothing_stored(people):
 async def test_a_follower_cannot_order_or_read_rooms_it_does_not_host(people):
     a, b, alice, bob, _ = people
     room = await consult(a, b, alice, bob)
-    send = {"user_id": bob.user_id, "device_id": bob.device_id, "txn_id": "x", "message": b"\x00"}
+    send = {"user_id": bob.user_id, "device_id": bob.device_id, "txn_id": txn("x"), "message": b"\x00"}
     # a does not host a room of b.test: not_hub
     status, body = await signed_call(a, b, "POST", f"{FEDERATION_PREFIX}/rooms/!abc:a.test/send",
                                      {**send, "user_id": alice.user_id, "device_id": alice.device_id})

@@ -16,7 +16,7 @@ from client.sdk import ServerError
 from federation import FEDERATION_SENDER
 from protocol.events import SignedEvent
 from protocol.schema import unpack_body
-from tests.harness import consult, eventually, joined, reads, room_seqs, texts, user_on
+from tests.harness import box, consult, eventually, joined, reads, room_seqs, texts, txn, user_on
 
 
 async def test_clinicians_of_two_servers_converse_and_a_client_joins(people):
@@ -64,12 +64,12 @@ async def test_remote_device_list_and_to_device(people):
     out = await alice.http.call("GET", f"/users/{bob.user_id}/devices")
     assert [d["device_id"] for d in out["devices"]] == [bob.device_id]
     await alice.keys.verify_device(bob.user_id, bob.device_id, out["devices"][0]["signature_key"])
-    await alice.http.call("POST", "/sendToDevice", {"txn_id": "t1", "messages": [
-        {"user_id": bob.user_id, "device_id": bob.device_id, "payload": b"ping"}]})
+    await alice.http.call("POST", "/sendToDevice", {"txn_id": txn("t1"), "messages": [
+        {"user_id": bob.user_id, "device_id": bob.device_id, "payload": box(b"ping")}]})
 
     async def got():
         body = await bob.sync_engine.fetch()
-        return [i for i in body["inbox"] if i["kind"] == "to_device" and i["payload"] == b"ping"]
+        return [i for i in body["inbox"] if i["kind"] == "to_device" and i["payload"] == box(b"ping")]
     await eventually(got)
     with pytest.raises(ServerError) as err:
         await alice.http.call("POST", "/keys/claim", {"user": "@nobody:b.test"})

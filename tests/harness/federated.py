@@ -29,7 +29,7 @@ from protocol.federation import FEDERATION_PREFIX, sign_request
 from server.appkeys import DATABASE
 from server.config import Config, Federation
 
-from .inprocess import build_app, free_port, register_client, serve
+from .inprocess import NO_MFA, build_app, free_port, register_client, serve
 
 __all__ = ["Node", "make_nodes", "signed_headers", "raw_request", "TEST_FED",
            "FEDERATION_VECTORS", "eventually", "signed_call", "put_items", "user_on", "texts",
@@ -66,7 +66,7 @@ class Node:
         return self.app[DATABASE]
 
     def config(self) -> Config:
-        return Config(server_name=self.name, data_dir=self.data,
+        return Config(server_name=self.name, data_dir=self.data, auth=NO_MFA,
                       federation=Federation(peers=dict(self.peers), **{**TEST_FED, **self.fed}))
 
     async def start(self) -> None:

@@ -35,18 +35,20 @@ from crypto.mls.message import MLSMessage
 from crypto.primitives import ed25519_public_key, ed25519_sign
 from crypto.rng import SeededRng, system_rng
 from protocol.api import CLIENT_PREFIX
-from protocol.audit import decode_entry, device_registration_message
+from protocol.audit import decode_entry, device_registration_message, sign_device_approval
 from protocol.ids import DeviceId, UserId
+from protocol.trust import anchor_of, format_invite
 from server.app import create_app
 from server.appkeys import AUDIT, DATABASE, TRANSPARENCY_LOG
-from server.config import Config, LoginPolicy, SessionPolicy
+from server.config import Auth, Config, LoginPolicy, SessionPolicy
 from server.services.devices import expected_credential
 from server.services.passwords import PasswordHasher
 from server.services.provisioning import create_invite
+from server.trust import stored_document
 
-__all__ = ["FakeClock", "FastHasher", "Harness", "DeviceKit", "P", "MSGPACK_HEADERS", "T0",
+__all__ = ["NO_MFA", "FakeClock", "FastHasher", "Harness", "DeviceKit", "P", "MSGPACK_HEADERS", "T0",
            "PASSWORD", "free_port", "build_app", "serve", "make_config", "sdk_config", "start",
-           "register_client", "Homeserver", "LoopbackServer"]
+           "register_client", "server_anchor", "anchored_invite", "Homeserver", "LoopbackServer"]
 
 P = CLIENT_PREFIX
 MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
@@ -132,13 +134,12 @@ class Harness:
                        device_name: str = "phone") -> dict:
         code = await self.invite(role)
         status, body = await self.call("POST", "/register", {
-            "invite": code, "user": user, "password": password, "device_name": device_name})
+            "invite": code, "user": user, "password": password})
         assert status == 200, body
         return body
 
     async def login(self, user: str, password: str = "correct horse", **extra) -> tuple[int, dict]:
-        return await self.call("POST", "/login", {"user": user, "password": password,
-                                                  "device_name": "laptop", **extra})
+        return await self.call("POST", "/login", {"user": user, "password": password, **extra})
 
     async def log_entries(self) -> list:
         await self.app[AUDIT].flush()
@@ -146,16 +147,21 @@ class Harness:
         return [decode_entry(e) for e in await self.log.storage.read_opened_range(0, size)]
 
 
+#: MFA optional for every role: the default (required of admin, clinician and staff) is the
+#: subject of tests/security/test_mfa.py and tests/server/test_mfa.py, which set it themselves.
+NO_MFA = Auth(mfa_required_roles=())
+
+
 def make_config(tmp_path: Path, **overrides) -> Config:
     cfg = Config(data_dir=tmp_path / "data", server_name="test.example",
                  login=LoginPolicy(max_failures_per_user=3, max_failures_per_address=5, window=60),
-                 sessions=SessionPolicy(idle_timeout=3600, touch_interval=60))
+                 sessions=SessionPolicy(idle_timeout=3600, touch_interval=60), auth=NO_MFA)
     return replace(cfg, **overrides)
 
 
 def sdk_config(tmp_path: Path) -> Config:
-    """The default configuration, as the SDK and CLI tests run it."""
-    return Config(data_dir=tmp_path / "data", server_name="test.example")
+    """The default configuration, as the SDK and CLI tests run it (MFA optional)."""
+    return Config(data_dir=tmp_path / "data", server_name="test.example", auth=NO_MFA)
 
 
 async def start(tmp_path: Path, clock: FakeClock | None = None, **overrides) -> Harness:
@@ -166,13 +172,28 @@ async def start(tmp_path: Path, clock: FakeClock | None = None, **overrides) -> 
     return Harness(client, clock, config)
 
 
+async def server_anchor(db) -> str:
+    """The trust anchor of the running server whose database is ``db`` (the document it
+    recorded at start), as ``confide admin anchor`` prints it."""
+    async with db.read() as conn:
+        doc = await stored_document(conn)
+    assert doc is not None, "the server has not started"
+    return anchor_of(doc)
+
+
+async def anchored_invite(db, role: str = "client") -> str:
+    """A new invite with the server's trust anchor, ``CODE#ANCHOR`` (``confide admin invite``)."""
+    return format_invite(await create_invite(db, role, 3600, time.time, system_rng),
+                         await server_anchor(db))
+
+
 async def register_client(db, url: str, profile_dir: Path, name: str, *, role: str = "client",
                           device: str = "phone", invite: str | None = None, **kw) -> Client:
     """A registered SDK user of the server at ``url``: an invite (``invite``, else one made
-    in its database ``db``), a fresh profile in ``profile_dir``, this device's keys and
-    KeyPackages uploaded."""
+    in its database ``db``, with the server's anchor), a fresh profile in ``profile_dir``,
+    this device's keys and KeyPackages uploaded."""
     if invite is None:
-        invite = await create_invite(db, role, 3600, time.time, system_rng)
+        invite = await anchored_invite(db, role)
     profile = Profile.create(profile_dir, "pp", MINIMUM)
     return await Client.register(profile, url, invite, name, PASSWORD, device_name=device, **kw)
 
@@ -202,7 +223,11 @@ class Homeserver:
         return self.tmp / "data"
 
     async def invite(self, role: str = "client") -> str:
-        return await create_invite(self.app[DATABASE], role, 3600, time.time, system_rng)
+        """An invite with this server's trust anchor (``CODE#ANCHOR``)."""
+        return await anchored_invite(self.app[DATABASE], role)
+
+    async def anchor(self) -> str:
+        return await server_anchor(self.app[DATABASE])
 
     async def user(self, name: str, device: str = "phone", **kw) -> Client:
         """A registered user with this device's keys and KeyPackages uploaded."""
@@ -211,11 +236,17 @@ class Homeserver:
         self.clients.append(c)
         return c
 
-    async def device(self, name: str, device: str, **kw) -> Client:
-        """Another device of an existing user (password login into a fresh profile)."""
+    async def device(self, name: str, device: str, *, approve: bool = True, **kw) -> Client:
+        """Another device of an existing user (password login into a fresh profile), approved
+        by that user's latest other client here after comparing codes, unless ``approve`` is False."""
         profile = Profile.create(self.tmp / f"profile-{name}-{device}", "pp", MINIMUM)
+        kw.setdefault("anchor", await self.anchor())
         c = await Client.login(profile, self.url, name, PASSWORD, device_name=device, **kw)
         self.clients.append(c)
+        if approve:
+            approver = next(x for x in reversed(self.clients) if x is not c
+                            and x.user_id.split(":")[0] == f"@{name}")
+            await approver.approve_device(c.device_id, c.own_code)
         return c
 
     async def close(self) -> None:
@@ -243,7 +274,7 @@ class LoopbackServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     def invite(self) -> str:
-        return self._call(create_invite(self.app[DATABASE], "client", 3600, time.time, system_rng))
+        return self._call(anchored_invite(self.app[DATABASE], "client"))
 
     def stop(self) -> None:
         self._call(self.runner.cleanup())
@@ -272,6 +303,11 @@ class DeviceKit:
         msg = device_registration_message(self.user, self.device, self.signature_key, self.credential)
         return {"signature_key": self.signature_key, "credential": self.credential,
                 "signature": ed25519_sign(self.seed, msg)}
+
+    def approval(self, device: str, signature_key: bytes, time_ms: int) -> dict:
+        """The body of ``POST /devices/{device}/approve``, this device approving ``device``."""
+        entry = sign_device_approval(self.seed, time_ms, self.user, device, signature_key, self.device)
+        return {"time": time_ms, "signature": entry.signature}
 
     def key_package(self, last_resort: bool = False, lifetime: Lifetime | None = None,
                     identity: bytes | None = None, seed: bytes | None = None) -> bytes:

@@ -7,20 +7,63 @@ uploaded (by KeyPackageRef), so it can join from a Welcome routed to its inbox.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from crypto.mls import Group, MLSMessage, generate_key_package, get_suite, key_package_ref
 from crypto.mls.key_package import KeyPackage
 from crypto.mls.key_package_gen import KeyPackagePrivate
+from crypto.primitives import sha256, x25519_public_key
 from crypto.rng import system_rng
+from protocol.channel_errors import InvalidTxnId
+from protocol.padding import application_padding
+from protocol.room_channels import derive_group_id
+from protocol.sealed import seal_to_device
+from protocol.txn_ids import new_client_txn_id, parse_client_txn_id
 
 from .inprocess import DeviceKit, Harness
 
 __all__ = ["Member", "new_member", "create_room", "send", "send_text", "invite", "accept_welcome",
-           "sync", "joined_pair", "SUITE"]
+           "sync", "joined_pair", "SUITE", "txn", "protect", "new_group",
+           "box", "BOX_KEY"]
 
 SUITE = 3
+
+
+def txn(label: str) -> str:
+    """A client transaction id (the one fixed format, ``protocol.txn_ids``) named by ``label``:
+    the same label gives the same id."""
+    return new_client_txn_id(lambda n: sha256(label.encode())[:n])
+
+
+def txn_id(label: str) -> str:
+    """``label`` if it is a transaction id already, else :func:`txn` of it."""
+    try:
+        return parse_client_txn_id(label)
+    except InvalidTxnId:
+        return txn(label)
+
+
+#: A throwaway recipient X25519 key pair of the sealed to-device boxes tests send.
+BOX_KEY = (bytes(range(1, 33)), x25519_public_key(bytes(range(1, 33))))
+
+
+@functools.cache
+def box(data: bytes) -> bytes:
+    """A sealed to-device box of ``data`` (``protocol.sealed``) for :data:`BOX_KEY`: the same
+    bytes for the same ``data``, so a test can compare what arrives with what it sent."""
+    return seal_to_device(BOX_KEY[1], data, system_rng)
+
+
+def protect(group: Group, data: bytes) -> bytes:
+    """An application message as the SDK makes it: padded to a bucket (``protocol.padding``)."""
+    return group.protect(data, padding=application_padding(data)).to_bytes()
+
+
+def new_group(kp: KeyPackage, priv: KeyPackagePrivate) -> Group:
+    """A new room's group with the SDK's group id (``protocol.room_channels.derive_group_id``)."""
+    return Group.create(SUITE, derive_group_id(kp.leaf_node.encryption_key), kp, priv)
 
 
 @dataclass
@@ -62,8 +105,10 @@ class Member:
         return await self.hs.call(method, path, body, token=self.token, **kw)
 
 
-async def new_member(hs: Harness, name: str, *, device_of: Member | None = None) -> Member:
-    """A registered user (or, with ``device_of``, a second device of that user) with keys."""
+async def new_member(hs: Harness, name: str, *, device_of: Member | None = None,
+                     approve: bool = True) -> Member:
+    """A registered user (or, with ``device_of``, a second device of that user, approved by
+    ``device_of`` unless ``approve`` is False) with keys."""
     if device_of is None:
         reg = await hs.register(name)
         user, device, token = reg["user_id"], reg["device_id"], reg["access_token"]
@@ -74,25 +119,30 @@ async def new_member(hs: Harness, name: str, *, device_of: Member | None = None)
     kit = DeviceKit(user, device)
     status, body = await hs.call("PUT", "/keys/device", kit.registration(), token=token)
     assert status == 200, body
+    if device_of is not None and approve:
+        approval = device_of.kit.approval(device, kit.signature_key, int(hs.clock() * 1000))
+        status, body = await device_of.call("POST", f"/devices/{device}/approve", approval)
+        assert status == 200, body
     return Member(hs, kit, token)
 
 
 async def create_room(m: Member, txn: str = "create-1") -> str:
     kp, priv = m.key_package()
-    group = Group.create(SUITE, system_rng(16), kp, priv)
+    group = new_group(kp, priv)
     status, body = await m.call("POST", "/rooms", {
-        "txn_id": txn, "group_info": MLSMessage(group.group_info()).to_bytes()})
+        "txn_id": txn_id(txn), "group_info": MLSMessage(group.group_info()).to_bytes()})
     assert status == 200, body
     m.groups[body["room_id"]] = group
     return body["room_id"]
 
 
 async def send(m: Member, room: str, message: bytes, txn: str, **extra) -> tuple[int, Any]:
-    return await m.call("POST", f"/rooms/{room}/send", {"txn_id": txn, "message": message, **extra})
+    return await m.call("POST", f"/rooms/{room}/send", {"txn_id": txn_id(txn), "message": message,
+                                                        **extra})
 
 
 async def send_text(m: Member, room: str, text: str, txn: str) -> dict:
-    status, body = await send(m, room, m.groups[room].protect(text.encode()).to_bytes(), txn)
+    status, body = await send(m, room, protect(m.groups[room], text.encode()), txn)
     assert status == 200, body
     return body
 

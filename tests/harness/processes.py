@@ -2,7 +2,9 @@
 
 - :class:`ServerProcess`: ``confide serve --config`` on 127.0.0.1 and a fixed free port
   (fixed so that a restart keeps the URL the profiles hold), with a temp data dir and
-  config (federation off unless ``extra_config`` says otherwise); its stdout and stderr
+  config (federation off unless ``extra_config`` says otherwise; MFA optional for every role,
+  ``[auth] mfa_required_roles = []``, unless ``extra_config`` has an ``[auth]`` table: MFA is
+  the subject of tests/security/test_mfa.py only); its stdout and stderr
   are appended to one log file across restarts. ``kill()``
   sends SIGKILL, ``stop()`` SIGTERM, ``start()`` (re)starts on the same data dir.
 - :func:`confide`: one ``python -m server.cli ...`` process with the passphrase, the
@@ -45,6 +47,9 @@ REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e profile passphrase"
 SERVER_NAME = "e2e.example"
 CLI_TIMEOUT = 120
+#: The harness's servers make MFA optional (the default requires it of admin, clinician and
+#: staff); tests/security/test_mfa.py sets ``[auth]`` itself.
+NO_MFA_TOML = "[auth]\nmfa_required_roles = []\n"
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -77,9 +82,10 @@ class ServerProcess:
         self.log = root / "serve.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        auth = "" if "[auth]" in extra_config else NO_MFA_TOML
         self.config.write_text(
             f'server_name = "{SERVER_NAME}"\ndata_dir = "{self.data}"\n'
-            f'[listen]\nhost = "127.0.0.1"\nport = {self.port}\n' + extra_config)
+            f'[listen]\nhost = "127.0.0.1"\nport = {self.port}\n' + auth + extra_config)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -142,6 +148,8 @@ class User:
     name: str
     profile: Path
     practice: Practice
+    #: What ``confide device approve`` printed when another device approved this one.
+    approval: str = ""
 
     @property
     def user_id(self) -> str:
@@ -186,12 +194,20 @@ class User:
         return {r["room_id"]: r for r in map(json.loads, out.splitlines())}
 
 
-_COMMAND_WORDS = {"room": 2, "device": 2, "attachment": 2}
+_COMMAND_WORDS = {"room": 2, "device": 2, "attachment": 2, "mfa": 2}
 
 
 def _split_command(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
     n = _COMMAND_WORDS.get(args[0], 1)
     return list(args[:n]), list(args[n:])
+
+
+def login_code(out: str) -> str | None:
+    """The short code ``confide login`` printed for a pending device, if any."""
+    for line in out.splitlines():
+        if line.startswith("this device waits for approval; its code is "):
+            return line.rsplit(" is ", 1)[1].strip()
+    return None
 
 
 def _seq(out: str) -> int:
@@ -231,12 +247,20 @@ class Practice:
         assert out.strip() == f"@{name}:{SERVER_NAME}", out
         return self.login(name, device)
 
-    def login(self, name: str, device: str) -> User:
-        """Another device of an existing account (a fresh profile)."""
+    def login(self, name: str, device: str, approver: User | None = None) -> User:
+        """Another device of an existing account (a fresh profile). A pending device (the
+        account has an approved one) is approved by ``approver`` with the code it printed."""
         user = User(name, self.root / f"profile-{name}-{device}", self)
+        anchor = self.server.admin("anchor").strip()
         out = user.run("login", "--server", self.server.url, "--user", name,
-                       "--device-name", device).stdout
+                       "--device-name", device, "--anchor", anchor).stdout
         assert out.startswith(f"logged in {user.user_id} device "), out
+        code = login_code(out)
+        if approver is not None:
+            assert code is not None, out
+            device_id = out.splitlines()[0].split()[-1]
+            user.approval = approver.run("device", "approve", device_id, "--code", code).stdout
+            assert user.approval.startswith(f"approved {device_id} "), user.approval
         return user
 
 
@@ -264,7 +288,7 @@ class PeerProcess:
         self.cfg = tmp / f"{name}.toml"
         self.cfg.write_text(
             f'server_name = "{name}"\ndata_dir = "{self.data}"\n[listen]\nport = {port}\n'
-            f"[federation]\n{federation}[federation.peers]\n{table}\n")
+            f"{NO_MFA_TOML}[federation]\n{federation}[federation.peers]\n{table}\n")
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -286,6 +310,13 @@ class PeerProcess:
         out = subprocess.run([*CONFIDE, "admin", "invite", "--data", str(self.data), "--role", role],
                              cwd=REPO, capture_output=True, text=True, timeout=30, check=True)
         return out.stdout.strip().split()[-1]
+
+    def anchor(self) -> str:
+        """The server's trust anchor, as ``confide admin anchor`` prints it (public: anyone
+        who has seen an invite of this server knows it)."""
+        out = subprocess.run([*CONFIDE, "admin", "anchor", "--data", str(self.data)],
+                             cwd=REPO, capture_output=True, text=True, timeout=30, check=True)
+        return out.stdout.strip()
 
     async def user(self, name: str, role: str = "clinician") -> Client:
         """A registered SDK user (an invite from ``confide admin invite``)."""

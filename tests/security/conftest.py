@@ -190,7 +190,7 @@ def listener():
 def register(proc: PeerProcess, name: str) -> str:
     """A new account on ``proc`` (an invite from ``confide admin invite``); its access token."""
     body = msgpack.packb({"invite": proc.invite("client"), "user": name,
-                          "password": "a long enough password", "device_name": "phone"})
+                          "password": "a long enough password"})
     status, answer = http_msgpack("POST", f"{proc.url}/_confide/client/v1/register", body)
     assert status == 200, answer
     return answer["access_token"]

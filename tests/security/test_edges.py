@@ -29,10 +29,12 @@ from protocol.federation import FEDERATION_PREFIX, sign_request
 from tests.harness import (
     FakeClock,
     ServerProcess,
+    box,
     http_msgpack,
     make_nodes,
     raw_request,
     signed_headers,
+    txn,
 )
 
 from .conftest import get
@@ -67,15 +69,18 @@ def test_names_with_bidi_controls_separators_or_nothing_visible_are_refused(serv
         assert (status, answer["error"]["code"]) == (400, "invalid_name"), name
     status, answer = _register(server, invite, "no\u202era", "phone")
     assert (status, answer["error"]["code"]) == (400, "invalid_identifier")
-    status, answer = _register(server, invite, "nora", "phone")  # nothing was stored or consumed
+    status, answer = _register(server, invite, "nora", "phone")  # no name is stored (finding 9)
+    assert (status, answer["error"]["code"]) == (400, "device_name_not_accepted")
+    status, answer = _register(server, invite, "nora", "")  # nothing was stored or consumed
     assert status == 200, answer
-    token = answer["access_token"]
+    token, device = answer["access_token"], answer["device_id"]
     for name in BAD_DEVICE_NAMES:
         body = msgpack.packb({"user": "nora", "password": PASSWORD, "device_name": name})
         status, answer = http_msgpack("POST", f"{server.url}{CLIENT_PREFIX}/login", body)
         assert (status, answer["error"]["code"]) == (400, "invalid_name"), name
     status, answer = _get(server, "/devices", token)
-    assert status == 200 and [d["display_name"] for d in answer["devices"]] == ["phone"]
+    assert status == 200 and answer["devices"] == [d for d in answer["devices"] if "display_name" not in d]
+    assert [d["device_id"] for d in answer["devices"]] == [device]
 
 
 def _get(server: ServerProcess, path: str, token: str) -> tuple[int, dict]:
@@ -83,11 +88,11 @@ def _get(server: ServerProcess, path: str, token: str) -> tuple[int, dict]:
 
 
 def test_websocket_client_gone_during_a_push_is_not_an_error(server):
-    _, answer = _register(server, _invite(server), "wes", "phone")
+    _, answer = _register(server, _invite(server), "wes", "")
     token, user, device = answer["access_token"], answer["user_id"], answer["device_id"]
-    payload = b"\x01" * (250 * 1024)
+    payload = box(b"\x01" * (200 * 1024))
     for i in range(10):  # ~7.5 MB waiting in the device's own inbox
-        body = msgpack.packb({"txn_id": f"fill{i}", "messages": [
+        body = msgpack.packb({"txn_id": txn(f"fill{i}"), "messages": [
             {"user_id": user, "device_id": device, "payload": payload}] * 3})
         status, _ = http_msgpack("POST", f"{server.url}{CLIENT_PREFIX}/sendToDevice", body,
                                  {"Authorization": f"Bearer {token}"})

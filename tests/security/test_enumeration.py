@@ -40,7 +40,7 @@ async def _mallory(practice: Practice, attacker: Attacker) -> str:
     """A signed-in user of the same server with no contact with carol; their token."""
     invite = practice.server.admin("invite", "--role", "client").strip()
     status, raw = await attacker.call("POST", "/register", {
-        "invite": invite, "user": "mallory", "password": PASSWORD, "device_name": "laptop"})
+        "invite": invite, "user": "mallory", "password": PASSWORD})
     assert status == 200, raw
     return msgpack.unpackb(raw)["access_token"]
 
@@ -52,13 +52,12 @@ def _work(practice: Practice, since: int) -> list[str]:
 async def test_wrong_password_and_unknown_user_do_the_same_work(practice):
     server = practice.server
     async with Attacker(server.url, "127.0.0.6") as attacker:
-        await attacker.call("POST", "/login", {"user": "warmup", "password": "x",
-                                               "device_name": "d"})  # makes the dummy hash
+        await attacker.call("POST", "/login", {"user": "warmup", "password": "x"})  # makes the dummy hash
         seen = {}
         for user in ("carol", "nobody", "carol", "nobody"):
             offset, failed = len(server.log_text()), failed_logins(server.data)
             answer = await attacker.call("POST", "/login", {
-                "user": user, "password": "wrong password", "device_name": "d"})
+                "user": user, "password": "wrong password"})
             work = (_work(practice, offset), failed_logins(server.data) - failed)
             seen.setdefault(user, []).append((answer, work))
     assert seen["carol"] == seen["nobody"]  # identical bytes, identical work
@@ -87,11 +86,9 @@ async def test_registration_answers_without_a_valid_invite_reveal_nothing(practi
     async with Attacker(server.url, "127.0.0.8") as attacker:
         offset = len(server.log_text())
         taken = await attacker.call("POST", "/register", {
-            "invite": "AAAA-BBBB-CCCC-DDDD", "user": "carol", "password": PASSWORD,
-            "device_name": "d"})
+            "invite": "AAAA-BBBB-CCCC-DDDD", "user": "carol", "password": PASSWORD})
         free = await attacker.call("POST", "/register", {
-            "invite": "AAAA-BBBB-CCCC-DDDD", "user": "nobody", "password": PASSWORD,
-            "device_name": "d"})
+            "invite": "AAAA-BBBB-CCCC-DDDD", "user": "nobody", "password": PASSWORD})
         assert taken == free and msgpack.unpackb(taken[1])["error"]["code"] == "invite_invalid"
         assert _work(practice, offset) == []
         # the documented signal: a valid invite learns that a name is taken; the invite is
@@ -100,10 +97,10 @@ async def test_registration_answers_without_a_valid_invite_reveal_nothing(practi
         accounts = count_rows(server.data, "accounts")
         offset = len(server.log_text())
         status, raw = await attacker.call("POST", "/register", {
-            "invite": invite, "user": "carol", "password": PASSWORD, "device_name": "d"})
+            "invite": invite, "user": "carol", "password": PASSWORD})
         assert (status, msgpack.unpackb(raw)["error"]["code"]) == (409, "user_exists")
         assert _work(practice, offset) == []
         assert count_rows(server.data, "accounts") == accounts
         status, _ = await attacker.call("POST", "/register", {
-            "invite": invite, "user": "dave", "password": PASSWORD, "device_name": "d"})
+            "invite": invite, "user": "dave", "password": PASSWORD})
         assert status == 200

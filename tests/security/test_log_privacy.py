@@ -65,7 +65,7 @@ async def _get(session: aiohttp.ClientSession, url: str, headers: dict | None = 
 
 
 async def _wrong_login(server: PeerProcess, user: str) -> int:
-    body = msgpack.packb({"user": user, "password": "wrong password", "device_name": "x"})
+    body = msgpack.packb({"user": user, "password": "wrong password"})
     async with aiohttp.ClientSession() as s, s.post(
             server.url + CLIENT_PREFIX + "/login", data=body,
             headers={"Content-Type": "application/msgpack"}) as resp:
@@ -89,15 +89,18 @@ async def _e2e(server: PeerProcess, tmp) -> dict:
     annika, bertram, mallory = [await server.user(n) for n in NAMES]
     laptop = await Client.login(Profile.create(tmp / "annika-laptop", "pp", MINIMUM), server.url,
                                 "annika", PASSWORD, device_name="annika's laptop",
-                                auto_add_own_devices=False)
+                                anchor=annika.anchor, auto_add_own_devices=False)
     assert await _wrong_login(server, "bertram") == 403
     room = await annika.create_room("therapy with bertram")
     await annika.invite(room, bertram.user_id)
     await bertram.sync()
     await annika.send_text(room, "see you on tuesday")
     await bertram.send_text(room, "thanks, tuesday works")
+    approval = await annika.approve_device(laptop.device_id, laptop.own_code)  # device_approved
+    laptop_device = laptop.device_id
     await laptop.logout()
     out = {"room": room, "tokens": {c.user_id: c.http.token for c in (annika, bertram, mallory)},
+           "approval": approval, "laptop": laptop_device,
            "users": [c.user_id for c in (annika, bertram, mallory)],
            "devices": {c.user_id: c.device_id for c in (annika, bertram, mallory)}}
     for c in (annika, bertram, mallory, laptop):
@@ -168,7 +171,7 @@ async def test_no_public_log_resource_names_anyone(run):
         for s in _strings(msgpack.unpackb(raw)):  # keys (field names) and string values
             assert s in words or s in dict(sealed.fields), s
             assert "@" not in s and "!" not in s and ":" not in s, s
-    assert {"device_added", "access", "room_event"} <= kinds
+    assert {"device_added", "device_approved", "access", "room_event"} <= kinds
     assert "access/login_failed" not in kinds
 
 
@@ -219,6 +222,16 @@ async def test_openings_go_to_subject_members_and_auditors_only(run):
                                  {"Authorization": f"Bearer {tokens[bertram]}"})
         listed = msgpack.unpackb(raw)["devices"]
         assert status == 200 and {decode_opening(d["opening"]).index for d in listed} >= {annika_device_index}
+        # the approval of her laptop (sealed like the others): opened by a contact, not by
+        # mallory, and listed with the opening of every entry of the laptop's chain
+        _, approved = await open_entry(http(bertram), info["approval"])
+        assert (approved.KIND, approved.user, approved.device, approved.approver_device) == (
+            "device_approved", annika, info["laptop"], info["devices"][annika])
+        got = await _get(s, f"{url}/{info['approval']}", {"Authorization": f"Bearer {tokens[mallory]}"})
+        assert got == missing
+        [laptop] = [d for d in listed if d["device_id"] == info["laptop"]]
+        assert laptop["chain"] == [info["approval"], annika_device_index]
+        assert [decode_opening(o).index for o in laptop["chain_openings"]] == laptop["chain"]
 
 
 async def test_auditor_reads_are_logged_and_revocable(run):

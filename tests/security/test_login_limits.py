@@ -33,7 +33,7 @@ def server(tmp_path_factory):
 
 
 def _login(user: str, password: str):
-    return lambda i: {"user": user, "password": password, "device_name": f"d{i}"}
+    return lambda i: {"user": user, "password": password}
 
 
 def _work_since(server: ServerProcess, offset: int) -> list[dict]:
@@ -74,8 +74,7 @@ async def test_bogus_registrations_are_refused_before_any_hashing(server):
     before = len(server.log_text())
     async with Attacker(server.url, "127.0.0.4") as attacker:
         answers = await attacker.many(30, "POST", "/register", lambda i: {
-            "invite": "AAAA-BBBB-CCCC-DDDD", "user": f"bogus{i}", "password": "x" * 12,
-            "device_name": "d"})
+            "invite": "AAAA-BBBB-CCCC-DDDD", "user": f"bogus{i}", "password": "x" * 12})
     codes = [code(a) for a in answers]
     # counted per address before the invite is looked up: past the limit, rate_limited
     assert codes.count("invite_invalid") == PER_ADDRESS
@@ -90,8 +89,7 @@ async def test_concurrent_registrations_share_the_bounded_hash_slots(server):
     before = len(server.log_text())
     async with Attacker(server.url, "127.0.0.5") as clients:
         answers = await clients.many(6, "POST", "/register", lambda i: {
-            "invite": invites[i], "user": f"newcomer{i}", "password": PASSWORD,
-            "device_name": "phone"})
+            "invite": invites[i], "user": f"newcomer{i}", "password": PASSWORD})
     assert [a[0] for a in answers] == [200] * 6
     work = _work_since(server, before)
     assert [w["op"] for w in work] == ["hash"] * 6

@@ -31,7 +31,7 @@ async def test_register_logs_account_created_and_login(hs):
 
 async def test_replayed_invite_is_refused(hs):
     code = await hs.invite()
-    body = {"invite": code, "user": "alice", "password": "password1", "device_name": "d"}
+    body = {"invite": code, "user": "alice", "password": "password1"}
     assert (await hs.call("POST", "/register", body))[0] == 200
     status, err = await hs.call("POST", "/register", {**body, "user": "bob"})
     assert status == 403 and err["error"]["code"] == "invite_invalid"
@@ -41,20 +41,19 @@ async def test_replayed_invite_is_refused(hs):
 
 async def test_unknown_and_expired_invites_are_refused(hs):
     status, err = await hs.call("POST", "/register", {
-        "invite": "AAAA-BBBB-CCCC-DDDD", "user": "alice", "password": "password1", "device_name": "d"})
+        "invite": "AAAA-BBBB-CCCC-DDDD", "user": "alice", "password": "password1"})
     assert (status, err["error"]["code"]) == (403, "invite_invalid")
     code = await hs.invite()
     hs.clock.advance(3601)
     status, err = await hs.call("POST", "/register", {
-        "invite": code, "user": "alice", "password": "password1", "device_name": "d"})
+        "invite": code, "user": "alice", "password": "password1"})
     assert (status, err["error"]["code"]) == (403, "invite_invalid")
 
 
 async def test_invite_code_ignores_case_and_dashes(hs):
     code = await hs.invite()
     status, _ = await hs.call("POST", "/register", {
-        "invite": code.lower().replace("-", ""), "user": "alice", "password": "password1",
-        "device_name": "d"})
+        "invite": code.lower().replace("-", ""), "user": "alice", "password": "password1"})
     assert status == 200
 
 
@@ -62,7 +61,7 @@ async def test_duplicate_user_leaves_nothing_half_written(hs):
     await hs.register("alice")
     size_before = hs.log.size
     code = await hs.invite()
-    body = {"invite": code, "user": "alice", "password": "password2", "device_name": "d"}
+    body = {"invite": code, "user": "alice", "password": "password2"}
     status, err = await hs.call("POST", "/register", body)
     assert (status, err["error"]["code"]) == (409, "user_exists")
     # the invite is still unused, no device or token was added, nothing was logged
@@ -78,10 +77,10 @@ async def test_duplicate_user_leaves_nothing_half_written(hs):
 async def test_register_rejects_bad_user_and_short_password(hs):
     code = await hs.invite()
     status, err = await hs.call("POST", "/register", {
-        "invite": code, "user": "Alice!", "password": "password1", "device_name": "d"})
+        "invite": code, "user": "Alice!", "password": "password1"})
     assert (status, err["error"]["code"]) == (400, "invalid_identifier")
     status, err = await hs.call("POST", "/register", {
-        "invite": code, "user": "alice", "password": "short", "device_name": "d"})
+        "invite": code, "user": "alice", "password": "short"})
     assert (status, err["error"]["code"]) == (400, "malformed_body")
 
 
@@ -157,8 +156,8 @@ async def test_failed_logins_are_rate_limited_per_user(hs):
 async def test_rate_limit_sends_retry_after_header(hs):
     for _ in range(3):
         await hs.login("alice", "wrong")
-    resp = await hs.client.post("/_confide/client/v1/login", data=b"\x83\xa4user\xa5alice\xa8password"
-                                b"\xa1x\xabdevice_name\xa1d", headers={"Content-Type": "application/msgpack"})
+    resp = await hs.client.post("/_confide/client/v1/login", data=b"\x82\xa4user\xa5alice\xa8password"
+                                b"\xa1x", headers={"Content-Type": "application/msgpack"})
     assert resp.status == 429 and 1 <= int(resp.headers["Retry-After"]) <= 60
 
 

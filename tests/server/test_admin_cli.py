@@ -25,13 +25,14 @@ def test_invite_then_register(tmp_path, capsys):
                       "--server-name", "test.example"], capsys)
     assert code == 0
     invite = out.out.strip()
-    assert len(invite) == 19 and invite.count("-") == 3
+    code_part, _, anchor = invite.partition("#")
+    assert len(code_part) == 19 and code_part.count("-") == 3 and len(anchor) == 43
 
     async def go():
         hs = await start(tmp_path, FakeClock(time.time()))
         try:
             status, body = await hs.call("POST", "/register", {
-                "invite": invite, "user": "sam", "password": "password1", "device_name": "d"})
+                "invite": invite, "user": "sam", "password": "password1"})
             assert status == 200
             _, me = await hs.call("GET", "/account/whoami", token=body["access_token"])
             return me["role"]

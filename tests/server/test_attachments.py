@@ -8,10 +8,17 @@ from dataclasses import replace
 
 import msgpack
 
+from crypto.rng import system_rng
+from protocol.sealed import seal_attachment
 from server.config import Attachments
 from tests.harness import P, new_member, start
 
 OCTET = {"Content-Type": "application/octet-stream"}
+
+
+def _sealed(plain: bytes) -> bytes:
+    """A Confide sealed blob (the only attachments the server takes, protocol/sealed.py)."""
+    return seal_attachment(plain, system_rng)[0]
 
 
 async def _upload(hs, token, data, headers=OCTET):
@@ -23,7 +30,7 @@ async def _upload(hs, token, data, headers=OCTET):
 async def test_upload_download_and_dedup(hs):
     alice = await new_member(hs, "alice")
     bob = await new_member(hs, "bob")
-    blob = bytes(range(256)) * 1000
+    blob = _sealed(bytes(range(256)) * 1000)
     status, body = await _upload(hs, alice.token, blob)
     assert status == 200 and body["content_id"] == hashlib.sha256(blob).hexdigest()
     assert await _upload(hs, alice.token, blob) == (status, body)
@@ -62,14 +69,17 @@ async def test_size_limit_from_config(tmp_path, clock):
     hs = await start(tmp_path, clock, attachments=replace(Attachments(), max_size=4096))
     try:
         alice = await new_member(hs, "alice")
-        status, _ = await _upload(hs, alice.token, b"a" * 4096)
+        fits = _sealed(b"a" * 3500)  # 18 + 3584 + 16 bytes
+        assert len(fits) == 3618
+        status, _ = await _upload(hs, alice.token, fits)
         assert status == 200
-        status, err = await _upload(hs, alice.token, b"b" * 4097)
+        status, err = await _upload(hs, alice.token, _sealed(b"b" * 4097))
         assert (status, err["error"]["code"]) == (413, "attachment_too_large")
+        big = _sealed(b"c" * 4500)
 
         async def chunks():  # no Content-Length: counted while reading
-            for _ in range(5):
-                yield b"c" * 1000
+            for i in range(0, len(big), 1000):
+                yield big[i:i + 1000]
 
         status, err = await _upload(hs, alice.token, chunks())
         assert (status, err["error"]["code"]) == (413, "attachment_too_large")

@@ -56,3 +56,11 @@ def test_serve_does_not_import_the_client_tools():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(cli.__file__).resolve().parents[1]))
     assert out.stdout.strip() == ""
+
+
+def test_an_anchor_that_begins_with_a_dash_is_a_value_not_an_option():
+    anchor = "-" + "A" * 42  # base64url: one anchor in 64 begins with "-"
+    argv = cli._join_dash_values(["login", "--server", "http://x", "--user", "u", "--anchor",
+                                  anchor, "--profile", "p"])
+    args = cli.build_parser(cli.COMMAND_MODULES["login"]).parse_args(argv)
+    assert args.anchor == anchor and str(args.profile) == "p"

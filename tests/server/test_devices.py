@@ -17,7 +17,7 @@ async def test_list_devices(hs):
     status, body = await hs.call("GET", "/devices", token=reg["access_token"])
     assert status == 200
     [d] = body["devices"]
-    assert d["device_id"] == reg["device_id"] and d["display_name"] == "phone"
+    assert d["device_id"] == reg["device_id"] and "display_name" not in d
     assert d["signature_key"] is None and d["log_index"] is None
 
 
@@ -97,13 +97,14 @@ async def test_user_devices_lists_only_logged_keys(hs):
 
 
 async def test_remove_device_revokes_tokens_and_logs(hs):
-    reg, kit = await _device(hs)
+    root, _ = await _device(hs)
+    _, reg = await hs.login("alice")  # a second device, with keys and KeyPackages
+    kit = DeviceKit(reg["user_id"], reg["device_id"])
     await hs.call("PUT", "/keys/device", kit.registration(), token=reg["access_token"])
     await hs.call("POST", "/keys/packages", {"one_time": [kit.key_package()],
                                              "last_resort": kit.key_package(last_resort=True)},
                   token=reg["access_token"])
-    _, other = await hs.login("alice")
-    status, body = await hs.call("DELETE", f"/devices/{kit.device}", token=other["access_token"])
+    status, body = await hs.call("DELETE", f"/devices/{kit.device}", token=root["access_token"])
     assert (status, body) == (200, {})
     assert (await hs.call("GET", "/devices", token=reg["access_token"]))[0] == 401
     async with hs.db.read() as conn:
@@ -114,8 +115,19 @@ async def test_remove_device_revokes_tokens_and_logs(hs):
     assert [(e.device, e.signature_key, e.reason) for e in removed] == [
         (kit.device, kit.signature_key, RemovalReason.SELF)]
     assert isinstance(entries[-1], AccessEvent) and entries[-1].action == AccessAction.DEVICE_REVOKED
-    status, err = await hs.call("DELETE", f"/devices/{kit.device}", token=other["access_token"])
+    status, err = await hs.call("DELETE", f"/devices/{kit.device}", token=root["access_token"])
     assert (status, err["error"]["code"]) == (404, "not_found")
+
+
+async def test_a_pending_device_may_remove_only_itself(hs):
+    root, root_kit = await _device(hs)
+    await hs.call("PUT", "/keys/device", root_kit.registration(), token=root["access_token"])
+    _, ghost = await hs.login("alice")
+    status, err = await hs.call("DELETE", f"/devices/{root['device_id']}", token=ghost["access_token"])
+    assert (status, err["error"]["code"]) == (403, "approver_not_approved")
+    assert (await hs.call("GET", "/devices", token=root["access_token"]))[0] == 200
+    status, _ = await hs.call("DELETE", f"/devices/{ghost['device_id']}", token=ghost["access_token"])
+    assert status == 200
 
 
 async def test_remove_device_without_keys_logs_only_the_revocation(hs):

@@ -62,7 +62,7 @@ async def test_oversize_body_streamed_without_length(tmp_path):
 
 async def test_unknown_and_missing_fields(hs):
     code = await hs.invite()
-    base = {"invite": code, "user": "alice", "password": "password1", "device_name": "d"}
+    base = {"invite": code, "user": "alice", "password": "password1"}
     status, err = await hs.call("POST", "/register", {**base, "admin": True})
     assert (status, err["error"]["code"]) == (400, "malformed_body")
     assert "unknown field" in err["error"]["message"]
@@ -88,7 +88,7 @@ async def test_unexpected_exception_is_internal_without_details(hs, monkeypatch)
     monkeypatch.setattr(hs.app[ACCOUNTS], "register", boom)
     code = await hs.invite()
     status, err = await hs.call("POST", "/register", {
-        "invite": code, "user": "alice", "password": "password1", "device_name": "d"})
+        "invite": code, "user": "alice", "password": "password1"})
     assert status == 500
     assert err == {"error": {"code": "internal", "message": "internal error"}}
 

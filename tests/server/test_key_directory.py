@@ -72,6 +72,12 @@ async def test_claim_returns_one_per_device_and_names_devices_without_packages(h
     await hs.call("PUT", "/keys/device", kit2.registration(), token=second["access_token"])
     await _upload(hs, token, kit, n=1)
     status, body = await hs.call("POST", "/keys/claim", {"user": kit.user}, token=token)
+    assert status == 200 and body["missing"] == []  # the second device is pending: not listed
+    status, _ = await hs.call("POST", f"/devices/{kit2.device}/approve",
+                              kit.approval(kit2.device, kit2.signature_key, int(hs.clock() * 1000)),
+                              token=token)
+    assert status == 200
+    status, body = await hs.call("POST", "/keys/claim", {"user": kit.user}, token=token)
     assert status == 200
     assert [k["device_id"] for k in body["key_packages"]] == [kit.device]
     assert body["missing"] == [kit2.device]

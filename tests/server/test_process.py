@@ -33,13 +33,13 @@ def test_serve_register_login_and_sigterm(tmp_path):
         invite = subprocess.run([*CONFIDE, "admin", "invite", "--data", str(data), "--role", "client"],
                                 cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
         status, reg = _post(base + "/_confide/client/v1/register", {
-            "invite": invite, "user": "patq7", "password": "password1", "device_name": "phone"})
+            "invite": invite, "user": "patq7", "password": "password1"})
         assert status == 200 and reg["user_id"] == "@patq7:proc.example"
         status, login = _post(base + "/_confide/client/v1/login", {
-            "user": "patq7", "password": "password1", "device_name": "laptop"})
+            "user": "patq7", "password": "password1"})
         assert status == 200 and login["device_id"] != reg["device_id"]
         status, err = _post(base + "/_confide/client/v1/login", {
-            "user": "patq7", "password": "nope", "device_name": "laptop"})
+            "user": "patq7", "password": "nope"})
         assert (status, err["error"]["code"]) == (403, "invalid_login")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

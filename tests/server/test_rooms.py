@@ -14,9 +14,12 @@ from tests.harness import (
     create_room,
     invite,
     joined_pair,
+    new_group,
     new_member,
+    protect,
     send_text,
     sync,
+    txn,
 )
 
 
@@ -69,28 +72,28 @@ async def test_create_room_is_idempotent_and_checks_the_group_info(hs):
     alice = await new_member(hs, "alice")
     bob = await new_member(hs, "bob")
     kp, priv = alice.key_package()
-    group = Group.create(3, b"g" * 16, kp, priv)
-    body = {"txn_id": "t1", "group_info": MLSMessage(group.group_info()).to_bytes()}
+    group = new_group(kp, priv)
+    body = {"txn_id": txn("t1"), "group_info": MLSMessage(group.group_info()).to_bytes()}
     first = await alice.call("POST", "/rooms", body)
     assert first[0] == 200
     assert await alice.call("POST", "/rooms", body) == first
     status, rooms = await alice.call("GET", "/rooms")
     assert len(rooms["rooms"]) == 1
     # The same group under another txn id: the group already has a room.
-    status, err = await alice.call("POST", "/rooms", {**body, "txn_id": "t2"})
+    status, err = await alice.call("POST", "/rooms", {**body, "txn_id": txn("t2")})
     assert (status, err["error"]["code"]) == (409, "conflict")
     # Bob may not create a room whose only member is Alice's device.
-    status, err = await bob.call("POST", "/rooms", {**body, "txn_id": "t3"})
+    status, err = await bob.call("POST", "/rooms", {**body, "txn_id": txn("t3")})
     assert (status, err["error"]["code"]) == (400, "group_info_invalid")
-    status, err = await alice.call("POST", "/rooms", {"txn_id": "t4", "group_info": b"\x00\x01zz"})
+    status, err = await alice.call("POST", "/rooms", {"txn_id": txn("t4"), "group_info": b"\x00\x01zz"})
     assert (status, err["error"]["code"]) == (400, "not_mls")
-    status, err = await alice.call("POST", "/rooms", {"txn_id": "t5",
+    status, err = await alice.call("POST", "/rooms", {"txn_id": txn("t5"),
                                                       "group_info": MLSMessage(kp).to_bytes()})
     assert (status, err["error"]["code"]) == (400, "wrong_wire_format")
     forged = group.group_info()
     from dataclasses import replace
     bad = MLSMessage(replace(forged, signature=bytes(64))).to_bytes()
-    status, err = await alice.call("POST", "/rooms", {"txn_id": "t6", "group_info": bad})
+    status, err = await alice.call("POST", "/rooms", {"txn_id": txn("t6"), "group_info": bad})
     assert (status, err["error"]["code"], err["error"]["mls_code"]) == (400, "mls_rejected",
                                                                        "invalid_signature")
 
@@ -169,7 +172,7 @@ async def test_group_info_is_kept_per_commit_and_a_second_device_joins_externall
     kp, priv = laptop.key_package()
     group, commit = Group.external_join(MLSMessage.from_bytes(gi["group_info"]), kp, priv)
     status, body = await laptop.call("POST", f"/rooms/{room}/send", {
-        "txn_id": "join", "message": commit.to_bytes(),
+        "txn_id": txn("join"), "message": commit.to_bytes(),
         "group_info": MLSMessage(group.group_info()).to_bytes()})
     assert status == 200, body
     assert body["epoch"] == 2
@@ -185,7 +188,7 @@ async def test_group_info_is_kept_per_commit_and_a_second_device_joins_externall
     kp, priv = carol.key_package()
     _, commit = Group.external_join(MLSMessage.from_bytes(gi["group_info"]), kp, priv)
     status, err = await carol.call("POST", f"/rooms/{room}/send",
-                                   {"txn_id": "x", "message": commit.to_bytes()})
+                                   {"txn_id": txn("x"), "message": commit.to_bytes()})
     assert (status, err["error"]["code"]) == (403, "not_member")
 
 
@@ -195,7 +198,7 @@ async def test_removed_member_stops_receiving(hs):
     bob_leaf = group.find_member(bob.identity)
     staged = group.remove_members([bob_leaf])
     status, body = await alice.call("POST", f"/rooms/{room}/send", {
-        "txn_id": "rm", "message": staged.commit.to_bytes(),
+        "txn_id": txn("rm"), "message": staged.commit.to_bytes(),
         "group_info": MLSMessage(staged.group_info).to_bytes()})
     assert status == 200, body
     group.merge_staged_commit(staged)
@@ -204,7 +207,7 @@ async def test_removed_member_stops_receiving(hs):
     assert [e.content.kind for e in seen] == [EventKind.COMMIT]  # the removal, nothing after
     assert (await bob.call("GET", "/rooms"))[1] == {"rooms": []}
     status, err = await bob.call("POST", f"/rooms/{room}/send", {
-        "txn_id": "late", "message": bob.groups[room].protect(b"x").to_bytes()})
+        "txn_id": txn("late"), "message": protect(bob.groups[room], b"x")})
     assert (status, err["error"]["code"]) == (403, "not_member")
     # Bob's history stops at the commit that removed him.
     assert [e.content.seq for e in await _history(bob, room)] == [2]
@@ -241,7 +244,7 @@ async def test_the_hub_continues_after_a_restart(tmp_path, clock):
         body = await send_text(alice, room, "after", "m2")
         assert body["seq"] == 2
         assert (await alice.call("POST", f"/rooms/{room}/send", {
-            "txn_id": "m1", "message": alice.groups[room].protect(b"x").to_bytes()}))[1]["seq"] == 1
+            "txn_id": txn("m1"), "message": protect(alice.groups[room], b"x")}))[1]["seq"] == 1
         events = await _history(alice, room)
         key = await _hub_key(alice)
         for e in events:

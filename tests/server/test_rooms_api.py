@@ -9,11 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import api, rooms_api
+from protocol.channel_errors import InvalidTxnId, ToDeviceNotSealed
 from protocol.errors import ApiError, InvalidIdentifier, MalformedBody
 from protocol.events import GENESIS_PREV, EventContent, EventKind, sign_event
 from protocol.ids import DeviceId, RoomId, UserId
 from protocol.room_errors import InvalidQuery, InvalidSinceToken
 from protocol.schema import decode_body, pack_body
+from tests.harness import box, txn
+
+TXN = txn("t")
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -65,17 +69,17 @@ def _event(seq=0):
 
 
 SAMPLES = [
-    rooms_api.CreateRoomRequest("t", b"gi"),
+    rooms_api.CreateRoomRequest(TXN, b"gi"),
     rooms_api.CreateRoomResponse(RoomId("r", "hub.example"), 0, 0, "ab" * 32),
-    rooms_api.SendRequest("t", b"m"),
-    rooms_api.SendRequest("t", b"m", b"w", b"g"),
+    rooms_api.SendRequest(TXN, b"m"),
+    rooms_api.SendRequest(TXN, b"m", b"w", b"g"),
     rooms_api.SendResponse(3, "cd" * 32, 1),
     rooms_api.RoomsResponse((rooms_api.RoomSummary(RoomId("r", "hub.example"), 1, 2),)),
     rooms_api.EventsResponse((rooms_api.Envelope(_event()),), 1),
     rooms_api.GroupInfoResponse(b"gi", 4),
     rooms_api.HubKeyResponse("hub.example", b"k" * 32),
-    rooms_api.SendToDeviceRequest("t", (rooms_api.ToDeviceMessage(UserId("a", "hub.example"),
-                                                                  DeviceId("D"), b"p"),)),
+    rooms_api.SendToDeviceRequest(TXN, (rooms_api.ToDeviceMessage(UserId("a", "hub.example"),
+                                                                  DeviceId("D"), box(b"p")),)),
     rooms_api.SyncResponse("5", (rooms_api.Envelope(_event(1)),), (
         rooms_api.InboxItem(4, "welcome", b"w", UserId("a", "h.example"), DeviceId("D"),
                             RoomId("r", "h.example")),
@@ -103,17 +107,17 @@ def test_mutated_bodies_raise_only_typed_errors(msg, pos, byte):
     try:
         decode_body(bytes(data), type(msg))
     except ApiError as exc:
-        assert isinstance(exc, MalformedBody | InvalidIdentifier)
+        assert isinstance(exc, MalformedBody | InvalidIdentifier | InvalidTxnId | ToDeviceNotSealed)
 
 
 def test_bounds():
     with pytest.raises(MalformedBody):
         rooms_api.SendRequest.from_wire({"txn_id": "t" * 129, "message": b"m"})
     with pytest.raises(MalformedBody):
-        rooms_api.SendRequest.from_wire({"txn_id": "t", "message": b""})
+        rooms_api.SendRequest.from_wire({"txn_id": TXN, "message": b""})
     with pytest.raises(MalformedBody):
-        rooms_api.SendToDeviceRequest.from_wire({"txn_id": "t", "messages": [
-            {"user_id": "@a:h", "device_id": "D", "payload": b"p"}] * 101})
+        rooms_api.SendToDeviceRequest.from_wire({"txn_id": TXN, "messages": [
+            {"user_id": "@a:h", "device_id": "D", "payload": box(b"p")}] * 101})
     with pytest.raises(MalformedBody):
         rooms_api.SyncAck.from_wire({"ack": "01"})
     wire = rooms_api.Envelope(_event()).to_wire()

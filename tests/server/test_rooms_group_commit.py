@@ -11,7 +11,7 @@ from crypto.mls import MLSMessage
 from protocol.events import EventKind, SignedEvent
 from server.appkeys import AUDIT, HUB
 from server.rooms import storage
-from tests.harness import joined_pair, send, send_text
+from tests.harness import joined_pair, protect, send, send_text
 
 
 async def _events(hs, room):
@@ -28,7 +28,7 @@ async def _events(hs, room):
 async def test_concurrent_sends_are_committed_as_one_chain_with_every_answer(hs):
     alice, bob, room = await joined_pair(hs)
     texts = [f"m{i}" for i in range(20)]
-    messages = [alice.groups[room].protect(t.encode()).to_bytes() for t in texts]
+    messages = [protect(alice.groups[room], t.encode()) for t in texts]
     answers = await asyncio.gather(*(send(alice, room, m, f"t{i}") for i, m in enumerate(messages)))
     assert all(status == 200 for status, _ in answers), answers
     seqs = sorted(body["seq"] for _, body in answers)
@@ -56,7 +56,7 @@ async def test_concurrent_sends_are_committed_as_one_chain_with_every_answer(hs)
 
 async def test_a_retry_while_queued_waits_for_the_same_answer(hs):
     alice, _, room = await joined_pair(hs)
-    message = alice.groups[room].protect(b"once").to_bytes()
+    message = protect(alice.groups[room], b"once")
     answers = await asyncio.gather(*(send(alice, room, message, "same") for _ in range(5)))
     assert [a for a in answers] == [answers[0]] * 5 and answers[0][0] == 200
     rows, _ = await _events(hs, room)
@@ -74,7 +74,7 @@ async def test_a_failed_batch_fails_every_request_in_it_and_stores_nothing(hs, m
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(storage, "store_txns", failing)
-    messages = [alice.groups[room].protect(f"x{i}".encode()).to_bytes() for i in range(6)]
+    messages = [protect(alice.groups[room], f"x{i}".encode()) for i in range(6)]
     answers = await asyncio.gather(*(send(alice, room, m, f"f{i}") for i, m in enumerate(messages)))
     assert calls and all(status == 500 for status, _ in answers), answers
     assert await _events(hs, room) == (rows_before, head_before)

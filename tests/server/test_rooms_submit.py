@@ -10,7 +10,7 @@ from crypto.mls import MLSMessage
 from crypto.mls.framing import ContentType, PublicMessage
 from protocol.events import EventKind, SignedEvent
 from server.appkeys import AUDIT
-from tests.harness import joined_pair, new_member, send, send_text, sync
+from tests.harness import joined_pair, new_member, protect, send, send_text, sync
 
 
 async def _state(hs, room):
@@ -75,7 +75,7 @@ async def test_non_member_submissions_are_refused(hs):
     alice, bob, room = await joined_pair(hs)
     carol = await new_member(hs, "carol")
     before = await _state(hs, room)
-    status, err = await send(carol, room, alice.groups[room].protect(b"x").to_bytes(), "c1")
+    status, err = await send(carol, room, protect(alice.groups[room], b"x"), "c1")
     assert (status, err["error"]["code"]) == (403, "not_member")
     staged = alice.groups[room].stage_commit(force_path=True)
     status, err = await send(carol, room, staged.commit.to_bytes(), "c2")
@@ -143,7 +143,7 @@ async def test_a_welcome_must_match_the_commits_adds(hs):
                              group_info=MLSMessage(group.group_info()).to_bytes())
     assert (status, err["error"]["code"], err["error"]["mls_code"]) == (
         400, "group_info_invalid", "mls_group_info_mismatch")
-    status, err = await send(alice, room, group.protect(b"x").to_bytes(), "w4",
+    status, err = await send(alice, room, protect(group, b"x"), "w4",
                              welcome=with_add.welcome.to_bytes())
     assert (status, err["error"]["code"]) == (400, "bad_request")
     assert (await sync(carol))["inbox"] == []
@@ -151,21 +151,21 @@ async def test_a_welcome_must_match_the_commits_adds(hs):
 
 async def test_a_replayed_txn_id_gets_the_same_answer_and_stores_once(hs):
     alice, bob, room = await joined_pair(hs)
-    msg = alice.groups[room].protect(b"once").to_bytes()
+    msg = protect(alice.groups[room], b"once")
     first = await send(alice, room, msg, "same")
     assert first[0] == 200
     before = await _state(hs, room)
     assert await send(alice, room, msg, "same") == first
-    assert await send(alice, room, alice.groups[room].protect(b"again").to_bytes(), "same") == first
+    assert await send(alice, room, protect(alice.groups[room], b"again"), "same") == first
     assert await _state(hs, room) == before
     # Concurrent duplicates: one event.
-    msg2 = alice.groups[room].protect(b"twice").to_bytes()
+    msg2 = protect(alice.groups[room], b"twice")
     answers = await asyncio.gather(*(send(alice, room, msg2, "dup") for _ in range(4)))
     assert len({a[1]["seq"] for a in answers}) == 1
     events = (await sync(bob))["events"]
     assert sum(1 for e in events if e["sender_user"] == alice.user) == 2
     # The scope is per device: Bob's "same" is his own.
-    assert (await send(bob, room, bob.groups[room].protect(b"b").to_bytes(), "same"))[1] != first[1]
+    assert (await send(bob, room, protect(bob.groups[room], b"b"), "same"))[1] != first[1]
 
 
 async def test_oversize_messages_are_refused(hs):
@@ -181,14 +181,14 @@ async def test_oversize_messages_are_refused(hs):
 
 async def test_old_application_epochs_are_accepted_within_the_window(hs):
     alice, bob, room = await joined_pair(hs)
-    old = bob.groups[room].protect(b"from epoch 1").to_bytes()
+    old = protect(bob.groups[room], b"from epoch 1")
     for i in range(4):
         staged = alice.groups[room].stage_commit(force_path=True)
         alice.groups[room].merge_staged_commit(staged)
         assert (await send(alice, room, staged.commit.to_bytes(), f"c{i}"))[0] == 200
         if i == 2:  # room at epoch 4: epoch 1 is 3 back
             assert (await send(bob, room, old, "old-ok"))[0] == 200
-    status, err = await send(bob, room, bob.groups[room].protect(b"too old").to_bytes(), "old-no")
+    status, err = await send(bob, room, protect(bob.groups[room], b"too old"), "old-no")
     assert (status, err["error"]["code"], err["error"]["current_epoch"]) == (409, "stale_epoch", 5)
     events = [SignedEvent.from_wire(e) for e in (await sync(alice))["events"]]
     assert [e.content.epoch for e in events if e.content.kind == EventKind.APPLICATION] == [1]

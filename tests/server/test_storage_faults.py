@@ -28,7 +28,7 @@ async def _pragma(hs, sql: str) -> None:
 
 async def _register(hs, code: str) -> tuple[int, dict]:
     status, body = await hs.call("POST", "/register", {
-        "invite": code, "user": "alice", "password": PASSWORD, "device_name": "phone"})
+        "invite": code, "user": "alice", "password": PASSWORD})
     return status, body
 
 

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType
 from protocol.events import SignedEvent
 from server.appkeys import WAKEUPS
 from server.delivery.wakeups import device_key
-from tests.harness import P, joined_pair, new_member, send_text, sync
+from tests.harness import P, box, joined_pair, new_member, send_text, sync, txn
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,12 +82,12 @@ async def test_events_reach_only_members_and_the_stream_is_ordered(hs):
 async def test_inbox_is_at_least_once_until_acknowledged(hs):
     alice = await new_member(hs, "alice")
     bob = await new_member(hs, "bob")
-    status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": "d1", "messages": [
-        {"user_id": bob.user, "device_id": bob.device, "payload": b"key share 1"},
-        {"user_id": bob.user, "device_id": bob.device, "payload": b"key share 2"}]})
+    status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": txn("d1"), "messages": [
+        {"user_id": bob.user, "device_id": bob.device, "payload": box(b"key share 1")},
+        {"user_id": bob.user, "device_id": bob.device, "payload": box(b"key share 2")}]})
     assert status == 200
     first = await sync(bob)
-    assert [i["payload"] for i in first["inbox"]] == [b"key share 1", b"key share 2"]
+    assert [i["payload"] for i in first["inbox"]] == [box(b"key share 1"), box(b"key share 2")]
     assert all(i["kind"] == "to_device" and i["sender_user"] == alice.user
                and i["sender_device"] == alice.device and "room_id" not in i for i in first["inbox"])
     # Not acknowledged (the client crashed before storing next): delivered again.
@@ -95,24 +95,24 @@ async def test_inbox_is_at_least_once_until_acknowledged(hs):
     assert [i["id"] for i in (await sync(bob))["inbox"]] == [i["id"] for i in first["inbox"]]
     # Acknowledging the first item only.
     bob.since = str(first["inbox"][0]["id"])
-    assert [i["payload"] for i in (await sync(bob))["inbox"]] == [b"key share 2"]
+    assert [i["payload"] for i in (await sync(bob))["inbox"]] == [box(b"key share 2")]
     assert (await sync(bob))["inbox"] == []
     assert await _inbox_rows(hs) == 0
     # The same txn id again stores nothing.
-    status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": "d1", "messages": [
-        {"user_id": bob.user, "device_id": bob.device, "payload": b"key share 1"}]})
+    status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": txn("d1"), "messages": [
+        {"user_id": bob.user, "device_id": bob.device, "payload": box(b"key share 1")}]})
     assert status == 200 and (await sync(bob))["inbox"] == []
 
 
 async def test_send_to_device_errors(hs):
     alice = await new_member(hs, "alice")
-    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": "x", "messages": [
-        {"user_id": alice.user, "device_id": "NOSUCH", "payload": b"p"}]})
+    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": txn("x"), "messages": [
+        {"user_id": alice.user, "device_id": "NOSUCH", "payload": box(b"p")}]})
     assert (status, err["error"]["code"]) == (404, "not_found")
-    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": "y", "messages": [
-        {"user_id": "@bob:other.example", "device_id": "D", "payload": b"p"}]})
+    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": txn("y"), "messages": [
+        {"user_id": "@bob:other.example", "device_id": "D", "payload": box(b"p")}]})
     assert status == 200  # a device of another server: queued for it over federation
-    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": "z", "messages": []})
+    status, err = await alice.call("POST", "/sendToDevice", {"txn_id": txn("z"), "messages": []})
     assert (status, err["error"]["code"]) == (400, "malformed_body")
 
 
@@ -142,10 +142,10 @@ async def test_websocket_pushes_events_and_takes_acks(hs):
         frame = msgpack.unpackb(msg.data)
         [ev] = [SignedEvent.from_wire(e) for e in frame["events"]]
         assert ev.content.sender_user == alice.user
-        status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": "d", "messages": [
-            {"user_id": bob.user, "device_id": bob.device, "payload": b"over the socket"}]})
+        status, _ = await alice.call("POST", "/sendToDevice", {"txn_id": txn("d"), "messages": [
+            {"user_id": bob.user, "device_id": bob.device, "payload": box(b"over the socket")}]})
         frame = msgpack.unpackb((await asyncio.wait_for(ws.receive(), 5)).data)
-        assert [i["payload"] for i in frame["inbox"]] == [b"over the socket"]
+        assert [i["payload"] for i in frame["inbox"]] == [box(b"over the socket")]
         await ws.send_bytes(msgpack.packb({"ack": frame["next"]}))
         while await _inbox_rows(hs) != 0:  # the ack is processed asynchronously
             await asyncio.sleep(0.01)

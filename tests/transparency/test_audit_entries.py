@@ -32,6 +32,7 @@ def samples():
         AccessEvent(T + 4, AccessAction.EXPORT_REQUESTED, "@ann:hub.example", "DEV1", "!r1:hub.example"),
         audit.PolicyRecord(T + 5, "practice", "hours", 2, bytes([2]) * 32),
         audit.sign_consent(SEED, T + 6, "@ann:hub.example", "DEV1", "hours", 2, bytes([2]) * 32),
+        audit.sign_device_approval(SEED, T + 7, "@ann:hub.example", "DEV2", bytes([3]) * 32, "DEV1"),
     ]
 
 
@@ -43,7 +44,19 @@ def test_roundtrip(entry):
 
 
 def test_carried_signatures():
-    dev, *_, consent = samples()
+    dev, *_, consent, approval = samples()
+    approval.verify_signature(dev.signature_key)
+    for forged_approval in (
+            audit.DeviceApproved(approval.time, approval.user, "DEV3", approval.signature_key,
+                                 approval.approver_device, approval.signature),
+            audit.DeviceApproved(approval.time, approval.user, approval.device, bytes(32),
+                                 approval.approver_device, approval.signature),
+            audit.DeviceApproved(approval.time + 1, approval.user, approval.device,
+                                 approval.signature_key, approval.approver_device, approval.signature),
+            audit.DeviceApproved(approval.time, approval.user, approval.device,
+                                 approval.signature_key, "DEV9", approval.signature)):
+        with pytest.raises(InvalidEntrySignature):
+            forged_approval.verify_signature(dev.signature_key)
     dev.verify_signature()
     consent.verify_signature(dev.signature_key)
     forged = audit.DeviceAdded(dev.time, "@eve:hub.example", dev.device, dev.signature_key,

@@ -108,6 +108,11 @@ async def test_witness_status_codes_and_cosignature_storage(tmp_path):
     assert await peer.add_cosignatures(10, line, [WITNESS_KEY.verifier]) == 1
     assert (await peer.checkpoint()).endswith(line.encode())
     await peer.append_many(entries[10:25])
+    # the newest checkpoint (25) has no cosignature; the latest cosigned one (10) is served
+    witnessed = await peer.witnessed_checkpoint(1)
+    assert witnessed.endswith(line.encode()) and b"\n10\n" in witnessed
+    with pytest.raises(NotFound):
+        await peer.witnessed_checkpoint(2)
     # stale old size -> 409 with the current size
     with pytest.raises(WitnessError) as exc:
         await w.add_checkpoint(await request(0, peer))

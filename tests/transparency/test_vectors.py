@@ -60,7 +60,7 @@ def test_entries():
         if isinstance(entry, audit.DeviceAdded):
             entry.verify_signature()
             device_key = entry.signature_key
-        if isinstance(entry, audit.ConsentRecord):
+        if isinstance(entry, (audit.ConsentRecord, audit.DeviceApproved)):
             entry.verify_signature(device_key)
     for name, hexdata in v["malformed"].items():
         with pytest.raises(audit.MalformedEntry):

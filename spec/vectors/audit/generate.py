@@ -64,7 +64,9 @@ def sample_entries() -> list[audit.Entry]:
         audit.AccessEvent(T + 9000, audit.AccessAction.SESSION_EXPIRED, "@ann:hub.example", "ANNPHONE"),
         audit.AccessEvent(T + 10000, audit.AccessAction.DEVICE_REVOKED, "@ann:hub.example", "ANNPHONE"),
         audit.DeviceRemoved(T + 10000, "@ann:hub.example", "ANNPHONE", dev.signature_key, audit.RemovalReason.ADMIN),
-        audit.AuditorRead(T + 11000, "hhs-auditor", 5),
+        audit.sign_device_approval(DEVICE_SEED, T + 11000, "@ann:hub.example", "ANNLAPTOP",
+                                   bytes([0x33]) * 32, "ANNPHONE"),
+        audit.AuditorRead(T + 12000, "hhs-auditor", 5),
     ]
 
 

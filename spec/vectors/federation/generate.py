@@ -163,8 +163,11 @@ def build_rooms() -> dict[str, object]:
         encode_room_event,
     )
     from protocol.ids import DeviceId, RoomId, UserId
+    from crypto.primitives import x25519_public_key
+    from crypto.rng import SeededRng
     from protocol.rooms_api import ToDeviceMessage
     from protocol.schema import pack_body
+    from protocol.sealed import seal_to_device
 
     hub_kid = key_id_for(ed25519_public_key(ORIGIN_SEED))
     room = "!r7xQ2:hub.example"
@@ -178,7 +181,7 @@ def build_rooms() -> dict[str, object]:
                        DESTINATION, T + 2000)
     other_kid = key_id_for(ed25519_public_key(OTHER_SEED))
     send = pack_body(FederatedSend(UserId.parse("@bo:follower.example:8448"), DeviceId.parse("BOPHONE"),
-                                   "c-1", b"\x00\x01\x00\x02ciphertext"))
+                                   "Y29uZmlkZS12ZWN0b3IhIQ", b"\x00\x01\x00\x02ciphertext"))
     send_target = f"/_confide/federation/v1/rooms/{room}/send"
     fwd = sign_request(OTHER_SEED, other_kid, "POST", send_target, send, DESTINATION, ORIGIN, T + 3000)
     gi = pack_body(FederatedGroupInfo(UserId.parse("@bo:follower.example:8448")))
@@ -191,10 +194,13 @@ def build_rooms() -> dict[str, object]:
     hc_target = "/_confide/federation/v1/keys/claim"
     hc_req = sign_request(ORIGIN_SEED, hub_kid, "POST", hc_target, hc, ORIGIN, DESTINATION, T + 6000)
     bo = DeviceRef(UserId.parse("@bo:follower.example:8448"), DeviceId.parse("BOPHONE"))
+    # a sealed to-device box (protocol/sealed.py) to a fixed X25519 key, seeded
+    box = seal_to_device(x25519_public_key(bytes(range(32))), b"payload",
+                         SeededRng(b"confide to-device vector"))
     welcome = pack_body(WelcomeItem(RoomId.parse(room), UserId.parse("@ann:hub.example"),
                                     DeviceId.parse("ANNPHONE"), b"\x00\x01\x00\x03welcome", (bo,)))
     to_device = pack_body(ToDeviceItem(UserId.parse("@ann:hub.example"), DeviceId.parse("ANNPHONE"),
-                                       (ToDeviceMessage(bo.user_id, bo.device_id, b"payload"),)))
+                                       (ToDeviceMessage(bo.user_id, bo.device_id, box),)))
     broken = sign_event(ORIGIN_SEED, replace(e1.content, prev=bytes(32)), hub_kid)
     bad_sig = replace(e1, hub_signature=bytes(64))
     return {

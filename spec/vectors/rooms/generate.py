@@ -28,6 +28,8 @@ sys.path.insert(0, str(HERE.parents[2]))
 
 from crypto.mls import Group, MLSMessage, generate_key_package, get_suite, key_package_ref  # noqa: E402
 from crypto.primitives import ed25519_public_key  # noqa: E402
+from protocol.padding import application_padding  # noqa: E402
+from protocol.room_channels import derive_group_id  # noqa: E402
 from crypto.rng import SeededRng  # noqa: E402
 from protocol.events import EventContent, EventKind, SignedEvent, sign_event  # noqa: E402
 from protocol.federation import key_id_for  # noqa: E402
@@ -134,25 +136,38 @@ class _Hub:
         return event
 
 
+def _protect(group: Group, data: bytes, rng) -> bytes:
+    """An application message as the SDK sends it: padded to a bucket."""
+    return group.protect(data, padding=application_padding(data), rng=rng).to_bytes()
+
+
 def _one_room() -> tuple[list[dict], list[SignedEvent]]:
     rng = SeededRng(b"confide room vectors")
     ann, bob, cat = _Device(ANN, rng), _Device(BOB, rng), _Device(CAT, rng)
     hub = _Hub()
     kp, priv = ann.key_package()
-    ann.group = Group.create(SUITE, rng(16), kp, priv, rng=rng)
+    chosen = Group.create(SUITE, b"Quimby, bipolar II".ljust(32, b"."), kp, priv, rng=rng)
+    ann.group = Group.create(SUITE, derive_group_id(kp.leaf_node.encryption_key), kp, priv, rng=rng)
     info = MLSMessage(ann.group.group_info()).to_bytes()
     hub.submit(ANN, b"\x00\x01garbage", create=True, note="a GroupInfo that is not one MLSMessage")
+    hub.submit(ANN, MLSMessage(chosen.group_info()).to_bytes(), create=True,
+               note="a group id of the creator's choosing")
     hub.submit(BOB, info, create=True, note="a group whose only member is another device")
     hub.submit(ANN, info, create=True, note="ann creates the room")
-    hub.submit(ANN, ann.group.protect(b"hello", rng=rng).to_bytes(), note="ann talks")
+    hub.submit(ANN, _protect(ann.group, b"hello", rng), note="ann talks")
+    hub.submit(ANN, ann.group.protect(b"x", authenticated_data=b"Quimby",
+                                      padding=application_padding(b"x"), rng=rng).to_bytes(),
+               note="authenticated_data in an application message")
+    hub.submit(ANN, ann.group.protect(b"unpadded", rng=rng).to_bytes(),
+               note="an application message not padded to a bucket")
     hub.submit(ANN, b"\x00\x01garbage", note="not an MLSMessage")
     hub.submit(ANN, MLSMessage(bob.key_package()[0]).to_bytes(), note="a KeyPackage is no room message")
-    hub.submit(BOB, ann.group.protect(b"not mine", rng=rng).to_bytes(), note="a device that is no member")
-    hub.submit(ANN, ann.group.protect(b"with extras", rng=rng).to_bytes(), welcome=info,
+    hub.submit(BOB, _protect(ann.group, b"not mine", rng), note="a device that is no member")
+    hub.submit(ANN, _protect(ann.group, b"with extras", rng), welcome=info,
                note="welcome goes with a commit only")
     # ann adds bob, with a Welcome and the new epoch's GroupInfo
     staged = ann.group.add_members([bob.key_package()[0]], rng=rng)
-    before_add = ann.group.protect(b"sent at epoch 0", rng=rng).to_bytes()
+    before_add = _protect(ann.group, b"sent at epoch 0", rng)
     ann.group.merge_staged_commit(staged)
     new_info = MLSMessage(ann.group.group_info()).to_bytes()
     hub.submit(BOB, staged.commit.to_bytes(), welcome=staged.welcome.to_bytes(), group_info=new_info,
@@ -165,7 +180,7 @@ def _one_room() -> tuple[list[dict], list[SignedEvent]]:
                note="ann adds bob")
     bob.join(staged.welcome)
     hub.submit(ANN, before_add, note="an application message of the epoch before")
-    hub.submit(BOB, bob.group.protect(b"hi ann", rng=rng).to_bytes(), note="bob talks")
+    hub.submit(BOB, _protect(bob.group, b"hi ann", rng), note="bob talks")
     # two commits for the same epoch: the first wins
     first = ann.group.stage_commit(force_path=True, rng=rng)
     second = ann.group.stage_commit(force_path=True, rng=rng)
@@ -190,7 +205,7 @@ def _one_room() -> tuple[list[dict], list[SignedEvent]]:
     removal = ann.group.remove_members([bob_leaf], rng=rng)
     ann.group.merge_staged_commit(removal)
     hub.submit(ANN, removal.commit.to_bytes(), note="ann removes bob")
-    hub.submit(BOB, bob.group.protect(b"still here?", rng=rng).to_bytes(), note="bob after his removal")
+    hub.submit(BOB, _protect(bob.group, b"still here?", rng), note="bob after his removal")
     for _ in range(4):  # three epochs later, an epoch-1 message is too old
         c = ann.group.stage_commit(force_path=True, rng=rng)
         ann.group.merge_staged_commit(c)
