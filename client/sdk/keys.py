@@ -11,7 +11,8 @@
 * :meth:`Keys.for_welcome`: the stored KeyPackage a Welcome is addressed to.
 * :meth:`Keys.claim`: one KeyPackage per device of a user (``POST /keys/claim``),
   each checked against the device's registered keys and its registration's
-  inclusion in the log (:meth:`Keys.verify_device`) before it is used, against a
+  inclusion in the log, opened with the opening the device list carries (the log
+  holds sealed entries; :meth:`Keys.verify_device`) before it is used, against a
   checkpoint that extends the last one this device accepted and carries the witness
   quorum of the trust document (:mod:`.logview`). A device of another server is checked
   against *that* server's log, relayed by our server
