@@ -6,16 +6,19 @@ by :func:`export_bundle`. :func:`verify_log` then
 
 1. takes the log key from ``--key``, else the state file, else the source's
    ``vkey`` (pinned on first use), and verifies the checkpoint signature;
-2. fetches every entry bundle and level-0 tile, decodes each entry strictly and
-   checks that its leaf hash is the one the tile holds (naming the index);
+2. fetches every entry bundle and level-0 tile, decodes each (sealed) entry
+   strictly and checks that its leaf hash is the one the tile holds (naming the index);
 3. recomputes the root from all entries and compares it with the checkpoint
    (naming the tree size);
 4. against the state's last checkpoint: the log must not shrink, the root
    recomputed at the old size must equal the old root (naming the first range
    of entries that changed), and a live server's consistency proof must verify;
-5. checks the signatures entries carry (device self-signatures; consents by a
-   registered device's key) and that removals refer to registered devices;
-6. returns an :class:`AuditReport` (counts by kind, time span, device history).
+5. with ``openings`` (an auditor's credential, :func:`client.sdk.log_openings.auditor_openings`):
+   fetches every entry's opening, checks it against the sealed entry
+   (:meth:`protocol.audit_seal.Opening.verify`), then the signatures entries carry
+   (device self-signatures; consents by a registered device's key) and that removals
+   refer to registered devices; without, the public entries' structure only;
+6. returns an :class:`AuditReport` (counts by kind, time span, device history when opened).
 
 Any failure raises :class:`AuditFailure` with ``index`` or ``size`` set.
 
@@ -33,7 +36,7 @@ import datetime
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -47,13 +50,12 @@ from crypto.merkle import Frontier
 from crypto.note import Verifier, parse_vkey
 from crypto.tiles import TILE_WIDTH, bundles_for_size, decode_bundle, decode_tile, tiles_for_size
 from protocol.audit import (
-    AccessEvent,
     ConsentRecord,
     DeviceAdded,
     DeviceApproved,
     DeviceRemoved,
-    decode_entry,
 )
+from protocol.audit_seal import SealedEntry, decode_opening, decode_sealed
 
 __all__ = [
     "LOG_PATH",
@@ -91,6 +93,10 @@ class AuditFailure(Exception):
         self.size = size
 
 
+#: Fetches the encoded opening of an entry index (an auditor's credential).
+Openings = Callable[[int], Awaitable[bytes]]
+
+
 class Source(Protocol):
     async def get(self, path: str) -> bytes | None: ...
 
@@ -98,15 +104,18 @@ class Source(Protocol):
 
 
 class HttpSource:
-    """A live log at ``base_url`` (the server URL; the log prefix is added unless present)."""
+    """A live log at ``base_url`` (the server URL; the log prefix is added unless present).
+    ``token`` (a user's access token) is sent as ``Bearer``: a server's relay of a peer's
+    log (``/federation/{server}/_confide/log/v1/...``) needs it."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str | None = None) -> None:
         base = base_url.rstrip("/")
         self.base = base if base.endswith(LOG_PATH) else base + LOG_PATH
         self.session = session
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def get(self, path: str) -> bytes | None:
-        async with self.session.get(f"{self.base}/{path}") as resp:
+        async with self.session.get(f"{self.base}/{path}", headers=self.headers) as resp:
             if resp.status == 404:
                 return None
             if resp.status != 200:
@@ -185,10 +194,13 @@ class AuditReport:
     first_time: int | None = None
     last_time: int | None = None
     devices: dict[str, list[DeviceEvent]] = field(default_factory=dict)
+    opened: int = 0  # entries whose opening was fetched and checked
 
     def summary(self) -> str:
         cp = self.checkpoint
         lines = [f"log {cp.origin}: {cp.size} entries, root {base64.b64encode(cp.root_hash).decode()}: OK"]
+        lines.append(f"  openings checked: {self.opened}" if self.opened else
+                     "  openings not checked (no auditor credential): structure, signatures and tree only")
         for kind, n in sorted(self.by_kind.items()):
             lines.append(f"  {kind:28} {n}")
         if self.first_time is not None:
@@ -276,15 +288,29 @@ class _EntryChecker:
         self.report = report
         self.keys: dict[tuple[str, str], bytes] = {}
 
-    def check(self, index: int, data: bytes) -> None:
+    def check(self, index: int, data: bytes) -> SealedEntry:
+        """The public entry's structure, counts and times."""
         try:
-            e = decode_entry(data)
+            e = decode_sealed(data)
         except CryptoError as exc:
             raise AuditFailure(f"malformed entry: {exc}", index=index) from exc
         r = self.report
-        r.by_kind[e.KIND if not isinstance(e, AccessEvent) else f"access/{e.action.value}"] += 1
+        r.by_kind[e.kind if e.kind != "access" else f"access/{e['action']}"] += 1
         r.first_time = e.time if r.first_time is None else min(r.first_time, e.time)
         r.last_time = e.time if r.last_time is None else max(r.last_time, e.time)
+        return e
+
+    def check_opening(self, index: int, data: bytes, raw_opening: bytes) -> None:
+        """The entry's opening matches it; then the checks of the opened entry."""
+        try:
+            opening = decode_opening(raw_opening)
+            if opening.index != index:
+                raise AuditFailure(f"the server sent the opening of entry {opening.index}", index)
+            e = opening.verify(data)
+        except CryptoError as exc:
+            raise AuditFailure(f"opening: {exc}", index=index) from exc
+        r = self.report
+        r.opened += 1
         try:
             if isinstance(e, DeviceAdded):
                 e.verify_signature()
@@ -314,8 +340,10 @@ class _EntryChecker:
             raise AuditFailure(str(exc), index=index) from exc
 
 
-async def verify_log(source: Source, state: AuditState | None = None, vkey: str | None = None) -> tuple[AuditReport, AuditState]:
-    """Verify the whole log; returns the report and the state to save. Raises :class:`AuditFailure`."""
+async def verify_log(source: Source, state: AuditState | None = None, vkey: str | None = None,
+                     openings: Openings | None = None) -> tuple[AuditReport, AuditState]:
+    """Verify the whole log (and, with ``openings``, every entry's opening); returns the
+    report and the state to save. Raises :class:`AuditFailure`."""
     state = state or AuditState()
     verifier = await _pin_key(source, state, vkey)
     cp = await _checkpoint(source, verifier, state)
@@ -341,6 +369,9 @@ async def verify_log(source: Source, state: AuditState | None = None, vkey: str 
                 entries = decode_bundle(body, b.width)
             except CryptoError:
                 entries = _lenient_bundle(body)
+            opened = None
+            if openings is not None and len(entries) >= b.width:
+                opened = await _gather_limited(openings(b.start + j) for j in range(b.width))
             for j in range(b.width):
                 i = b.start + j
                 if j >= len(entries):
@@ -349,6 +380,8 @@ async def verify_log(source: Source, state: AuditState | None = None, vkey: str 
                 if h != leaves[i]:
                     raise AuditFailure("entry does not match the leaf hash the log committed to", index=i)
                 checker.check(i, entries[j])
+                if opened is not None:
+                    checker.check_opening(i, entries[j], opened[j])
                 frontier.append(h)
                 if frontier.size == state.size:
                     old_frontier = list(frontier.hashes)
@@ -384,14 +417,15 @@ def _lenient_bundle(body: bytes) -> list[bytes]:
 def verify_tlog_proof(data: bytes, verifier: Verifier, state: AuditState | None = None):
     """Check a tlog-proof whose ``extra`` is the entry: signature, inclusion, and the pinned root.
 
-    Returns ``(checkpoint, index, entry)``; raises :class:`AuditFailure`.
+    Returns ``(checkpoint, index, entry)`` (``entry``: the sealed
+    :class:`~protocol.audit_seal.SealedEntry`); raises :class:`AuditFailure`.
     """
     try:
         tp = parse_tlog_proof(data)
         cp, _ = open_checkpoint(tp.checkpoint_note, [verifier])
         if tp.extra is None:
             raise AuditFailure("the proof does not carry the entry (extra line)", index=tp.index)
-        entry = decode_entry(tp.extra)
+        entry = decode_sealed(tp.extra)
         merkle.verify_inclusion(tp.index, cp.size, merkle.leaf_hash(tp.extra), tp.proof, cp.root_hash)
     except CryptoError as exc:
         raise AuditFailure(f"inclusion proof does not verify: {exc}") from exc
@@ -425,9 +459,10 @@ async def export_bundle(source: Source, out: Path) -> Checkpoint:
     return cp
 
 
-async def fetch_proof(session: aiohttp.ClientSession, base_url: str, what: str) -> bytes:
+async def fetch_proof(session: aiohttp.ClientSession, base_url: str, what: str,
+                      token: str | None = None) -> bytes:
     """The tlog-proof of entry ``what`` (a decimal index) or of a room event (64 hex digits)."""
-    src = HttpSource(session, base_url)
+    src = HttpSource(session, base_url, token)
     query = f"event={what}" if len(what) == 64 else f"index={what}"
     body = await src.get(f"proof/inclusion?{query}")
     if body is None:
@@ -436,19 +471,32 @@ async def fetch_proof(session: aiohttp.ClientSession, base_url: str, what: str) 
 
 
 def verify_device_inclusion(
-    proof: bytes, log_key: Verifier, user: str, device: str, signature_key: bytes
+    proof: bytes, log_key: Verifier, user: str, device: str, signature_key: bytes,
+    opening: bytes, credential: bytes | None = None,
 ) -> DeviceAdded:
     """Before trusting a peer device's key: its registration must be in the log.
 
     ``proof`` is the tlog-proof the peer's server gave for the registration
-    (entry as ``extra``). Checks the log signature, inclusion, that the entry
-    is a ``device_added`` for exactly this user, device and key, and the
-    device's self-signature. Raises :class:`AuditFailure`.
+    (the sealed entry as ``extra``), ``opening`` the encoded opening of that entry
+    (from the device list, :class:`protocol.api.DeviceKeys`). Checks the log
+    signature, inclusion, that the opening recomputes the entry's commitments
+    (user, device, key, credential, signature and salts), that it is a
+    ``device_added`` for exactly this user, device, key (and ``credential`` when
+    given), and the device's self-signature. Returns the opened entry; raises
+    :class:`AuditFailure`.
     """
-    _, index, entry = verify_tlog_proof(proof, log_key)
-    if not isinstance(entry, DeviceAdded):
+    _, index, sealed = verify_tlog_proof(proof, log_key)
+    if sealed.kind != DeviceAdded.KIND:
         raise AuditFailure("the proven entry is not a device registration", index=index)
-    if (entry.user, entry.device, entry.signature_key) != (user, device, bytes(signature_key)):
+    try:
+        opened = decode_opening(opening)
+        entry = opened.verify(sealed.to_bytes())
+    except CryptoError as exc:
+        raise AuditFailure(f"the registration's opening: {exc}", index=index) from exc
+    if opened.index != index or not isinstance(entry, DeviceAdded):
+        raise AuditFailure("the opening is not the one of the proven registration", index=index)
+    if (entry.user, entry.device, entry.signature_key) != (user, device, bytes(signature_key)) or \
+            (credential is not None and entry.credential != bytes(credential)):
         raise AuditFailure("the registration in the log is for another user, device or key", index=index)
     try:
         entry.verify_signature()
@@ -458,13 +506,16 @@ def verify_device_inclusion(
 
 
 async def list_device_registrations(
-    source: Source, user: str, state: AuditState | None = None, vkey: str | None = None
+    source: Source, user: str, state: AuditState | None = None, vkey: str | None = None,
+    openings: Openings | None = None,
 ) -> list[DeviceEvent]:
-    """Every registration and removal of ``user``'s devices in the verified log, in order.
+    """Every registration and removal of ``user``'s devices in the verified log, in order
+    (the entries are sealed: only those ``openings`` opens are seen; an auditor's).
 
-    A user reviews this list to spot a device they did not add.
+    A user reviews this list to spot a device they did not add; a user's own devices
+    use :func:`client.sdk.log_openings.own_entries` instead.
     """
-    report, _ = await verify_log(source, state, vkey)
+    report, _ = await verify_log(source, state, vkey, openings)
     return report.devices.get(user, [])
 
 

@@ -1,11 +1,15 @@
 """``confide audit verify|export|prove``: the auditor's command line.
 
-- ``confide audit verify SOURCE [--state FILE] [--key VKEY | --anchor A]``: SOURCE is a
-  server URL, an exported bundle directory, or a ``.tlog-proof`` file (from
-  ``prove``). ``--anchor`` (a URL only) takes the log key from the server's trust
-  document (``GET /_confide/client/v1/trust``) after checking its hash against the
-  anchor, instead of pinning ``vkey`` on first use. Prints a summary; exit status 1 on any verification failure,
-  naming the entry index or tree size at fault, 2 on usage or I/O errors.
+- ``confide audit verify SOURCE [--state FILE] [--key VKEY | --anchor A] [--credential TOKEN]``:
+  SOURCE is a server URL, an exported bundle directory, or a ``.tlog-proof`` file
+  (from ``prove``). ``--anchor`` (a URL only) takes the log key from the server's
+  trust document (``GET /_confide/client/v1/trust``) after checking its hash against
+  the anchor, instead of pinning ``vkey`` on first use. Without a credential:
+  structure, signatures and the tree (the entries are sealed, so nobody is named);
+  with an auditor credential (``confide admin auditor add``, a live server only):
+  also every entry's opening, checked against its commitments, and the signatures
+  the opened entries carry. Prints a summary; exit status 1 on any verification
+  failure, naming the entry index or tree size at fault, 2 on usage or I/O errors.
 - ``confide audit export URL OUT``: write an offline bundle directory.
 - ``confide audit prove URL ENTRY|EVENT``: print the tlog-proof of an entry
   index or a room event hash (64 hex digits).
@@ -32,6 +36,7 @@ from .audit import (
     verify_log,
     verify_tlog_proof,
 )
+from .sdk.log_openings import auditor_openings
 
 __all__ = ["register"]
 
@@ -44,6 +49,8 @@ def register(subparsers) -> None:
     v.add_argument("--state", type=Path, help="state file: pinned key and last checkpoint")
     v.add_argument("--key", help="the log's verifier key (name+id+key)")
     v.add_argument("--anchor", help="the server's trust anchor (the hash after # in an invite)")
+    v.add_argument("--credential", metavar="TOKEN",
+                   help="an auditor credential: also fetch and check every entry's opening")
     v.add_argument("--witness", action="append", default=[], metavar="URL",
                    help="a federation peer whose witness view of this log to compare (repeatable)")
     v.set_defaults(func=_verify)
@@ -72,6 +79,9 @@ async def _verify_async(args) -> int:
         print(f"entry {index} is in log {cp.origin} at size {cp.size}: OK")
         print(f"  {entry}")
         return 0
+    if args.credential and not _is_url(args.source):
+        print("audit: --credential needs a server URL (openings are fetched live)", file=sys.stderr)
+        return 2
     if args.anchor is not None and not _is_url(args.source):
         print("audit: --anchor needs a server URL", file=sys.stderr)
         return 2
@@ -80,7 +90,8 @@ async def _verify_async(args) -> int:
             if args.anchor is not None:
                 args.key = await _anchored_key(session, args.source, args.anchor, args.key)
             source = HttpSource(session, args.source)
-            report, new_state = await verify_log(source, state, args.key)
+            openings = auditor_openings(session, args.source, args.credential) if args.credential else None
+            report, new_state = await verify_log(source, state, args.key, openings)
             witnessed = [await check_witness(session, url, source, report.checkpoint,
                                              parse_vkey(new_state.vkey or args.key))
                          for url in args.witness]

@@ -10,9 +10,10 @@
 - ``POST /_confide/federation/v1/keys/claim``: KeyPackages of a local user (a ``room_id``
   in the body only from that room's hub, else ``not_hub``);
 - ``GET  /_confide/federation/v1/users/{user_id}/devices``: a local user's device keys;
-- ``GET  /_confide/client/v1/federation/{server}/_confide/log/v1/{path}`` (client-server, no
-  authentication): a peer's public transparency-log resources relayed as they are, so a
-  client checks a remote device's registration against the remote server's log;
+- ``GET  /_confide/client/v1/federation/{server}/_confide/log/v1/{path}`` (client-server, a
+  signed-in local user's token; 401 without): a peer's public transparency-log resources
+  relayed as they are, so a client checks a remote device's registration against the
+  remote server's log. Only the public resources: a peer's openings are not relayed;
 - the witness endpoints of :mod:`federation.witnessing`.
 
 Handlers verify the request (:func:`~federation.routes.authenticate_peer`), decode the
@@ -46,7 +47,7 @@ from protocol.rooms_api import MAX_HISTORY_LIMIT, parse_uint_param
 from protocol.schema import decode_body, pack_body, unpack_body
 from protocol.server_name import ServerName
 from server.api import respond
-from server.appkeys import CONFIG, DEVICES, KEY_DIRECTORY
+from server.appkeys import CONFIG, DEVICES, KEY_DIRECTORY, SESSIONS
 from server.services.key_directory import peer_claimer
 from server.translog import LOG_PREFIX
 
@@ -120,7 +121,9 @@ async def peer_log(request: web.Request) -> web.Response:
     """A configured peer's public log resource. ``{server}`` is parsed at this edge
     (``invalid_server_name``); a server that is not a configured peer and one that cannot
     be reached get the same answer (``peer_unreachable``), and nothing is fetched for the
-    first."""
+    first. Only a signed-in local user may use it (``unauthorized`` otherwise, before anything
+    is parsed or fetched)."""
+    await request.app[SESSIONS].authenticate(request.headers.get("Authorization"))
     server = str(ServerName.parse(request.match_info["server"]))
     target = f"{LOG_PREFIX}/{request.match_info['path']}"
     if request.query_string:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .audit_seal import MAX_OPENING_SIZE
 from .channel_errors import DeviceNameNotAccepted
 from .errors import MalformedBody
 from .ids import DeviceId, RoomId, UserId, parse_localpart
@@ -223,20 +224,30 @@ class DeviceKeysResponse(Message):
 
 @dataclass(frozen=True)
 class DeviceKeys(Message):
+    """One registered device; ``opening`` is the encoded :class:`protocol.audit_seal.Opening`
+    of its ``device_added`` entry at ``log_index`` (the public entry holds commitments only)."""
+
     SCHEMA: ClassVar = {
         "device_id": _DEVICE,
         "signature_key": blob(32, exact=32),
         "credential": blob(MAX_CREDENTIAL, 1),
         "log_index": uint(),
+        "opening": blob(MAX_OPENING_SIZE, 1),
         "chain": list_of(uint(), MAX_APPROVAL_CHAIN),
+        "chain_openings": list_of(blob(MAX_OPENING_SIZE, 1), MAX_APPROVAL_CHAIN),
     }
     device_id: DeviceId
     signature_key: bytes
     credential: bytes
     log_index: int
+    #: The encoded opening of the ``device_added`` entry at ``log_index`` (empty only where the
+    #: hub checks a device of its own server's ``devices`` table; on the wire, never empty).
+    opening: bytes = b""
     #: Log indexes proving the device's approval: its ``device_approved`` entry, then its
     #: approver's, ..., then the root device's ``device_added``; empty for the root itself.
     chain: tuple[int, ...] = ()
+    #: The encoded opening of each entry of ``chain``, in the same order.
+    chain_openings: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)

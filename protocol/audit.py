@@ -7,12 +7,18 @@ plaintext and never secret key material.
 
 Kinds (:data:`ENTRY_KINDS`): ``device_added``, ``device_removed``,
 ``room_event``, ``access`` (with an :class:`AccessAction`), ``policy``,
-``consent`` and ``device_approved``. Three kinds carry a signature an auditor
-can check without any secret: ``device_added`` is signed by the device's own
-signature key (:func:`device_registration_message`), ``consent`` by the key of
-the device that accepted (:func:`consent_message`), ``device_approved`` by the
-registered key of the approving device of the same user
-(:func:`device_approval_message`).
+``consent``, ``device_approved``, ``failed_logins`` (a count per window) and
+``auditor_read``.
+
+These classes are the *opened* (cleartext) form. The public log holds each
+entry *sealed* (:mod:`protocol.audit_seal`): every field an entry class lists in
+``COMMITTED`` replaced by a 32-byte commitment; ``SUBJECT`` and ``OPENED_BY``
+say who may open it (``spec/audit-log.md``, "Commitments and openings"). Three
+kinds carry a signature an auditor can check, once opened, without any secret:
+``device_added`` is signed by the device's own signature key
+(:func:`device_registration_message`), ``consent`` by the key of the device
+that accepted (:func:`consent_message`), ``device_approved`` by the registered
+key of the approving device of the same user (:func:`device_approval_message`).
 
 Decoding is strict: at most :data:`MAX_ENTRY_SIZE` bytes, exactly the kind's
 keys, typed and bounded values, and the bytes must be the canonical encoding
@@ -52,9 +58,13 @@ __all__ = [
     "PolicyRecord",
     "ConsentRecord",
     "DeviceApproved",
+    "FailedLogins",
+    "AuditorRead",
+    "OpenedBy",
     "AuditEntry",
     "encode_entry",
     "decode_entry",
+    "entry_map",
     "device_registration_message",
     "consent_message",
     "sign_device_registration",
@@ -98,7 +108,6 @@ class InvalidEntrySignature(InvalidSignature):
 class AccessAction(enum.StrEnum):
     ACCOUNT_CREATED = "account_created"
     LOGIN = "login"
-    LOGIN_FAILED = "login_failed"
     LOGOUT = "logout"
     SESSION_EXPIRED = "session_expired"
     DEVICE_REVOKED = "device_revoked"
@@ -106,6 +115,15 @@ class AccessAction(enum.StrEnum):
     MFA_ENABLED = "mfa_enabled"
     MFA_DISABLED = "mfa_disabled"
     RECOVERY_CODE_USED = "recovery_code_used"
+
+
+class OpenedBy(enum.StrEnum):
+    """Who, besides the entry's ``SUBJECT`` user and auditors, may open an entry."""
+
+    NOBODY_ELSE = "nobody_else"
+    CONTACTS = "contacts"  # users who may list the subject's devices (spec/security.md, finding 12)
+    ROOM_MEMBERS = "room_members"  # current and past members of the entry's ``room``
+    USERS = "users"  # any signed-in user of this server
 
 
 class RemovalReason(enum.StrEnum):
@@ -183,10 +201,19 @@ _TIME = _int(0, _MAX_U63)
 
 
 class Entry:
-    """Base of every entry kind: ``KIND`` and a ``VALIDATORS`` table in field order."""
+    """Base of every entry kind: ``KIND`` and a ``VALIDATORS`` table in field order.
+
+    ``COMMITTED`` names the fields the public log carries as commitments only (every
+    field that holds a user, device, room or auditor id, or bytes that identify one);
+    ``SUBJECT`` the field naming the user who may open the entry; ``OPENED_BY`` who
+    else may. A new kind declares these three and needs nothing else.
+    """
 
     KIND: ClassVar[str]
     VALIDATORS: ClassVar[dict[str, Callable[[Any], Any]]]
+    COMMITTED: ClassVar[tuple[str, ...]] = ()
+    SUBJECT: ClassVar[str | None] = None
+    OPENED_BY: ClassVar[OpenedBy] = OpenedBy.NOBODY_ELSE
 
     def __post_init__(self) -> None:
         for f in fields(self):  # type: ignore[arg-type]
@@ -209,6 +236,9 @@ class DeviceAdded(Entry):
     """A device registered under ``user``, self-signed with its Ed25519 ``signature_key``."""
 
     KIND: ClassVar[str] = "device_added"
+    COMMITTED: ClassVar[tuple[str, ...]] = ("user", "device", "signature_key", "credential", "signature")
+    SUBJECT: ClassVar[str | None] = "user"
+    OPENED_BY: ClassVar[OpenedBy] = OpenedBy.CONTACTS
     VALIDATORS: ClassVar[dict] = {
         "time": _TIME, "user": _USER, "device": _DEVICE, "signature_key": _ED25519_KEY,
         "credential": _bin(max_len=_MAX_CREDENTIAL), "signature": _SIGNATURE,
@@ -232,6 +262,9 @@ class DeviceAdded(Entry):
 @dataclass(frozen=True)
 class DeviceRemoved(Entry):
     KIND: ClassVar[str] = "device_removed"
+    COMMITTED: ClassVar[tuple[str, ...]] = ("user", "device", "signature_key")
+    SUBJECT: ClassVar[str | None] = "user"
+    OPENED_BY: ClassVar[OpenedBy] = OpenedBy.CONTACTS
     VALIDATORS: ClassVar[dict] = {
         "time": _TIME, "user": _USER, "device": _DEVICE, "signature_key": _ED25519_KEY,
         "reason": _enum(RemovalReason),
@@ -248,6 +281,9 @@ class RoomEvent(Entry):
     """The hub accepted event ``seq`` of ``room``: hashes and sizes only, never content."""
 
     KIND: ClassVar[str] = "room_event"
+    COMMITTED: ClassVar[tuple[str, ...]] = ("room", "sender", "sender_device")
+    SUBJECT: ClassVar[str | None] = "sender"
+    OPENED_BY: ClassVar[OpenedBy] = OpenedBy.ROOM_MEMBERS
     VALIDATORS: ClassVar[dict] = {
         "time": _TIME, "room": _ROOM, "seq": _int(0, _MAX_U63), "event_hash": _HASH,
         "sender": _USER, "sender_device": _DEVICE, "event_type": _str(max_len=128),
@@ -270,6 +306,8 @@ class AccessEvent(Entry):
     """Account and access events; ``device`` and ``room`` are null when they do not apply."""
 
     KIND: ClassVar[str] = "access"
+    COMMITTED: ClassVar[tuple[str, ...]] = ("user", "device", "room")
+    SUBJECT: ClassVar[str | None] = "user"
     VALIDATORS: ClassVar[dict] = {
         "time": _TIME, "action": _enum(AccessAction), "user": _USER,
         "device": _optional(_DEVICE), "room": _optional(_ROOM),
@@ -286,6 +324,8 @@ class PolicyRecord(Entry):
     """A communication policy published: its id, version and the hash of its text."""
 
     KIND: ClassVar[str] = "policy"
+    COMMITTED: ClassVar[tuple[str, ...]] = ("scope",)  # a scope may name a clinician
+    OPENED_BY: ClassVar[OpenedBy] = OpenedBy.USERS
     VALIDATORS: ClassVar[dict] = {
         "time": _TIME, "scope": _str(), "policy_id": _str(max_len=128),
         "version": _int(0, _MAX_U63), "policy_hash": _HASH,
@@ -302,6 +342,8 @@ class ConsentRecord(Entry):
     """A device accepted a policy version; signed with that device's signature key."""
 
     KIND: ClassVar[str] = "consent"
+    COMMITTED: ClassVar[tuple[str, ...]] = ("user", "device", "signature")
+    SUBJECT: ClassVar[str | None] = "user"
     VALIDATORS: ClassVar[dict] = {
         "time": _TIME, "user": _USER, "device": _DEVICE, "policy_id": _str(max_len=128),
         "version": _int(0, _MAX_U63), "policy_hash": _HASH, "signature": _SIGNATURE,
@@ -336,6 +378,10 @@ class DeviceApproved(Entry):
         "time": _TIME, "user": _USER, "device": _DEVICE, "signature_key": _ED25519_KEY,
         "approver_device": _DEVICE, "signature": _SIGNATURE,
     }
+    COMMITTED: ClassVar[tuple[str, ...]] = (
+        "user", "device", "signature_key", "approver_device", "signature")
+    SUBJECT: ClassVar[str | None] = "user"
+    OPENED_BY: ClassVar[OpenedBy] = OpenedBy.CONTACTS
     time: int
     user: str
     device: str
@@ -353,13 +399,47 @@ class DeviceApproved(Entry):
             raise InvalidEntrySignature("device approval signature does not verify") from exc
 
 
+@dataclass(frozen=True)
+class FailedLogins(Entry):
+    """``count`` (at least 1) failed logins, for any user, in ``[window_start, time)``.
+
+    One entry per window instead of one per guess: no attempted user id is logged."""
+
+    KIND: ClassVar[str] = "failed_logins"
+    VALIDATORS: ClassVar[dict] = {
+        "time": _TIME, "window_start": _TIME, "count": _int(1, _MAX_SIZE),
+    }
+    time: int
+    window_start: int
+    count: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.window_start >= self.time:
+            raise MalformedEntry("a window ends after it starts")
+
+
+@dataclass(frozen=True)
+class AuditorRead(Entry):
+    """The auditor ``auditor`` (its name at this server) opened entry ``index``."""
+
+    KIND: ClassVar[str] = "auditor_read"
+    VALIDATORS: ClassVar[dict] = {
+        "time": _TIME, "auditor": _str(max_len=64), "index": _int(0, _MAX_U63),
+    }
+    COMMITTED: ClassVar[tuple[str, ...]] = ("auditor", "index")
+    time: int
+    auditor: str
+    index: int
+
+
 AuditEntry = (DeviceAdded | DeviceRemoved | RoomEvent | AccessEvent | PolicyRecord | ConsentRecord
-              | DeviceApproved)
+              | DeviceApproved | FailedLogins | AuditorRead)
 
 ENTRY_KINDS: dict[str, type[Entry]] = {
     cls.KIND: cls
     for cls in (DeviceAdded, DeviceRemoved, RoomEvent, AccessEvent, PolicyRecord, ConsentRecord,
-                DeviceApproved)
+                DeviceApproved, FailedLogins, AuditorRead)
 }
 
 # The wire order of each kind's keys: "kind" first, then the dataclass fields.
@@ -381,8 +461,9 @@ def encode_entry(entry: AuditEntry) -> bytes:
     return data
 
 
-def decode_entry(data: bytes) -> AuditEntry:
-    """Decode one entry strictly (see the module docstring); raises :class:`MalformedEntry`."""
+def entry_map(data: bytes) -> tuple[type[Entry], dict[str, Any]]:
+    """The kind's class and the msgpack map of one entry (opened or sealed), its keys
+    checked to be exactly the kind's, in order; raises :class:`MalformedEntry`."""
     if len(data) > MAX_ENTRY_SIZE:
         raise EntryTooLarge("entry larger than the cap")
     try:
@@ -401,6 +482,12 @@ def decode_entry(data: bytes) -> AuditEntry:
         raise UnknownEntryKind(f"unknown entry kind {kind!r}")
     if tuple(obj) != _WIRE_KEYS[kind]:
         raise MalformedEntry(f"{kind} entry must have exactly the keys {_WIRE_KEYS[kind]} in order")
+    return cls, obj
+
+
+def decode_entry(data: bytes) -> AuditEntry:
+    """Decode one opened entry strictly (see the module docstring); raises :class:`MalformedEntry`."""
+    cls, obj = entry_map(data)
     entry = cls(**{k: v for k, v in obj.items() if k != "kind"})
     if _pack(entry.to_wire()) != bytes(data):
         raise MalformedEntry("entry is not in canonical encoding")

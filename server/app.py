@@ -77,6 +77,7 @@ from federation.verifier import RequestVerifier
 from federation.witnessing import Witnessing
 from protocol.federation_rooms import ITEM_ROOM_EVENT, ITEM_TO_DEVICE, ITEM_WELCOME
 from server.api import access_log_middleware, add_routes, error_middleware
+from server.api.log_openings import add_routes as add_log_opening_routes
 from server.api.mfa_routes import add_mfa_routes
 from server.api.routes import REMOTE_USERS
 from server.appkeys import (
@@ -89,6 +90,7 @@ from server.appkeys import (
     DEVICES,
     HUB,
     KEY_DIRECTORY,
+    LOG_OPENINGS,
     MFA,
     REMOTE_ROOMS,
     SESSIONS,
@@ -113,6 +115,8 @@ from server.services.audit import AuditTrail
 from server.services.claim_limits import ClaimLimiter, TokenBucket
 from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
+from server.services.log_openings import LogOpenings
+from server.services.login_failures import FailedLoginCounter
 from server.services.mfa import Mfa, MfaKeys
 from server.services.passwords import PasswordHasher
 from server.services.ratelimit import FailureWindow, LoginLimiter
@@ -152,6 +156,7 @@ def create_app(
     app[CONFIG] = config
     app[FEDERATION_ITEMS] = ItemRegistry()
     add_routes(app.router)
+    add_log_opening_routes(app.router)
     add_mfa_routes(app.router)
     add_room_routes(app.router)
     add_delivery_routes(app)
@@ -178,6 +183,8 @@ async def _storage(app: web.Application, config: Config, clock: Clock,
     logs into the same witness."""
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_seed = load_or_create_seed(config.keys_dir / "log.key", rng)
+    # The salts of the log's commitments derive from this key; it never leaves the data dir.
+    privacy_key = load_or_create_seed(config.keys_dir / "log_privacy.key", rng)
     db = await Database.open(config.database_path)
     log_conn = None
     try:
@@ -185,7 +192,7 @@ async def _storage(app: web.Application, config: Config, clock: Clock,
             await meta.pin(tx, "server_name", config.server_name)
         log_conn = await connect(config.database_path)
         tlog = await TransparencyLog.open(log_conn, Signer(config.server_name, log_seed),
-                                          lock=db.lock)
+                                          privacy_key=privacy_key, lock=db.lock)
         witness = Witness(tlog.storage, Signer(
             f"{config.server_name}/witness", load_or_create_seed(config.keys_dir / "witness.key", rng),
             SIG_COSIGNATURE_V1), {config.server_name: [tlog.verifier]}, clock)
@@ -219,10 +226,12 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
                 FailureWindow(policy.max_failures_per_address, policy.window, clock),
             )
             passwords = hasher or PasswordHasher(policy.password_hash, policy.max_concurrent_hashes)
+            failures = FailedLoginCounter(db, audit, policy.failure_log_window, clock)
             mfa = Mfa(db, audit, limiter, MfaKeys(load_or_create_seed(config.keys_dir / "mfa.key", rng), rng),
                       config.auth.mfa_required_roles, name, clock, rng)
-            accounts = Accounts(db, sessions, passwords, limiter, audit, mfa, name, clock, rng)
+            accounts = Accounts(db, sessions, passwords, limiter, audit, mfa, name, clock, rng, failures)
             devices = Devices(db, audit, clock)
+            openings = LogOpenings(db, audit, devices, clock)
             kp = config.key_packages
             claims = ClaimLimiter(TokenBucket(kp.claim_burst, kp.claims_per_hour / 3600, clock),
                                   FailureWindow(kp.claims_per_pair, kp.claim_window, clock),
@@ -274,7 +283,7 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
 
             app[DATABASE], app[TRANSPARENCY_LOG], app[AUDIT] = db, tlog, audit
             app[SESSIONS], app[ACCOUNTS], app[DEVICES] = sessions, accounts, devices
-            app[KEY_DIRECTORY], app[MFA] = key_directory, mfa
+            app[KEY_DIRECTORY], app[LOG_OPENINGS], app[MFA] = key_directory, openings, mfa
             app[FEDERATION_KEYRING], app[FEDERATION_POLICY] = keyring, peer_policy
             app[FEDERATION_CLIENT], app[FEDERATION_PEER_KEYS] = client, peer_keys
             app[FEDERATION_SENDER], app[FEDERATION_VERIFIER] = sender, verifier
@@ -292,6 +301,8 @@ def _root(config: Config, clock: Clock, rng: Rng, hasher: PasswordHasher | None)
                 keyring.reload_forever,
                 lambda: run_forever("inbound_prune", lambda: _prune_inbound(db, clock),
                                     INBOUND_PRUNE_INTERVAL, first="step"),
+                lambda: run_forever("failed_logins", failures.log_closed_windows,
+                                    min(policy.failure_log_window, 60)),
             ]
             if fed.enabled:
                 loops += [sender.run, witnessing.run, rooms.run_catch_up]

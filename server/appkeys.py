@@ -18,6 +18,7 @@ from server.services.accounts import Accounts
 from server.services.audit import AuditTrail
 from server.services.devices import Devices
 from server.services.key_directory import KeyDirectory
+from server.services.log_openings import LogOpenings
 from server.services.mfa import Mfa
 from server.services.sessions import Sessions
 from server.storage import Database
@@ -26,7 +27,7 @@ from server.translog import TransparencyLog
 __all__ = [
     "CONFIG", "DATABASE", "TRANSPARENCY_LOG", "AUDIT", "SESSIONS", "ACCOUNTS", "DEVICES",
     "KEY_DIRECTORY", "MFA", "HUB", "DELIVERY", "WAKEUPS", "ATTACHMENTS",
-    "REMOTE_ROOMS",
+    "REMOTE_ROOMS", "LOG_OPENINGS",
 ]
 
 CONFIG = web.AppKey("confide.config", Config)
@@ -38,6 +39,8 @@ ACCOUNTS = web.AppKey("confide.accounts", Accounts)
 DEVICES = web.AppKey("confide.devices", Devices)
 KEY_DIRECTORY = web.AppKey("confide.key_directory", KeyDirectory)
 MFA = web.AppKey("confide.mfa", Mfa)
+#: Openings of the private log's entries (issue 10, finding 1).
+LOG_OPENINGS = web.AppKey("confide.log_openings", LogOpenings)
 #: Rooms, delivery and attachments.
 HUB = web.AppKey("confide.hub", Hub)
 DELIVERY = web.AppKey("confide.delivery", Delivery)

@@ -19,6 +19,8 @@
 - ``confide admin reset-devices --data DIR --user NAME`` removes every device of an
   account whose devices are all lost, so that the next device that logs in is a new
   root: a new identity that peers see as such (``spec/security.md`` finding 2).
+- ``confide admin auditor add|list|revoke --data DIR [NAME]``: auditor credentials
+  (:mod:`server.cli_auditor`).
 
 All work while the server runs (SQLite allows several writers in turn). The
 server name comes from the database (fixed at first start) or, for a new
@@ -77,6 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rd.add_argument("--user", required=True, help="localpart (or full user id of this server)")
     rd.add_argument("--server-name", default="localhost", help="for a new data directory only")
     rd.set_defaults(func=_run_reset_devices)
+    from server.cli_auditor import register as register_auditor
+
+    register_auditor(sub)
 
 
 async def _open(data: Path, server_name: str):

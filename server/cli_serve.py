@@ -60,12 +60,19 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve(config: Config) -> int:
     from server.app import create_app
-    from server.translog import StorageCorrupt
+    from server.keyfiles import KeyFileError
+    from server.translog import LegacyLog, StorageCorrupt
 
     runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False,
                            shutdown_timeout=REQUEST_GRACE)
     try:
         await runner.setup()
+    except KeyFileError as exc:
+        print(f"confide serve: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except LegacyLog as exc:
+        print(f"confide serve: {exc}", file=sys.stderr, flush=True)
+        return LOG_CORRUPT
     except StorageCorrupt as exc:
         print(f"confide serve: the transparency log in {config.database_path} does not match "
               f"its signed checkpoint ({exc}); restore the data directory from a backup, or move "

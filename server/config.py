@@ -166,12 +166,15 @@ class LoginPolicy:
     window: int = 900
     password_hash: str = "interactive"
     max_concurrent_hashes: int = 2
+    #: Seconds per window of the failed-login count in the log (one ``failed_logins`` entry each).
+    failure_log_window: int = 600
 
     def validate(self) -> None:
         _int(self.max_failures_per_user, "login.max_failures_per_user", 1, 1000)
         _int(self.max_failures_per_address, "login.max_failures_per_address", 1, 100000)
         _int(self.window, "login.window", 1, DAY)
         _int(self.max_concurrent_hashes, "login.max_concurrent_hashes", 1, 64)
+        _int(self.failure_log_window, "login.failure_log_window", 1, DAY)
         _check(self.password_hash in ("interactive", "moderate"), "login.password_hash",
                'must be "interactive" or "moderate"')
 

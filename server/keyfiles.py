@@ -1,5 +1,5 @@
-"""The server's secret key files: 32-byte Ed25519 seeds (and `mfa.key`, the root of the MFA
-sealing and MAC keys), created once with mode 0600.
+"""The server's secret key files: 32-byte secrets (Ed25519 seeds, the log-privacy key,
+and `mfa.key`, the root of the MFA sealing and MAC keys), created once with mode 0600.
 
 Raises :class:`KeyFileError` for a key file of the wrong size or with
 permissions that let other users read it.

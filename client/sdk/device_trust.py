@@ -4,15 +4,18 @@ A user's devices form a tree in their home server's log: the *root* (the device 
 registered the account; its ``device_added`` entry) and devices approved by an already
 approved device (``device_approved`` entries, each signed by the approver's registered
 key). A device list names, for each device, the log indexes of its chain
-(:attr:`protocol.api.DeviceKeys.chain`); :func:`device_entries` fetches them with their
-inclusion proofs, and :func:`check_approval_chain` (pure) checks them. A client accepts
+(:attr:`protocol.api.DeviceKeys.chain`) and, since the public log holds entries sealed
+(commitments in place of user, device and key), each entry's opening
+(:attr:`protocol.api.DeviceKeys.chain_openings`); :func:`device_entries` fetches them with
+their inclusion proofs and checks each opening against the proven entry's commitments,
+and :func:`check_approval_chain` (pure) checks the opened entries. A client accepts
 another device only if its chain verifies and ends at the user's root it pinned on first
 use (``root:@user:server`` in the profile's verified store); a different root is a *new
 identity* (:class:`NewIdentity`), refused until the person accepts it
 (:meth:`client.sdk.Client.accept_new_identity`).
 
 :func:`device_entries` is the one place the SDK reads the log entries of a user's
-devices (a later change may make entries commitments and fetch their openings here).
+devices.
 
 :class:`OwnDevices` watches this device's own account: a pending device gives an alert
 with its short code; an active device without a valid chain gives a loud one. Alerts are
@@ -56,8 +59,9 @@ class ProvenEntry:
     entry: AuditEntry
 
 
-#: ``(user_id, index) -> entry``, proven included in that user's home server's log.
-EntryFetcher = Callable[[str, int], Awaitable[AuditEntry]]
+#: ``(user_id, index, opening) -> opened entry``, proven included in that user's home
+#: server's log and opened by ``opening`` (None: the fetcher asks for the opening itself).
+EntryFetcher = Callable[[str, int, bytes | None], Awaitable[AuditEntry]]
 
 
 def root_pin_name(user_id: str) -> str:
@@ -65,10 +69,18 @@ def root_pin_name(user_id: str) -> str:
 
 
 async def device_entries(fetch: EntryFetcher, user_id: str, device: DeviceKeys) -> list[ProvenEntry]:
-    """The log entries proving ``device``'s approval, in the order of ``device.chain``, each
-    proven included in the user's home server's log by ``fetch``. Raises
+    """The opened log entries proving ``device``'s approval, in the order of
+    ``device.chain``, each proven included in the user's home server's log and opened with
+    its opening from ``device.chain_openings`` by ``fetch``. Raises
     :class:`VerificationFailed`."""
-    return [ProvenEntry(i, await fetch(user_id, i)) for i in device.chain]
+    openings: tuple[bytes | None, ...] = tuple(device.chain_openings)
+    if not openings:
+        openings = (None,) * len(device.chain)
+    elif len(openings) != len(device.chain):
+        raise VerificationFailed(f"{user_id}/{device.device_id}: the device list gives "
+                                 f"{len(openings)} openings for a chain of {len(device.chain)}")
+    return [ProvenEntry(i, await fetch(user_id, i, o))
+            for i, o in zip(device.chain, openings, strict=True)]
 
 
 def check_approval_chain(user_id: str, device_id: str, signature_key: bytes, added_index: int,

@@ -11,7 +11,8 @@
 * :meth:`Keys.for_welcome`: the stored KeyPackage a Welcome is addressed to.
 * :meth:`Keys.claim`: one KeyPackage per device of a user (``POST /keys/claim``),
   each checked against the device's registered keys and its registration's
-  inclusion in the log (:meth:`Keys.verify_device`) before it is used, against a
+  inclusion in the log, opened with the opening the device list carries (the log
+  holds sealed entries; :meth:`Keys.verify_device`) before it is used, against a
   checkpoint that extends the last one this device accepted and carries the witness
   quorum of the trust document (:mod:`.logview`). A device of another server is checked
   against *that* server's log, relayed by our server
@@ -47,12 +48,14 @@ from protocol.api import (
     UserDevicesResponse,
 )
 from protocol.audit import AuditEntry, device_registration_message
+from protocol.audit_seal import decode_opening
 from protocol.ids import RoomId, UserId
 from protocol.trust import TrustDocument, parse_peer_log_key, parse_trust_document
 
 from .device_trust import NewIdentity, check_approval_chain, device_entries, root_pin_name
 from .errors import LogInconsistent, ServerError, TransportError, VerificationFailed
 from .http import Http, quote_path
+from .log_openings import fetch_opening
 from .logview import LogView
 from .store import Store, StoredKeyPackage
 
@@ -193,17 +196,29 @@ class Keys:
         base, server, vkey, policy = await self._log_of(user_id)
         return await self.logs.inclusion_proof(base, server, parse_vkey(vkey), index, policy), vkey
 
-    async def proven_entry(self, user_id: str, index: int) -> AuditEntry:
-        """Entry ``index`` of ``user_id``'s home server's log, with its inclusion proof checked
-        against the pinned log key. Raises :class:`VerificationFailed`."""
+    async def proven_entry(self, user_id: str, index: int, opening: bytes | None = None) -> AuditEntry:
+        """Entry ``index`` of ``user_id``'s home server's log, opened: its inclusion proof
+        checked against the pinned log key, then ``opening`` (an encoded
+        :class:`~protocol.audit_seal.Opening`) checked against the proven entry's
+        commitments. Without ``opening``, this server's openings endpoint is asked
+        (:func:`.log_openings.fetch_opening`; a user of this server only, as a peer's
+        openings are not relayed). Raises :class:`VerificationFailed`."""
         try:
             proof, vkey = await self._proof(user_id, index)
-            _, got, entry = verify_tlog_proof(proof, parse_vkey(vkey))
-        except (AuditFailure, CryptoError) as exc:
+            _, got, sealed = verify_tlog_proof(proof, parse_vkey(vkey))
+            if got != index:
+                raise VerificationFailed(f"the server proved entry {got}, not {index}")
+            if opening is None:
+                if user_id.split(":", 1)[1] != self.store.account().user_id.split(":", 1)[1]:
+                    raise VerificationFailed(f"log entry {index} of another server comes "
+                                             "without its opening")
+                opening = await fetch_opening(self.http, index)
+            opened = decode_opening(opening)
+            if opened.index != index:
+                raise VerificationFailed(f"the opening of entry {opened.index} came for {index}")
+            return opened.verify(sealed.to_bytes())
+        except (AuditFailure, CryptoError, ServerError, TransportError) as exc:
             raise VerificationFailed(f"log entry {index}: {exc}") from None
-        if got != index:
-            raise VerificationFailed(f"the server proved entry {got}, not {index}")
-        return entry
 
     async def _registered(self, user_id: str, device_id: str, signature_key: bytes) -> DeviceKeys:
         match = [d for d in await self.user_devices(user_id) if str(d.device_id) == device_id]
@@ -241,8 +256,11 @@ class Keys:
                             log_index: int | None = None, device: DeviceKeys | None = None) -> None:
         """Check that (user, device, key) is registered in the server's log and approved
         before trusting it: fetch the registration's inclusion proof and verify it against
-        the pinned log key, then the approval chain (:meth:`_verify_chain`). Results are
-        cached in the profile. Raises :class:`VerificationFailed`."""
+        the pinned log key, check the registration's opening (from the device list) against
+        the proven entry's commitments (user, device, key, credential, salts), then the
+        approval chain (:meth:`_verify_chain`). ``device`` is the device-list entry (fetched
+        if None); ``log_index`` (default: the listed one) is the registration's index.
+        Results are cached in the profile. Raises :class:`VerificationFailed`."""
         identity = device_identity(user_id, device_id).decode()
         if self.store.verified().get(identity) == signature_key:
             return
@@ -251,7 +269,8 @@ class Keys:
         try:
             index = device.log_index if log_index is None else log_index
             proof, vkey = await self._proof(user_id, index)
-            verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key)
+            verify_device_inclusion(proof, parse_vkey(vkey), user_id, device_id, signature_key,
+                                    device.opening, device.credential)
         except (AuditFailure, CryptoError) as exc:
             raise VerificationFailed(f"{identity}: {exc}") from None
         await self._verify_chain(user_id, device_id, signature_key, device)

@@ -18,6 +18,9 @@ current checkpoint and accepts it only if
 A refusal raises :class:`~client.sdk.errors.LogInconsistent`, records an alert in the
 profile (``log_alerts``) and keeps the stored checkpoint. :meth:`LogView.inclusion_proof`
 returns an entry's tlog-proof only when its checkpoint is the one just accepted.
+
+Every request carries the session's token: a server relays another server's log only
+to a signed-in user of its own (``spec/audit-log.md``, finding 1).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class LogView:
 
     async def _get(self, base: str, path: str) -> bytes:
         try:
-            body = await HttpSource(self._http.session, base).get(path)
+            body = await HttpSource(self._http.session, base, self._http.token).get(path)
         except (AuditFailure, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise VerificationFailed(f"the log at {base} did not answer {path}: {exc}") from None
         if body is None:
@@ -78,7 +81,7 @@ class LogView:
         except CryptoError as exc:
             first = str(exc)
         try:
-            older = await HttpSource(self._http.session, base).get(
+            older = await HttpSource(self._http.session, base, self._http.token).get(
                 f"checkpoint/witnessed?min={policy.witness_quorum}")
         except (AuditFailure, aiohttp.ClientError, TimeoutError, OSError):
             older = None

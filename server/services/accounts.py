@@ -40,6 +40,7 @@ from server.storage import (
 
 from .audit import AuditTrail
 from .clock import Clock, now_ms
+from .login_failures import FailedLoginCounter
 from .mfa import LoginFactor, Mfa
 from .passwords import PasswordHasher
 from .provisioning import invite_hash
@@ -65,7 +66,10 @@ class Accounts:
     def __init__(
         self, db: Database, sessions: Sessions, hasher: PasswordHasher, limiter: LoginLimiter,
         audit: AuditTrail, mfa: Mfa, server_name: str, clock: Clock, rng: Rng,
+        failures: FailedLoginCounter | None = None,
     ) -> None:
+        """``failures`` counts failed logins per window (none are logged without it)."""
+        self.failures = failures
         self.db = db
         self.mfa = mfa
         self.sessions = sessions
@@ -127,8 +131,9 @@ class Accounts:
         now = now_ms(self.clock)
         if not ok or account is None:
             # The same work for an unknown user as for a wrong password: one check (of a
-            # dummy hash), one entry, one flush (spec/security.md, finding 12).
-            await self._failed(str(user), now)
+            # dummy hash), one counted failure in one transaction (spec/security.md, findings
+            # 12 and 1); no entry names the attempted user.
+            await self._failed()
             raise InvalidLogin("wrong user id or password")
         # The second factor, only once the password is right (so that it says nothing about
         # an account to someone without its password). A failure stays counted in the limiter.
@@ -136,16 +141,17 @@ class Accounts:
             factor = await self.mfa.login_factor(str(user), account.role, req.totp, req.recovery_code)
             answer = await self._log_in(user, req, factor, now)
         except MfaInvalid:
-            await self._failed(str(user), now)
+            await self._failed()
             raise
         self.limiter.succeeded(str(user), address)
         await self.audit.flush()
         return answer
 
-    async def _failed(self, user: str, now: int) -> None:
+    async def _failed(self) -> None:
+        """One failed login, counted in the current window (no entry names the user)."""
         async with self.db.transaction() as tx:
-            await self.audit.record(tx, AccessEvent(now, AccessAction.LOGIN_FAILED, user))
-        await self.audit.flush()
+            if self.failures is not None:
+                await self.failures.count(tx)
 
     async def _log_in(self, user: UserId, req: LoginRequest, factor: LoginFactor, now: int) -> SessionResponse:
         """The device (new, or ``req.device_id`` again) and its token, in one transaction that

@@ -124,8 +124,9 @@ class Devices:
 
     async def user_devices(self, user: UserId) -> UserDevicesResponse:
         """Approved devices of ``user`` whose keys are in the log, each with its approval
-        chain; :class:`NotFound` for an unknown user. Pending devices are left out. The
-        client route asks :meth:`check_contact` first."""
+        chain and the openings of its registration and of each chain entry (the public log
+        holds commitments only); :class:`NotFound` for an unknown user. Pending devices are
+        left out. The client route asks :meth:`check_contact` first."""
         async with self.db.read() as conn:
             if not await accounts.exists(conn, str(user)):
                 raise NotFound(NOT_CONTACTABLE)
@@ -135,9 +136,14 @@ class Devices:
         for d in rows:
             chain = device_trust.chain(trust, d.device_id)
             if d.signature_key is not None and d.key_log_index is not None and chain is not None:
-                keys.append(DeviceKeys(DeviceId(d.device_id), d.signature_key, d.credential,
-                                       d.key_log_index, chain))
+                keys.append(DeviceKeys(
+                    DeviceId(d.device_id), d.signature_key, d.credential, d.key_log_index,
+                    await self._opening(d.key_log_index), chain,
+                    tuple([await self._opening(i) for i in chain])))
         return UserDevicesResponse(user, tuple(keys))
+
+    async def _opening(self, index: int) -> bytes:
+        return (await self.audit.log.opening(index)).to_bytes()
 
     async def pending(self, session: Session) -> PendingDevicesResponse:
         """The caller's devices that registered keys and wait for approval."""

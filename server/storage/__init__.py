@@ -14,7 +14,18 @@ and raise :mod:`server.storage.errors` (domain errors, never HTTP). New tables
 come as new entries of :data:`server.storage.migrations.MIGRATIONS`.
 """
 
-from . import accounts, device_trust, devices, invites, key_packages, meta, mfa, outbox, tokens
+from . import (
+    accounts,
+    device_trust,
+    devices,
+    invites,
+    key_packages,
+    log_privacy,
+    meta,
+    mfa,
+    outbox,
+    tokens,
+)
 from .database import Database, connect
 from .errors import (
     AlreadyExists,
@@ -27,8 +38,8 @@ from .errors import (
 from .migrations import MIGRATIONS, migrate
 
 __all__ = [
-    "accounts", "device_trust", "devices", "invites", "key_packages", "meta", "mfa", "outbox", "tokens",
-    "Database", "connect",
+    "accounts", "device_trust", "devices", "invites", "key_packages", "log_privacy", "meta", "mfa",
+    "outbox", "tokens", "Database", "connect",
     "AlreadyExists", "InviteUnusable", "NoSuchRow", "SchemaTooNew", "StorageError",
     "UserAlreadyExists", "MIGRATIONS", "migrate",
 ]

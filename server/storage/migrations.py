@@ -297,10 +297,23 @@ _V11_INBOX_USAGE = (
     END""",
 )
 
+# Issue 10 finding 1: auditor credentials (only the token's hash) and the failed-login
+# count of each open window (logged as one ``failed_logins`` entry when the window closes).
+_V12_LOG_PRIVACY = (
+    """CREATE TABLE log_auditors (
+        name TEXT PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,    -- SHA-256 of the credential; the credential is never stored
+        created_at INTEGER NOT NULL,        -- ms
+        revoked_at INTEGER)                 -- ms; NULL while valid""",
+    """CREATE TABLE failed_login_windows (
+        window_start INTEGER PRIMARY KEY,   -- ms, a multiple of the window length
+        count INTEGER NOT NULL)""",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2_FEDERATION, _V3_ROOMS, _V4_HUB_KEY_ID,
                                      _V5_FEDERATION_STATE, _V6_PARKED_TXNS, _V7_ATTACHMENT_ACCESS,
                                      _V8_MFA, _V9_NO_PLAINTEXT_CHANNELS, _V10_DEVICE_TRUST,
-                                     _V11_INBOX_USAGE]
+                                     _V11_INBOX_USAGE, _V12_LOG_PRIVACY]
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

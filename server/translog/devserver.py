@@ -47,7 +47,8 @@ async def open_log(directory: Path, name: str) -> TransparencyLog:
     directory.mkdir(parents=True, exist_ok=True)
     conn = await open_connection(str(directory / "translog.sqlite"))
     signer = Signer(name, load_or_create_key(directory / "log.key"))
-    return await TransparencyLog.open(conn, signer)
+    return await TransparencyLog.open(conn, signer,
+                                      privacy_key=load_or_create_key(directory / "log_privacy.key"))
 
 
 def demo_entries(n: int, start_time: int, users: int = 3, first: int = 0):

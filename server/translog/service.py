@@ -9,6 +9,12 @@ batch, so there is one checkpoint per batch and no timer).
 The checkpoint origin and the key name are the server's name; the key is the
 server's Ed25519 log key (:class:`crypto.note.Signer`).
 
+Entries arrive opened; the batch writer seals each one at its index
+(:mod:`protocol.audit_seal`, salts under the log-privacy key) and stores the
+sealed entry (public: leaf, bundle, proof), the opened one and the users it
+names (for :meth:`TransparencyLog.opening` and :meth:`TransparencyLog.own_entries`,
+which the caller guards with the access rule).
+
 Errors: :class:`LogError` subclasses with stable codes, translated to HTTP in
 :mod:`server.translog.http` only.
 """
@@ -44,6 +50,7 @@ from crypto.note import (
 )
 from crypto.tiles import TILE_WIDTH, BundleId, TileId, encode_bundle
 from protocol.audit import AuditEntry, RoomEvent, decode_entry, encode_entry
+from protocol.audit_seal import Opening, salts_for, seal, subjects_of
 
 from .storage import LogStorage, StorageCorrupt, migrate
 
@@ -111,31 +118,37 @@ class InclusionProof:
 class TransparencyLog:
     """One server's append-only log. Build with :meth:`open`."""
 
-    def __init__(self, storage: LogStorage, signer: Signer, frontier: Frontier) -> None:
+    def __init__(self, storage: LogStorage, signer: Signer, frontier: Frontier,
+                 privacy_key: bytes) -> None:
         if signer.sig_type != SIG_ED25519:
             raise ValueError("the log key must be an Ed25519 note key (type 0x01)")
+        if len(privacy_key) != 32:
+            raise ValueError("the log-privacy key is 32 bytes")
+        self._privacy_key = privacy_key
         self.storage = storage
         self.signer = signer
         self.origin = signer.name
         self._frontier = frontier
-        self._pending: list[tuple[bytes, bytes | None, asyncio.Future[int]]] = []
+        self._pending: list[tuple[AuditEntry, bytes | None, asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._latest: tuple[int, bytes] | None = None
 
     @classmethod
-    async def open(cls, conn: aiosqlite.Connection, signer: Signer, *,
+    async def open(cls, conn: aiosqlite.Connection, signer: Signer, *, privacy_key: bytes,
                    lock: Any = None) -> TransparencyLog:
         """Migrate, rebuild the in-memory right edge of the tree, sign the empty tree if new.
 
         Raises :class:`StorageCorrupt` if the stored tree does not match the
         latest stored checkpoint (see :func:`_check_stored_tree`).
-        ``lock`` serializes the log's write transactions (see :class:`LogStorage`).
+        ``lock`` serializes the log's write transactions (see :class:`LogStorage`);
+        ``privacy_key`` (32 secret bytes) derives the salts of the entries' commitments.
+        Raises :class:`~server.translog.storage.LegacyLog` for a log written unsealed.
         """
         await migrate(conn)
         storage = LogStorage(conn, lock)
         size = await storage.size()
         hashes = await storage.read_hashes(merkle.range_nodes(0, size)) if size else []
-        log = cls(storage, signer, Frontier(size, hashes))
+        log = cls(storage, signer, Frontier(size, hashes), privacy_key)
         latest = await storage.checkpoint_note(None)
         if latest is None:
             if size:
@@ -175,10 +188,10 @@ class TransparencyLog:
         futures = []
         for e in entries:
             obj = decode_entry(e) if isinstance(e, bytes | bytearray) else e
-            data = encode_entry(obj)
+            encode_entry(obj)  # EntryTooLarge before anything is queued
             event_hash = obj.event_hash if isinstance(obj, RoomEvent) else None
             fut: asyncio.Future[int] = loop.create_future()
-            self._pending.append((data, event_hash, fut))
+            self._pending.append((obj, event_hash, fut))
             futures.append(fut)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
@@ -200,18 +213,23 @@ class TransparencyLog:
                 if not fut.done():
                     fut.set_result(idx)
 
-    async def _write_batch(self, batch: Sequence[tuple[bytes, bytes | None]]) -> list[int]:
+    async def _write_batch(self, batch: Sequence[tuple[AuditEntry, bytes | None]]) -> list[int]:
         frontier = Frontier(self._frontier.size, self._frontier.hashes)
         entries, hashes, events, indexes = [], [], [], []
-        for data, event_hash in batch:
+        openings, subjects = [], []
+        for obj, event_hash in batch:
             idx = frontier.size
+            data = seal(obj, salts_for(self._privacy_key, idx, obj)).to_bytes()
             hashes.extend(frontier.append(merkle.leaf_hash(data)))
             entries.append((idx, data))
+            openings.append((idx, encode_entry(obj)))
+            subjects.extend((user, idx) for user in set(subjects_of(obj).values()))
             if event_hash is not None:
                 events.append((event_hash, idx))
             indexes.append(idx)
         note = sign_checkpoint(Checkpoint(self.origin, frontier.size, frontier.root()), self.signer)
-        await self.storage.append_batch(entries, hashes, events, (frontier.size, note))
+        await self.storage.append_batch(entries, hashes, events, (frontier.size, note),
+                                        openings, subjects)
         self._frontier = frontier
         self._latest = (frontier.size, note)
         return indexes
@@ -276,6 +294,24 @@ class TransparencyLog:
         if idx is None or idx >= self.size:
             raise NotFound("no such event in the log")
         return await self.inclusion_proof(idx, size)
+
+    async def opening(self, index: int) -> Opening:
+        """The opening of committed entry ``index``; :class:`NotFound` beyond the log. The
+        caller decides who may have it (:mod:`server.services.log_openings`)."""
+        raw = await self.storage.read_opened(index) if 0 <= index < self.size else None
+        if raw is None:
+            raise NotFound("no such entry")
+        entry = decode_entry(raw)
+        return Opening(index, entry, salts_for(self._privacy_key, index, entry))
+
+    async def opened_entry(self, index: int) -> AuditEntry | None:
+        """The opened entry at ``index`` (None beyond the committed log), for access rules."""
+        raw = await self.storage.read_opened(index) if 0 <= index < self.size else None
+        return None if raw is None else decode_entry(raw)
+
+    async def own_entries(self, user: str, start: int, limit: int) -> list[int]:
+        """Indexes (from ``start``, at most ``limit``) of committed entries naming ``user``."""
+        return await self.storage.subject_indexes(user, start, limit, self.size)
 
     async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         if not 0 <= old_size <= new_size <= self.size:

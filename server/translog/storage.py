@@ -22,9 +22,10 @@ import aiosqlite
 from crypto.merkle import MerkleNode
 from server.transactions import begin, rollback
 
-__all__ = ["SCHEMA_VERSION", "StorageCorrupt", "migrate", "open_connection", "LogStorage", "node_id"]
+__all__ = ["SCHEMA_VERSION", "StorageCorrupt", "LegacyLog", "migrate", "open_connection", "LogStorage", "node_id"]
 
-SCHEMA_VERSION = 1
+#: 2: entries are sealed (protocol/audit_seal.py); openings and subjects are kept beside them.
+SCHEMA_VERSION = 2
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS translog_schema (version INTEGER NOT NULL)""",
@@ -41,6 +42,12 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS translog_cosignatures (
         size INTEGER NOT NULL, name TEXT NOT NULL, key_id INTEGER NOT NULL, line TEXT NOT NULL,
         PRIMARY KEY (size, name, key_id))""",
+    # The opened entry of each sealed one (never served without the access rule).
+    """CREATE TABLE IF NOT EXISTS translog_openings (
+        idx INTEGER PRIMARY KEY, data BLOB NOT NULL)""",
+    # Users named by a committed field of an entry: their "my entries" list.
+    """CREATE TABLE IF NOT EXISTS translog_subjects (
+        subject TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (subject, idx)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS translog_witness_state (
         origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
         note BLOB NOT NULL, cosignature TEXT NOT NULL)""",
@@ -56,6 +63,12 @@ class StorageCorrupt(Exception):
     """The database contradicts itself (a stored hash is missing, sizes disagree)."""
 
     code = "storage_corrupt"
+
+
+class LegacyLog(StorageCorrupt):
+    """The log was written before entries were sealed: its public entries name people."""
+
+    code = "legacy_log"
 
 
 async def open_connection(path: str) -> aiosqlite.Connection:
@@ -74,6 +87,16 @@ async def migrate(conn: aiosqlite.Connection) -> None:
         row = await cur.fetchone()
     if row is None:
         await conn.execute("INSERT INTO translog_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif row[0] == 1:
+        async with conn.execute("SELECT COUNT(*) FROM translog_entries") as cur:
+            (count,) = await cur.fetchone()  # type: ignore[misc]
+        if count:
+            raise LegacyLog(
+                "this data directory's transparency log was written before log entries were "
+                "sealed (schema 1: its public entries name users, devices and rooms); Confide "
+                "does not rewrite a signed log, so start this server with a new data directory "
+                "and keep the old one for the auditors")
+        await conn.execute("UPDATE translog_schema SET version = ?", (SCHEMA_VERSION,))
     elif row[0] != SCHEMA_VERSION:
         raise StorageCorrupt(f"translog schema version {row[0]}, expected {SCHEMA_VERSION}")
     if conn.in_transaction:
@@ -108,10 +131,15 @@ class LogStorage:
         hashes: Sequence[tuple[MerkleNode, bytes]],
         events: Sequence[tuple[bytes, int]],
         checkpoint: tuple[int, bytes],
+        openings: Sequence[tuple[int, bytes]] = (),
+        subjects: Sequence[tuple[str, int]] = (),
     ) -> None:
-        """Write one batch and its signed checkpoint atomically."""
+        """Write one batch (sealed entries, their openings and subjects) and its signed
+        checkpoint atomically."""
         await self._transaction([
             ("INSERT INTO translog_entries (idx, data) VALUES (?, ?)", entries),
+            ("INSERT INTO translog_openings (idx, data) VALUES (?, ?)", openings),
+            ("INSERT OR IGNORE INTO translog_subjects (subject, idx) VALUES (?, ?)", subjects),
             ("INSERT INTO translog_hashes (id, hash) VALUES (?, ?)",
              [(node_id(n.level, n.index), h) for n, h in hashes]),
             ("INSERT OR IGNORE INTO translog_events (event_hash, idx) VALUES (?, ?)", events),
@@ -160,6 +188,28 @@ class LogStorage:
         async with self.conn.execute(
             "SELECT data FROM translog_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
             (start, start + count),
+        ) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def read_opened(self, index: int) -> bytes | None:
+        """The opened entry at ``index`` (None beyond the log)."""
+        async with self.conn.execute("SELECT data FROM translog_openings WHERE idx = ?", (index,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def read_opened_range(self, start: int, count: int) -> list[bytes]:
+        """Opened entries ``start .. start+count-1``, in index order (operators and tests)."""
+        async with self.conn.execute(
+            "SELECT data FROM translog_openings WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, start + count),
+        ) as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
+
+    async def subject_indexes(self, subject: str, start: int, limit: int, below: int) -> list[int]:
+        """Indexes from ``start`` (and below ``below``) of entries naming ``subject``, ascending."""
+        async with self.conn.execute(
+            "SELECT idx FROM translog_subjects WHERE subject = ? AND idx >= ? AND idx < ? "
+            "ORDER BY idx LIMIT ?", (subject, start, below, limit),
         ) as cur:
             return [r[0] for r in await cur.fetchall()]
 

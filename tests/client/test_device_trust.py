@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client.sdk.device_trust import ProvenEntry, check_approval_chain
+from client.sdk.device_trust import ProvenEntry, check_approval_chain, device_entries
 from client.sdk.errors import VerificationFailed
 from crypto.primitives import ed25519_public_key
+from protocol.api import DeviceKeys
 from protocol.audit import sign_device_approval, sign_device_registration
+from protocol.audit_seal import Opening, OpeningMismatch, decode_opening, salts_for, seal
 from protocol.device_approval import same_code, short_code
+from protocol.ids import DeviceId
 from server.storage.device_trust import Trust, TrustState, chain
 
 U = "@pat:a.test"
@@ -132,3 +137,33 @@ def test_any_substituted_link_is_refused(data):
     items[pos] = ProvenEntry(index, swap)
     with pytest.raises(VerificationFailed):
         check_approval_chain(U, "TABLET", _pk(TABLET), 3, items)
+
+
+async def test_device_entries_open_each_link_with_its_own_opening():
+    """The device list's ``chain_openings`` (finding 1: the log holds sealed entries) go to the
+    fetcher with their index, in chain order; a list whose openings do not match the chain
+    one for one is refused before anything is fetched."""
+    root, phone, tablet = _tree()
+    key = bytes(range(32))
+    by_index = {0: root, 2: phone, 4: tablet}
+    public = {i: seal(e, salts_for(key, i, e)).to_bytes() for i, e in by_index.items()}
+    seen = []
+
+    async def fetch(user, index, opening):
+        seen.append(index)
+        return decode_opening(opening).verify(public[index])  # what Keys.proven_entry checks
+
+    openings = tuple(Opening(i, by_index[i], salts_for(key, i, by_index[i])).to_bytes()
+                     for i in (4, 2, 0))
+    dk = DeviceKeys(DeviceId("TABLET"), _pk(TABLET), b"c", 3, b"o", (4, 2, 0), openings)
+    chain = await device_entries(fetch, U, dk)
+    assert seen == [4, 2, 0]
+    assert check_approval_chain(U, "TABLET", _pk(TABLET), 3, chain) == ("ROOT", _pk(ROOT))
+    seen.clear()
+    with pytest.raises(VerificationFailed):
+        await device_entries(fetch, U, replace(dk, chain_openings=openings[:2]))
+    assert seen == []
+    # a server that swaps two openings: each one is checked against its own index's entry
+    with pytest.raises(OpeningMismatch):
+        await device_entries(fetch, U, replace(dk, chain_openings=(openings[1], openings[0],
+                                                                   openings[2])))

@@ -144,7 +144,7 @@ class Harness:
     async def log_entries(self) -> list:
         await self.app[AUDIT].flush()
         size = self.log.size
-        return [decode_entry(e) for e in await self.log.storage.read_entries(0, size)]
+        return [decode_entry(e) for e in await self.log.storage.read_opened_range(0, size)]
 
 
 #: MFA optional for every role: the default (required of admin, clinician and staff) is the

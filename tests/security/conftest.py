@@ -74,20 +74,42 @@ def work_lines(log_text: str) -> list[dict]:
     return out
 
 
-def access_events(data_dir, action: str) -> list:
-    """The transparency log's access entries with ``action``, read from the server's database
-    (read-only, beside the running server: SQLite WAL allows it)."""
+def opened_entries(data_dir) -> list:
+    """Every entry of the transparency log, opened (the server keeps each sealed entry's
+    opening beside it), read from the server's database (read-only, beside the running
+    server: SQLite WAL allows it)."""
     import sqlite3
 
-    from protocol.audit import AccessEvent, decode_entry
+    from protocol.audit import decode_entry
 
     conn = sqlite3.connect(f"file:{data_dir / 'confide.sqlite'}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT data FROM translog_entries ORDER BY idx").fetchall()
+        rows = conn.execute("SELECT data FROM translog_openings ORDER BY idx").fetchall()
     finally:
         conn.close()
-    entries = [decode_entry(bytes(r[0])) for r in rows]
-    return [e for e in entries if isinstance(e, AccessEvent) and e.action == action]
+    return [decode_entry(bytes(r[0])) for r in rows]
+
+
+def access_events(data_dir, action: str) -> list:
+    """The transparency log's (opened) access entries with ``action``."""
+    from protocol.audit import AccessEvent
+
+    return [e for e in opened_entries(data_dir) if isinstance(e, AccessEvent) and e.action == action]
+
+
+def failed_logins(data_dir) -> int:
+    """Failed logins counted so far: those of the open windows plus the logged
+    ``failed_logins`` entries (finding 1: a count per window, no entry per guess)."""
+    import sqlite3
+
+    from protocol.audit import FailedLogins
+
+    conn = sqlite3.connect(f"file:{data_dir / 'confide.sqlite'}?mode=ro", uri=True)
+    try:
+        (open_count,) = conn.execute("SELECT COALESCE(SUM(count), 0) FROM failed_login_windows").fetchone()
+    finally:
+        conn.close()
+    return open_count + sum(e.count for e in opened_entries(data_dir) if isinstance(e, FailedLogins))
 
 
 def count_rows(data_dir, table: str) -> int:

@@ -45,7 +45,8 @@ def _db(server: PeerProcess) -> sqlite3.Connection:
 
 def _log(server: PeerProcess) -> list:
     with _db(server) as conn:
-        rows = conn.execute("SELECT data FROM translog_entries ORDER BY idx").fetchall()
+        # opened: the public entries are sealed, their openings are kept beside them
+        rows = conn.execute("SELECT data FROM translog_openings ORDER BY idx").fetchall()
     return [decode_entry(bytes(r[0])) for r in rows]
 
 

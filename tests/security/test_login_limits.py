@@ -8,7 +8,7 @@ any hashing; Argon2 runs in at most ``login.max_concurrent_hashes`` slots.
 
 What is observed (no timing): the answers, the server's ``password_work`` log
 lines (one per Argon2 run, with the number of slots running), the transparency
-log's ``login_failed`` entries and the database's rows.
+failed-login count (finding 1) and the database's rows.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from tests.harness import PASSWORD, ServerProcess
-from tests.security.conftest import Attacker, access_events, code, count_rows, work_lines
+from tests.security.conftest import Attacker, code, count_rows, failed_logins, work_lines
 
 PER_USER, PER_ADDRESS, SLOTS = 5, 20, 2
 
@@ -56,7 +56,7 @@ async def test_a_flood_of_wrong_passwords_is_checked_at_most_the_limit(server):
                for a in answers if code(a) == "rate_limited")
     # only the counted attempts were checked: one Argon2 verify each, one log entry each
     assert [w["op"] for w in _work_since(server, before)] == ["verify"] * PER_USER
-    assert len(access_events(server.data, "login_failed")) == PER_USER
+    assert failed_logins(server.data) == PER_USER
     # from a new address, even the right password waits for the window, unchecked ...
     before = len(server.log_text())
     async with Attacker(server.url, "127.0.0.3") as stranger:

@@ -104,8 +104,9 @@ async def test_a_device_the_homeserver_adds_is_refused_by_every_peer(tmp_path):
         assert FAKE not in _members(server, met)
 
         with _db(server) as conn:
+            # the log's entries, opened (each sealed entry's opening is kept beside it)
             entries = [decode_entry(bytes(r[0])) for r in
-                       conn.execute("SELECT data FROM translog_entries").fetchall()]
+                       conn.execute("SELECT data FROM translog_openings").fetchall()]
         assert not [e for e in entries if isinstance(e, DeviceAdded | DeviceApproved)
                     and e.device == FAKE]
     finally:

@@ -28,7 +28,14 @@ import pytest
 from crypto.totp import hotp, totp, totp_step
 from tests.harness import PASSWORD, Practice, ServerProcess
 from tests.harness.processes import REPO, cli_env
-from tests.security.conftest import Attacker, access_events, code, count_rows, work_lines
+from tests.security.conftest import (
+    Attacker,
+    access_events,
+    code,
+    count_rows,
+    failed_logins,
+    work_lines,
+)
 
 PER_USER = 3
 CONFIG = ('[auth]\nmfa_required_roles = ["admin", "clinician", "staff"]\n'
@@ -108,7 +115,7 @@ async def test_stolen_password_without_the_second_factor_gets_nothing(practice):
         reg = await _register(practice, a, "alice")
         key, _ = await _enrol(a, reg["access_token"])
         rows = _rows(practice)
-        failed = len(access_events(practice.server.data, "login_failed"))
+        failed = failed_logins(practice.server.data)
         status, raw = await a.call("POST", "/login", _login("alice"))
         assert (status, _body(raw)["error"]["code"]) == (403, "mfa_required")
         wrong = hotp(key, totp_step(time.time()) + 7)
@@ -116,7 +123,7 @@ async def test_stolen_password_without_the_second_factor_gets_nothing(practice):
         assert (status, _body(raw)["error"]["code"]) == (403, "mfa_invalid")
         assert _rows(practice) == rows  # no device, no token
         assert b"access_token" not in raw
-        assert len(access_events(practice.server.data, "login_failed")) == failed + 1
+        assert failed_logins(practice.server.data) == failed + 1
         # the right code: a device and a token
         status, raw = await a.call("POST", "/login", _login("alice", totp=_next_code(key)))
         assert status == 200 and _body(raw)["mfa_enrolment_required"] is False
@@ -252,11 +259,11 @@ async def test_unknown_users_get_the_same_answer_and_work(practice):
         seen = {}
         for user in ("gus", "nobody", "gus", "nobody"):
             offset = len(server.log_text())
-            failed = len(access_events(server.data, "login_failed"))
+            failed = failed_logins(server.data)
             answer = await a.call("POST", "/login", {"user": user, "password": "wrong password",
                                                      "totp": _next_code(key)})
             work = ([w["op"] for w in work_lines(server.log_text()[offset:])],
-                    len(access_events(server.data, "login_failed")) - failed)
+                    failed_logins(server.data) - failed)
             seen.setdefault(user, []).append((answer, work))
     assert seen["gus"] == seen["nobody"]
     (status, raw), work = seen["gus"][0]

@@ -75,7 +75,7 @@ def test_bad_and_unconfigured_names_cause_no_connection(server, listener):
     for name in _bad_names(listener.port):
         status, answer = get(f"{proc.url}{CLIENT_PREFIX}/hub_key?server={quoted(name)}", token)
         assert (status, answer["error"]["code"]) in ((400, "invalid_server_name"), (502, "peer_unreachable")), name
-        status, answer = get(proc.url + RELAY.format(server=quoted(name)))
+        status, answer = get(proc.url + RELAY.format(server=quoted(name)), token)
         assert status != 500 and answer["error"]["code"] in (
             "invalid_server_name", "peer_unreachable", "not_found"), name
     # without a token, even a well-formed name is refused before anything is fetched
@@ -90,7 +90,7 @@ def test_closed_and_open_ports_answer_the_same(server):
     answers = {}
     for name in ("open.test", "closed.test"):
         hub = get(f"{proc.url}{CLIENT_PREFIX}/hub_key?server={name}", token)
-        relay = get(proc.url + RELAY.format(server=name))
+        relay = get(proc.url + RELAY.format(server=name), token)
         answers[name] = [(s, a["error"]["code"], a["error"]["message"].replace(name, "NAME"))
                          for s, a in (hub, relay)]
     assert answers["open.test"] == answers["closed.test"] == [
@@ -120,9 +120,10 @@ def test_outbound_pool_is_bounded_and_local_requests_answer(tmp_path):
                        federation="max_outbound = 2\nrequest_timeout = 30\nconnect_timeout = 2\n")
     proc.start()
     try:
+        token = register(proc, "flooder")  # the relay serves signed-in users only (finding 1)
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
-            flood = [pool.submit(get, proc.url + CLIENT_PREFIX + f"/federation/slow.test/_confide/log/v1/tile/0/{i:03d}")
-                     for i in range(12)]
+            flood = [pool.submit(get, proc.url + CLIENT_PREFIX + f"/federation/slow.test/_confide/log/v1/tile/0/{i:03d}",
+                                 token) for i in range(12)]
             deadline = time.monotonic() + 20
             while slow.open_now < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -111,10 +111,33 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(hs):
     s3, e3 = await hs.login("@alice:elsewhere.example", "x")
     assert s1 == s2 == 403 and e1 == e2
     assert (s3, e3["error"]["code"]) == (400, "bad_request")
-    failed = [e for e in await hs.log_entries()
-              if isinstance(e, AccessEvent) and e.action == AccessAction.LOGIN_FAILED]
-    # the same entry for an unknown user (finding 12: the same work, spec/security.md)
-    assert [e.user for e in failed] == ["@alice:test.example", "@nobody:test.example"]
+    # the same work for an unknown user (finding 12): both counted in the open window, and
+    # no entry names either attempted user (finding 1)
+    async with hs.db.read() as conn, conn.execute("SELECT SUM(count) FROM failed_login_windows") as cur:
+        assert (await cur.fetchone())[0] == 2
+    assert not [e for e in await hs.log_entries() if isinstance(e, AccessEvent) and
+                e.user == "@nobody:test.example"]
+
+
+async def test_failed_logins_are_logged_as_one_count_per_closed_window(hs):
+    from protocol.audit import FailedLogins
+    from server.appkeys import ACCOUNTS
+
+    counter = hs.app[ACCOUNTS].failures
+    await hs.register("alice")
+    for _ in range(3):
+        await hs.login("alice", "wrong")
+    assert await counter.log_closed_windows() == 0  # the window is still open
+    assert not [e for e in await hs.log_entries() if isinstance(e, FailedLogins)]
+    hs.clock.advance(counter.window_ms / 1000)
+    await hs.login("nobody", "wrong")  # counted in the next window
+    assert await counter.log_closed_windows() == 1
+    [entry] = [e for e in await hs.log_entries() if isinstance(e, FailedLogins)]
+    assert entry.count == 3 and entry.time - entry.window_start == counter.window_ms
+    assert await counter.log_closed_windows() == 0  # logged once
+    hs.clock.advance(counter.window_ms / 1000)
+    assert await counter.log_closed_windows() == 1
+    assert [e.count for e in await hs.log_entries() if isinstance(e, FailedLogins)] == [3, 1]
 
 
 async def test_failed_logins_are_rate_limited_per_user(hs):

@@ -32,7 +32,10 @@ async def test_register_keys_is_in_the_log_before_the_answer(hs):
     assert (entry.user, entry.device, entry.signature_key) == (kit.user, kit.device, kit.signature_key)
     entry.verify_signature()
     proof = await hs.log.inclusion_proof(index)
-    verify_device_inclusion(proof.to_tlog_proof(), hs.log.verifier, kit.user, kit.device, kit.signature_key)
+    opening = (await hs.log.opening(index)).to_bytes()
+    verify_device_inclusion(proof.to_tlog_proof(), hs.log.verifier, kit.user, kit.device, kit.signature_key,
+                            opening)
+    assert kit.user.encode() not in proof.entry and kit.signature_key not in proof.entry
     _, devs = await hs.call("GET", "/devices", token=reg["access_token"])
     assert devs["devices"][0]["signature_key"] == kit.signature_key
     assert devs["devices"][0]["log_index"] == index

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import api, device_approval
+from protocol import api, device_approval, log_openings
 from protocol.channel_errors import DeviceNameNotAccepted, InvalidTxnId, ToDeviceNotSealed
 from protocol.errors import REGISTRY, ApiError, InvalidIdentifier, MalformedBody, status_for_code
 from protocol.ids import DeviceId, RoomId, UserId, parse_server_name
@@ -75,9 +75,9 @@ SAMPLES = [
     api.ClaimRequest(UserId("alice", "x.example")),
     api.SessionResponse(UserId("a", "b.c"), DeviceId("D"), "t" * 43),
     api.DevicesResponse((api.DeviceInfo(DeviceId("D"), 1, 2, None, None, None),)),
-    api.UserDevicesResponse(UserId("a", "b"), (api.DeviceKeys(DeviceId("D"), b"k" * 32, b"c", 7),)),
-    api.UserDevicesResponse(UserId("a", "b"), (api.DeviceKeys(DeviceId("D"), b"k" * 32, b"c", 7,
-                                                              (9, 3)),)),
+    api.UserDevicesResponse(UserId("a", "b"), (api.DeviceKeys(DeviceId("D"), b"k" * 32, b"c", 7, b"o"),)),
+    api.UserDevicesResponse(UserId("a", "b"), (api.DeviceKeys(DeviceId("D"), b"k" * 32, b"c", 7, b"o",
+                                                              (9, 3), (b"p", b"q")),)),
     api.DevicesResponse((api.DeviceInfo(DeviceId("D"), 1, 2, b"k" * 32, b"c", 4, True),)),
     device_approval.PendingDevicesResponse((device_approval.PendingDevice(DeviceId("D"), b"k" * 32,
                                                                           4, 5),)),
@@ -87,6 +87,9 @@ SAMPLES = [
     api.KeyPackageCountResponse(3, True),
     api.ErrorResponse(api.ErrorDetail("rate_limited", "wait", 100)),
     api.ErrorResponse(api.ErrorDetail("not_found", "no")),
+    log_openings.OpeningResponse(b"opening"),
+    log_openings.OwnEntriesResponse((1, 5, 9), 10),
+    log_openings.OwnEntriesResponse((), None),
 ]
 
 

@@ -70,3 +70,41 @@ async def test_serve_on_a_tampered_log_prints_one_line_and_exits_3(tmp_path, wha
     assert line.startswith("confide serve: the transparency log in ") and str(config.database_path) in line
     assert expected in line and "restore the data directory from a backup" in line
     assert "Traceback" not in result.stderr
+
+
+async def _serve_once(tmp_path, config) -> subprocess.CompletedProcess:
+    toml = tmp_path / "confide.toml"
+    toml.write_text(f'server_name = "test.example"\ndata_dir = "{config.data_dir}"\n[listen]\nport = 0\n')
+    return subprocess.run([*CONFIDE, "serve", "--config", str(toml)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_a_log_written_before_sealing_refuses_to_start(tmp_path):
+    """Issue 10 finding 1: a schema-1 log holds entries in clear; Confide does not rewrite a
+    signed log, so the server refuses to start with one sentence (spec/audit-log.md 7.7)."""
+    hs = await start(tmp_path)
+    await hs.register("alice")
+    await hs.app[AUDIT].flush()
+    config = hs.config
+    await hs.client.close()
+    db = sqlite3.connect(str(config.database_path), isolation_level=None)
+    try:
+        db.execute("UPDATE translog_schema SET version = 1")
+    finally:
+        db.close()
+    result = await _serve_once(tmp_path, config)
+    assert result.returncode == 3 and result.stdout == "", result.stderr
+    [line] = result.stderr.splitlines()
+    assert "written before log entries were sealed" in line and "new data directory" in line
+
+
+async def test_the_log_privacy_key_is_checked_at_start(tmp_path):
+    hs = await start(tmp_path)
+    config = hs.config
+    await hs.client.close()
+    key = config.keys_dir / "log_privacy.key"
+    assert len(key.read_bytes()) == 32 and key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)
+    result = await _serve_once(tmp_path, config)
+    assert result.returncode != 0 and "log_privacy.key" in result.stderr and "chmod 600" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -27,3 +27,7 @@ class LogSource:
 
     async def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
         return await self.log.consistency_proof(old, new)
+
+    async def opening(self, index: int) -> bytes:
+        """The encoded opening of ``index``, as an auditor would be given it."""
+        return (await self.log.opening(index)).to_bytes()

@@ -30,7 +30,7 @@ T0 = 1_700_000_000_000
 
 async def open_log(path) -> TransparencyLog:
     conn = await open_connection(str(path / "log.sqlite"))
-    return await TransparencyLog.open(conn, KEY)
+    return await TransparencyLog.open(conn, KEY, privacy_key=bytes(range(32)))
 
 
 @pytest.fixture
@@ -52,8 +52,13 @@ async def test_clean_log_verifies_and_summarises(log):
     assert report.by_kind["device_added"] == 10 and report.by_kind["access/login"] == 10
     assert report.by_kind["room_event"] == 80
     assert report.first_time == T0 and report.last_time == T0 + 99_000
-    assert [e.device for e in report.devices["@user0:demo.example"]] == ["D0", "D30", "D60", "D90"]
-    assert "100 entries" in report.summary()
+    # without openings the auditor sees nobody: the entries are sealed
+    assert report.devices == {} and report.opened == 0
+    assert "100 entries" in report.summary() and "demo.example" not in report.summary()
+    src = LogSource(log)
+    opened, _ = await verify_log(src, AuditState(), KEY.verifier.vkey(), src.opening)
+    assert opened.opened == 100
+    assert [e.device for e in opened.devices["@user0:demo.example"]] == ["D0", "D30", "D60", "D90"]
     # second run from the saved state: consistency from 100 to 110
     await log.append_many(demo_entries(110, T0)[100:])
     report2, state2 = await verify_log(LogSource(log), state)
@@ -97,9 +102,8 @@ async def test_rewritten_leaf_hashes_caught_by_root(log):
     # the attacker also rewrites the stored leaf hash: the root then disagrees with the checkpoint
     from crypto.merkle import leaf_hash
 
-    entries = demo_entries(100, T0)
-    forged = entries[42].to_bytes().replace(b"D0", b"D9")
-    assert forged != entries[42].to_bytes()
+    (data,) = await log.storage.read_entries(42, 1)
+    forged = data[:45] + bytes([data[45] ^ 1]) + data[46:]  # inside the room's commitment
     await sql(log, "UPDATE translog_entries SET data = ? WHERE idx = 42", (forged,))
     await sql(log, "UPDATE translog_hashes SET hash = ? WHERE id = 42", (leaf_hash(forged),))
     with pytest.raises(AuditFailure) as exc:
@@ -110,6 +114,8 @@ async def test_rewritten_leaf_hashes_caught_by_root(log):
 async def truncate(log, tmp_path, size) -> TransparencyLog:
     for stmt in (
         f"DELETE FROM translog_entries WHERE idx >= {size}",
+        f"DELETE FROM translog_openings WHERE idx >= {size}",
+        f"DELETE FROM translog_subjects WHERE idx >= {size}",
         f"DELETE FROM translog_hashes WHERE (((id & {(1 << 48) - 1}) + 1) << (id >> 48)) > {size}",
         f"DELETE FROM translog_checkpoints WHERE size > {size}",
         "DELETE FROM translog_events",
@@ -150,27 +156,56 @@ async def test_bad_carried_signature_named(tmp_path):
     forged = audit.DeviceAdded(T0, "@ann:hub.example", "GHOST", dev.signature_key, b"c", dev.signature)
     ok_consent = audit.sign_consent(bytes([3]) * 32, T0, "@ann:hub.example", "A1", "p", 1, bytes(32))
     await log.append_many([dev, ok_consent, forged])
+    src = LogSource(log)
+    await verify_log(src, AuditState(), KEY.verifier.vkey())  # sealed: signatures are committed
     with pytest.raises(AuditFailure) as exc:
-        await verify_log(LogSource(log), AuditState(), KEY.verifier.vkey())
+        await verify_log(src, AuditState(), KEY.verifier.vkey(), src.opening)
     assert exc.value.index == 2
+
+
+async def test_an_opening_that_does_not_match_is_named(log):
+    src = LogSource(log)
+
+    async def lying(index: int) -> bytes:
+        if index != 30:
+            return await src.opening(index)
+        opening = await log.opening(30)
+        other = audit.DeviceAdded(opening.entry.time, "@mallory:demo.example", opening.entry.device,
+                                  opening.entry.signature_key, opening.entry.credential,
+                                  opening.entry.signature)
+        return type(opening)(30, other, opening.salts).to_bytes()
+
+    with pytest.raises(AuditFailure, match="does not match") as exc:
+        await verify_log(src, AuditState(), KEY.verifier.vkey(), lying)
+    assert exc.value.index == 30
     await log.storage.conn.close()
 
 
 async def test_device_inclusion_and_registrations(log, tmp_path):
     proof = (await log.inclusion_proof(30)).to_tlog_proof()
-    entry = audit.decode_entry((await log.storage.read_entries(30, 1))[0])
+    opening = (await log.opening(30)).to_bytes()
+    entry = audit.decode_entry((await log.storage.read_opened_range(30, 1))[0])
     assert isinstance(entry, audit.DeviceAdded)
-    got = verify_device_inclusion(proof, KEY.verifier, entry.user, entry.device, entry.signature_key)
+    got = verify_device_inclusion(proof, KEY.verifier, entry.user, entry.device, entry.signature_key,
+                                  opening, entry.credential)
     assert got == entry
     with pytest.raises(AuditFailure):
-        verify_device_inclusion(proof, KEY.verifier, entry.user, entry.device, bytes(32))
+        verify_device_inclusion(proof, KEY.verifier, entry.user, entry.device, bytes(32), opening)
+    with pytest.raises(AuditFailure):
+        verify_device_inclusion(proof, KEY.verifier, entry.user, entry.device, entry.signature_key,
+                                opening, b"another credential")
+    with pytest.raises(AuditFailure):  # the opening of another registration
+        verify_device_inclusion(proof, KEY.verifier, entry.user, entry.device, entry.signature_key,
+                                (await log.opening(0)).to_bytes())
     with pytest.raises(AuditFailure):
         verify_device_inclusion(proof.replace(b"index 30", b"index 31"), KEY.verifier,
-                                entry.user, entry.device, entry.signature_key)
+                                entry.user, entry.device, entry.signature_key, opening)
     with pytest.raises(AuditFailure):  # a room event is not a registration
         verify_device_inclusion((await log.inclusion_proof(32)).to_tlog_proof(), KEY.verifier,
-                                entry.user, entry.device, entry.signature_key)
-    regs = await list_device_registrations(LogSource(log), "@user0:demo.example", vkey=KEY.verifier.vkey())
+                                entry.user, entry.device, entry.signature_key, opening)
+    src = LogSource(log)
+    regs = await list_device_registrations(src, "@user0:demo.example", vkey=KEY.verifier.vkey(),
+                                           openings=src.opening)
     assert [(r.index, r.action) for r in regs] == [(0, "added"), (30, "added"), (60, "added"), (90, "added")]
     # a tlog-proof also checks against a pinned state
     _, state = await verify_log(LogSource(log), AuditState(), KEY.verifier.vkey())

@@ -15,6 +15,7 @@ from crypto.checkpoint import Checkpoint, open_checkpoint, parse_tlog_proof, sig
 from crypto.note import SIG_COSIGNATURE_V1, Signer, open_note
 from crypto.tiles import BundleId, TileId
 from protocol import audit
+from protocol.audit_seal import salts_for, seal
 from server.translog import NotFound, TransparencyLog, Witness, WitnessError, open_connection
 from server.translog.devserver import demo_entries
 from server.translog.witness import parse_add_checkpoint
@@ -26,7 +27,7 @@ WITNESS_KEY = Signer("hub.example/witness", bytes([9]) * 32, SIG_COSIGNATURE_V1)
 
 async def open_log(path, signer=LOG_KEY):
     conn = await open_connection(str(path / "log.sqlite"))
-    return await TransparencyLog.open(conn, signer)
+    return await TransparencyLog.open(conn, signer, privacy_key=bytes(range(32)))
 
 
 async def test_append_batches_and_proofs(tmp_path):
@@ -41,7 +42,9 @@ async def test_append_batches_and_proofs(tmp_path):
         (n_checkpoints,) = await cur.fetchone()
     assert n_checkpoints < 10
     assert await log.append_many(entries[300:]) == list(range(300, 600))
-    data = [e.to_bytes() for e in entries]
+    # the log holds each entry sealed at its index (protocol/audit_seal.py)
+    data = [seal(e, salts_for(bytes(range(32)), i, e)).to_bytes() for i, e in enumerate(entries)]
+    assert [(await log.opening(i)).verify(data[i]) for i in (0, 1, 599)] == [entries[i] for i in (0, 1, 599)]
     cp, _ = open_checkpoint(await log.checkpoint(), [LOG_KEY.verifier])
     assert cp.size == 600
     assert cp.root_hash == merkle.tree_hash(merkle.leaf_hash(d) for d in data)

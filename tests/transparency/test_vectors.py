@@ -3,15 +3,18 @@ equal a fresh deterministic run of generate.py, and each vector verifies on its 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from crypto import merkle, tiles
 from crypto.checkpoint import open_checkpoint
 from crypto.note import open_note, parse_vkey
-from protocol import audit
+from protocol import audit, audit_seal
 from tests.harness import assert_vectors_current
 
 DIR = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "audit"
@@ -30,11 +33,27 @@ def test_entries():
     kinds = {e["kind"] for e in v["entries"]}
     assert kinds == set(audit.ENTRY_KINDS)
     device_key = None
+    key = bytes.fromhex(v["privacy_key"])
     for e in v["entries"]:
         data = bytes.fromhex(e["encoded"])
-        entry = audit.decode_entry(data)
-        assert e["kind"] == entry.KIND
+        entry = audit.decode_entry(bytes.fromhex(e["opened"]))
+        assert e["kind"] == entry.KIND and list(entry.COMMITTED) == e["committed"]
         assert merkle.leaf_hash(data).hex() == e["leaf_hash"]
+        # the commitment scheme, recomputed from the spec's formulas (not the module's)
+        sealed = dict(msgpack.unpackb(data))
+        assert sealed == dict(audit_seal.decode_sealed(data).fields, kind=e["kind"])
+        for name, salt_hex in zip(e["committed"], e["salts"], strict=True):
+            salt = hmac.new(key, b"confide.audit.salt.v1\x00" + msgpack.packb(
+                [e["index"], e["kind"], name]), hashlib.sha256).digest()
+            assert salt.hex() == salt_hex
+            wire = entry.to_wire()[name]
+            want = hashlib.sha256(b"confide.audit.commitment.v1\x00" + msgpack.packb(
+                [e["kind"], name, salt, wire], use_bin_type=True)).digest()
+            assert sealed[name] == want
+        for name in set(sealed) - set(e["committed"]):
+            assert sealed[name] == entry.to_wire()[name]
+        opening = audit_seal.decode_opening(bytes.fromhex(e["opening"]))
+        assert opening.index == e["index"] and opening.verify(data) == entry
         for name, value in e["fields"].items():
             got = getattr(entry, name)
             assert (got.hex() if isinstance(got, bytes) else got) == value
@@ -46,6 +65,10 @@ def test_entries():
     for name, hexdata in v["malformed"].items():
         with pytest.raises(audit.MalformedEntry):
             audit.decode_entry(bytes.fromhex(hexdata))
+        assert name
+    for name, hexdata in v["malformed_sealed"].items():
+        with pytest.raises(audit.MalformedEntry):
+            audit_seal.decode_sealed(bytes.fromhex(hexdata))
         assert name
 
 

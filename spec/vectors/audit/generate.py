@@ -3,10 +3,13 @@
 Run from the repository root: ``.venv/bin/python spec/vectors/audit/generate.py``.
 Writes, next to this file:
 
-- ``entries.json``: one sample of every entry kind: its fields (bytes as hex,
-  enums as strings), the canonical msgpack encoding and the RFC 9162 leaf hash;
-  plus ``signing_key`` (the device Ed25519 seed that signs the device
-  registration and the consent) and ``malformed`` encodings that must be refused;
+- ``entries.json``: one sample of every entry kind at its log index: its opened
+  fields (bytes as hex, enums as strings) and canonical msgpack encoding
+  (``opened``), the salts (HMAC-SHA256 under ``privacy_key``), the sealed entry the
+  log holds (``encoded``: committed fields replaced by commitments) and its RFC 9162
+  leaf hash, and the encoded opening; plus ``signing_key`` (the device Ed25519 seed
+  that signs the device registration and the consent), ``malformed`` opened
+  encodings and ``malformed_sealed`` public encodings that must be refused;
 - ``checkpoint.json``: a log key (seed, vkey), the signed checkpoint over the
   entries, a witness cosigner key and a cosignature line with its timestamp;
 - ``proofs.json``: every inclusion proof and every consistency proof for trees
@@ -35,10 +38,12 @@ from crypto import merkle, tiles  # noqa: E402
 from crypto.checkpoint import Checkpoint, sign_checkpoint  # noqa: E402
 from crypto.note import SIG_COSIGNATURE_V1, Signer  # noqa: E402
 from protocol import audit  # noqa: E402
+from protocol import audit_seal  # noqa: E402
 
 DEVICE_SEED = bytes(range(32))
 LOG_SEED = bytes(range(32, 64))
 WITNESS_SEED = bytes(range(64, 96))
+PRIVACY_KEY = bytes(range(96, 128))
 ORIGIN = "hub.example"
 T = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
 
@@ -53,7 +58,7 @@ def sample_entries() -> list[audit.Entry]:
         audit.sign_consent(DEVICE_SEED, T + 4000, "@ann:hub.example", "ANNPHONE", "office-hours", 1, bytes([0xAA]) * 32),
         audit.RoomEvent(T + 5000, "!r7x:hub.example", 0, bytes([0x11]) * 32, "@ann:hub.example", "ANNPHONE",
                         "m.mls.commit", 1, bytes([0x22]) * 32, 512),
-        audit.AccessEvent(T + 6000, audit.AccessAction.LOGIN_FAILED, "@bob:hub.example"),
+        audit.FailedLogins(T + 6000, T, 3),
         audit.AccessEvent(T + 7000, audit.AccessAction.EXPORT_REQUESTED, "@ann:hub.example", "ANNPHONE", "!r7x:hub.example"),
         audit.AccessEvent(T + 8000, audit.AccessAction.LOGOUT, "@ann:hub.example", "ANNPHONE"),
         audit.AccessEvent(T + 9000, audit.AccessAction.SESSION_EXPIRED, "@ann:hub.example", "ANNPHONE"),
@@ -61,6 +66,7 @@ def sample_entries() -> list[audit.Entry]:
         audit.DeviceRemoved(T + 10000, "@ann:hub.example", "ANNPHONE", dev.signature_key, audit.RemovalReason.ADMIN),
         audit.sign_device_approval(DEVICE_SEED, T + 11000, "@ann:hub.example", "ANNLAPTOP",
                                    bytes([0x33]) * 32, "ANNPHONE"),
+        audit.AuditorRead(T + 12000, "hhs-auditor", 5),
     ]
 
 
@@ -78,8 +84,12 @@ def _hexes(hs):
 
 def build() -> dict[str, object]:
     entries = sample_entries()
-    data = [e.to_bytes() for e in entries]
-    good = data[2]
+    openings = [audit_seal.Opening(i, e, audit_seal.salts_for(PRIVACY_KEY, i, e))
+                for i, e in enumerate(entries)]
+    opened = [e.to_bytes() for e in entries]
+    data = [o.sealed().to_bytes() for o in openings]  # what the log holds
+    good = opened[2]
+    sealed_login = dict(audit_seal.decode_sealed(data[2]).fields)
     malformed = {
         "trailing_byte": (good + b"\x00").hex(),
         "truncated": good[:-1].hex(),
@@ -87,17 +97,31 @@ def build() -> dict[str, object]:
         "extra_key": msgpack.packb({**entries[2].to_wire(), "x": 1}).hex(),
         "keys_out_of_order": msgpack.packb(dict(reversed(list(entries[2].to_wire().items())))).hex(),
         "bad_user_id": msgpack.packb({**entries[2].to_wire(), "user": "ann"}).hex(),
-        "non_minimal_int": data[3].replace(b"\xa7version\x01", b"\xa7version\xcc\x01").hex(),
+        "non_minimal_int": opened[3].replace(b"\xa7version\x01", b"\xa7version\xcc\x01").hex(),
+        "login_failed_names_a_user": msgpack.packb(
+            {"kind": "access", "time": T, "action": "login_failed", "user": "@bob:hub.example",
+             "device": None, "room": None}).hex(),
+    }
+    malformed_sealed = {
+        "cleartext_user": msgpack.packb({"kind": "access", **sealed_login,
+                                         "user": "@ann:hub.example"}).hex(),
+        "short_commitment": msgpack.packb({"kind": "access", **sealed_login,
+                                           "user": sealed_login["user"][:31]}).hex(),
+        "null_commitment": msgpack.packb({"kind": "access", **sealed_login, "device": None}).hex(),
+        "trailing_byte": (data[2] + b"\x00").hex(),
     }
     entries_json = {
         "signing_key": DEVICE_SEED.hex(),
+        "privacy_key": PRIVACY_KEY.hex(),
         "entries": [
-            {"kind": e.KIND,
+            {"index": o.index, "kind": e.KIND,
              "fields": {f.name: _json_value(getattr(e, f.name)) for f in dataclasses.fields(e)},
-             "encoded": d.hex(), "leaf_hash": merkle.leaf_hash(d).hex()}
-            for e, d in zip(entries, data, strict=True)
+             "opened": op.hex(), "committed": list(e.COMMITTED), "salts": _hexes(o.salts),
+             "encoded": d.hex(), "leaf_hash": merkle.leaf_hash(d).hex(), "opening": o.to_bytes().hex()}
+            for o, e, op, d in zip(openings, entries, opened, data, strict=True)
         ],
         "malformed": malformed,
+        "malformed_sealed": malformed_sealed,
     }
     leaves = [merkle.leaf_hash(d) for d in data]
     log = Signer(ORIGIN, LOG_SEED)
