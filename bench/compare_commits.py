@@ -7,7 +7,10 @@ worktree, replaced on each run) and runs the scenario of
 user's sync) against ``confide serve`` started from that tree and from this
 checkout, alternating rounds (base, head, base, head, ...), each round a fresh
 server and data directory, so that drift of the machine weighs on both alike.
-The client side (adapter and SDK) is this checkout's for both servers.
+The client side (adapter and SDK) is this checkout's for both servers; with
+``--own-client`` each commit runs the scenario with its own adapter and SDK (in a
+process started in its tree), for a base whose protocol this checkout's client no
+longer speaks.
 
 Results: ``bench/out/compare-*.json`` and, unless ``--no-write``, the section
 between this module's markers in ``bench/RESULTS.md`` (medians, ranges and the
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -76,11 +80,14 @@ def section(base: dict[str, Any], head: dict[str, Any], info: dict[str, Any]) ->
     fb, fh = figures(base), figures(head)
     lines = [
         BEGIN,
-        f"## Before and after: {info['base']} against {info['head']} (`python -m bench.compare_commits {info['base_arg']}`)",
+        f"## Before and after: {info['base']} against {info['head']} (`python -m bench.compare_commits "
+        f"{info['base_arg']}{' --own-client' if info.get('own_client') else ''}`)",
         "",
         f"Machine: {info['machine']['cpu']}, {info['machine']['cpus']} cores, "
         f"{info['machine']['kernel']}; {info['rounds']} alternating rounds per commit, "
-        f"each a fresh `confide serve`; {info['date']}. Medians (range).",
+        f"each a fresh `confide serve`"
+        f"{'; each commit with its own client (adapter and SDK)' if info.get('own_client') else ''}; "
+        f"{info['date']}. Medians (range).",
         "",
         f"| figure | {info['base']} (before) | {info['head']} (after) | after / before |",
         "| --- | --- | --- | --- |",
@@ -94,12 +101,26 @@ def section(base: dict[str, Any], head: dict[str, Any], info: dict[str, Any]) ->
     return "\n".join(lines)
 
 
+def _in_tree(root: Path, quick: bool) -> dict[str, Any]:
+    """One round of the scenario run entirely by the checkout at ``root`` (its server, its
+    adapter and SDK): ``bench_confide``'s result, from the last line the process prints."""
+    code = ("import json, sys; from bench.homeserver import OUT, bench_confide; "
+            "OUT.mkdir(parents=True, exist_ok=True); "
+            "print(json.dumps(bench_confide(1, sys.argv[1] == 'quick', verify=False)))")
+    env = {**os.environ, "PYTHONPATH": str(root), "CONFIDE_SHARED": str(REPO.parent / "shared")}
+    out = subprocess.run([sys.executable, "-c", code, "quick" if quick else "full"], cwd=root,
+                         env=env, capture_output=True, text=True, check=True, timeout=1800)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("base", help="the commit to compare this checkout against (e.g. HEAD~3)")
     p.add_argument("--rounds", type=int, default=3, help="rounds per commit (default 3)")
     p.add_argument("--quick", action="store_true", help="short rounds (a smoke test, not figures)")
     p.add_argument("--no-write", action="store_true", help="do not touch bench/RESULTS.md")
+    p.add_argument("--own-client", action="store_true",
+                   help="each commit with its own client (the base's protocol differs)")
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     try:
@@ -110,13 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     info = {"base_arg": args.base, "base": _git("rev-parse", "--short", args.base),
             "head": _git("rev-parse", "--short", "HEAD") + ("+changes" if dirty else ""),
-            "rounds": args.rounds, "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+            "rounds": args.rounds, "machine": machine(), "date": time.strftime("%Y-%m-%d"),
+            "own_client": args.own_client}
     base: dict[str, Any] = {"runs": []}
     head: dict[str, Any] = {"runs": []}
     for i in range(1, args.rounds + 1):
         for label, root, acc in (("base", tree, base), ("head", REPO, head)):
             log(f"round {i}: {label}")
-            res = bench_confide(1, args.quick, verify=False, server_root=root, tag=f"cmp-{label}")
+            if args.own_client and label == "base":
+                res = _in_tree(root, args.quick)
+            else:
+                res = bench_confide(1, args.quick, verify=False, server_root=root, tag=f"cmp-{label}")
             acc["runs"].extend(res["runs"])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (OUT / f"compare-{stamp}.json").write_text(json.dumps({"info": info, "base": base, "head": head},

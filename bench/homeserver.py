@@ -311,6 +311,20 @@ def confide_config(data: Path, port: int) -> Path:
     return cfg
 
 
+def tree_config(root: Path, data: Path, port: int) -> Path:
+    """The benchmark configuration as the checkout at ``root`` writes it (another commit's
+    server knows other settings: each tree gets the one it was benchmarked with)."""
+    code = ("import sys; from pathlib import Path; from bench.homeserver import OUT, confide_config; "
+            "OUT.mkdir(parents=True, exist_ok=True); "
+            "print(confide_config(Path(sys.argv[1]), int(sys.argv[2])).read_text(), end='')")
+    text = subprocess.run([sys.executable, "-c", code, str(data), str(port)], cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+    cfg = OUT / f"confide-{root.name}.toml"
+    cfg.write_text(text)
+    return cfg
+
+
 def verify_delivery(env: dict[str, str], url: str) -> dict[str, Any]:
     """Bob's SDK (his profile from the runs) syncs to the end and decrypts every message."""
     code = (
@@ -353,7 +367,7 @@ def bench_confide(runs: int, quick: bool, verify: bool = True, server_root: Path
     for d in (data, profiles):
         shutil.rmtree(d, ignore_errors=True)
     port = free_port(8480)
-    cfg = confide_config(data, port)
+    cfg = confide_config(data, port) if server_root == REPO else tree_config(server_root, data, port)
     exe = Path(sys.executable).with_name("confide")
     server_log = open(OUT / f"{tag}-server.log", "w")  # noqa: SIM115 - closed below
     t0 = time.monotonic()

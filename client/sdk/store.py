@@ -23,7 +23,9 @@ Records and what they hold (all sealed at rest):
   (:mod:`.logview`);
 * ``log_alerts``: the rollbacks, forks and unwitnessed checkpoints refused (newest last);
 * ``device_alerts``: alerts about this account's devices (pending, or active without a
-  valid approval chain).
+  valid approval chain, or registered in the log and listed by the server as neither);
+* ``own_log``: the first of this account's log entries not yet watched, and the devices
+  the watched ones registered and did not remove.
 """
 
 from __future__ import annotations
@@ -277,6 +279,15 @@ class Store:
                                       if not k.startswith(prefix)})
 
     # -- alerts about this account's devices (client/sdk/device_trust.py) -------------------
+    def own_log(self) -> tuple[int, dict[str, int]]:
+        """(the first index of this account's log entries not yet looked at, the devices they
+        registered and did not remove: device id -> index), for own_devices.py."""
+        rec = self.profile.get("own_log", {"mark": 0, "devices": {}})
+        return int(rec["mark"]), dict(rec["devices"])
+
+    def set_own_log(self, mark: int, devices: dict[str, int]) -> None:
+        self.profile.put("own_log", {"mark": mark, "devices": devices})
+
     def alerts(self) -> list[str]:
         return list(self.profile.get("device_alerts", []))
 

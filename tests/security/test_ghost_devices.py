@@ -208,6 +208,33 @@ async def test_a_device_marked_approved_in_the_database_is_still_refused(tmp_pat
         server.stop()
 
 
+async def test_a_device_the_server_hides_from_the_lists_is_found_in_the_log(tmp_path):
+    """The server registers a ghost device (its ``device_added`` entry is in the log) and then
+    lists it nowhere: neither in the device list nor as pending. The owner's device watches
+    its own log entries and raises the alert all the same; before the edit, no alert."""
+    server = PeerProcess(tmp_path, "a.test", free_port(), {})
+    server.start()
+    clients: list[Client] = []
+    try:
+        carl, pat, _room = await _consult(server, clients)
+        assert not [a for a in await pat.watch_own_devices() if a.startswith("ALERT")]
+        ghost = await _ghost(server, "pat", tmp_path)
+        clients.append(ghost)
+        assert [a for a in await pat.watch_own_devices() if a.startswith("pending device")]
+        with _db(server) as conn:  # the attacker owns the server's disk: the lists forget it
+            conn.execute("DELETE FROM device_trust WHERE device_id = ?", (ghost.device_id,))
+            conn.execute("DELETE FROM devices WHERE device_id = ?", (ghost.device_id,))
+        assert ghost.device_id not in [str(d.device_id) for d in (await pat.account_devices()).devices]
+        alerts = await pat.watch_own_devices()
+        assert any(a.startswith(f"ALERT: device {ghost.device_id} is active") and "log entry" in a
+                   for a in alerts), alerts
+        assert any(ghost.device_id in a for a in pat.alerts())
+    finally:
+        for c in clients:
+            await c.close()
+        server.stop()
+
+
 async def test_account_recovery_starts_a_new_identity(tmp_path):
     """Every device lost: ``confide admin reset-devices``; the next login is a new root, which
     a peer that knew the old one refuses until the person confirms it."""
