@@ -155,7 +155,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_cmd(fn))
     for name, fn, help in (("join", _room_join, "join a room another of your devices is in"),
                            ("leave", _room_leave, "propose your removal and forget the room's keys"),
-                           ("rotate", _room_rotate, "renew this device's keys in the room")):
+                           ("rotate", _room_rotate, "renew this device's keys in the room"),
+                           ("accept", _room_accept, "join the room of an invitation")):
         p = _parser(rs, name, help)
         _profile_arg(p)
         p.add_argument("room")
@@ -164,10 +165,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _profile_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd(_room_invites))
-    p = _parser(rs, "accept", "join the room of an invitation")
-    _profile_arg(p)
-    p.add_argument("room")
-    p.set_defaults(func=_cmd(_room_accept))
     p = _parser(rs, "decline", "decline an invitation: forget it and propose your removal")
     _profile_arg(p)
     p.add_argument("room")
