@@ -28,11 +28,13 @@ COMMANDS = (
     "server.cli_admin",
     "federation.cli",
     "client.cli_client",
+    "client.cli_account",
     "client.demo",
 )
 
 
-_CLIENT_COMMANDS = ("register", "login", "anchor", "mfa", "room", "send", "read", "device", "attachment")
+_CLIENT_COMMANDS = ("register", "login", "room", "send", "read", "attachment")
+_ACCOUNT_COMMANDS = ("mfa", "anchor", "device")
 
 #: Top-level sub-command -> the modules of :data:`COMMANDS` that register it (in that order).
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
@@ -44,6 +46,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "admin": ("server.cli_admin", "federation.cli"),
     "demo": ("client.demo",),
     **{name: ("client.cli_client",) for name in _CLIENT_COMMANDS},
+    **{name: ("client.cli_account",) for name in _ACCOUNT_COMMANDS},
 }
 
 
