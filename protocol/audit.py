@@ -231,6 +231,15 @@ class Entry:
         return encode_entry(self)  # type: ignore[arg-type]
 
 
+def _check_signature(key: bytes, msg: bytes, signature: bytes, what: str) -> None:
+    """Raise :class:`InvalidEntrySignature` (``what`` signature does not verify) unless
+    ``key`` signed ``msg``."""
+    try:
+        ed25519_verify(key, msg, signature)
+    except InvalidSignature as exc:
+        raise InvalidEntrySignature(f"{what} signature does not verify") from exc
+
+
 @dataclass(frozen=True)
 class DeviceAdded(Entry):
     """A device registered under ``user``, self-signed with its Ed25519 ``signature_key``."""
@@ -253,10 +262,7 @@ class DeviceAdded(Entry):
     def verify_signature(self) -> None:
         """Raise :class:`InvalidEntrySignature` unless the device signed this registration."""
         msg = device_registration_message(self.user, self.device, self.signature_key, self.credential)
-        try:
-            ed25519_verify(self.signature_key, msg, self.signature)
-        except InvalidSignature as exc:
-            raise InvalidEntrySignature("device registration signature does not verify") from exc
+        _check_signature(self.signature_key, msg, self.signature, "device registration")
 
 
 @dataclass(frozen=True)
@@ -361,10 +367,7 @@ class ConsentRecord(Entry):
         msg = consent_message(
             self.user, self.device, self.policy_id, self.version, self.policy_hash, self.time
         )
-        try:
-            ed25519_verify(signature_key, msg, self.signature)
-        except InvalidSignature as exc:
-            raise InvalidEntrySignature("consent signature does not verify") from exc
+        _check_signature(signature_key, msg, self.signature, "consent")
 
 
 @dataclass(frozen=True)
@@ -393,10 +396,7 @@ class DeviceApproved(Entry):
         """Raise :class:`InvalidEntrySignature` unless ``approver_key`` signed this approval."""
         msg = device_approval_message(
             self.user, self.device, self.signature_key, self.approver_device, self.time)
-        try:
-            ed25519_verify(approver_key, msg, self.signature)
-        except InvalidSignature as exc:
-            raise InvalidEntrySignature("device approval signature does not verify") from exc
+        _check_signature(approver_key, msg, self.signature, "device approval")
 
 
 @dataclass(frozen=True)

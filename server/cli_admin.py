@@ -120,15 +120,11 @@ async def _document(db, name: str, args: argparse.Namespace) -> tuple[bytes, Con
 def _run_anchor(args: argparse.Namespace) -> int:
     from protocol.trust import anchor_of
 
-    async def go() -> str:
-        db, name = await _open(args.data, args.server_name)
-        try:
-            return anchor_of((await _document(db, name, args))[0])
-        finally:
-            await db.close()
+    async def anchor(db, name: str) -> str:
+        return anchor_of((await _document(db, name, args))[0])
 
     try:
-        print(asyncio.run(go()))
+        print(_with_database(args, anchor))
     except ConfigError as exc:
         print(f"confide admin anchor: {exc}", file=sys.stderr)
         return 2
@@ -139,17 +135,13 @@ def _run_invite(args: argparse.Namespace) -> int:
     from protocol.trust import anchor_of, format_invite
     from server.services.provisioning import create_invite
 
-    async def go() -> str:
-        db, name = await _open(args.data, args.server_name)
-        try:
-            doc, config = await _document(db, name, args)
-            code = await create_invite(db, args.role, config.invites.lifetime, time.time, system_rng)
-            return format_invite(code, anchor_of(doc))
-        finally:
-            await db.close()
+    async def invite(db, name: str) -> str:
+        doc, config = await _document(db, name, args)
+        code = await create_invite(db, args.role, config.invites.lifetime, time.time, system_rng)
+        return format_invite(code, anchor_of(doc))
 
     try:
-        print(asyncio.run(go()))
+        print(_with_database(args, invite))
     except ConfigError as exc:
         print(f"confide admin invite: {exc}", file=sys.stderr)
         return 2
@@ -171,19 +163,13 @@ def _run_create_user(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
-    async def go() -> str:
-        db, name = await _open(args.data, args.server_name)
-        try:
-            user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
-            if user.server != name:
-                raise InvalidIdentifier(f"this server is {name}")
-            await create_account(db, user, args.role, PasswordHasher().hash_sync(password), time.time)
-            return str(user)
-        finally:
-            await db.close()
+    async def create(db, name: str) -> str:
+        user = _local_user(args.user, name)
+        await create_account(db, user, args.role, PasswordHasher().hash_sync(password), time.time)
+        return str(user)
 
     try:
-        user = asyncio.run(go())
+        user = _with_database(args, create)
     except (InvalidIdentifier, ConfigError) as exc:
         print(f"confide admin create-user: {exc}", file=sys.stderr)
         return 2
@@ -196,21 +182,35 @@ def _run_create_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def _on_local_user(args: argparse.Namespace, action):
-    """``await action(db, user, clock)`` for the local account ``args.user`` (a localpart or
-    a full user id of this server): ``(user id, its result)``. Raises InvalidIdentifier,
-    ConfigError."""
+def _with_database(args: argparse.Namespace, action):
+    """``await action(db, server name)`` on the data directory's database, closed after.
+    Raises ConfigError."""
     async def go():
         db, name = await _open(args.data, args.server_name)
         try:
-            user = UserId.parse(args.user) if args.user.startswith("@") else UserId.of(args.user, name)
-            if user.server != name:
-                raise InvalidIdentifier(f"this server is {name}")
-            return str(user), await action(db, user, time.time)
+            return await action(db, name)
         finally:
             await db.close()
 
     return asyncio.run(go())
+
+
+def _local_user(given: str, name: str) -> UserId:
+    """A localpart or a full user id of this server ``name``; raises InvalidIdentifier."""
+    user = UserId.parse(given) if given.startswith("@") else UserId.of(given, name)
+    if user.server != name:
+        raise InvalidIdentifier(f"this server is {name}")
+    return user
+
+
+def _on_local_user(args: argparse.Namespace, action):
+    """``await action(db, user, clock)`` for the local account ``args.user``: ``(user id,
+    its result)``. Raises InvalidIdentifier, ConfigError."""
+    async def on_user(db, name: str):
+        user = _local_user(args.user, name)
+        return str(user), await action(db, user, time.time)
+
+    return _with_database(args, on_user)
 
 
 def _run_mfa_reset(args: argparse.Namespace) -> int:
